@@ -1,0 +1,225 @@
+//! Settings, from the environment (and `.env`) or the command line.
+//!
+//! Every setting has an environment variable of the same name as its value placeholder, so a
+//! bad value stops start-up with a message that names the variable, e.g.
+//! `invalid value 'abc' for '--stream-max-messages <STREAM_MAX_MESSAGES>'`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use async_nats::ServerAddr;
+use clap::Parser;
+
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+pub const DEFAULT_STREAM_NAME: &str = "RAKUDA_REALTIME";
+pub const DEFAULT_DLQ_STREAM_NAME: &str = "RAKUDA_DLQ";
+pub const DEFAULT_STREAM_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+pub const DEFAULT_STREAM_MAX_MESSAGES: u64 = 1_000_000;
+pub const DEFAULT_STREAM_REPLICAS: usize = 1;
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9101";
+pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_DEDUP_WINDOW: Duration = Duration::from_secs(120);
+
+/// The bridge's settings. Tests build it with [`Config::new`] and never touch the process
+/// environment.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "rakuda-bridge",
+    version,
+    about = "Mirrors Redis rakuda:realtime:* into NATS JetStream"
+)]
+pub struct Config {
+    /// Redis server whose pub/sub channels are mirrored.
+    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, value_parser = parse_redis_url)]
+    pub redis_url: String,
+
+    /// NATS servers, comma separated (several for a cluster).
+    #[arg(long, env = "NATS_URL", default_value = DEFAULT_NATS_URL, value_delimiter = ',', value_parser = parse_nats_url)]
+    pub nats_url: Vec<ServerAddr>,
+
+    /// Prefix of the Redis channels; the bridge PSUBSCRIBEs `<prefix>*`.
+    #[arg(long, env = "REDIS_CHANNEL_PREFIX", default_value = rakuda_schema::channel::DEFAULT_REDIS_CHANNEL_PREFIX, value_parser = parse_prefix)]
+    pub redis_channel_prefix: String,
+
+    /// JetStream stream that holds every event (subjects `rakuda.realtime.>`).
+    #[arg(long, env = "STREAM_NAME", default_value = DEFAULT_STREAM_NAME, value_parser = parse_stream_name)]
+    pub stream_name: String,
+
+    /// JetStream stream that keeps rejected messages (subjects `rakuda.dlq.>`).
+    #[arg(long, env = "DLQ_STREAM_NAME", default_value = DEFAULT_DLQ_STREAM_NAME, value_parser = parse_stream_name)]
+    pub dlq_stream_name: String,
+
+    /// How long the stream keeps events (`24h`, `30m`): the furthest back a client can resume.
+    #[arg(long, env = "STREAM_MAX_AGE", default_value = "24h", value_parser = parse_positive_duration)]
+    pub stream_max_age: Duration,
+
+    /// How many events the stream keeps at most.
+    #[arg(long, env = "STREAM_MAX_MESSAGES", default_value_t = DEFAULT_STREAM_MAX_MESSAGES, value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
+    pub stream_max_messages: u64,
+
+    /// Stream replicas: 1 for one NATS server, 3 for a 3-node cluster.
+    #[arg(long, env = "STREAM_REPLICAS", default_value_t = DEFAULT_STREAM_REPLICAS, value_parser = parse_replicas)]
+    pub stream_replicas: usize,
+
+    /// Largest event accepted, in bytes; larger messages go to the DLQ as `too_large`.
+    #[arg(long, env = "EVENT_MAX_BYTES", default_value_t = rakuda_schema::DEFAULT_MAX_EVENT_BYTES, value_parser = parse_event_max_bytes)]
+    pub event_max_bytes: usize,
+
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    #[arg(long, env = "BRIDGE_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
+    pub bridge_metrics_addr: SocketAddr,
+
+    /// Events read from Redis waiting to be published; past it the reader waits briefly, then drops.
+    #[arg(long, env = "BRIDGE_QUEUE_CAPACITY", default_value_t = DEFAULT_QUEUE_CAPACITY, value_parser = parse_nonzero)]
+    pub bridge_queue_capacity: usize,
+
+    /// Publishes awaiting their JetStream ack at once.
+    #[arg(long, env = "BRIDGE_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT, value_parser = parse_nonzero)]
+    pub bridge_max_in_flight: usize,
+
+    /// On SIGTERM, how long to wait for queued events and in-flight acks (`10s`).
+    #[arg(long, env = "BRIDGE_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    pub bridge_drain_timeout: Duration,
+}
+
+impl Config {
+    /// Defaults for everything but the two servers.
+    pub fn new(redis_url: impl Into<String>, nats_url: Vec<ServerAddr>) -> Config {
+        Config {
+            redis_url: redis_url.into(),
+            nats_url,
+            redis_channel_prefix: rakuda_schema::channel::DEFAULT_REDIS_CHANNEL_PREFIX.into(),
+            stream_name: DEFAULT_STREAM_NAME.into(),
+            dlq_stream_name: DEFAULT_DLQ_STREAM_NAME.into(),
+            stream_max_age: DEFAULT_STREAM_MAX_AGE,
+            stream_max_messages: DEFAULT_STREAM_MAX_MESSAGES,
+            stream_replicas: DEFAULT_STREAM_REPLICAS,
+            event_max_bytes: rakuda_schema::DEFAULT_MAX_EVENT_BYTES,
+            bridge_metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9101)),
+            bridge_queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            bridge_max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            bridge_drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+
+    /// The Redis pattern the bridge subscribes to.
+    pub fn redis_pattern(&self) -> String {
+        format!("{}*", self.redis_channel_prefix)
+    }
+}
+
+fn parse_redis_url(value: &str) -> Result<String, String> {
+    redis::Client::open(value)
+        .map(|_| value.to_owned())
+        .map_err(|error| format!("not a Redis URL (expected redis://host:port[/db]): {error}"))
+}
+
+fn parse_nats_url(value: &str) -> Result<ServerAddr, String> {
+    value
+        .trim()
+        .parse::<ServerAddr>()
+        .map_err(|error| format!("not a NATS URL (expected nats://host:port): {error}"))
+}
+
+fn parse_prefix(value: &str) -> Result<String, String> {
+    if value.is_empty() || value.contains(['*', '?', '[', ']']) {
+        return Err("must be a non-empty channel prefix without glob characters".into());
+    }
+    Ok(value.to_owned())
+}
+
+fn parse_stream_name(value: &str) -> Result<String, String> {
+    let valid = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err("must be letters, digits, `_` or `-`".into())
+    }
+}
+
+fn parse_positive_duration(value: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(value)
+        .map_err(|error| format!("not a duration like `30s` or `24h`: {error}"))?;
+    if duration.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(duration)
+}
+
+fn parse_nonzero(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(error) => Err(format!("not a whole number: {error}")),
+    }
+}
+
+fn parse_replicas(value: &str) -> Result<usize, String> {
+    match parse_nonzero(value)? {
+        n @ 1..=5 => Ok(n),
+        _ => Err("must be between 1 and 5".into()),
+    }
+}
+
+fn parse_event_max_bytes(value: &str) -> Result<usize, String> {
+    match parse_nonzero(value)? {
+        // NATS refuses messages over its max_payload (1 MiB by default).
+        n @ 1..=1_048_576 => Ok(n),
+        _ => Err("must be between 1 and 1048576 (NATS max_payload)".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        // `no_env` keeps the machine's environment out of the test.
+        let command = <Config as clap::CommandFactory>::command();
+        let command = command.mut_args(|arg| arg.env(None::<&str>));
+        let matches = command
+            .try_get_matches_from(std::iter::once("rakuda-bridge").chain(args.iter().copied()))?;
+        <Config as clap::FromArgMatches>::from_arg_matches(&matches)
+    }
+
+    #[test]
+    fn defaults_match_the_constants() {
+        let parsed = parse(&[]).expect("defaults parse");
+        let built = Config::new(
+            DEFAULT_REDIS_URL,
+            vec![DEFAULT_NATS_URL.parse().expect("url")],
+        );
+        assert_eq!(format!("{parsed:?}"), format!("{built:?}"));
+        assert_eq!(parsed.redis_pattern(), "rakuda:realtime:*");
+    }
+
+    #[test]
+    fn nats_url_takes_a_comma_list() {
+        let parsed = parse(&["--nats-url", "nats://a:4222,nats://b:4222"]).expect("parse");
+        assert_eq!(parsed.nats_url.len(), 2);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        for (args, variable) in [
+            (vec!["--stream-max-messages", "abc"], "STREAM_MAX_MESSAGES"),
+            (vec!["--redis-url", "http//nope"], "REDIS_URL"),
+            (vec!["--nats-url", "nats://a:notaport"], "NATS_URL"),
+            (vec!["--stream-max-age", "forever"], "STREAM_MAX_AGE"),
+            (vec!["--event-max-bytes", "0"], "EVENT_MAX_BYTES"),
+            (
+                vec!["--bridge-metrics-addr", "localhost"],
+                "BRIDGE_METRICS_ADDR",
+            ),
+        ] {
+            let error = parse(&args).expect_err("bad value").to_string();
+            assert!(error.contains(variable), "{error}");
+        }
+    }
+}

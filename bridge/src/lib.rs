@@ -1,0 +1,165 @@
+//! rakuda-bridge: mirrors the Redis pub/sub channels `rakuda:realtime:*` into the NATS
+//! JetStream stream `RAKUDA_REALTIME`.
+//!
+//! ```text
+//! Redis PSUBSCRIBE ──> Subscriber ──(bounded queue)──> Publisher ──> JetStream
+//!                      validate, route                 pipelined acks, in-order retry
+//!                      invalid -> rakuda.dlq.realtime
+//! ```
+//!
+//! # Layout
+//! - [`config`]: settings from env / command line, validated before anything starts.
+//! - [`subscriber`]: the Redis side, with reconnect and keepalive.
+//! - [`route`]: valid event → its subject with a `Nats-Msg-Id`; invalid → the DLQ.
+//! - [`publisher`]: the JetStream side, many acks in flight, retries without reordering.
+//! - [`streams`]: idempotent creation of the event and DLQ streams.
+//! - [`metrics`], [`http`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`backoff`], [`reject_log`]: retry delays and rate-limited reject logging.
+
+pub mod backoff;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod publisher;
+pub mod reject_log;
+pub mod route;
+pub mod streams;
+pub mod subscriber;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::connection::State;
+use rakuda_schema::Validator;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::Config;
+pub use metrics::BridgeMetrics;
+
+use publisher::Publisher;
+use subscriber::Subscriber;
+
+/// How long one JetStream request or ack may take before it counts as failed.
+const NATS_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the NATS connection state is sampled for the gauge and the log.
+const NATS_STATE_POLL: Duration = Duration::from_millis(250);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("REDIS_URL is not usable: {0}")]
+    RedisUrl(#[source] redis::RedisError),
+    #[error("cannot set up the NATS client for NATS_URL: {0}")]
+    Nats(#[source] async_nats::ConnectError),
+    #[error("the {0} task stopped unexpectedly")]
+    TaskEnded(&'static str),
+}
+
+/// Runs the bridge until `shutdown` is cancelled, then drains: stops reading Redis, publishes
+/// what is queued and waits for in-flight acks, at most `bridge_drain_timeout`.
+pub async fn run(
+    config: Config,
+    metrics_listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let metrics = Arc::new(BridgeMetrics::new());
+    let tasks = TaskTracker::new();
+    // Background tasks outlive the drain so the last metrics can still be scraped.
+    let background = CancellationToken::new();
+    tasks.spawn(http::serve(
+        metrics_listener,
+        metrics.clone(),
+        background.clone(),
+    ));
+
+    let redis = redis::Client::open(config.redis_url.as_str()).map_err(Error::RedisUrl)?;
+    let nats = async_nats::ConnectOptions::new()
+        .name("rakuda-bridge")
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .request_timeout(Some(NATS_REQUEST_TIMEOUT))
+        .connect(config.nats_url.clone())
+        .await
+        .map_err(Error::Nats)?;
+    tasks.spawn(watch_nats(
+        nats.clone(),
+        metrics.clone(),
+        background.clone(),
+    ));
+    let jetstream = jetstream_context(nats.clone(), config.bridge_max_in_flight);
+
+    let (queue, queued) = mpsc::channel(config.bridge_queue_capacity);
+    let subscriber = Subscriber::new(
+        redis,
+        config.redis_channel_prefix.clone(),
+        Validator::new(config.event_max_bytes),
+        queue,
+        metrics.clone(),
+    );
+    let drain_timeout = config.bridge_drain_timeout;
+    let mut reader = tokio::spawn(subscriber.run(shutdown.clone()));
+    let mut publisher =
+        tokio::spawn(Publisher::new(jetstream, config, metrics.clone()).run(queued));
+
+    let outcome = tokio::select! {
+        _ = shutdown.cancelled() => Ok(()),
+        _ = &mut reader => Err(Error::TaskEnded("redis subscriber")),
+        _ = &mut publisher => Err(Error::TaskEnded("publisher")),
+    };
+
+    tracing::info!("shutting down: no more reads from redis; draining queued events and acks");
+    let _ = reader.await;
+    match tokio::time::timeout(drain_timeout, &mut publisher).await {
+        Ok(_) => tracing::info!("drained: every queued event was acknowledged"),
+        Err(_) => {
+            publisher.abort();
+            tracing::warn!(timeout = ?drain_timeout, "drain timeout expired with events unacknowledged");
+        }
+    }
+    if let Err(error) = nats.flush().await {
+        tracing::debug!(%error, "final NATS flush failed");
+    }
+    background.cancel();
+    tasks.close();
+    tasks.wait().await;
+    outcome
+}
+
+fn jetstream_context(
+    client: async_nats::Client,
+    max_in_flight: usize,
+) -> async_nats::jetstream::Context {
+    async_nats::jetstream::context::ContextBuilder::new()
+        .timeout(NATS_REQUEST_TIMEOUT)
+        .max_ack_inflight(max_in_flight)
+        .backpressure_on_inflight(true)
+        .build(client)
+}
+
+/// Mirrors the NATS connection state into `bridge_nats_connected` and logs each change once.
+async fn watch_nats(
+    client: async_nats::Client,
+    metrics: Arc<BridgeMetrics>,
+    stop: CancellationToken,
+) {
+    let mut last: Option<bool> = None;
+    let mut poll = tokio::time::interval(NATS_STATE_POLL);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = poll.tick() => {}
+        }
+        let connected = client.connection_state() == State::Connected;
+        if last != Some(connected) {
+            metrics.set_nats_connected(connected);
+            match (last, connected) {
+                (_, true) => tracing::info!("connected to nats"),
+                (Some(true), false) => tracing::warn!("disconnected from nats; reconnecting"),
+                (_, false) => tracing::warn!("waiting for nats"),
+            }
+            last = Some(connected);
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! The bridge's metrics, registered once on a recorder the bridge owns (no global recorder,
+//! so several bridges can run in one test process and each reports only its own numbers).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+use rakuda_schema::{RejectReason, CHANNELS};
+
+const METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// Publish → ack latency buckets, in seconds: sub-millisecond on loopback up to the ack timeout.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Every metric the bridge exports. Labels come from closed sets (channels, reject reasons).
+pub struct BridgeMetrics {
+    handle: PrometheusHandle,
+    pub received: Counter,
+    forwarded: HashMap<&'static str, Counter>,
+    rejected: HashMap<RejectReason, Counter>,
+    pub dropped: Counter,
+    pub deduplicated: Counter,
+    pub publish_retries: Counter,
+    pub publish_latency: Histogram,
+    pub in_flight: Gauge,
+    pub queue_depth: Gauge,
+    redis_connected: Gauge,
+    pub redis_reconnects: Counter,
+    nats_connected: Gauge,
+    redis_up: AtomicBool,
+    nats_up: AtomicBool,
+}
+
+impl BridgeMetrics {
+    pub fn new() -> BridgeMetrics {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("bridge_publish_latency_seconds".into()),
+                LATENCY_BUCKETS,
+            )
+            .map(PrometheusBuilder::build_recorder)
+            // The bucket list is a non-empty constant, the only thing that can fail here.
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let r = &recorder;
+
+        let forwarded = CHANNELS
+            .iter()
+            .map(|c| {
+                let counter = counter(r, "bridge_events_forwarded_total", &[("channel", c.name)]);
+                (c.name, counter)
+            })
+            .collect();
+        let rejected = RejectReason::ALL
+            .into_iter()
+            .map(|reason| {
+                let counter = counter(
+                    r,
+                    "bridge_events_rejected_total",
+                    &[("reason", reason.as_str())],
+                );
+                (reason, counter)
+            })
+            .collect();
+
+        describe(
+            r,
+            "bridge_events_received_total",
+            Unit::Count,
+            "Messages read from Redis channels under the prefix.",
+        );
+        describe(
+            r,
+            "bridge_events_forwarded_total",
+            Unit::Count,
+            "Valid events stored in the stream (acked, not duplicates), by channel.",
+        );
+        describe(
+            r,
+            "bridge_events_rejected_total",
+            Unit::Count,
+            "Invalid messages sent to the DLQ, by reason.",
+        );
+        describe(
+            r,
+            "bridge_events_dropped_total",
+            Unit::Count,
+            "Messages dropped because the publish queue stayed full.",
+        );
+        describe(r, "bridge_events_deduplicated_total", Unit::Count, "Publishes JetStream recognised as duplicates by Nats-Msg-Id (another bridge or a retry stored them).");
+        describe(
+            r,
+            "bridge_publish_retries_total",
+            Unit::Count,
+            "Publishes sent again after a NATS error.",
+        );
+        describe(
+            r,
+            "bridge_publish_latency_seconds",
+            Unit::Seconds,
+            "Time from publish to JetStream ack.",
+        );
+        describe(
+            r,
+            "bridge_publish_in_flight",
+            Unit::Count,
+            "Publishes awaiting their ack.",
+        );
+        describe(
+            r,
+            "bridge_queue_depth",
+            Unit::Count,
+            "Messages read from Redis, waiting to be published.",
+        );
+        describe(
+            r,
+            "bridge_redis_connected",
+            Unit::Count,
+            "1 while subscribed to Redis, else 0.",
+        );
+        describe(
+            r,
+            "bridge_redis_reconnects_total",
+            Unit::Count,
+            "Times the Redis subscription was re-established.",
+        );
+        describe(
+            r,
+            "bridge_nats_connected",
+            Unit::Count,
+            "1 while connected to NATS, else 0.",
+        );
+
+        BridgeMetrics {
+            handle: recorder.handle(),
+            received: counter(r, "bridge_events_received_total", &[]),
+            forwarded,
+            rejected,
+            dropped: counter(r, "bridge_events_dropped_total", &[]),
+            deduplicated: counter(r, "bridge_events_deduplicated_total", &[]),
+            publish_retries: counter(r, "bridge_publish_retries_total", &[]),
+            publish_latency: r
+                .register_histogram(&Key::from_name("bridge_publish_latency_seconds"), &METADATA),
+            in_flight: gauge(r, "bridge_publish_in_flight"),
+            queue_depth: gauge(r, "bridge_queue_depth"),
+            redis_connected: gauge(r, "bridge_redis_connected"),
+            redis_reconnects: counter(r, "bridge_redis_reconnects_total", &[]),
+            nats_connected: gauge(r, "bridge_nats_connected"),
+            redis_up: AtomicBool::new(false),
+            nats_up: AtomicBool::new(false),
+        }
+    }
+
+    /// The counter of forwarded events for a channel.
+    pub fn forwarded(&self, channel: &str) -> Option<&Counter> {
+        self.forwarded.get(channel)
+    }
+
+    /// The counter of rejects for a reason.
+    pub fn rejected(&self, reason: RejectReason) -> Option<&Counter> {
+        self.rejected.get(&reason)
+    }
+
+    pub fn set_redis_connected(&self, up: bool) {
+        self.redis_up.store(up, Ordering::Relaxed);
+        self.redis_connected.set(if up { 1.0 } else { 0.0 });
+    }
+
+    pub fn set_nats_connected(&self, up: bool) {
+        self.nats_up.store(up, Ordering::Relaxed);
+        self.nats_connected.set(if up { 1.0 } else { 0.0 });
+    }
+
+    pub fn redis_connected(&self) -> bool {
+        self.redis_up.load(Ordering::Relaxed)
+    }
+
+    pub fn nats_connected(&self) -> bool {
+        self.nats_up.load(Ordering::Relaxed)
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+}
+
+impl Default for BridgeMetrics {
+    fn default() -> Self {
+        BridgeMetrics::new()
+    }
+}
+
+fn counter(
+    recorder: &PrometheusRecorder,
+    name: &'static str,
+    labels: &[(&'static str, &'static str)],
+) -> Counter {
+    let labels: Vec<Label> = labels
+        .iter()
+        .map(|&(k, v)| Label::from_static_parts(k, v))
+        .collect();
+    recorder.register_counter(&Key::from_parts(name, labels), &METADATA)
+}
+
+fn gauge(recorder: &PrometheusRecorder, name: &'static str) -> Gauge {
+    let gauge = recorder.register_gauge(&Key::from_name(name), &METADATA);
+    gauge.set(0.0);
+    gauge
+}
+
+fn describe(recorder: &PrometheusRecorder, name: &'static str, unit: Unit, help: &'static str) {
+    let key = name.into();
+    if name.ends_with("_total") {
+        recorder.describe_counter(key, Some(unit), help.into());
+    } else if name.ends_with("_seconds") {
+        recorder.describe_histogram(key, Some(unit), help.into());
+    } else {
+        recorder.describe_gauge(key, Some(unit), help.into());
+    }
+}

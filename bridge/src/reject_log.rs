@@ -1,0 +1,85 @@
+//! Rate-limited logging of rejects: a worker that sends a flood of bad messages produces one
+//! log line per reason per interval (with the number suppressed since), not one per message.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rakuda_schema::{Reject, RejectReason};
+
+/// How often each reason may be logged.
+pub const REJECT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+pub struct RejectLog {
+    interval: Duration,
+    last: HashMap<RejectReason, (Instant, u64)>,
+}
+
+impl RejectLog {
+    pub fn new(interval: Duration) -> RejectLog {
+        RejectLog {
+            interval,
+            last: HashMap::new(),
+        }
+    }
+
+    /// Logs `reject` unless its reason was logged within the interval.
+    pub fn record(&mut self, reject: &Reject, redis_channel: &str, now: Instant) {
+        if let Some(suppressed) = self.admit(reject.reason, now) {
+            tracing::warn!(
+                reason = %reject.reason,
+                channel = redis_channel,
+                suppressed,
+                error = %reject.message,
+                "rejected message sent to the DLQ"
+            );
+        }
+    }
+
+    /// `Some(suppressed since the last line)` when this reason may be logged now.
+    fn admit(&mut self, reason: RejectReason, now: Instant) -> Option<u64> {
+        match self.last.get_mut(&reason) {
+            Some((at, suppressed)) if now.duration_since(*at) < self.interval => {
+                *suppressed += 1;
+                None
+            }
+            Some(entry) => {
+                let suppressed = entry.1;
+                *entry = (now, 0);
+                Some(suppressed)
+            }
+            None => {
+                self.last.insert(reason, (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_once_per_reason_per_interval() {
+        let mut log = RejectLog::new(Duration::from_secs(10));
+        let start = Instant::now();
+        assert_eq!(log.admit(RejectReason::InvalidJson, start), Some(0));
+        assert_eq!(
+            log.admit(RejectReason::InvalidJson, start + Duration::from_secs(1)),
+            None
+        );
+        assert_eq!(
+            log.admit(RejectReason::InvalidJson, start + Duration::from_secs(2)),
+            None
+        );
+        assert_eq!(
+            log.admit(RejectReason::TooLarge, start + Duration::from_secs(2)),
+            Some(0)
+        );
+        assert_eq!(
+            log.admit(RejectReason::InvalidJson, start + Duration::from_secs(11)),
+            Some(2)
+        );
+    }
+}

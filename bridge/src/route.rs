@@ -1,0 +1,160 @@
+//! Decides where one Redis message goes: its event subject when valid, the DLQ when not.
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use rakuda_schema::channel::{DLQ_SUBJECT, REJECT_REASON_HEADER, SOURCE_CHANNEL_HEADER};
+use rakuda_schema::{Reject, Validator};
+use sha2::{Digest, Sha256};
+
+/// Header JetStream deduplicates on (within the stream's duplicate window).
+pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
+/// Header with the human-readable reject message.
+pub const REJECT_MESSAGE_HEADER: &str = "Rakuda-Reject-Message";
+/// Header with the original size of a message truncated for the DLQ.
+pub const ORIGINAL_SIZE_HEADER: &str = "Rakuda-Original-Size";
+
+/// A message ready to publish to JetStream.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub subject: String,
+    pub headers: HeaderMap,
+    pub payload: Bytes,
+    pub verdict: Verdict,
+}
+
+/// Whether the message is a valid event or a reject, for metrics and logs.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// A valid event of this channel (`"inventory"`).
+    Event {
+        channel: &'static str,
+    },
+    Rejected(Reject),
+}
+
+/// Routes a message received on `redis_channel` (with the configured `prefix`).
+pub fn route(validator: &Validator, prefix: &str, redis_channel: &str, payload: Bytes) -> Outgoing {
+    let msg_id = content_hash(redis_channel, &payload);
+    let channel_name = redis_channel.strip_prefix(prefix).unwrap_or(redis_channel);
+    match validator.validate(channel_name, &payload) {
+        Ok((channel, _event)) => {
+            let mut headers = HeaderMap::new();
+            headers.insert(MSG_ID_HEADER, msg_id.as_str());
+            Outgoing {
+                subject: channel.subject(),
+                headers,
+                // Forwarded byte for byte: what the worker wrote is what the stream stores.
+                payload,
+                verdict: Verdict::Event {
+                    channel: channel.name,
+                },
+            }
+        }
+        Err(reject) => {
+            let mut headers = HeaderMap::new();
+            headers.insert(MSG_ID_HEADER, msg_id.as_str());
+            headers.insert(REJECT_REASON_HEADER, reject.reason.as_str());
+            headers.insert(REJECT_MESSAGE_HEADER, header_safe(&reject.message).as_str());
+            headers.insert(SOURCE_CHANNEL_HEADER, header_safe(redis_channel).as_str());
+            let payload = if payload.len() > validator.max_bytes() {
+                // Keep the head for inspection; the whole message could exceed NATS max_payload.
+                headers.insert(ORIGINAL_SIZE_HEADER, payload.len().to_string().as_str());
+                payload.slice(..validator.max_bytes())
+            } else {
+                payload
+            };
+            Outgoing {
+                subject: DLQ_SUBJECT.to_owned(),
+                headers,
+                payload,
+                verdict: Verdict::Rejected(reject),
+            }
+        }
+    }
+}
+
+/// The id JetStream deduplicates on: a hash of channel and bytes, so two bridges that read the
+/// same Redis message publish the same id and the stream stores it once.
+pub fn content_hash(redis_channel: &str, payload: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(redis_channel.as_bytes());
+    hasher.update([0u8]);
+    hasher.update(payload);
+    // 128 bits are plenty inside a two-minute duplicate window.
+    hex::encode(&hasher.finalize()[..16])
+}
+
+/// Header values cannot hold line breaks or other control characters.
+fn header_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(512)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PREFIX: &str = "rakuda:realtime:";
+
+    #[test]
+    fn valid_events_keep_their_bytes_and_get_a_stable_id() {
+        let bytes = Bytes::from_static(
+            br#"{"type":"ORDER_RECEIVED","payload":{"id":"o1","action":"created"},"timestamp":"2026-11-22T10:00:00Z"}"#,
+        );
+        let out = route(
+            &Validator::default(),
+            PREFIX,
+            "rakuda:realtime:orders",
+            bytes.clone(),
+        );
+        assert_eq!(out.subject, "rakuda.realtime.orders");
+        assert_eq!(out.payload, bytes);
+        let again = route(
+            &Validator::default(),
+            PREFIX,
+            "rakuda:realtime:orders",
+            bytes.clone(),
+        );
+        assert_eq!(
+            out.headers.get(MSG_ID_HEADER),
+            again.headers.get(MSG_ID_HEADER)
+        );
+        assert_ne!(
+            content_hash("rakuda:realtime:orders", &bytes),
+            content_hash("rakuda:realtime:inventory", &bytes)
+        );
+    }
+
+    #[test]
+    fn rejects_go_to_the_dlq_with_their_reason() {
+        let out = route(
+            &Validator::default(),
+            PREFIX,
+            "rakuda:realtime:orders",
+            Bytes::from_static(b"not json\r\n"),
+        );
+        assert_eq!(out.subject, DLQ_SUBJECT);
+        assert_eq!(
+            out.headers.get(REJECT_REASON_HEADER).map(|v| v.as_str()),
+            Some("invalid_json")
+        );
+        assert!(matches!(out.verdict, Verdict::Rejected(_)));
+    }
+
+    #[test]
+    fn oversized_rejects_are_truncated_for_the_dlq() {
+        let out = route(
+            &Validator::new(8),
+            PREFIX,
+            "rakuda:realtime:orders",
+            Bytes::from(vec![b'x'; 100]),
+        );
+        assert_eq!(out.payload.len(), 8);
+        assert_eq!(
+            out.headers.get(ORIGINAL_SIZE_HEADER).map(|v| v.as_str()),
+            Some("100")
+        );
+    }
+}

@@ -1,0 +1,68 @@
+//! The JetStream streams the bridge writes to, created or updated idempotently at start-up so
+//! that any number of bridges can start at once.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use rakuda_schema::channel::{DLQ_STREAM_SUBJECTS, STREAM_SUBJECTS};
+
+use crate::config::{Config, DEFAULT_DEDUP_WINDOW};
+
+/// How long the DLQ keeps rejected messages, and how many.
+const DLQ_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+const DLQ_MAX_MESSAGES: i64 = 100_000;
+
+/// The event stream: the backbone every gateway reads, its sequence the global event id.
+pub fn event_stream(config: &Config) -> stream::Config {
+    stream::Config {
+        name: config.stream_name.clone(),
+        description: Some("RAKUDA real-time events mirrored from Redis by rakuda-bridge".into()),
+        subjects: vec![STREAM_SUBJECTS.into()],
+        max_age: config.stream_max_age,
+        // Bounded by `STREAM_MAX_MESSAGES` (validated to fit an i64).
+        max_messages: i64::try_from(config.stream_max_messages).unwrap_or(i64::MAX),
+        max_message_size: i32::try_from(config.event_max_bytes).unwrap_or(i32::MAX),
+        num_replicas: config.stream_replicas,
+        duplicate_window: DEFAULT_DEDUP_WINDOW,
+        storage: stream::StorageType::File,
+        discard: stream::DiscardPolicy::Old,
+        retention: stream::RetentionPolicy::Limits,
+        ..Default::default()
+    }
+}
+
+/// The stream that keeps rejected messages for inspection.
+pub fn dlq_stream(config: &Config) -> stream::Config {
+    stream::Config {
+        name: config.dlq_stream_name.clone(),
+        description: Some(
+            "Messages rakuda-bridge rejected, with a Rakuda-Reject-Reason header".into(),
+        ),
+        subjects: vec![DLQ_STREAM_SUBJECTS.into()],
+        max_age: DLQ_MAX_AGE,
+        max_messages: DLQ_MAX_MESSAGES,
+        num_replicas: config.stream_replicas,
+        duplicate_window: DEFAULT_DEDUP_WINDOW,
+        storage: stream::StorageType::File,
+        discard: stream::DiscardPolicy::Old,
+        ..Default::default()
+    }
+}
+
+/// Creates both streams, or updates them to the configured limits.
+///
+/// Two bridges racing here is fine: `create_or_update_stream` updates an existing stream and
+/// creating one with an identical config is a no-op on the server; anything else is retried by
+/// the caller.
+pub async fn ensure(
+    jetstream: &jetstream::Context,
+    config: &Config,
+) -> Result<stream::Info, jetstream::context::CreateStreamError> {
+    let info = jetstream
+        .create_or_update_stream(event_stream(config))
+        .await?;
+    jetstream
+        .create_or_update_stream(dlq_stream(config))
+        .await?;
+    Ok(info)
+}

@@ -1,0 +1,197 @@
+//! Reads Redis: `PSUBSCRIBE <prefix>*`, routes each message, and hands it to the publisher.
+//!
+//! The connection is re-established with backoff whenever it drops or stops answering pings.
+//! Redis pub/sub does not buffer for absent subscribers, so the reader must never stall: the
+//! hand-off queue is bounded and a full queue is waited on only briefly before a message is
+//! dropped and counted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use rakuda_schema::Validator;
+use redis::aio::{PubSubSink, PubSubStream};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+use crate::metrics::BridgeMetrics;
+use crate::reject_log::{RejectLog, REJECT_LOG_INTERVAL};
+use crate::route::{route, Outgoing, Verdict};
+
+/// How often the subscription is pinged to detect a Redis that hangs without closing.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the reader waits for room in a full queue before dropping a message.
+const QUEUE_FULL_WAIT: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Subscriber {
+    client: redis::Client,
+    pattern: String,
+    prefix: String,
+    validator: Validator,
+    queue: mpsc::Sender<Outgoing>,
+    metrics: Arc<BridgeMetrics>,
+    rejects: RejectLog,
+}
+
+/// Why a subscription ended.
+enum End {
+    Shutdown,
+    Lost(&'static str),
+}
+
+impl Subscriber {
+    pub fn new(
+        client: redis::Client,
+        prefix: String,
+        validator: Validator,
+        queue: mpsc::Sender<Outgoing>,
+        metrics: Arc<BridgeMetrics>,
+    ) -> Subscriber {
+        Subscriber {
+            client,
+            pattern: format!("{prefix}*"),
+            prefix,
+            validator,
+            queue,
+            metrics,
+            rejects: RejectLog::new(REJECT_LOG_INTERVAL),
+        }
+    }
+
+    /// Subscribes and forwards until `shutdown`; dropping `self` closes the queue, which tells
+    /// the publisher that no more messages come.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new();
+        // Log a failing Redis once, not once per retry.
+        let mut warned = false;
+        let mut subscribed_before = false;
+        loop {
+            let attempt = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                attempt = tokio::time::timeout(CONNECT_TIMEOUT, self.subscribe()) => attempt,
+            };
+            match attempt {
+                Ok(Ok((sink, stream))) => {
+                    self.metrics.set_redis_connected(true);
+                    if subscribed_before {
+                        self.metrics.redis_reconnects.increment(1);
+                    }
+                    subscribed_before = true;
+                    tracing::info!(pattern = %self.pattern, "subscribed to redis");
+                    backoff.reset();
+                    let end = self.forward(sink, stream, &shutdown).await;
+                    self.metrics.set_redis_connected(false);
+                    match end {
+                        End::Shutdown => return,
+                        End::Lost(why) => {
+                            tracing::warn!(why, "redis subscription lost; reconnecting");
+                            warned = true;
+                        }
+                    }
+                }
+                Ok(Err(error)) => {
+                    if !warned {
+                        tracing::warn!(%error, "cannot subscribe to redis; retrying with backoff");
+                        warned = true;
+                    }
+                }
+                Err(_elapsed) => {
+                    if !warned {
+                        tracing::warn!(timeout = ?CONNECT_TIMEOUT, "redis did not answer; retrying with backoff");
+                        warned = true;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+        }
+    }
+
+    async fn subscribe(&self) -> redis::RedisResult<(PubSubSink, PubSubStream)> {
+        let (mut sink, stream) = self.client.get_async_pubsub().await?.split();
+        sink.psubscribe(&self.pattern).await?;
+        Ok((sink, stream))
+    }
+
+    async fn forward(
+        &mut self,
+        mut sink: PubSubSink,
+        mut stream: PubSubStream,
+        shutdown: &CancellationToken,
+    ) -> End {
+        let mut keepalive = tokio::time::interval(KEEPALIVE_INTERVAL);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        keepalive.reset();
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return End::Shutdown,
+                message = stream.next() => {
+                    let Some(message) = message else {
+                        return End::Lost("connection closed");
+                    };
+                    let channel = message.get_channel_name().to_owned();
+                    let payload = Bytes::copy_from_slice(message.get_payload_bytes());
+                    if !self.hand_off(&channel, payload).await {
+                        return End::Shutdown;
+                    }
+                }
+                _ = keepalive.tick() => {
+                    let ping = tokio::time::timeout(KEEPALIVE_TIMEOUT, sink.ping::<String>()).await;
+                    if !matches!(ping, Ok(Ok(_))) {
+                        return End::Lost("keepalive ping failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Routes one message and queues it; `false` when the publisher is gone.
+    async fn hand_off(&mut self, channel: &str, payload: Bytes) -> bool {
+        self.metrics.received.increment(1);
+        let outgoing = route(&self.validator, &self.prefix, channel, payload);
+        if let Verdict::Rejected(reject) = &outgoing.verdict {
+            if let Some(counter) = self.metrics.rejected(reject.reason) {
+                counter.increment(1);
+            }
+            self.rejects.record(reject, channel, Instant::now());
+        }
+        let outgoing = match self.queue.try_send(outgoing) {
+            Ok(()) => {
+                self.update_queue_depth();
+                return true;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(outgoing)) => outgoing,
+        };
+        // Full: the publisher is behind (NATS slow or down). Wait a little, then drop rather
+        // than let Redis disconnect us for an overflowing client output buffer.
+        match tokio::time::timeout(QUEUE_FULL_WAIT, self.queue.send(outgoing)).await {
+            Ok(Ok(())) => {
+                self.update_queue_depth();
+                true
+            }
+            Ok(Err(_closed)) => false,
+            Err(_elapsed) => {
+                self.metrics.dropped.increment(1);
+                tracing::error!(
+                    channel,
+                    capacity = self.queue.max_capacity(),
+                    "publish queue full for {QUEUE_FULL_WAIT:?}; message dropped"
+                );
+                true
+            }
+        }
+    }
+
+    fn update_queue_depth(&self) {
+        let depth = self.queue.max_capacity() - self.queue.capacity();
+        self.metrics.queue_depth.set(depth as f64);
+    }
+}

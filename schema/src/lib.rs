@@ -1,0 +1,25 @@
+//! The single source of truth for RAKUDA real-time events.
+//!
+//! Workers publish a [`RealTimeEvent`] as JSON on a Redis channel `rakuda:realtime:<channel>`;
+//! the bridge checks it with [`Validator`] and mirrors it to the NATS subject
+//! `rakuda.realtime.<channel>`; gateways deliver it to browsers as a [`SequencedEvent`] or, when
+//! debounced, inside a [`BatchFrame`]. The TypeScript types of `web/` are generated from these
+//! types by [`typescript::definitions`], never written by hand.
+//!
+//! # Layout
+//! - [`channel`]: the one table of event type ↔ Redis channel ↔ NATS subject.
+//! - [`event`]: the event a worker publishes.
+//! - [`validate`]: checks raw bytes against the contract and names the reason for a reject.
+//! - [`frame`]: what a gateway sends to clients (event with `seq`, batch, heartbeat, reset).
+//! - [`typescript`]: the generated TypeScript definitions.
+
+pub mod channel;
+pub mod event;
+pub mod frame;
+pub mod typescript;
+pub mod validate;
+
+pub use channel::{Channel, Coalesce, CHANNELS};
+pub use event::{Action, EventType, Payload, RealTimeEvent, Timestamp};
+pub use frame::{BatchFrame, Heartbeat, ResetNotice, SequencedEvent};
+pub use validate::{validate, Reject, RejectReason, Validator, DEFAULT_MAX_EVENT_BYTES};

@@ -1,0 +1,20 @@
+//! Test support: private `redis-server` and `nats-server -js` processes.
+//!
+//! Every test starts its own servers on free loopback ports with their data in a temp dir, so
+//! tests are hermetic and run in parallel. A server can be stopped and started again on the
+//! same port (JetStream keeps its store dir), which is how fault tests kill the backbone
+//! mid-flow. Servers are killed when dropped, also when a test panics.
+//!
+//! # Layout
+//! - [`process`]: spawning a server binary, waiting until it answers, killing it.
+//! - [`redis`]: [`RedisServer`].
+//! - [`nats`]: [`NatsServer`].
+
+mod process;
+
+pub mod nats;
+pub mod redis;
+
+pub use nats::NatsServer;
+pub use process::{free_port, Error};
+pub use redis::RedisServer;

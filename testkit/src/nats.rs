@@ -1,0 +1,105 @@
+//! A private `nats-server` with JetStream.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::process::{log_path, path_arg, signal, spawn_on_free_port, Error, ServerProcess};
+
+/// A `nats-server -js` on a free port, its JetStream store in a temp dir that survives
+/// [`NatsServer::restart`]; killed on drop.
+pub struct NatsServer {
+    port: u16,
+    dir: TempDir,
+    process: Option<ServerProcess>,
+}
+
+impl NatsServer {
+    pub fn start() -> Result<NatsServer, Error> {
+        let dir = tempfile::Builder::new().prefix("rakuda-nats-").tempdir()?;
+        let (port, process) = spawn_on_free_port(5, |port| spawn(&dir, port))?;
+        Ok(NatsServer {
+            port,
+            dir,
+            process: Some(process),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `nats://127.0.0.1:<port>`
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The JetStream store directory (kept across restarts).
+    pub fn store_dir(&self) -> PathBuf {
+        self.dir.path().join("jetstream")
+    }
+
+    /// Kills the server as a crash would; the JetStream store stays on disk.
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+
+    /// Starts the server again on the same port with the same JetStream store.
+    pub fn restart(&mut self) -> Result<(), Error> {
+        self.stop();
+        self.process = Some(spawn(&self.dir, self.port)?);
+        Ok(())
+    }
+
+    /// Freezes the process (SIGSTOP): it keeps its sockets but answers nothing.
+    pub fn freeze(&self) -> Result<(), Error> {
+        self.signal("STOP")
+    }
+
+    /// Resumes a frozen process (SIGCONT).
+    pub fn thaw(&self) -> Result<(), Error> {
+        self.signal("CONT")
+    }
+
+    fn signal(&self, name: &str) -> Result<(), Error> {
+        match &self.process {
+            Some(process) => Ok(signal(process.pid(), name)?),
+            None => Ok(()),
+        }
+    }
+}
+
+fn spawn(dir: &TempDir, port: u16) -> Result<ServerProcess, Error> {
+    let args = [
+        "-a".to_string(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+        "-js".into(),
+        "-sd".into(),
+        path_arg(&dir.path().join("jetstream")),
+    ];
+    ServerProcess::spawn(
+        "nats-server",
+        "nats-server",
+        &args,
+        &log_path(dir.path(), &format!("nats-{port}")),
+        port,
+        sends_info,
+    )
+}
+
+/// A NATS server greets every client with an `INFO {...}` line once it accepts connections.
+fn sends_info(addr: SocketAddr) -> bool {
+    let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with("INFO ")
+}

@@ -1,0 +1,158 @@
+//! A server process owned by a test.
+
+use std::fs::File;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to answer after it was spawned.
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+const READY_POLL: Duration = Duration::from_millis(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "`{binary}` is not installed or not on PATH: run `./ops/bootstrap.sh` \
+         (or `apt-get install {package}`)"
+    )]
+    MissingBinary {
+        binary: &'static str,
+        package: &'static str,
+    },
+    #[error("cannot start `{binary}`: {source}")]
+    Spawn {
+        binary: &'static str,
+        source: io::Error,
+    },
+    #[error(
+        "`{binary}` did not become ready on port {port} within {READY_TIMEOUT:?}; its log:\n{log}"
+    )]
+    NotReady {
+        binary: &'static str,
+        port: u16,
+        log: String,
+    },
+    #[error("test support I/O failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A free TCP port on 127.0.0.1. The port is released before it is returned, so another
+/// process could in principle take it first; [`ServerProcess::spawn`] callers retry on that.
+pub fn free_port() -> io::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A spawned server binary with its log file; killed on drop.
+pub(crate) struct ServerProcess {
+    child: Child,
+}
+
+impl ServerProcess {
+    /// Spawns `binary` with `args`, logging to `log_path`, and waits until `ready` says yes.
+    pub(crate) fn spawn(
+        binary: &'static str,
+        package: &'static str,
+        args: &[String],
+        log_path: &Path,
+        port: u16,
+        ready: impl Fn(SocketAddr) -> bool,
+    ) -> Result<ServerProcess, Error> {
+        let log = File::create(log_path)?;
+        let child = Command::new(binary)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .map_err(|source| match source.kind() {
+                io::ErrorKind::NotFound => Error::MissingBinary { binary, package },
+                _ => Error::Spawn { binary, source },
+            })?;
+        let mut process = ServerProcess { child };
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if ready(addr) {
+                return Ok(process);
+            }
+            let exited = matches!(process.child.try_wait(), Ok(Some(_)));
+            if exited || Instant::now() > deadline {
+                process.kill();
+                return Err(Error::NotReady {
+                    binary,
+                    port,
+                    log: tail(log_path),
+                });
+            }
+            std::thread::sleep(READY_POLL);
+        }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process (SIGKILL: no chance to clean up, as in a crash) and reaps it.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Sends a signal by name (`STOP`, `CONT`, `TERM`) with the system's `kill`, which keeps this
+/// crate free of `unsafe`.
+pub(crate) fn signal(pid: u32, name: &str) -> io::Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "kill -{name} {pid} failed: {status}"
+        )))
+    }
+}
+
+/// The last lines of a log file, for error messages.
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// Spawns with a fresh port each attempt, since a port from [`free_port`] can be taken by
+/// another test between the check and the bind.
+pub(crate) fn spawn_on_free_port(
+    attempts: usize,
+    mut spawn: impl FnMut(u16) -> Result<ServerProcess, Error>,
+) -> Result<(u16, ServerProcess), Error> {
+    let mut last = None;
+    for _ in 0..attempts.max(1) {
+        let port = free_port()?;
+        match spawn(port) {
+            Ok(process) => return Ok((port, process)),
+            Err(error @ Error::MissingBinary { .. }) => return Err(error),
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::Io(io::Error::other("no attempt made"))))
+}
+
+pub(crate) fn path_arg(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+pub(crate) fn log_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.log"))
+}
