@@ -99,23 +99,38 @@ pub async fn run(
         metrics.clone(),
     );
     let drain_timeout = config.bridge_drain_timeout;
-    let mut reader = tokio::spawn(subscriber.run(shutdown.clone()));
-    let mut publisher =
-        tokio::spawn(Publisher::new(jetstream, config, metrics.clone()).run(queued));
+    // The reader stops on this token: on shutdown, or when the publisher died unexpectedly.
+    let stop_reading = shutdown.child_token();
+    let mut reader = tokio::spawn(subscriber.run(stop_reading.clone()));
+    let mut publisher = tokio::spawn(Publisher::new(jetstream, config, metrics.clone()).run(queued));
 
+    let (mut reader_done, mut publisher_done) = (false, false);
     let outcome = tokio::select! {
+        // Biased: the reader also ends on shutdown, and that is not a failure.
+        biased;
         _ = shutdown.cancelled() => Ok(()),
-        _ = &mut reader => Err(Error::TaskEnded("redis subscriber")),
-        _ = &mut publisher => Err(Error::TaskEnded("publisher")),
+        _ = &mut reader => {
+            reader_done = true;
+            Err(Error::TaskEnded("redis subscriber"))
+        }
+        _ = &mut publisher => {
+            publisher_done = true;
+            Err(Error::TaskEnded("publisher"))
+        }
     };
 
     tracing::info!("shutting down: no more reads from redis; draining queued events and acks");
-    let _ = reader.await;
-    match tokio::time::timeout(drain_timeout, &mut publisher).await {
-        Ok(_) => tracing::info!("drained: every queued event was acknowledged"),
-        Err(_) => {
-            publisher.abort();
-            tracing::warn!(timeout = ?drain_timeout, "drain timeout expired with events unacknowledged");
+    stop_reading.cancel();
+    if !reader_done {
+        let _ = reader.await;
+    }
+    if !publisher_done {
+        match tokio::time::timeout(drain_timeout, &mut publisher).await {
+            Ok(_) => tracing::info!("drained: every queued event was acknowledged"),
+            Err(_) => {
+                publisher.abort();
+                tracing::warn!(timeout = ?drain_timeout, "drain timeout expired with events unacknowledged");
+            }
         }
     }
     if let Err(error) = nats.flush().await {

@@ -1,0 +1,95 @@
+//! The `rakuda-bridge` binary: bad settings stop it with a message naming the variable;
+//! SIGTERM drains and exits 0.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rakuda_schema::EventType;
+use support::*;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_rakuda-bridge");
+
+/// The binary with only the given settings (no inherited environment, no stray `.env`).
+fn bridge_command(settings: &[(&str, &str)]) -> (Command, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = Command::new(BINARY);
+    command.env_clear().current_dir(dir.path()).envs(settings.iter().copied());
+    (command, dir)
+}
+
+#[test]
+fn bad_settings_exit_non_zero_naming_the_variable() {
+    for (variable, value) in [
+        ("REDIS_URL", "not a url"),
+        ("NATS_URL", "nats://127.0.0.1:notaport"),
+        ("STREAM_MAX_MESSAGES", "lots"),
+        ("EVENT_MAX_BYTES", "-5"),
+        ("STREAM_MAX_AGE", "forever"),
+        ("BRIDGE_METRICS_ADDR", "nowhere"),
+    ] {
+        let (mut command, _dir) = bridge_command(&[(variable, value)]);
+        let output = command.output().expect("run rakuda-bridge");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{variable}={value} must fail");
+        assert!(
+            stderr.contains(variable),
+            "{variable}={value}: the message must name the variable, got:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_malformed_dotenv_file_is_reported() {
+    let (mut command, dir) = bridge_command(&[]);
+    std::fs::write(dir.path().join(".env"), "REDIS_URL='unterminated\n").expect("write .env");
+    let output = command.output().expect("run rakuda-bridge");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains(".env"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_exits_zero() {
+    let backbone = Backbone::start();
+    let metrics_port = rakuda_testkit::free_port().expect("free port");
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let (mut command, _dir) = bridge_command(&[
+        ("REDIS_URL", &backbone.redis.url()),
+        ("NATS_URL", &backbone.nats.url()),
+        ("BRIDGE_METRICS_ADDR", &metrics_addr),
+        ("BRIDGE_DRAIN_TIMEOUT", "5s"),
+    ]);
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn rakuda-bridge");
+
+    eventually("bridge /readyz answers 200", || async {
+        let response = reqwest::get(format!("http://{metrics_addr}/readyz")).await.ok()?;
+        response.status().is_success().then_some(())
+    })
+    .await;
+
+    let mut redis = backbone.redis().await;
+    let json = event_json(EventType::ListingUpdate, "l1");
+    publish(&mut redis, "rakuda:realtime:listings", &json).await;
+    let jetstream = backbone.jetstream().await;
+    wait_for_stream_len(&jetstream, "RAKUDA_REALTIME", 1).await;
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("wait") {
+            break exit;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "bridge did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(exit.success(), "exit status after SIGTERM: {exit}");
+}

@@ -1,0 +1,214 @@
+//! Shared helpers for the bridge's integration tests: real Redis, real NATS, the bridge
+//! running in-process on ephemeral ports, and bounded waits everywhere.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull, message::StreamMessage};
+use futures::StreamExt;
+use rakuda_bridge::Config;
+use rakuda_schema::{Action, EventType, RealTimeEvent};
+use rakuda_testkit::{NatsServer, RedisServer};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Awaits `future`, failing the test with `what` after `WAIT`.
+pub async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(WAIT, future).await {
+        Ok(value) => value,
+        Err(_) => panic!("timed out after {WAIT:?} waiting for {what}"),
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing the test with `what` after `WAIT`.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    bounded(what, async {
+        loop {
+            if let Some(value) = check().await {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    })
+    .await
+}
+
+pub struct Backbone {
+    pub redis: RedisServer,
+    pub nats: NatsServer,
+}
+
+impl Backbone {
+    pub fn start() -> Backbone {
+        Backbone {
+            redis: RedisServer::start().expect("start redis-server"),
+            nats: NatsServer::start().expect("start nats-server"),
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        Config::new(
+            self.redis.url(),
+            vec![self.nats.url().parse().expect("nats url")],
+        )
+    }
+
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.redis.url())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to redis")
+    }
+
+    pub async fn jetstream(&self) -> jetstream::Context {
+        let client = bounded("nats connect", async_nats::connect(self.nats.url()))
+            .await
+            .expect("connect to nats");
+        jetstream::new(client)
+    }
+}
+
+/// A bridge running in this process.
+pub struct RunningBridge {
+    pub metrics_url: String,
+    shutdown: CancellationToken,
+    handle: JoinHandle<Result<(), rakuda_bridge::Error>>,
+}
+
+impl RunningBridge {
+    pub async fn start(config: Config) -> RunningBridge {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let metrics_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(rakuda_bridge::run(config, listener, shutdown.clone()));
+        RunningBridge {
+            metrics_url,
+            shutdown,
+            handle,
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        let response = reqwest::get(format!("{}/metrics", self.metrics_url))
+            .await
+            .expect("scrape /metrics");
+        response.text().await.expect("metrics body")
+    }
+
+    /// The value of one sample, e.g. `bridge_events_rejected_total{reason="too_large"}`.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        sample_value(&self.metrics().await, sample).unwrap_or(0.0)
+    }
+
+    pub async fn wait_for_metric(&self, sample: &str, expected: f64) {
+        eventually(&format!("{sample} == {expected}"), || async {
+            (self.metric(sample).await == expected).then_some(())
+        })
+        .await
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        bounded("bridge shutdown", self.handle)
+            .await
+            .expect("bridge task")
+            .expect("bridge run");
+    }
+}
+
+/// Parses one sample's value out of Prometheus text.
+pub fn sample_value(text: &str, sample: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == sample).then(|| value.parse().ok())?
+        })
+}
+
+/// Waits until `n` Redis clients hold a pattern subscription (the bridges are listening).
+pub async fn wait_for_subscribers(redis: &mut redis::aio::MultiplexedConnection, n: usize) {
+    eventually(&format!("{n} redis pattern subscriber(s)"), || {
+        let mut redis = redis.clone();
+        async move {
+            // PUBSUB NUMPAT counts distinct patterns, not clients; CLIENT LIST shows each.
+            let clients: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut redis).await.ok()?;
+            let count = clients
+                .lines()
+                .filter(|line| line.split(' ').any(|field| field.starts_with("psub=") && field != "psub=0"))
+                .count();
+            (count == n).then_some(())
+        }
+    })
+    .await
+}
+
+/// Waits until the stream exists and holds `n` messages.
+pub async fn wait_for_stream_len(jetstream: &jetstream::Context, stream: &str, n: u64) {
+    eventually(&format!("{n} messages in {stream}"), || async {
+        let info = jetstream.get_stream(stream).await.ok()?.get_info().await.ok()?;
+        (info.state.messages == n).then_some(())
+    })
+    .await
+}
+
+/// Every message of a stream, in stream order.
+pub async fn read_stream(jetstream: &jetstream::Context, stream: &str) -> Vec<StreamMessage> {
+    let stream = bounded("get stream", jetstream.get_stream(stream))
+        .await
+        .expect("stream exists");
+    let info = stream.get_info().await.expect("stream info");
+    let total = info.state.messages as usize;
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            deliver_policy: jetstream::consumer::DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .expect("ordered consumer");
+    let mut messages = consumer.messages().await.expect("messages");
+    let mut out = Vec::with_capacity(total);
+    bounded("reading the stream", async {
+        while out.len() < total {
+            let message = messages.next().await.expect("stream open").expect("message");
+            let meta = message.info().expect("jetstream metadata");
+            out.push(StreamMessage {
+                subject: message.subject.clone(),
+                sequence: meta.stream_sequence,
+                headers: message.headers.clone().unwrap_or_default(),
+                payload: message.payload.clone(),
+                time: meta.published,
+            });
+        }
+    })
+    .await;
+    out
+}
+
+/// A valid event's JSON for a type, with a unique id.
+pub fn event_json(event_type: EventType, id: &str) -> String {
+    serde_json::to_string(&RealTimeEvent::now(event_type, id, Action::Updated)).expect("serialize")
+}
+
+pub fn redis_channel(event_type: EventType) -> String {
+    rakuda_schema::Channel::of(event_type).redis_channel("rakuda:realtime:")
+}
+
+pub async fn publish(redis: &mut redis::aio::MultiplexedConnection, channel: &str, payload: impl AsRef<[u8]>) {
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(channel)
+        .arg(payload.as_ref())
+        .query_async(redis)
+        .await
+        .expect("PUBLISH");
+}
