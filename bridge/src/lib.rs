@@ -8,13 +8,13 @@
 //! ```
 //!
 //! # Layout
-//! - [`config`]: settings from env / command line, validated before anything starts.
-//! - [`subscriber`]: the Redis side, with reconnect and keepalive.
-//! - [`route`]: valid event → its subject with a `Nats-Msg-Id`; invalid → the DLQ.
-//! - [`publisher`]: the JetStream side, many acks in flight, retries without reordering.
-//! - [`streams`]: idempotent creation of the event and DLQ streams.
-//! - [`metrics`], [`http`]: `/metrics`, `/healthz`, `/readyz`.
-//! - [`backoff`], [`reject_log`]: retry delays and rate-limited reject logging.
+//! - [`config`] — settings from env / command line, validated before anything starts.
+//! - [`subscriber`] — the Redis side, with reconnect and keepalive.
+//! - [`route`] — valid event → its subject with a `Nats-Msg-Id`; invalid → the DLQ.
+//! - [`publisher`] — the JetStream side, many acks in flight, retries without reordering.
+//! - [`streams`] — idempotent creation of the event and DLQ streams.
+//! - [`metrics`], [`http`] — `/metrics`, `/healthz`, `/readyz`.
+//! - [`backoff`], [`reject_log`] — retry delays and rate-limited reject logging.
 
 pub mod backoff;
 pub mod config;
@@ -102,7 +102,8 @@ pub async fn run(
     // The reader stops on this token: on shutdown, or when the publisher died unexpectedly.
     let stop_reading = shutdown.child_token();
     let mut reader = tokio::spawn(subscriber.run(stop_reading.clone()));
-    let mut publisher = tokio::spawn(Publisher::new(jetstream, config, metrics.clone()).run(queued));
+    let mut publisher =
+        tokio::spawn(Publisher::new(jetstream, config, metrics.clone()).run(queued));
 
     let (mut reader_done, mut publisher_done) = (false, false);
     let outcome = tokio::select! {

@@ -15,7 +15,10 @@ const BINARY: &str = env!("CARGO_BIN_EXE_rakuda-bridge");
 fn bridge_command(settings: &[(&str, &str)]) -> (Command, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut command = Command::new(BINARY);
-    command.env_clear().current_dir(dir.path()).envs(settings.iter().copied());
+    command
+        .env_clear()
+        .current_dir(dir.path())
+        .envs(settings.iter().copied());
     (command, dir)
 }
 
@@ -67,7 +70,9 @@ async fn sigterm_drains_and_exits_zero() {
         .expect("spawn rakuda-bridge");
 
     eventually("bridge /readyz answers 200", || async {
-        let response = reqwest::get(format!("http://{metrics_addr}/readyz")).await.ok()?;
+        let response = reqwest::get(format!("http://{metrics_addr}/readyz"))
+            .await
+            .ok()?;
         response.status().is_success().then_some(())
     })
     .await;
@@ -88,7 +93,10 @@ async fn sigterm_drains_and_exits_zero() {
         if let Some(exit) = child.try_wait().expect("wait") {
             break exit;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "bridge did not exit after SIGTERM");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "bridge did not exit after SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(exit.success(), "exit status after SIGTERM: {exit}");

@@ -20,7 +20,9 @@ async fn redis_killed_and_restarted_the_bridge_resubscribes() {
     bridge.wait_for_metric("bridge_redis_connected", 0.0).await;
     backbone.redis.restart().expect("restart redis");
     bridge.wait_for_metric("bridge_redis_connected", 1.0).await;
-    bridge.wait_for_metric("bridge_redis_reconnects_total", 1.0).await;
+    bridge
+        .wait_for_metric("bridge_redis_reconnects_total", 1.0)
+        .await;
 
     let mut redis = backbone.redis().await;
     wait_for_subscribers(&mut redis, 1).await;
@@ -62,7 +64,10 @@ async fn nats_killed_and_restarted_nothing_crashes_and_events_flow_again() {
         publish(&mut redis, "rakuda:realtime:pricing", &json).await;
         sent.push(json);
     }
-    backbone.nats.restart().expect("restart nats with its store");
+    backbone
+        .nats
+        .restart()
+        .expect("restart nats with its store");
     bridge.wait_for_metric("bridge_nats_connected", 1.0).await;
     for i in 0..20 {
         let json = event_json(EventType::PriceChange, &format!("after_{i}"));

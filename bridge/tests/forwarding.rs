@@ -40,12 +40,19 @@ async fn each_type_arrives_on_its_subject_byte_identical_and_in_order() {
     for ((event_type, json), message) in sent.iter().zip(&stored) {
         let subject = rakuda_schema::Channel::of(*event_type).subject();
         assert_eq!(message.subject.as_str(), subject);
-        assert_eq!(message.payload.as_ref(), json.as_bytes(), "bytes must be identical");
+        assert_eq!(
+            message.payload.as_ref(),
+            json.as_bytes(),
+            "bytes must be identical"
+        );
         assert!(message.headers.get("Nats-Msg-Id").is_some());
     }
     for channel in ["inventory", "orders", "pricing", "listings"] {
         bridge
-            .wait_for_metric(&format!("bridge_events_forwarded_total{{channel=\"{channel}\"}}"), 5.0)
+            .wait_for_metric(
+                &format!("bridge_events_forwarded_total{{channel=\"{channel}\"}}"),
+                5.0,
+            )
             .await;
     }
     bridge.stop().await;
@@ -121,27 +128,42 @@ async fn every_reject_reason_lands_on_the_dlq_and_valid_events_still_pass() {
     for ((reason, channel, bytes), message) in cases.iter().zip(&dlq) {
         assert_eq!(message.subject.as_str(), DLQ_SUBJECT);
         assert_eq!(
-            message.headers.get(REJECT_REASON_HEADER).map(|v| v.as_str()),
+            message
+                .headers
+                .get(REJECT_REASON_HEADER)
+                .map(|v| v.as_str()),
             Some(reason.as_str())
         );
         assert_eq!(
-            message.headers.get("Rakuda-Source-Channel").map(|v| v.as_str()),
+            message
+                .headers
+                .get("Rakuda-Source-Channel")
+                .map(|v| v.as_str()),
             Some(*channel)
         );
         if *reason == RejectReason::TooLarge {
-            assert_eq!(message.payload.len(), 4096, "oversized payload is truncated to the limit");
+            assert_eq!(
+                message.payload.len(),
+                4096,
+                "oversized payload is truncated to the limit"
+            );
         } else {
             assert_eq!(message.payload.as_ref(), bytes.as_slice());
         }
         bridge
-            .wait_for_metric(&format!("bridge_events_rejected_total{{reason=\"{reason}\"}}"), 1.0)
+            .wait_for_metric(
+                &format!("bridge_events_rejected_total{{reason=\"{reason}\"}}"),
+                1.0,
+            )
             .await;
     }
     let events = read_stream(&jetstream, "RAKUDA_REALTIME").await;
     let payloads: Vec<&[u8]> = events.iter().map(|m| m.payload.as_ref()).collect();
     let expected: Vec<&[u8]> = valid.iter().map(|s| s.as_bytes()).collect();
     assert_eq!(payloads, expected);
-    bridge.wait_for_metric("bridge_events_received_total", 20.0).await;
+    bridge
+        .wait_for_metric("bridge_events_received_total", 20.0)
+        .await;
     bridge.stop().await;
 }
 
@@ -167,7 +189,12 @@ async fn two_bridges_store_each_event_exactly_once() {
         let handled = |text: String| {
             let forwarded: f64 = ["inventory", "orders", "pricing", "listings"]
                 .iter()
-                .filter_map(|c| sample_value(&text, &format!("bridge_events_forwarded_total{{channel=\"{c}\"}}")))
+                .filter_map(|c| {
+                    sample_value(
+                        &text,
+                        &format!("bridge_events_forwarded_total{{channel=\"{c}\"}}"),
+                    )
+                })
                 .sum();
             forwarded + sample_value(&text, "bridge_events_deduplicated_total").unwrap_or(0.0)
         };
@@ -203,7 +230,10 @@ async fn a_burst_of_ten_thousand_events_reaches_the_stream_whole() {
     let events: Vec<(String, String)> = (0..BURST)
         .map(|i| {
             let event_type = TYPES[i % TYPES.len()];
-            (redis_channel(event_type), event_json(event_type, &format!("burst_{i}")))
+            (
+                redis_channel(event_type),
+                event_json(event_type, &format!("burst_{i}")),
+            )
         })
         .collect();
 
@@ -214,7 +244,10 @@ async fn a_burst_of_ten_thousand_events_reaches_the_stream_whole() {
         for (channel, json) in chunk {
             pipe.cmd("PUBLISH").arg(channel).arg(json).ignore();
         }
-        let () = pipe.query_async(&mut redis).await.expect("pipelined PUBLISH");
+        let () = pipe
+            .query_async(&mut redis)
+            .await
+            .expect("pipelined PUBLISH");
     }
     let published = started.elapsed();
     wait_for_stream_len(&jetstream, "RAKUDA_REALTIME", BURST as u64).await;
@@ -227,7 +260,11 @@ async fn a_burst_of_ten_thousand_events_reaches_the_stream_whole() {
     let messages = read_stream(&jetstream, "RAKUDA_REALTIME").await;
     assert_eq!(messages.len(), BURST);
     for ((_, json), message) in events.iter().zip(&messages) {
-        assert_eq!(message.payload.as_ref(), json.as_bytes(), "order and bytes preserved");
+        assert_eq!(
+            message.payload.as_ref(),
+            json.as_bytes(),
+            "order and bytes preserved"
+        );
     }
     assert_eq!(bridge.metric("bridge_events_dropped_total").await, 0.0);
     bridge.stop().await;

@@ -7,11 +7,11 @@
 //! types by [`typescript::definitions`], never written by hand.
 //!
 //! # Layout
-//! - [`channel`]: the one table of event type ↔ Redis channel ↔ NATS subject.
-//! - [`event`]: the event a worker publishes.
-//! - [`validate`]: checks raw bytes against the contract and names the reason for a reject.
-//! - [`frame`]: what a gateway sends to clients (event with `seq`, batch, heartbeat, reset).
-//! - [`typescript`]: the generated TypeScript definitions.
+//! - [`channel`] — the one table of event type ↔ Redis channel ↔ NATS subject.
+//! - [`event`] — the event a worker publishes.
+//! - [`validate`] — checks raw bytes against the contract and names the reason for a reject.
+//! - [`frame`] — what a gateway sends to clients (event with `seq`, batch, heartbeat, reset).
+//! - [`typescript`] — the generated TypeScript definitions.
 
 pub mod channel;
 pub mod event;

@@ -6,9 +6,9 @@
 //! mid-flow. Servers are killed when dropped, also when a test panics.
 //!
 //! # Layout
-//! - [`process`]: spawning a server binary, waiting until it answers, killing it.
-//! - [`redis`]: [`RedisServer`].
-//! - [`nats`]: [`NatsServer`].
+//! - [`process`] — spawning a server binary, waiting until it answers, killing it.
+//! - [`redis`] — [`RedisServer`].
+//! - [`nats`] — [`NatsServer`].
 
 mod process;
 

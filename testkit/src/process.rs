@@ -61,7 +61,7 @@ impl ServerProcess {
         ready: impl Fn(SocketAddr) -> bool,
     ) -> Result<ServerProcess, Error> {
         let log = File::create(log_path)?;
-        let child = Command::new(binary)
+        let child = Command::new(locate(binary))
             .args(args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -106,6 +106,22 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The binary's path: on PATH, or in the sbin directories Debian installs servers to, which
+/// are not on every user's PATH.
+fn locate(binary: &str) -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(binary).is_file()))
+        .unwrap_or(false);
+    if on_path {
+        return PathBuf::from(binary);
+    }
+    ["/usr/sbin", "/usr/local/sbin", "/usr/local/bin", "/usr/bin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(binary))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| PathBuf::from(binary))
 }
 
 /// Sends a signal by name (`STOP`, `CONT`, `TERM`) with the system's `kill`, which keeps this

@@ -142,10 +142,17 @@ pub async fn wait_for_subscribers(redis: &mut redis::aio::MultiplexedConnection,
         let mut redis = redis.clone();
         async move {
             // PUBSUB NUMPAT counts distinct patterns, not clients; CLIENT LIST shows each.
-            let clients: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut redis).await.ok()?;
+            let clients: String = redis::cmd("CLIENT")
+                .arg("LIST")
+                .query_async(&mut redis)
+                .await
+                .ok()?;
             let count = clients
                 .lines()
-                .filter(|line| line.split(' ').any(|field| field.starts_with("psub=") && field != "psub=0"))
+                .filter(|line| {
+                    line.split(' ')
+                        .any(|field| field.starts_with("psub=") && field != "psub=0")
+                })
                 .count();
             (count == n).then_some(())
         }
@@ -156,7 +163,13 @@ pub async fn wait_for_subscribers(redis: &mut redis::aio::MultiplexedConnection,
 /// Waits until the stream exists and holds `n` messages.
 pub async fn wait_for_stream_len(jetstream: &jetstream::Context, stream: &str, n: u64) {
     eventually(&format!("{n} messages in {stream}"), || async {
-        let info = jetstream.get_stream(stream).await.ok()?.get_info().await.ok()?;
+        let info = jetstream
+            .get_stream(stream)
+            .await
+            .ok()?
+            .get_info()
+            .await
+            .ok()?;
         (info.state.messages == n).then_some(())
     })
     .await
@@ -180,7 +193,11 @@ pub async fn read_stream(jetstream: &jetstream::Context, stream: &str) -> Vec<St
     let mut out = Vec::with_capacity(total);
     bounded("reading the stream", async {
         while out.len() < total {
-            let message = messages.next().await.expect("stream open").expect("message");
+            let message = messages
+                .next()
+                .await
+                .expect("stream open")
+                .expect("message");
             let meta = message.info().expect("jetstream metadata");
             out.push(StreamMessage {
                 subject: message.subject.clone(),
@@ -204,7 +221,11 @@ pub fn redis_channel(event_type: EventType) -> String {
     rakuda_schema::Channel::of(event_type).redis_channel("rakuda:realtime:")
 }
 
-pub async fn publish(redis: &mut redis::aio::MultiplexedConnection, channel: &str, payload: impl AsRef<[u8]>) {
+pub async fn publish(
+    redis: &mut redis::aio::MultiplexedConnection,
+    channel: &str,
+    payload: impl AsRef<[u8]>,
+) {
     let _: i64 = redis::cmd("PUBLISH")
         .arg(channel)
         .arg(payload.as_ref())

@@ -1,0 +1,40 @@
+# rakuda-realtime: the recipes a developer reaches for. `just --list` shows them all.
+
+set dotenv-load := true
+
+# List the recipes.
+default:
+    @just --list
+
+# Install what is missing (just, redis-server, nats-server) on a Debian machine.
+bootstrap:
+    ./ops/bootstrap.sh
+
+# Run the stack: Redis and NATS (started if not reachable), then the bridge.
+dev: services
+    cargo run -p rakuda-bridge
+
+# Start local Redis and NATS (JetStream) if they are not reachable.
+services:
+    ./ops/dev-services.sh
+
+# Run every check and test: formatting, clippy, then the whole workspace against real servers.
+test: lint
+    cargo nextest run --workspace
+
+# Formatting and clippy with warnings as errors.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Regenerate web/src/generated/schema.ts from the Rust schema.
+gen-ts:
+    cargo run -q -p rakuda-schema --bin gen-ts
+
+# Publish a sample event on Redis: just publish inventory|orders|pricing|listings [ID] [ACTION].
+publish channel="inventory" id="prod_123" action="updated":
+    cargo run -q -p rakuda-simulator --bin rakuda-sim -- publish {{channel}} --id {{id}} --action {{action}}
