@@ -21,6 +21,7 @@ pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9101";
 pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_REDIS_KEEPALIVE: Duration = Duration::from_secs(5);
 pub const DEFAULT_DEDUP_WINDOW: Duration = Duration::from_secs(120);
 
 /// The bridge's settings. Tests build it with [`Config::new`] and never touch the process
@@ -68,6 +69,11 @@ pub struct Config {
     #[arg(long, env = "EVENT_MAX_BYTES", default_value_t = rakuda_schema::DEFAULT_MAX_EVENT_BYTES, value_parser = parse_event_max_bytes)]
     pub event_max_bytes: usize,
 
+    /// How often the Redis subscription is pinged (and how long a reply may take) to notice a
+    /// Redis that hangs without closing the connection.
+    #[arg(long, env = "REDIS_KEEPALIVE", default_value = "5s", value_parser = parse_positive_duration)]
+    pub redis_keepalive: Duration,
+
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     #[arg(long, env = "BRIDGE_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
     pub bridge_metrics_addr: SocketAddr,
@@ -98,6 +104,7 @@ impl Config {
             stream_max_messages: DEFAULT_STREAM_MAX_MESSAGES,
             stream_replicas: DEFAULT_STREAM_REPLICAS,
             event_max_bytes: rakuda_schema::DEFAULT_MAX_EVENT_BYTES,
+            redis_keepalive: DEFAULT_REDIS_KEEPALIVE,
             bridge_metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9101)),
             bridge_queue_capacity: DEFAULT_QUEUE_CAPACITY,
             bridge_max_in_flight: DEFAULT_MAX_IN_FLIGHT,

@@ -97,6 +97,7 @@ pub async fn run(
         Validator::new(config.event_max_bytes),
         queue,
         metrics.clone(),
+        config.redis_keepalive,
     );
     let drain_timeout = config.bridge_drain_timeout;
     // The reader stops on this token: on shutdown, or when the publisher died unexpectedly.
@@ -173,7 +174,7 @@ async fn watch_nats(
             match (last, connected) {
                 (_, true) => tracing::info!("connected to nats"),
                 (Some(true), false) => tracing::warn!("disconnected from nats; reconnecting"),
-                (_, false) => tracing::warn!("waiting for nats"),
+                (_, false) => tracing::info!("connecting to nats"),
             }
             last = Some(connected);
         }

@@ -224,3 +224,44 @@ fn describe(recorder: &PrometheusRecorder, name: &'static str, unit: Unit, help:
         recorder.describe_gauge(key, Some(unit), help.into());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_exported_from_the_start() {
+        let metrics = BridgeMetrics::new();
+        metrics.publish_latency.record(0.002);
+        let text = metrics.render();
+        for name in [
+            "bridge_events_received_total",
+            "bridge_events_forwarded_total{channel=\"inventory\"}",
+            "bridge_events_rejected_total{reason=\"bad_timestamp\"}",
+            "bridge_events_dropped_total",
+            "bridge_events_deduplicated_total",
+            "bridge_publish_retries_total",
+            "bridge_publish_latency_seconds_bucket{le=\"0.0025\"}",
+            "bridge_publish_in_flight",
+            "bridge_queue_depth",
+            "bridge_redis_connected",
+            "bridge_redis_reconnects_total",
+            "bridge_nats_connected",
+        ] {
+            assert!(
+                text.lines()
+                    .any(|line| line.starts_with(&format!("{name} "))),
+                "{name} missing from:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn separate_instances_do_not_share_values() {
+        let first = BridgeMetrics::new();
+        let second = BridgeMetrics::new();
+        first.received.increment(3);
+        assert!(first.render().contains("bridge_events_received_total 3"));
+        assert!(second.render().contains("bridge_events_received_total 0"));
+    }
+}

@@ -20,9 +20,6 @@ use crate::metrics::BridgeMetrics;
 use crate::reject_log::{RejectLog, REJECT_LOG_INTERVAL};
 use crate::route::{route, Outgoing, Verdict};
 
-/// How often the subscription is pinged to detect a Redis that hangs without closing.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the reader waits for room in a full queue before dropping a message.
 const QUEUE_FULL_WAIT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -35,6 +32,9 @@ pub struct Subscriber {
     queue: mpsc::Sender<Outgoing>,
     metrics: Arc<BridgeMetrics>,
     rejects: RejectLog,
+    /// How often the subscription is pinged, and how long a reply may take, to detect a Redis
+    /// that hangs without closing the connection.
+    keepalive: Duration,
 }
 
 /// Why a subscription ended.
@@ -50,6 +50,7 @@ impl Subscriber {
         validator: Validator,
         queue: mpsc::Sender<Outgoing>,
         metrics: Arc<BridgeMetrics>,
+        keepalive: Duration,
     ) -> Subscriber {
         Subscriber {
             client,
@@ -59,6 +60,7 @@ impl Subscriber {
             queue,
             metrics,
             rejects: RejectLog::new(REJECT_LOG_INTERVAL),
+            keepalive,
         }
     }
 
@@ -125,7 +127,7 @@ impl Subscriber {
         mut stream: PubSubStream,
         shutdown: &CancellationToken,
     ) -> End {
-        let mut keepalive = tokio::time::interval(KEEPALIVE_INTERVAL);
+        let mut keepalive = tokio::time::interval(self.keepalive);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         keepalive.reset();
         loop {
@@ -143,7 +145,9 @@ impl Subscriber {
                     }
                 }
                 _ = keepalive.tick() => {
-                    let ping = tokio::time::timeout(KEEPALIVE_TIMEOUT, sink.ping::<String>()).await;
+                    // In subscribed mode Redis answers PING with ["pong", ""], not +PONG: any
+                    // reply proves the connection alive.
+                    let ping = tokio::time::timeout(self.keepalive, sink.ping::<redis::Value>()).await;
                     if !matches!(ping, Ok(Ok(_))) {
                         return End::Lost("keepalive ping failed");
                     }

@@ -83,3 +83,44 @@ async fn nats_killed_and_restarted_nothing_crashes_and_events_flow_again() {
     assert_eq!(payloads, expected, "nothing lost, duplicated or reordered");
     bridge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_pings_keep_a_quiet_subscription_up() {
+    let backbone = Backbone::start();
+    let mut config = backbone.config();
+    config.redis_keepalive = std::time::Duration::from_millis(100);
+    let bridge = RunningBridge::start(config).await;
+    let mut redis = backbone.redis().await;
+    wait_for_subscribers(&mut redis, 1).await;
+
+    // Ten keepalive rounds with no traffic: the subscription must stay as it was.
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_eq!(bridge.metric("bridge_redis_connected").await, 1.0);
+    assert_eq!(bridge.metric("bridge_redis_reconnects_total").await, 0.0);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_is_noticed_and_the_bridge_recovers_when_it_thaws() {
+    let backbone = Backbone::start();
+    let mut config = backbone.config();
+    config.redis_keepalive = std::time::Duration::from_millis(200);
+    let bridge = RunningBridge::start(config).await;
+    let mut redis = backbone.redis().await;
+    wait_for_subscribers(&mut redis, 1).await;
+    bridge.wait_for_metric("bridge_redis_connected", 1.0).await;
+
+    // SIGSTOP: the socket stays open but nothing answers; only the keepalive can tell.
+    backbone.redis.freeze().expect("SIGSTOP redis");
+    bridge.wait_for_metric("bridge_redis_connected", 0.0).await;
+    backbone.redis.thaw().expect("SIGCONT redis");
+    bridge.wait_for_metric("bridge_redis_connected", 1.0).await;
+
+    let mut redis = backbone.redis().await;
+    wait_for_subscribers(&mut redis, 1).await;
+    let json = event_json(EventType::InventoryChange, "after_thaw");
+    publish(&mut redis, "rakuda:realtime:inventory", &json).await;
+    let jetstream = backbone.jetstream().await;
+    wait_for_stream_len(&jetstream, "RAKUDA_REALTIME", 1).await;
+    bridge.stop().await;
+}

@@ -172,3 +172,30 @@ pub(crate) fn path_arg(path: &Path) -> String {
 pub(crate) fn log_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.log"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_binary_says_how_to_install_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let result = ServerProcess::spawn(
+            "rakuda-no-such-server",
+            "rakuda-no-such-package",
+            &[],
+            &dir.path().join("log"),
+            1,
+            |_| true,
+        );
+        let Err(error) = result else {
+            panic!("spawning a missing binary must fail")
+        };
+        let message = error.to_string();
+        assert!(
+            message.contains("apt-get install rakuda-no-such-package"),
+            "{message}"
+        );
+        assert!(message.contains("./ops/bootstrap.sh"), "{message}");
+    }
+}
