@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_nats::ServerAddr;
 use clap::Parser;
+use rakuda_service::settings;
 
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
@@ -38,7 +39,7 @@ pub struct Config {
     pub redis_url: String,
 
     /// NATS servers, comma separated (several for a cluster).
-    #[arg(long, env = "NATS_URL", default_value = DEFAULT_NATS_URL, value_delimiter = ',', value_parser = parse_nats_url)]
+    #[arg(long, env = "NATS_URL", default_value = DEFAULT_NATS_URL, value_delimiter = ',', value_parser = settings::nats_url)]
     pub nats_url: Vec<ServerAddr>,
 
     /// Prefix of the Redis channels; the bridge PSUBSCRIBEs `<prefix>*`.
@@ -46,15 +47,15 @@ pub struct Config {
     pub redis_channel_prefix: String,
 
     /// JetStream stream that holds every event (subjects `rakuda.realtime.>`).
-    #[arg(long, env = "STREAM_NAME", default_value = DEFAULT_STREAM_NAME, value_parser = parse_stream_name)]
+    #[arg(long, env = "STREAM_NAME", default_value = DEFAULT_STREAM_NAME, value_parser = settings::stream_name)]
     pub stream_name: String,
 
     /// JetStream stream that keeps rejected messages (subjects `rakuda.dlq.>`).
-    #[arg(long, env = "DLQ_STREAM_NAME", default_value = DEFAULT_DLQ_STREAM_NAME, value_parser = parse_stream_name)]
+    #[arg(long, env = "DLQ_STREAM_NAME", default_value = DEFAULT_DLQ_STREAM_NAME, value_parser = settings::stream_name)]
     pub dlq_stream_name: String,
 
     /// How long the stream keeps events (`24h`, `30m`): the furthest back a client can resume.
-    #[arg(long, env = "STREAM_MAX_AGE", default_value = "24h", value_parser = parse_positive_duration)]
+    #[arg(long, env = "STREAM_MAX_AGE", default_value = "24h", value_parser = settings::positive_duration)]
     pub stream_max_age: Duration,
 
     /// How many events the stream keeps at most.
@@ -71,7 +72,7 @@ pub struct Config {
 
     /// How often the Redis subscription is pinged (and how long a reply may take) to notice a
     /// Redis that hangs without closing the connection.
-    #[arg(long, env = "REDIS_KEEPALIVE", default_value = "5s", value_parser = parse_positive_duration)]
+    #[arg(long, env = "REDIS_KEEPALIVE", default_value = "5s", value_parser = settings::positive_duration)]
     pub redis_keepalive: Duration,
 
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
@@ -79,15 +80,15 @@ pub struct Config {
     pub bridge_metrics_addr: SocketAddr,
 
     /// Events read from Redis waiting to be published; past it the reader waits briefly, then drops.
-    #[arg(long, env = "BRIDGE_QUEUE_CAPACITY", default_value_t = DEFAULT_QUEUE_CAPACITY, value_parser = parse_nonzero)]
+    #[arg(long, env = "BRIDGE_QUEUE_CAPACITY", default_value_t = DEFAULT_QUEUE_CAPACITY, value_parser = settings::nonzero)]
     pub bridge_queue_capacity: usize,
 
     /// Publishes awaiting their JetStream ack at once.
-    #[arg(long, env = "BRIDGE_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT, value_parser = parse_nonzero)]
+    #[arg(long, env = "BRIDGE_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT, value_parser = settings::nonzero)]
     pub bridge_max_in_flight: usize,
 
     /// On SIGTERM, how long to wait for queued events and in-flight acks (`10s`).
-    #[arg(long, env = "BRIDGE_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    #[arg(long, env = "BRIDGE_DRAIN_TIMEOUT", default_value = "10s", value_parser = settings::positive_duration)]
     pub bridge_drain_timeout: Duration,
 }
 
@@ -124,13 +125,6 @@ fn parse_redis_url(value: &str) -> Result<String, String> {
         .map_err(|error| format!("not a Redis URL (expected redis://host:port[/db]): {error}"))
 }
 
-fn parse_nats_url(value: &str) -> Result<ServerAddr, String> {
-    value
-        .trim()
-        .parse::<ServerAddr>()
-        .map_err(|error| format!("not a NATS URL (expected nats://host:port): {error}"))
-}
-
 fn parse_prefix(value: &str) -> Result<String, String> {
     if value.is_empty() || value.contains(['*', '?', '[', ']']) {
         return Err("must be a non-empty channel prefix without glob characters".into());
@@ -138,48 +132,13 @@ fn parse_prefix(value: &str) -> Result<String, String> {
     Ok(value.to_owned())
 }
 
-fn parse_stream_name(value: &str) -> Result<String, String> {
-    let valid = !value.is_empty()
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if valid {
-        Ok(value.to_owned())
-    } else {
-        Err("must be letters, digits, `_` or `-`".into())
-    }
-}
-
-fn parse_positive_duration(value: &str) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(value)
-        .map_err(|error| format!("not a duration like `30s` or `24h`: {error}"))?;
-    if duration.is_zero() {
-        return Err("must be longer than zero".into());
-    }
-    Ok(duration)
-}
-
-fn parse_nonzero(value: &str) -> Result<usize, String> {
-    match value.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(error) => Err(format!("not a whole number: {error}")),
-    }
-}
-
 fn parse_replicas(value: &str) -> Result<usize, String> {
-    match parse_nonzero(value)? {
-        n @ 1..=5 => Ok(n),
-        _ => Err("must be between 1 and 5".into()),
-    }
+    settings::bounded(value, 1, 5)
 }
 
 fn parse_event_max_bytes(value: &str) -> Result<usize, String> {
-    match parse_nonzero(value)? {
-        // NATS refuses messages over its max_payload (1 MiB by default).
-        n @ 1..=1_048_576 => Ok(n),
-        _ => Err("must be between 1 and 1048576 (NATS max_payload)".into()),
-    }
+    // NATS refuses messages over its max_payload (1 MiB by default).
+    settings::bounded(value, 1, 1_048_576)
 }
 
 #[cfg(test)]

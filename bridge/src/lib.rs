@@ -14,9 +14,8 @@
 //! - [`publisher`] — the JetStream side, many acks in flight, retries without reordering.
 //! - [`streams`] — idempotent creation of the event and DLQ streams.
 //! - [`metrics`], [`http`] — `/metrics`, `/healthz`, `/readyz`.
-//! - [`backoff`], [`reject_log`] — retry delays and rate-limited reject logging.
+//! - [`reject_log`] — rate-limited reject logging.
 
-pub mod backoff;
 pub mod config;
 pub mod http;
 pub mod metrics;

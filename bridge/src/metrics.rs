@@ -4,19 +4,10 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, Unit};
-use metrics_exporter_prometheus::{
-    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
-};
+use metrics::{Counter, Gauge, Histogram, Unit};
+use metrics_exporter_prometheus::PrometheusHandle;
 use rakuda_schema::{RejectReason, CHANNELS};
-
-const METADATA: Metadata<'static> =
-    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
-
-/// Publish → ack latency buckets, in seconds: sub-millisecond on loopback up to the ack timeout.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-];
+use rakuda_service::metric::{counter, describe, gauge, histogram, recorder};
 
 /// Every metric the bridge exports. Labels come from closed sets (channels, reject reasons).
 pub struct BridgeMetrics {
@@ -39,14 +30,7 @@ pub struct BridgeMetrics {
 
 impl BridgeMetrics {
     pub fn new() -> BridgeMetrics {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                Matcher::Full("bridge_publish_latency_seconds".into()),
-                LATENCY_BUCKETS,
-            )
-            .map(PrometheusBuilder::build_recorder)
-            // The bucket list is a non-empty constant, the only thing that can fail here.
-            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let recorder = recorder();
         let r = &recorder;
 
         let forwarded = CHANNELS
@@ -144,13 +128,12 @@ impl BridgeMetrics {
             dropped: counter(r, "bridge_events_dropped_total", &[]),
             deduplicated: counter(r, "bridge_events_deduplicated_total", &[]),
             publish_retries: counter(r, "bridge_publish_retries_total", &[]),
-            publish_latency: r
-                .register_histogram(&Key::from_name("bridge_publish_latency_seconds"), &METADATA),
-            in_flight: gauge(r, "bridge_publish_in_flight"),
-            queue_depth: gauge(r, "bridge_queue_depth"),
-            redis_connected: gauge(r, "bridge_redis_connected"),
+            publish_latency: histogram(r, "bridge_publish_latency_seconds"),
+            in_flight: gauge(r, "bridge_publish_in_flight", &[]),
+            queue_depth: gauge(r, "bridge_queue_depth", &[]),
+            redis_connected: gauge(r, "bridge_redis_connected", &[]),
             redis_reconnects: counter(r, "bridge_redis_reconnects_total", &[]),
-            nats_connected: gauge(r, "bridge_nats_connected"),
+            nats_connected: gauge(r, "bridge_nats_connected", &[]),
             redis_up: AtomicBool::new(false),
             nats_up: AtomicBool::new(false),
         }
@@ -193,35 +176,6 @@ impl BridgeMetrics {
 impl Default for BridgeMetrics {
     fn default() -> Self {
         BridgeMetrics::new()
-    }
-}
-
-fn counter(
-    recorder: &PrometheusRecorder,
-    name: &'static str,
-    labels: &[(&'static str, &'static str)],
-) -> Counter {
-    let labels: Vec<Label> = labels
-        .iter()
-        .map(|&(k, v)| Label::from_static_parts(k, v))
-        .collect();
-    recorder.register_counter(&Key::from_parts(name, labels), &METADATA)
-}
-
-fn gauge(recorder: &PrometheusRecorder, name: &'static str) -> Gauge {
-    let gauge = recorder.register_gauge(&Key::from_name(name), &METADATA);
-    gauge.set(0.0);
-    gauge
-}
-
-fn describe(recorder: &PrometheusRecorder, name: &'static str, unit: Unit, help: &'static str) {
-    let key = name.into();
-    if name.ends_with("_total") {
-        recorder.describe_counter(key, Some(unit), help.into());
-    } else if name.ends_with("_seconds") {
-        recorder.describe_histogram(key, Some(unit), help.into());
-    } else {
-        recorder.describe_gauge(key, Some(unit), help.into());
     }
 }
 

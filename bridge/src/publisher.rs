@@ -19,11 +19,11 @@ use futures::stream::FuturesOrdered;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::metrics::BridgeMetrics;
 use crate::route::{Outgoing, Verdict};
 use crate::streams;
+use rakuda_service::backoff::Backoff;
 
 type AckFuture = BoxFuture<'static, Result<PublishAck, PublishError>>;
 

@@ -15,10 +15,10 @@ use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
 use crate::metrics::BridgeMetrics;
 use crate::reject_log::{RejectLog, REJECT_LOG_INTERVAL};
 use crate::route::{route, Outgoing, Verdict};
+use rakuda_service::backoff::Backoff;
 
 /// How long the reader waits for room in a full queue before dropping a message.
 const QUEUE_FULL_WAIT: Duration = Duration::from_secs(2);
