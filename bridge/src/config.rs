@@ -188,37 +188,16 @@ mod tests {
             assert!(error.contains(variable), "{error}");
         }
     }
-}
 
-#[cfg(test)]
-mod env_example {
-    use clap::CommandFactory;
-
-    /// `.env.example` must list every setting with its real default, so the file a newcomer
-    /// copies never lies.
+    /// `.env.example` is what a newcomer copies: it must list every setting with its default.
     #[test]
-    fn env_example_lists_every_setting_with_its_default() {
+    fn env_example_documents_every_setting() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.env.example");
         let text = std::fs::read_to_string(&path).expect("read .env.example");
-        let documented: std::collections::HashMap<&str, &str> = text
-            .lines()
-            .filter(|line| !line.trim_start().starts_with('#'))
-            .filter_map(|line| line.split_once('='))
-            .collect();
-        for arg in super::Config::command().get_arguments() {
-            let Some(env) = arg.get_env() else { continue };
-            let env = env.to_string_lossy();
-            let default = arg
-                .get_default_values()
-                .iter()
-                .map(|v| v.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(",");
-            assert_eq!(
-                documented.get(env.as_ref()).copied(),
-                Some(default.as_str()),
-                "{env} must be in .env.example with its default"
-            );
-        }
+        let problems = rakuda_service::settings::env_example_problems(
+            &<Config as clap::CommandFactory>::command(),
+            &text,
+        );
+        assert!(problems.is_empty(), ".env.example: {problems:?}");
     }
 }

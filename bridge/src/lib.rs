@@ -28,7 +28,6 @@ pub mod subscriber;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::connection::State;
 use rakuda_schema::Validator;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -43,8 +42,6 @@ use subscriber::Subscriber;
 
 /// How long one JetStream request or ack may take before it counts as failed.
 const NATS_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often the NATS connection state is sampled for the gauge and the log.
-const NATS_STATE_POLL: Duration = Duration::from_millis(250);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -82,10 +79,11 @@ pub async fn run(
         .connect(config.nats_url.clone())
         .await
         .map_err(Error::Nats)?;
-    tasks.spawn(watch_nats(
+    let gauge = metrics.clone();
+    tasks.spawn(rakuda_service::nats::watch_connection(
         nats.clone(),
-        metrics.clone(),
         background.clone(),
+        move |connected| gauge.set_nats_connected(connected),
     ));
     let jetstream = jetstream_context(nats.clone(), config.bridge_max_in_flight);
 
@@ -152,30 +150,4 @@ fn jetstream_context(
         .max_ack_inflight(max_in_flight)
         .backpressure_on_inflight(true)
         .build(client)
-}
-
-/// Mirrors the NATS connection state into `bridge_nats_connected` and logs each change once.
-async fn watch_nats(
-    client: async_nats::Client,
-    metrics: Arc<BridgeMetrics>,
-    stop: CancellationToken,
-) {
-    let mut last: Option<bool> = None;
-    let mut poll = tokio::time::interval(NATS_STATE_POLL);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = poll.tick() => {}
-        }
-        let connected = client.connection_state() == State::Connected;
-        if last != Some(connected) {
-            metrics.set_nats_connected(connected);
-            match (last, connected) {
-                (_, true) => tracing::info!("connected to nats"),
-                (Some(true), false) => tracing::warn!("disconnected from nats; reconnecting"),
-                (_, false) => tracing::info!("connecting to nats"),
-            }
-            last = Some(connected);
-        }
-    }
 }

@@ -5,10 +5,12 @@
 //! - [`backoff`] — capped exponential retry delays with jitter.
 //! - [`signals`] — SIGTERM/SIGINT to a cancellation token.
 //! - [`startup`] — `.env` loading and log set-up for a binary's `main`.
+//! - [`nats`] — watching a NATS connection's state.
 //! - [`metric`] — registering metrics on a recorder a component owns (no global recorder).
 
 pub mod backoff;
 pub mod metric;
+pub mod nats;
 pub mod settings;
 pub mod signals;
 pub mod startup;

@@ -54,6 +54,53 @@ pub fn bounded(value: &str, min: usize, max: usize) -> Result<usize, String> {
     }
 }
 
+/// What `.env.example` (its text) gets wrong about a program's settings: each setting with an
+/// environment variable must be listed, with its default when it has one; a setting without a
+/// default is listed commented out (`# TOKEN_SECRET=`), since an empty value is not "unset".
+/// Empty when right.
+pub fn env_example_problems(command: &clap::Command, env_example: &str) -> Vec<String> {
+    let documented: std::collections::HashMap<&str, &str> = env_example
+        .lines()
+        .map(|line| {
+            let line = line.trim();
+            line.strip_prefix("# ")
+                .filter(|rest| is_assignment(rest))
+                .unwrap_or(line)
+        })
+        .filter(|line| is_assignment(line))
+        .filter_map(|line| line.split_once('='))
+        .collect();
+    let mut problems = Vec::new();
+    for arg in command.get_arguments() {
+        let Some(env) = arg.get_env() else { continue };
+        let env = env.to_string_lossy();
+        let default: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        let default = default.join(",");
+        match documented.get(env.as_ref()) {
+            None => problems.push(format!("{env} is missing")),
+            Some(value) if !default.is_empty() && *value != default => {
+                problems.push(format!("{env}={value} but the default is {default}"))
+            }
+            Some(_) => {}
+        }
+    }
+    problems
+}
+
+/// `NAME=...` with an upper-case variable name.
+fn is_assignment(line: &str) -> bool {
+    line.split_once('=').is_some_and(|(name, _)| {
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,95 @@
+//! The state every handler shares.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_nats::jetstream;
+use axum::http::StatusCode;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::ApiKeys;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::hub::Hub;
+use crate::metrics::GatewayMetrics;
+use crate::token::TokenSigner;
+
+pub struct App {
+    pub config: Config,
+    /// This instance's name in status, heartbeats and logs.
+    pub instance: String,
+    pub hub: Arc<Hub>,
+    pub metrics: Arc<GatewayMetrics>,
+    pub jetstream: jetstream::Context,
+    pub nats: async_nats::Client,
+    pub keys: ApiKeys,
+    pub tokens: TokenSigner,
+    pub started: Instant,
+    /// Cancelled on SIGTERM: streams end themselves and `/readyz` turns 503.
+    pub shutdown: CancellationToken,
+    /// Set once the feed has read the stream's position, so the watermark means something.
+    feed_started: AtomicBool,
+}
+
+impl App {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: Config,
+        instance: String,
+        hub: Arc<Hub>,
+        metrics: Arc<GatewayMetrics>,
+        jetstream: jetstream::Context,
+        nats: async_nats::Client,
+        shutdown: CancellationToken,
+    ) -> App {
+        let tokens = match &config.token_secret {
+            Some(secret) => TokenSigner::new(secret.as_bytes(), config.token_ttl),
+            None => TokenSigner::derived_from_keys(&config.api_key, config.token_ttl),
+        };
+        App {
+            keys: ApiKeys::new(&config.api_key),
+            tokens,
+            config,
+            instance,
+            hub,
+            metrics,
+            jetstream,
+            nats,
+            started: Instant::now(),
+            shutdown,
+            feed_started: AtomicBool::new(false),
+        }
+    }
+
+    /// A refusal: counted by reason and returned as a JSON error.
+    pub fn reject(
+        &self,
+        status: StatusCode,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
+        self.metrics.request_rejected(reason);
+        ApiError {
+            status,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn mark_feed_started(&self) {
+        self.feed_started.store(true, Ordering::Release);
+    }
+
+    pub fn feed_started(&self) -> bool {
+        self.feed_started.load(Ordering::Acquire)
+    }
+
+    pub fn nats_connected(&self) -> bool {
+        self.nats.connection_state() == async_nats::connection::State::Connected
+    }
+
+    pub fn draining(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+}

@@ -1,0 +1,242 @@
+//! Settings, from the environment (and `.env`) or the command line. As for the bridge, each
+//! value placeholder is the variable's name, so a bad value names it at start-up.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use async_nats::ServerAddr;
+use clap::Parser;
+use rakuda_service::settings;
+
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+pub const DEFAULT_STREAM_NAME: &str = "RAKUDA_REALTIME";
+pub const DEFAULT_GATEWAY_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_HEARTBEAT_MS: u64 = 30_000;
+pub const DEFAULT_DEBOUNCE_MS: u64 = 500;
+pub const DEFAULT_MAX_BATCH_EVENTS: usize = 1_000;
+pub const DEFAULT_SSE_RETRY_MS: u64 = 3_000;
+pub const DEFAULT_CLIENT_QUEUE_CAPACITY: usize = 1_024;
+pub const DEFAULT_REPLAY_RING_CAPACITY: usize = 10_000;
+pub const DEFAULT_RESUME_MAX_EVENTS: usize = 100_000;
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Shortest accepted API key: anything shorter is guessable.
+pub const MIN_API_KEY_LEN: usize = 8;
+/// Shortest accepted token secret.
+pub const MIN_TOKEN_SECRET_LEN: usize = 32;
+
+/// The gateway's settings. Tests build it with [`Config::new`] and never touch the process
+/// environment.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "rakuda-gateway",
+    version,
+    about = "Serves RAKUDA real-time events over SSE"
+)]
+pub struct Config {
+    /// NATS servers, comma separated (several for a cluster).
+    #[arg(long, env = "NATS_URL", default_value = DEFAULT_NATS_URL, value_delimiter = ',', value_parser = settings::nats_url)]
+    pub nats_url: Vec<ServerAddr>,
+
+    /// The JetStream stream the bridge writes (its sequence is the global event id).
+    #[arg(long, env = "STREAM_NAME", default_value = DEFAULT_STREAM_NAME, value_parser = settings::stream_name)]
+    pub stream_name: String,
+
+    /// Where the gateway listens.
+    #[arg(long, env = "GATEWAY_ADDR", default_value = DEFAULT_GATEWAY_ADDR)]
+    pub gateway_addr: SocketAddr,
+
+    /// API keys accepted in `X-API-Key`, comma separated (the existing apiKeyAuth keys).
+    #[arg(long, env = "API_KEY", required = true, value_delimiter = ',', value_parser = parse_api_key, hide_env_values = true)]
+    pub api_key: Vec<String>,
+
+    /// Secret that signs `/token` tokens; the same on every instance. Derived from API_KEY when unset.
+    #[arg(long, env = "TOKEN_SECRET", value_parser = parse_token_secret, hide_env_values = true)]
+    pub token_secret: Option<String>,
+
+    /// How long a `/token` token is valid (`15m`).
+    #[arg(long, env = "TOKEN_TTL", default_value = "15m", value_parser = settings::positive_duration)]
+    pub token_ttl: Duration,
+
+    /// `false` turns the realtime endpoints off: they answer 503 with a JSON reason.
+    #[arg(long, env = "REALTIME_ENABLED", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub realtime_enabled: bool,
+
+    /// Milliseconds between `heartbeat` events on each SSE connection.
+    #[arg(long, env = "SSE_HEARTBEAT_INTERVAL", default_value_t = DEFAULT_HEARTBEAT_MS, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub sse_heartbeat_interval: u64,
+
+    /// Debounce window in milliseconds, per event type; 0 sends every event on its own.
+    #[arg(long, env = "SSE_DEBOUNCE_WINDOW", default_value_t = DEFAULT_DEBOUNCE_MS, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub sse_debounce_window: u64,
+
+    /// Most events listed in one batch frame (`count` stays exact; `truncated` marks the cut).
+    #[arg(long, env = "DEBOUNCE_MAX_BATCH_EVENTS", default_value_t = DEFAULT_MAX_BATCH_EVENTS, value_parser = settings::nonzero)]
+    pub debounce_max_batch_events: usize,
+
+    /// Base reconnect delay sent as SSE `retry:` in milliseconds; each client gets it plus up to 50% jitter.
+    #[arg(long, env = "SSE_RETRY", default_value_t = DEFAULT_SSE_RETRY_MS, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub sse_retry: u64,
+
+    /// Frames a client may fall behind before it is reset and closed.
+    #[arg(long, env = "CLIENT_QUEUE_CAPACITY", default_value_t = DEFAULT_CLIENT_QUEUE_CAPACITY, value_parser = settings::nonzero)]
+    pub client_queue_capacity: usize,
+
+    /// Recent events kept in memory to serve resumes without asking JetStream.
+    #[arg(long, env = "REPLAY_RING_CAPACITY", default_value_t = DEFAULT_REPLAY_RING_CAPACITY, value_parser = settings::nonzero)]
+    pub replay_ring_capacity: usize,
+
+    /// Most events one resume replays from JetStream; further behind gets `event: reset`.
+    #[arg(long, env = "RESUME_MAX_EVENTS", default_value_t = DEFAULT_RESUME_MAX_EVENTS, value_parser = settings::nonzero)]
+    pub resume_max_events: usize,
+
+    /// Browser origins allowed by CORS, comma separated; empty allows none (same origin only).
+    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origins: Vec<String>,
+
+    /// This instance's name in /status, heartbeats and logs; `gw-<random>` when unset.
+    #[arg(long, env = "GATEWAY_INSTANCE_ID")]
+    pub gateway_instance_id: Option<String>,
+
+    /// On SIGTERM, how long open connections get to close before the process exits.
+    #[arg(long, env = "GATEWAY_DRAIN_TIMEOUT", default_value = "10s", value_parser = settings::positive_duration)]
+    pub gateway_drain_timeout: Duration,
+}
+
+impl Config {
+    /// Defaults for everything but the NATS servers and the API keys.
+    pub fn new(nats_url: Vec<ServerAddr>, api_keys: Vec<String>) -> Config {
+        Config {
+            nats_url,
+            stream_name: DEFAULT_STREAM_NAME.into(),
+            gateway_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            api_key: api_keys,
+            token_secret: None,
+            token_ttl: DEFAULT_TOKEN_TTL,
+            realtime_enabled: true,
+            sse_heartbeat_interval: DEFAULT_HEARTBEAT_MS,
+            sse_debounce_window: DEFAULT_DEBOUNCE_MS,
+            debounce_max_batch_events: DEFAULT_MAX_BATCH_EVENTS,
+            sse_retry: DEFAULT_SSE_RETRY_MS,
+            client_queue_capacity: DEFAULT_CLIENT_QUEUE_CAPACITY,
+            replay_ring_capacity: DEFAULT_REPLAY_RING_CAPACITY,
+            resume_max_events: DEFAULT_RESUME_MAX_EVENTS,
+            cors_origins: Vec::new(),
+            gateway_instance_id: None,
+            gateway_drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.sse_heartbeat_interval)
+    }
+
+    pub fn debounce_window(&self) -> Duration {
+        Duration::from_millis(self.sse_debounce_window)
+    }
+}
+
+fn parse_api_key(value: &str) -> Result<String, String> {
+    let key = value.trim();
+    if key.len() < MIN_API_KEY_LEN {
+        return Err(format!(
+            "each key must be at least {MIN_API_KEY_LEN} characters"
+        ));
+    }
+    Ok(key.to_owned())
+}
+
+fn parse_token_secret(value: &str) -> Result<String, String> {
+    if value.len() < MIN_TOKEN_SECRET_LEN {
+        return Err(format!(
+            "must be at least {MIN_TOKEN_SECRET_LEN} characters"
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+fn parse_origin(value: &str) -> Result<String, String> {
+    let origin = value.trim();
+    let scheme_ok = origin.starts_with("http://") || origin.starts_with("https://");
+    if !scheme_ok || origin.ends_with('/') || origin.parse::<axum::http::HeaderValue>().is_err() {
+        return Err("each origin must look like https://host[:port], without a path".into());
+    }
+    Ok(origin.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        let command = Config::command().mut_args(|arg| arg.env(None::<&str>));
+        let matches = command
+            .try_get_matches_from(std::iter::once("rakuda-gateway").chain(args.iter().copied()))?;
+        <Config as clap::FromArgMatches>::from_arg_matches(&matches)
+    }
+
+    #[test]
+    fn defaults_match_the_constants() {
+        let parsed = parse(&["--api-key", "key-one-123"]).expect("parse");
+        let built = Config::new(
+            vec![DEFAULT_NATS_URL.parse().expect("url")],
+            vec!["key-one-123".into()],
+        );
+        assert_eq!(format!("{parsed:?}"), format!("{built:?}"));
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        for (args, variable) in [
+            (vec![], "API_KEY"),
+            (vec!["--api-key", "short"], "API_KEY"),
+            (
+                vec!["--api-key", "long-enough", "--sse-debounce-window", "soon"],
+                "SSE_DEBOUNCE_WINDOW",
+            ),
+            (
+                vec!["--api-key", "long-enough", "--sse-heartbeat-interval", "5"],
+                "SSE_HEARTBEAT_INTERVAL",
+            ),
+            (
+                vec!["--api-key", "long-enough", "--realtime-enabled", "maybe"],
+                "REALTIME_ENABLED",
+            ),
+            (
+                vec!["--api-key", "long-enough", "--cors-origins", "example.com"],
+                "CORS_ORIGINS",
+            ),
+            (
+                vec!["--api-key", "long-enough", "--token-secret", "tiny"],
+                "TOKEN_SECRET",
+            ),
+            (
+                vec!["--api-key", "long-enough", "--gateway-addr", "everywhere"],
+                "GATEWAY_ADDR",
+            ),
+        ] {
+            let error = parse(&args).expect_err("bad value").to_string();
+            assert!(error.contains(variable), "{variable}: {error}");
+        }
+    }
+
+    #[test]
+    fn realtime_enabled_reads_false() {
+        let parsed =
+            parse(&["--api-key", "long-enough", "--realtime-enabled", "false"]).expect("parse");
+        assert!(!parsed.realtime_enabled);
+    }
+
+    /// `.env.example` is what a newcomer copies: it must list every setting with its default.
+    #[test]
+    fn env_example_documents_every_setting() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.env.example");
+        let text = std::fs::read_to_string(&path).expect("read .env.example");
+        let problems = rakuda_service::settings::env_example_problems(
+            &<Config as clap::CommandFactory>::command(),
+            &text,
+        );
+        assert!(problems.is_empty(), ".env.example: {problems:?}");
+    }
+}

@@ -1,0 +1,126 @@
+//! Reads the stream: one ordered consumer per instance, starting right after the stream's last
+//! sequence at start-up (no gap, no history), re-created by itself after failures.
+
+use async_nats::jetstream::{self, consumer::pull, consumer::DeliverPolicy};
+use bytes::Bytes;
+use futures::StreamExt;
+use rakuda_service::backoff::Backoff;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// What the feed hands to the pipeline.
+#[derive(Debug)]
+pub enum FeedItem {
+    /// The stream's identity and where reading starts: all before `last_seq` is history.
+    Start { epoch: u64, last_seq: u64 },
+    Message {
+        seq: u64,
+        subject: String,
+        payload: Bytes,
+    },
+}
+
+pub struct Feed {
+    pub jetstream: jetstream::Context,
+    pub stream_name: String,
+}
+
+impl Feed {
+    /// Reads until `shutdown` or until the pipeline is gone.
+    pub async fn run(self, out: mpsc::Sender<FeedItem>, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new();
+        let mut warned = false;
+        // (epoch, next sequence to read) once known.
+        let mut position: Option<(u64, u64)> = None;
+        loop {
+            let outcome = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                outcome = self.read(&mut position, &out, &mut warned) => outcome,
+            };
+            match outcome {
+                ReadEnd::PipelineGone => return,
+                ReadEnd::Failed(error) => {
+                    if !warned {
+                        tracing::warn!(%error, stream = %self.stream_name, "stream feed interrupted; retrying with backoff");
+                        warned = true;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+        }
+    }
+
+    async fn read(
+        &self,
+        position: &mut Option<(u64, u64)>,
+        out: &mpsc::Sender<FeedItem>,
+        warned: &mut bool,
+    ) -> ReadEnd {
+        let stream = match self.jetstream.get_stream(&self.stream_name).await {
+            Ok(stream) => stream,
+            Err(error) => return ReadEnd::Failed(format!("cannot find the stream: {error}")),
+        };
+        let info = stream.cached_info();
+        let epoch = u64::try_from(info.created.unix_timestamp()).unwrap_or(0);
+        let start_seq = match *position {
+            Some((known, next)) if known == epoch => next,
+            _ => {
+                // First start, or the stream was recreated: start after what it holds now.
+                let last_seq = info.state.last_sequence;
+                if out.send(FeedItem::Start { epoch, last_seq }).await.is_err() {
+                    return ReadEnd::PipelineGone;
+                }
+                *position = Some((epoch, last_seq + 1));
+                last_seq + 1
+            }
+        };
+        let consumer = match stream
+            .create_consumer(pull::OrderedConfig {
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: start_seq,
+                },
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(consumer) => consumer,
+            Err(error) => {
+                return ReadEnd::Failed(format!("cannot create the ordered consumer: {error}"))
+            }
+        };
+        let mut messages = match consumer.messages().await {
+            Ok(messages) => messages,
+            Err(error) => {
+                return ReadEnd::Failed(format!("cannot read the ordered consumer: {error}"))
+            }
+        };
+        tracing::info!(stream = %self.stream_name, epoch, from_seq = start_seq, "reading the stream");
+        *warned = false;
+        while let Some(message) = messages.next().await {
+            let message = match message {
+                Ok(message) => message,
+                Err(error) => return ReadEnd::Failed(format!("ordered consumer failed: {error}")),
+            };
+            let Ok(meta) = message.info() else { continue };
+            let seq = meta.stream_sequence;
+            let item = FeedItem::Message {
+                seq,
+                subject: message.subject.to_string(),
+                payload: message.payload.clone(),
+            };
+            if out.send(item).await.is_err() {
+                return ReadEnd::PipelineGone;
+            }
+            *position = Some((epoch, seq + 1));
+        }
+        ReadEnd::Failed("ordered consumer ended".into())
+    }
+}
+
+enum ReadEnd {
+    PipelineGone,
+    Failed(String),
+}

@@ -1,0 +1,147 @@
+//! Frames as they go on the wire, serialized once per frame and shared by every connection.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use rakuda_schema::{Channel, Heartbeat, ResetNotice};
+use time::OffsetDateTime;
+
+use crate::coalesce::Folded;
+use crate::cursor::Cursor;
+
+/// One frame for every connection: the SSE record is built once and its bytes shared.
+#[derive(Debug)]
+pub struct OutFrame {
+    /// The channel of the events inside; `None` for a reset, which every connection gets.
+    pub channel: Option<&'static Channel>,
+    pub kind: FrameKind,
+    /// Highest event sequence inside the frame.
+    pub max_seq: u64,
+    /// The resume cursor this frame carries.
+    pub cursor: Cursor,
+    /// When the newest event inside was published by its worker, for the latency histogram.
+    pub newest: OffsetDateTime,
+    /// `id: ...\nevent: ...\ndata: ...\n\n`
+    pub sse: Bytes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    Single,
+    Batch,
+    /// `event: reset`: the client must refetch everything.
+    Reset,
+}
+
+impl OutFrame {
+    pub fn encode(folded: &Folded, cursor: Cursor) -> OutFrame {
+        let (event_type, kind, newest, json) = match folded {
+            Folded::Single(event) => (
+                event.event_type,
+                FrameKind::Single,
+                event.timestamp.instant(),
+                serde_json::to_vec(event),
+            ),
+            Folded::Batch(batch) => (
+                batch.event_type,
+                FrameKind::Batch,
+                batch
+                    .events
+                    .iter()
+                    .map(|e| e.timestamp.instant())
+                    .max()
+                    .unwrap_or_else(OffsetDateTime::now_utc),
+                serde_json::to_vec(batch),
+            ),
+        };
+        // Our own types always serialize; an empty object keeps the stream well-formed anyway.
+        let json = json.unwrap_or_else(|_| b"{}".to_vec());
+        OutFrame {
+            channel: Some(Channel::of(event_type)),
+            kind,
+            max_seq: folded.max_seq(),
+            cursor,
+            newest,
+            sse: sse_record(Some(cursor), event_type.as_str(), &json),
+        }
+    }
+}
+
+impl OutFrame {
+    /// A reset for every connection, carrying the cursor the client continues from.
+    pub fn reset(reason: &str, cursor: Cursor) -> OutFrame {
+        OutFrame {
+            channel: None,
+            kind: FrameKind::Reset,
+            max_seq: cursor.seq,
+            cursor,
+            newest: OffsetDateTime::now_utc(),
+            sse: sse_reset(Some(cursor), reason),
+        }
+    }
+}
+
+/// An SSE record. `data` must be one line (compact JSON is).
+pub fn sse_record(id: Option<Cursor>, event: &str, data: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(data.len() + event.len() + 48);
+    if let Some(id) = id {
+        out.put_slice(b"id: ");
+        out.put_slice(id.to_string().as_bytes());
+        out.put_u8(b'\n');
+    }
+    out.put_slice(b"event: ");
+    out.put_slice(event.as_bytes());
+    out.put_slice(b"\ndata: ");
+    out.put_slice(data);
+    out.put_slice(b"\n\n");
+    out.freeze()
+}
+
+/// `retry: <ms>`: how long a browser waits before reconnecting.
+pub fn sse_retry(millis: u64) -> Bytes {
+    Bytes::from(format!("retry: {millis}\n\n"))
+}
+
+pub fn sse_heartbeat(id: Option<Cursor>, heartbeat: &Heartbeat) -> Bytes {
+    let json = serde_json::to_vec(heartbeat).unwrap_or_else(|_| b"{}".to_vec());
+    sse_record(id, "heartbeat", &json)
+}
+
+pub fn sse_reset(id: Option<Cursor>, reason: &str) -> Bytes {
+    let json = serde_json::to_vec(&ResetNotice {
+        reason: reason.to_owned(),
+    })
+    .unwrap_or_else(|_| b"{}".to_vec());
+    sse_record(id, "reset", &json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coalesce::tests::event;
+    use rakuda_schema::EventType;
+
+    #[test]
+    fn a_single_event_is_one_sse_record_with_its_cursor() {
+        let folded = Folded::Single((*event(EventType::OrderReceived, 1041, "o1")).clone());
+        let frame = OutFrame::encode(
+            &folded,
+            Cursor {
+                epoch: 1_732_270_000,
+                seq: 1041,
+            },
+        );
+        let text = std::str::from_utf8(&frame.sse).expect("utf-8");
+        assert!(text.starts_with("id: 1732270000-1041\nevent: ORDER_RECEIVED\ndata: {\"type\":\"ORDER_RECEIVED\",\"seq\":1041,"));
+        assert!(text.ends_with("}\n\n"));
+        assert_eq!(text.matches('\n').count(), 4);
+        assert_eq!(frame.max_seq, 1041);
+    }
+
+    #[test]
+    fn reset_and_retry_records() {
+        assert_eq!(&sse_retry(3712)[..], b"retry: 3712\n\n");
+        assert_eq!(
+            &sse_reset(None, "slow_client")[..],
+            b"event: reset\ndata: {\"reason\":\"slow_client\"}\n\n"
+        );
+    }
+}

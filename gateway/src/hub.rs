@@ -1,0 +1,223 @@
+//! Fan-out: every frame goes to every connection through one bounded broadcast ring, so a
+//! slow connection falls behind on its own (and is reset when it laps the ring) while the
+//! producer never waits. The hub also keeps a ring of recent events for resumes.
+//!
+//! Recording an event, publishing a frame and subscribing all take one short lock, which makes
+//! a subscription see exactly: the frames published after it, plus the events up to the
+//! watermark it read, with nothing in between missing or doubled.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rakuda_schema::SequencedEvent;
+use tokio::sync::broadcast;
+
+use crate::cursor::Cursor;
+use crate::frame::OutFrame;
+
+pub struct Hub {
+    state: Mutex<Ring>,
+    frames: broadcast::Sender<Arc<OutFrame>>,
+    epoch: AtomicU64,
+    watermark: AtomicU64,
+}
+
+struct Ring {
+    events: VecDeque<Arc<SequencedEvent>>,
+    capacity: usize,
+    /// Highest sequence the ring no longer (or never did) cover.
+    floor: u64,
+}
+
+/// What a new connection starts from.
+pub struct Subscription {
+    pub frames: broadcast::Receiver<Arc<OutFrame>>,
+    pub epoch: u64,
+    /// Every event at or below it was published before the subscription.
+    pub watermark: u64,
+    /// Events after the requested sequence up to the watermark, when the ring still has them all.
+    pub from_ring: Option<Vec<Arc<SequencedEvent>>>,
+}
+
+impl Hub {
+    /// `queue_capacity` frames a connection may fall behind; `ring_capacity` events kept for resumes.
+    pub fn new(queue_capacity: usize, ring_capacity: usize) -> Hub {
+        let (frames, _) = broadcast::channel(queue_capacity.max(1));
+        Hub {
+            state: Mutex::new(Ring {
+                events: VecDeque::with_capacity(ring_capacity.min(65_536)),
+                capacity: ring_capacity.max(1),
+                floor: 0,
+            }),
+            frames,
+            epoch: AtomicU64::new(0),
+            watermark: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Ring> {
+        // A panic while holding the lock leaves the ring consistent (every mutation is a
+        // single push/pop), so a poisoned lock is still safe to use.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// (Re)starts on a stream: its epoch and the last sequence that existed before we read it.
+    pub fn start(&self, epoch: u64, last_seq: u64) {
+        let mut ring = self.lock();
+        ring.events.clear();
+        ring.floor = last_seq;
+        self.epoch.store(epoch, Ordering::Release);
+        self.watermark.store(last_seq, Ordering::Release);
+    }
+
+    /// Keeps a client event for resumes.
+    pub fn record(&self, event: Arc<SequencedEvent>) {
+        let mut ring = self.lock();
+        if ring.events.len() == ring.capacity {
+            if let Some(evicted) = ring.events.pop_front() {
+                ring.floor = evicted.seq;
+            }
+        }
+        ring.events.push_back(event);
+    }
+
+    /// Sends a frame to every connection and moves the watermark to its cursor.
+    pub fn publish(&self, frame: OutFrame) {
+        let _ring = self.lock();
+        self.watermark.store(frame.cursor.seq, Ordering::Release);
+        // No receivers is fine: nobody is connected.
+        let _ = self.frames.send(Arc::new(frame));
+    }
+
+    /// Tells every connection to refetch everything (the stream was recreated).
+    pub fn reset_all(&self, reason: &str) {
+        self.publish(OutFrame::reset(reason, self.cursor()));
+    }
+
+    /// Moves the watermark without a frame (events no client sees, e.g. the canary).
+    pub fn advance(&self, watermark: u64) {
+        let _ring = self.lock();
+        self.watermark.store(watermark, Ordering::Release);
+    }
+
+    /// Subscribes; with `after`, also copies the ring's events after it when the ring has them.
+    pub fn subscribe(&self, after: Option<u64>) -> Subscription {
+        let ring = self.lock();
+        let frames = self.frames.subscribe();
+        let watermark = self.watermark.load(Ordering::Acquire);
+        let from_ring = after.filter(|after| *after >= ring.floor).map(|after| {
+            ring.events
+                .iter()
+                .filter(|event| event.seq > after && event.seq <= watermark)
+                .cloned()
+                .collect()
+        });
+        Subscription {
+            frames,
+            epoch: self.epoch.load(Ordering::Acquire),
+            watermark,
+            from_ring,
+        }
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    pub fn watermark(&self) -> u64 {
+        self.watermark.load(Ordering::Acquire)
+    }
+
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            epoch: self.epoch(),
+            seq: self.watermark(),
+        }
+    }
+
+    /// Open subscriptions (connections).
+    pub fn subscribers(&self) -> usize {
+        self.frames.receiver_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coalesce::tests::event;
+    use crate::coalesce::Folded;
+    use rakuda_schema::EventType;
+
+    fn frame(seq: u64) -> OutFrame {
+        OutFrame::encode(
+            &Folded::Single((*event(EventType::OrderReceived, seq, "o")).clone()),
+            Cursor { epoch: 7, seq },
+        )
+    }
+
+    #[test]
+    fn a_subscription_gets_ring_events_then_later_frames() {
+        let hub = Hub::new(16, 100);
+        hub.start(7, 10);
+        for seq in 11..=15 {
+            hub.record(event(EventType::OrderReceived, seq, "o"));
+            hub.publish(frame(seq));
+        }
+        let mut sub = hub.subscribe(Some(12));
+        assert_eq!((sub.epoch, sub.watermark), (7, 15));
+        let seqs: Vec<u64> = sub
+            .from_ring
+            .expect("ring covers 12")
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, vec![13, 14, 15]);
+        hub.record(event(EventType::OrderReceived, 16, "o"));
+        hub.publish(frame(16));
+        assert_eq!(sub.frames.try_recv().expect("frame").max_seq, 16);
+        assert!(sub.frames.try_recv().is_err());
+    }
+
+    #[test]
+    fn the_ring_does_not_cover_what_it_evicted_or_never_saw() {
+        let hub = Hub::new(16, 3);
+        hub.start(7, 10);
+        assert!(
+            hub.subscribe(Some(9)).from_ring.is_none(),
+            "before the gateway started"
+        );
+        for seq in 11..=15 {
+            hub.record(event(EventType::OrderReceived, seq, "o"));
+            hub.publish(frame(seq));
+        }
+        assert!(
+            hub.subscribe(Some(11)).from_ring.is_none(),
+            "12 was evicted"
+        );
+        let seqs: Vec<u64> = hub
+            .subscribe(Some(12))
+            .from_ring
+            .expect("covers")
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, vec![13, 14, 15]);
+    }
+
+    #[test]
+    fn a_receiver_that_laps_the_ring_learns_it_lagged() {
+        let hub = Hub::new(4, 100);
+        hub.start(7, 0);
+        let mut sub = hub.subscribe(None);
+        for seq in 1..=10 {
+            hub.publish(frame(seq));
+        }
+        assert!(matches!(
+            sub.frames.try_recv(),
+            Err(broadcast::error::TryRecvError::Lagged(6))
+        ));
+    }
+}

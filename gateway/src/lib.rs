@@ -1,0 +1,163 @@
+//! rakuda-gateway: serves the `RAKUDA_REALTIME` stream to browsers over Server-Sent Events.
+//!
+//! ```text
+//! JetStream ─> Feed ─(bounded)─> Pipeline ─────────────> Hub ─(broadcast ring)─> SSE connections
+//!  ordered      one per          parse once, debounce,    serialized once,        filter, batch writes,
+//!  consumer     instance         cursor = watermark       ring of recent events   heartbeat, resume
+//! ```
+//!
+//! # Layout
+//! - [`config`] — settings, validated before anything starts.
+//! - [`feed`] — the ordered consumer on the stream.
+//! - [`pipeline`] — parse, ring, debounce, publish with a safe cursor.
+//! - [`debounce`], [`coalesce`] — the per-type window and how a batch folds events.
+//! - [`hub`] — fan-out and the ring of recent events.
+//! - [`sse`], [`resume`], [`cursor`], [`frame`] — the SSE endpoint and its wire format.
+//! - [`auth`], [`token`], [`channels`] — API keys, signed tokens, channel sets.
+//! - [`stats`], [`metrics`] — `/status`, `/stats`, `/metrics`, `/healthz`, `/readyz`.
+//! - [`routes`], [`app`], [`error`] — the router, shared state, JSON errors.
+
+pub mod app;
+pub mod auth;
+pub mod channels;
+pub mod coalesce;
+pub mod config;
+pub mod cursor;
+pub mod debounce;
+pub mod error;
+pub mod feed;
+pub mod frame;
+pub mod hub;
+pub mod metrics;
+pub mod pipeline;
+pub mod resume;
+pub mod routes;
+pub mod sse;
+pub mod stats;
+pub mod token;
+
+use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::Config;
+
+use app::App;
+use feed::Feed;
+use hub::Hub;
+use metrics::GatewayMetrics;
+use pipeline::Pipeline;
+
+/// How long one JetStream request may take.
+const NATS_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Stream messages read ahead of the pipeline.
+const FEED_QUEUE_CAPACITY: usize = 4_096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot set up the NATS client for NATS_URL: {0}")]
+    Nats(#[source] async_nats::ConnectError),
+    #[error("the HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Serves until `shutdown`; then refuses new work, lets open streams end themselves (each sends
+/// a jittered `retry:`), and returns once they have, or after `gateway_drain_timeout`.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let instance = config
+        .gateway_instance_id
+        .clone()
+        .unwrap_or_else(|| format!("gw-{:06x}", rand::random::<u32>() & 0xff_ffff));
+    let metrics = Arc::new(GatewayMetrics::new());
+    let nats = async_nats::ConnectOptions::new()
+        .name(format!("rakuda-gateway {instance}"))
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .request_timeout(Some(NATS_REQUEST_TIMEOUT))
+        .connect(config.nats_url.clone())
+        .await
+        .map_err(Error::Nats)?;
+    let jetstream = async_nats::jetstream::context::ContextBuilder::new()
+        .timeout(NATS_REQUEST_TIMEOUT)
+        .build(nats.clone());
+    let hub = Arc::new(Hub::new(
+        config.client_queue_capacity,
+        config.replay_ring_capacity,
+    ));
+    let drain_timeout = config.gateway_drain_timeout;
+    let stream_name = config.stream_name.clone();
+    let app = Arc::new(App::new(
+        config,
+        instance.clone(),
+        hub,
+        metrics.clone(),
+        jetstream.clone(),
+        nats.clone(),
+        shutdown.clone(),
+    ));
+    tracing::info!(%instance, "gateway starting");
+
+    // The feed and pipeline outlive the drain so streams keep receiving until they close.
+    let background = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let (feed_out, feed_in) = mpsc::channel(FEED_QUEUE_CAPACITY);
+    tasks.spawn(
+        Feed {
+            jetstream,
+            stream_name,
+        }
+        .run(feed_out, background.clone()),
+    );
+    tasks.spawn(Pipeline::new(app.clone()).run(feed_in, background.clone()));
+    let gauge = metrics.clone();
+    tasks.spawn(rakuda_service::nats::watch_connection(
+        nats.clone(),
+        background.clone(),
+        move |connected| gauge.nats_connected.set(if connected { 1.0 } else { 0.0 }),
+    ));
+
+    let server = axum::serve(listener, routes::router(app.clone()))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future();
+    let mut server = tokio::spawn(server);
+    let outcome = tokio::select! {
+        result = &mut server => Some(result),
+        _ = shutdown.cancelled() => None,
+    };
+    let result = match outcome {
+        Some(result) => result,
+        None => {
+            tracing::info!(connections = app.hub.subscribers(), timeout = ?drain_timeout, "draining: open streams are closing");
+            match tokio::time::timeout(drain_timeout, &mut server).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!(
+                        connections = app.hub.subscribers(),
+                        "drain timeout expired; closing the rest"
+                    );
+                    server.abort();
+                    Ok(Ok(()))
+                }
+            }
+        }
+    };
+    background.cancel();
+    tasks.close();
+    tasks.wait().await;
+    tracing::info!(%instance, "gateway stopped");
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(Error::Serve(error)),
+        // A panic in the server task; nothing to return but the fact.
+        Err(join) => Err(Error::Serve(std::io::Error::other(join.to_string()))),
+    }
+}

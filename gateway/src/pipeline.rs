@@ -1,0 +1,163 @@
+//! Between the feed and the hub: parse each stream message once, keep client events for
+//! resumes, debounce, and publish frames with a cursor that never claims more than was sent.
+
+use std::sync::Arc;
+use std::time::Instant as StdInstant;
+
+use rakuda_schema::{Channel, RealTimeEvent, SequencedEvent};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::coalesce::Folded;
+use crate::cursor::Cursor;
+use crate::debounce::Debouncer;
+use crate::feed::FeedItem;
+use crate::frame::{FrameKind, OutFrame};
+
+pub struct Pipeline {
+    app: Arc<App>,
+    debouncer: Debouncer,
+    epoch: u64,
+    /// The last sequence read from the stream.
+    last_seq: u64,
+}
+
+impl Pipeline {
+    pub fn new(app: Arc<App>) -> Pipeline {
+        let debouncer = Debouncer::new(
+            app.config.debounce_window(),
+            app.config.debounce_max_batch_events,
+        );
+        Pipeline {
+            app,
+            debouncer,
+            epoch: 0,
+            last_seq: 0,
+        }
+    }
+
+    pub async fn run(mut self, mut feed: mpsc::Receiver<FeedItem>, shutdown: CancellationToken) {
+        loop {
+            let deadline = self.debouncer.next_deadline();
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                _ = sleep_until(deadline), if deadline.is_some() => self.flush_due(Instant::now()),
+                item = feed.recv() => match item {
+                    None => return,
+                    Some(FeedItem::Start { epoch, last_seq }) => self.start(epoch, last_seq),
+                    Some(FeedItem::Message { seq, subject, payload }) => {
+                        self.on_message(seq, &subject, &payload, Instant::now());
+                    }
+                },
+            }
+        }
+    }
+
+    fn start(&mut self, epoch: u64, last_seq: u64) {
+        let restarted = self.epoch != 0 && self.epoch != epoch;
+        self.epoch = epoch;
+        self.last_seq = last_seq;
+        self.debouncer = Debouncer::new(
+            self.app.config.debounce_window(),
+            self.app.config.debounce_max_batch_events,
+        );
+        self.app.hub.start(epoch, last_seq);
+        self.app.metrics.stream_last_sequence.set(last_seq as f64);
+        self.app.mark_feed_started();
+        if restarted {
+            tracing::warn!(epoch, "the stream was recreated; clients must refetch");
+            self.app.hub.reset_all("stream_recreated");
+        }
+    }
+
+    fn on_message(&mut self, seq: u64, subject: &str, payload: &[u8], now: Instant) {
+        self.last_seq = seq;
+        self.flush_due(now);
+        let parsed = Channel::by_subject(subject)
+            .and_then(|channel| {
+                serde_json::from_slice::<RealTimeEvent>(payload)
+                    .ok()
+                    .map(|e| (channel, e))
+            })
+            .filter(|(channel, event)| channel.event_type == event.event_type);
+        let Some((channel, event)) = parsed else {
+            self.app.metrics.events_invalid.increment(1);
+            tracing::debug!(
+                seq,
+                subject,
+                "skipped a stream message that is not a valid event"
+            );
+            self.advance();
+            return;
+        };
+        self.app.metrics.event_received(event.event_type);
+        if channel.internal {
+            // The canary and other internal events flow through the path but reach no client.
+            self.advance();
+            return;
+        }
+        let event = Arc::new(SequencedEvent::new(seq, event));
+        self.app.hub.record(event.clone());
+        match self.debouncer.push(event, now) {
+            Some(folded) => self.emit(folded),
+            None => self.advance(),
+        }
+    }
+
+    fn flush_due(&mut self, now: Instant) {
+        while let Some(folded) = self.debouncer.pop_due(now) {
+            self.emit(folded);
+        }
+    }
+
+    /// Every event below the lowest one held back has gone out.
+    fn watermark(&self) -> u64 {
+        self.debouncer
+            .lowest_held_seq()
+            .map(|held| held.saturating_sub(1))
+            .unwrap_or(self.last_seq)
+    }
+
+    fn advance(&self) {
+        let watermark = self.watermark();
+        self.app.hub.advance(watermark);
+        self.app.metrics.stream_last_sequence.set(watermark as f64);
+    }
+
+    fn emit(&self, folded: Folded) {
+        let started = StdInstant::now();
+        let cursor = Cursor {
+            epoch: self.epoch,
+            seq: self.watermark(),
+        };
+        let frame = OutFrame::encode(&folded, cursor);
+        match frame.kind {
+            FrameKind::Single => self.app.metrics.frames_single.increment(1),
+            FrameKind::Batch => {
+                self.app.metrics.frames_batch.increment(1);
+                if let Folded::Batch(batch) = &folded {
+                    self.app
+                        .metrics
+                        .events_coalesced(batch.event_type, u64::from(batch.count));
+                }
+            }
+            FrameKind::Reset => {}
+        }
+        self.app.hub.publish(frame);
+        self.app.metrics.stream_last_sequence.set(cursor.seq as f64);
+        self.app
+            .metrics
+            .fanout_duration
+            .record(started.elapsed().as_secs_f64());
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

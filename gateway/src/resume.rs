@@ -1,0 +1,205 @@
+//! Resume after a reconnect: the events after the client's cursor, from this instance's ring
+//! when it still has them, else from JetStream by sequence, coalesced per type. A cursor that
+//! cannot be honoured (other stream epoch, older than the stream keeps, ahead of the stream,
+//! too far behind, not a cursor) gives `reset`: the client refetches everything.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, DeliverPolicy};
+use futures::StreamExt;
+use rakuda_schema::{Channel, RealTimeEvent, SequencedEvent};
+
+use crate::app::App;
+use crate::channels::ChannelSet;
+use crate::coalesce::{coalesce_replay, Folded};
+use crate::cursor::{Cursor, MalformedCursor};
+use crate::hub::Subscription;
+use crate::metrics::ReplaySource;
+
+/// How long fetching missed events from JetStream may take before the client is reset instead.
+const STREAM_REPLAY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a new connection sends before the live feed.
+#[derive(Debug)]
+pub enum Plan {
+    /// No cursor: live only.
+    Live,
+    /// Missed events, coalesced; live frames follow.
+    Replay {
+        frames: Vec<Folded>,
+        source: ReplaySource,
+    },
+    /// The cursor is ahead of this instance (another instance is further along): skip live
+    /// events up to it.
+    SkipThrough(u64),
+    /// Send `reset` with this reason, then live.
+    Reset(&'static str),
+}
+
+impl Plan {
+    /// Live frames at or below this sequence were already sent to the client.
+    pub fn skip_through(&self, subscription: &Subscription) -> u64 {
+        match self {
+            Plan::SkipThrough(seq) => *seq,
+            _ => subscription.watermark,
+        }
+    }
+}
+
+/// Decides (and fetches) what the client missed. `cursor` is what it presented, if anything.
+pub async fn plan(
+    app: &App,
+    cursor: Option<Result<Cursor, MalformedCursor>>,
+    subscription: &Subscription,
+    channels: ChannelSet,
+) -> Plan {
+    let plan = decide(app, cursor, subscription, channels).await;
+    match &plan {
+        Plan::Replay { source, .. } => app.metrics.replay(*source),
+        Plan::Reset(_) => app.metrics.replay(ReplaySource::Reset),
+        Plan::Live | Plan::SkipThrough(_) => {}
+    }
+    plan
+}
+
+async fn decide(
+    app: &App,
+    cursor: Option<Result<Cursor, MalformedCursor>>,
+    subscription: &Subscription,
+    channels: ChannelSet,
+) -> Plan {
+    let cursor = match cursor {
+        None => return Plan::Live,
+        Some(Err(_)) => return Plan::Reset("invalid_cursor"),
+        Some(Ok(cursor)) => cursor,
+    };
+    if cursor.epoch != subscription.epoch {
+        return Plan::Reset("stream_recreated");
+    }
+    let watermark = subscription.watermark;
+    if cursor.seq == watermark {
+        return Plan::Replay {
+            frames: Vec::new(),
+            source: ReplaySource::Ring,
+        };
+    }
+    if cursor.seq > watermark {
+        // Another instance may simply be ahead of this one; only a cursor past the stream's end is wrong.
+        return match stream_bounds(app).await {
+            Some((_, last)) if cursor.seq <= last => Plan::SkipThrough(cursor.seq),
+            Some(_) => Plan::Reset("cursor_ahead_of_stream"),
+            None => Plan::Reset("replay_failed"),
+        };
+    }
+    let max_events = app.config.debounce_max_batch_events;
+    if let Some(events) = &subscription.from_ring {
+        let events = events
+            .iter()
+            .filter(|e| channels.contains(Channel::of(e.event_type)))
+            .cloned();
+        return Plan::Replay {
+            frames: coalesce_replay(events, max_events),
+            source: ReplaySource::Ring,
+        };
+    }
+    let Some((first, _)) = stream_bounds(app).await else {
+        return Plan::Reset("replay_failed");
+    };
+    if cursor.seq + 1 < first {
+        return Plan::Reset("cursor_expired");
+    }
+    let missed = watermark - cursor.seq;
+    if missed > app.config.resume_max_events as u64 {
+        return Plan::Reset("too_far_behind");
+    }
+    match tokio::time::timeout(
+        STREAM_REPLAY_TIMEOUT,
+        fetch(app, cursor.seq + 1, watermark, channels),
+    )
+    .await
+    {
+        Ok(Ok(events)) => Plan::Replay {
+            frames: coalesce_replay(events, max_events),
+            source: ReplaySource::Stream,
+        },
+        Ok(Err(error)) => {
+            tracing::warn!(%error, from = cursor.seq + 1, to = watermark, "replay from the stream failed; resetting the client");
+            Plan::Reset("replay_failed")
+        }
+        Err(_) => {
+            tracing::warn!(
+                from = cursor.seq + 1,
+                to = watermark,
+                "replay from the stream timed out; resetting the client"
+            );
+            Plan::Reset("replay_failed")
+        }
+    }
+}
+
+/// The stream's first and last sequence now.
+async fn stream_bounds(app: &App) -> Option<(u64, u64)> {
+    let stream = app
+        .jetstream
+        .get_stream(&app.config.stream_name)
+        .await
+        .ok()?;
+    let state = &stream.cached_info().state;
+    Some((state.first_sequence, state.last_sequence))
+}
+
+/// Client events with `from <= seq <= to` on the given channels, read with a short-lived
+/// ordered consumer.
+async fn fetch(
+    app: &App,
+    from: u64,
+    to: u64,
+    channels: ChannelSet,
+) -> Result<Vec<Arc<SequencedEvent>>, String> {
+    let stream = app
+        .jetstream
+        .get_stream(&app.config.stream_name)
+        .await
+        .map_err(|error| error.to_string())?;
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: from,
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|error| error.to_string())?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|error| error.to_string())?;
+    let mut events = Vec::new();
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(|error| error.to_string())?;
+        let seq = message
+            .info()
+            .map_err(|error| error.to_string())?
+            .stream_sequence;
+        if seq > to {
+            break;
+        }
+        let channel = Channel::by_subject(message.subject.as_str());
+        if let (Some(channel), Ok(event)) = (
+            channel,
+            serde_json::from_slice::<RealTimeEvent>(&message.payload),
+        ) {
+            if !channel.internal
+                && channels.contains(channel)
+                && channel.event_type == event.event_type
+            {
+                events.push(Arc::new(SequencedEvent::new(seq, event)));
+            }
+        }
+        if seq == to {
+            break;
+        }
+    }
+    Ok(events)
+}
