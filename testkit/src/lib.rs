@@ -9,11 +9,15 @@
 //! - [`process`] — spawning a server binary, waiting until it answers, killing it.
 //! - [`redis`] — [`RedisServer`].
 //! - [`nats`] — [`NatsServer`].
+//! - [`wait`] — bounded waits and reading Prometheus samples.
+//! - [`redis_client`] — publishing as the workers do, waiting for subscribers.
 
 mod process;
 
 pub mod nats;
 pub mod redis;
+pub mod redis_client;
+pub mod wait;
 
 pub use nats::NatsServer;
 pub use process::{free_port, Error};

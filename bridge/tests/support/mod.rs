@@ -1,10 +1,7 @@
 //! Shared helpers for the bridge's integration tests: real Redis, real NATS, the bridge
 //! running in-process on ephemeral ports, and bounded waits everywhere.
 
-#![allow(dead_code)]
-
-use std::future::Future;
-use std::time::Duration;
+#![allow(dead_code, unused_imports)]
 
 use async_nats::jetstream::{self, consumer::pull, message::StreamMessage};
 use futures::StreamExt;
@@ -15,32 +12,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub const WAIT: Duration = Duration::from_secs(20);
-
-/// Awaits `future`, failing the test with `what` after `WAIT`.
-pub async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(WAIT, future).await {
-        Ok(value) => value,
-        Err(_) => panic!("timed out after {WAIT:?} waiting for {what}"),
-    }
-}
-
-/// Polls `check` until it returns `Some`, failing the test with `what` after `WAIT`.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    bounded(what, async {
-        loop {
-            if let Some(value) = check().await {
-                return value;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    })
-    .await
-}
+pub use rakuda_testkit::redis_client::{publish, wait_for_subscribers};
+pub use rakuda_testkit::wait::{bounded, eventually, sample_value};
 
 pub struct Backbone {
     pub redis: RedisServer,
@@ -63,11 +36,7 @@ impl Backbone {
     }
 
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.redis.url())
-            .expect("redis url")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect to redis")
+        rakuda_testkit::redis_client::connect(&self.redis.url()).await
     }
 
     pub async fn jetstream(&self) -> jetstream::Context {
@@ -124,40 +93,6 @@ impl RunningBridge {
             .expect("bridge task")
             .expect("bridge run");
     }
-}
-
-/// Parses one sample's value out of Prometheus text.
-pub fn sample_value(text: &str, sample: &str) -> Option<f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| {
-            let (name, value) = line.rsplit_once(' ')?;
-            (name == sample).then(|| value.parse().ok())?
-        })
-}
-
-/// Waits until `n` Redis clients hold a pattern subscription (the bridges are listening).
-pub async fn wait_for_subscribers(redis: &mut redis::aio::MultiplexedConnection, n: usize) {
-    eventually(&format!("{n} redis pattern subscriber(s)"), || {
-        let mut redis = redis.clone();
-        async move {
-            // PUBSUB NUMPAT counts distinct patterns, not clients; CLIENT LIST shows each.
-            let clients: String = redis::cmd("CLIENT")
-                .arg("LIST")
-                .query_async(&mut redis)
-                .await
-                .ok()?;
-            let count = clients
-                .lines()
-                .filter(|line| {
-                    line.split(' ')
-                        .any(|field| field.starts_with("psub=") && field != "psub=0")
-                })
-                .count();
-            (count == n).then_some(())
-        }
-    })
-    .await
 }
 
 /// Waits until the stream exists and holds `n` messages.
@@ -219,17 +154,4 @@ pub fn event_json(event_type: EventType, id: &str) -> String {
 
 pub fn redis_channel(event_type: EventType) -> String {
     rakuda_schema::Channel::of(event_type).redis_channel("rakuda:realtime:")
-}
-
-pub async fn publish(
-    redis: &mut redis::aio::MultiplexedConnection,
-    channel: &str,
-    payload: impl AsRef<[u8]>,
-) {
-    let _: i64 = redis::cmd("PUBLISH")
-        .arg(channel)
-        .arg(payload.as_ref())
-        .query_async(redis)
-        .await
-        .expect("PUBLISH");
 }

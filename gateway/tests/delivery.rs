@@ -1,0 +1,147 @@
+//! Events published on Redis reach SSE clients: the right `event:`, `id:` and JSON for each
+//! type; channel filters; heartbeats; the `retry:` hint; proxy-friendly headers.
+
+mod support;
+
+use rakuda_schema::EventType;
+use support::*;
+
+const TYPES: [EventType; 4] = [
+    EventType::InventoryChange,
+    EventType::OrderReceived,
+    EventType::PriceChange,
+    EventType::ListingUpdate,
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_type_reaches_the_client_with_event_id_and_json() {
+    let stack = Stack::start().await;
+    let gateway = RunningGateway::start(stack.gateway_config()).await;
+    let mut client = SseClient::connect(&format!("{}/api/realtime/events", gateway.url)).await;
+    assert_eq!(client.status, 200);
+    assert_eq!(client.headers["content-type"], "text/event-stream");
+    assert_eq!(client.headers["cache-control"], "no-cache");
+    assert_eq!(client.headers["x-accel-buffering"], "no");
+
+    let retry = client.next().await.expect("retry record");
+    let retry = retry.retry.expect("the first record is retry:");
+    assert!(
+        (3000..=4500).contains(&retry),
+        "retry {retry} is the base plus up to 50%"
+    );
+
+    let (_, status) = gateway.get_json("/api/realtime/status").await;
+    let epoch = status["nats"]["stream"]["epoch"].as_u64().expect("epoch");
+    let mut redis = stack.redis_connection().await;
+    for (index, event_type) in TYPES.into_iter().enumerate() {
+        let json = event_json(event_type, &format!("id_{index}"));
+        publish(&mut redis, &redis_channel(event_type), &json).await;
+        let record = client.next_event().await.expect("event");
+        assert_eq!(record.event.as_deref(), Some(event_type.as_str()));
+        let seq = index as u64 + 1;
+        assert_eq!(
+            record.id.as_deref(),
+            Some(format!("{epoch}-{seq}").as_str())
+        );
+        let data = record.json();
+        assert_eq!(data["type"], event_type.as_str());
+        assert_eq!(data["seq"], seq);
+        let published: serde_json::Value = serde_json::from_str(&json).expect("json");
+        assert_eq!(data["payload"], published["payload"]);
+        assert_eq!(data["timestamp"], published["timestamp"]);
+    }
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_filter_delivers_only_the_chosen_channels() {
+    let stack = Stack::start().await;
+    let gateway = RunningGateway::start(stack.gateway_config()).await;
+    let mut orders_only = SseClient::connect(&format!(
+        "{}/api/realtime/events?channels=orders,listings",
+        gateway.url
+    ))
+    .await;
+    assert_eq!(orders_only.status, 200);
+    let mut redis = stack.redis_connection().await;
+    for (index, event_type) in TYPES.into_iter().enumerate() {
+        publish(
+            &mut redis,
+            &redis_channel(event_type),
+            event_json(event_type, &format!("f{index}")),
+        )
+        .await;
+    }
+    let first = orders_only.next_event().await.expect("event");
+    let second = orders_only.next_event().await.expect("event");
+    assert_eq!(first.event.as_deref(), Some("ORDER_RECEIVED"));
+    assert_eq!(second.event.as_deref(), Some("LISTING_UPDATE"));
+
+    let (status, body) = {
+        let response = reqwest::Client::new()
+            .get(format!(
+                "{}/api/realtime/events?channels=orders,warehouse",
+                gateway.url
+            ))
+            .header("X-API-Key", API_KEY)
+            .send()
+            .await
+            .expect("GET");
+        (
+            response.status().as_u16(),
+            response.json::<serde_json::Value>().await.expect("json"),
+        )
+    };
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "unknown_channel");
+    assert!(body["message"]
+        .as_str()
+        .expect("message")
+        .contains("`warehouse`"));
+    gateway
+        .wait_for_metric(
+            "gateway_requests_rejected_total{reason=\"unknown_channel\"}",
+            1.0,
+        )
+        .await;
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_arrive_at_the_set_interval() {
+    let stack = Stack::start().await;
+    let mut config = stack.gateway_config();
+    config.sse_heartbeat_interval = 200;
+    config.gateway_instance_id = Some("gw-test".into());
+    let gateway = RunningGateway::start(config).await;
+    let mut client = SseClient::connect(&format!("{}/api/realtime/events", gateway.url)).await;
+    let mut redis = stack.redis_connection().await;
+    publish(
+        &mut redis,
+        &redis_channel(EventType::OrderReceived),
+        event_json(EventType::OrderReceived, "o1"),
+    )
+    .await;
+
+    let mut beats = Vec::new();
+    while beats.len() < 3 {
+        let record = client.next().await.expect("record");
+        if record.event.as_deref() == Some("heartbeat") {
+            beats.push(record);
+        }
+    }
+    let last = beats.last().expect("beat").json();
+    assert_eq!(last["instance"], "gw-test");
+    assert_eq!(
+        last["seq"], 1,
+        "the heartbeat carries the last sequence sent"
+    );
+    assert!(last["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(beats
+        .last()
+        .expect("beat")
+        .id
+        .as_deref()
+        .is_some_and(|id| id.ends_with("-1")));
+    gateway.stop().await;
+}

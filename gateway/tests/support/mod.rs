@@ -1,0 +1,350 @@
+//! Shared helpers for the gateway's integration tests: real Redis and NATS, the bridge and
+//! gateways running in-process on ephemeral ports, and an SSE client that reads the wire.
+
+#![allow(dead_code, unused_imports)]
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use rakuda_gateway::Config;
+use rakuda_schema::{Action, Channel, EventType, RealTimeEvent};
+use rakuda_testkit::{NatsServer, RedisServer};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use rakuda_testkit::redis_client::{publish, publish_all, wait_for_subscribers};
+pub use rakuda_testkit::wait::{bounded, eventually, sample_value, WAIT};
+
+pub const API_KEY: &str = "test-api-key-0001";
+
+/// Redis, NATS and a bridge between them.
+pub struct Stack {
+    pub redis: RedisServer,
+    pub nats: NatsServer,
+    bridge_shutdown: CancellationToken,
+    bridge: Option<JoinHandle<Result<(), rakuda_bridge::Error>>>,
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Stack::start_with(|_| {}).await
+    }
+
+    /// Starts with the bridge settings changed by `adjust`.
+    pub async fn start_with(adjust: impl FnOnce(&mut rakuda_bridge::Config)) -> Stack {
+        let redis = RedisServer::start().expect("start redis-server");
+        let nats = NatsServer::start().expect("start nats-server");
+        let mut config =
+            rakuda_bridge::Config::new(redis.url(), vec![nats.url().parse().expect("nats url")]);
+        adjust(&mut config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let bridge_shutdown = CancellationToken::new();
+        let bridge = tokio::spawn(rakuda_bridge::run(
+            config,
+            listener,
+            bridge_shutdown.clone(),
+        ));
+        let stack = Stack {
+            redis,
+            nats,
+            bridge_shutdown,
+            bridge: Some(bridge),
+        };
+        let mut redis = stack.redis_connection().await;
+        wait_for_subscribers(&mut redis, 1).await;
+        let jetstream = stack.jetstream().await;
+        eventually("the bridge created the stream", || async {
+            jetstream
+                .get_stream("RAKUDA_REALTIME")
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await;
+        stack
+    }
+
+    pub async fn redis_connection(&self) -> redis::aio::MultiplexedConnection {
+        rakuda_testkit::redis_client::connect(&self.redis.url()).await
+    }
+
+    pub async fn jetstream(&self) -> async_nats::jetstream::Context {
+        let client = bounded("nats connect", async_nats::connect(self.nats.url()))
+            .await
+            .expect("connect to nats");
+        async_nats::jetstream::new(client)
+    }
+
+    /// Gateway settings for this stack: test key, defaults otherwise.
+    pub fn gateway_config(&self) -> Config {
+        Config::new(
+            vec![self.nats.url().parse().expect("nats url")],
+            vec![API_KEY.into()],
+        )
+    }
+
+    /// Stops the bridge (events published afterwards go nowhere).
+    pub async fn stop_bridge(&mut self) {
+        self.bridge_shutdown.cancel();
+        if let Some(bridge) = self.bridge.take() {
+            let _ = bounded("bridge shutdown", bridge).await;
+        }
+    }
+}
+
+/// A valid event's JSON.
+pub fn event_json(event_type: EventType, id: &str) -> String {
+    serde_json::to_string(&RealTimeEvent::now(event_type, id, Action::Updated)).expect("serialize")
+}
+
+pub fn redis_channel(event_type: EventType) -> String {
+    Channel::of(event_type).redis_channel("rakuda:realtime:")
+}
+
+/// `count` events of one type with ids from `ids` (cycled), ready for [`publish_all`]. Each
+/// carries `data.n` so no two are byte-identical (the bridge rightly stores identical bytes once).
+pub fn burst(event_type: EventType, count: usize, ids: usize, tag: &str) -> Vec<(String, String)> {
+    (0..count)
+        .map(|i| {
+            let mut data = serde_json::Map::new();
+            data.insert("n".into(), Value::from(i));
+            let event =
+                RealTimeEvent::now(event_type, format!("{tag}_{}", i % ids), Action::Updated)
+                    .with_data(data);
+            (
+                redis_channel(event_type),
+                serde_json::to_string(&event).expect("serialize"),
+            )
+        })
+        .collect()
+}
+
+/// A gateway running in this process.
+pub struct RunningGateway {
+    pub url: String,
+    shutdown: CancellationToken,
+    handle: JoinHandle<Result<(), rakuda_gateway::Error>>,
+}
+
+impl RunningGateway {
+    /// Starts and waits until it reads the stream (`/readyz` 200).
+    pub async fn start(config: Config) -> RunningGateway {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(rakuda_gateway::run(config, listener, shutdown.clone()));
+        let gateway = RunningGateway {
+            url,
+            shutdown,
+            handle,
+        };
+        eventually("gateway /readyz 200", || async {
+            let response = reqwest::get(format!("{}/readyz", gateway.url)).await.ok()?;
+            response.status().is_success().then_some(())
+        })
+        .await;
+        gateway
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
+    pub async fn metric(&self, sample: &str) -> f64 {
+        sample_value(&self.metrics().await, sample).unwrap_or(0.0)
+    }
+
+    pub async fn wait_for_metric(&self, sample: &str, expected: f64) {
+        eventually(&format!("{sample} == {expected}"), || async {
+            (self.metric(sample).await == expected).then_some(())
+        })
+        .await
+    }
+
+    /// GET an API path with the test key; returns status and JSON body.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", self.url))
+            .header("X-API-Key", API_KEY)
+            .send()
+            .await
+            .expect("GET");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        bounded("gateway shutdown", self.handle)
+            .await
+            .expect("gateway task")
+            .expect("gateway run");
+    }
+}
+
+/// One SSE record as read off the wire.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+    pub retry: Option<u64>,
+}
+
+impl SseEvent {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data).expect("data is JSON")
+    }
+
+    /// The sequence part of `id: <epoch>-<seq>`.
+    pub fn id_seq(&self) -> Option<u64> {
+        self.id.as_ref()?.split_once('-')?.1.parse().ok()
+    }
+
+    /// Every `seq` inside (one for an event, several for a batch).
+    pub fn seqs(&self) -> Vec<u64> {
+        let json = self.json();
+        match json.get("events").and_then(Value::as_array) {
+            Some(events) => events.iter().filter_map(|e| e["seq"].as_u64()).collect(),
+            None => json["seq"].as_u64().into_iter().collect(),
+        }
+    }
+
+    pub fn is_batch(&self) -> bool {
+        self.json().get("batch") == Some(&Value::Bool(true))
+    }
+}
+
+type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// Reads an SSE response record by record.
+pub struct SseClient {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    body: ByteStream,
+    buffer: Vec<u8>,
+}
+
+impl SseClient {
+    /// `GET url` with the test API key.
+    pub async fn connect(url: &str) -> SseClient {
+        SseClient::connect_with(url, &[("X-API-Key", API_KEY)]).await
+    }
+
+    pub async fn connect_with(url: &str, headers: &[(&str, &str)]) -> SseClient {
+        let mut request = reqwest::Client::new().get(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = bounded("SSE connect", request.send())
+            .await
+            .expect("GET events");
+        SseClient {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: Box::pin(response.bytes_stream()),
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The next record, `None` when the server closed the stream.
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        bounded("the next SSE record", async {
+            loop {
+                if let Some(end) = find(&self.buffer, b"\n\n") {
+                    let record: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                    return Some(parse_record(&record));
+                }
+                match self.body.next().await {
+                    Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
+                    Some(Err(_)) | None => return None,
+                }
+            }
+        })
+        .await
+    }
+
+    /// The next record that is neither a heartbeat nor a bare `retry:`.
+    pub async fn next_event(&mut self) -> Option<SseEvent> {
+        loop {
+            let record = self.next().await?;
+            if record.event.as_deref() == Some("heartbeat") || record.event.is_none() {
+                continue;
+            }
+            return Some(record);
+        }
+    }
+
+    /// Event records until every sequence in `expected` was seen (in any frame).
+    pub async fn events_covering(&mut self, expected: &[u64]) -> Vec<SseEvent> {
+        let mut missing: std::collections::BTreeSet<u64> = expected.iter().copied().collect();
+        let mut out = Vec::new();
+        while !missing.is_empty() {
+            let Some(record) = self.next_event().await else {
+                panic!(
+                    "stream closed with {} sequences missing: {missing:?}",
+                    missing.len()
+                )
+            };
+            if record.event.as_deref() != Some("reset") {
+                for seq in record.seqs() {
+                    missing.remove(&seq);
+                }
+            }
+            out.push(record);
+        }
+        out
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn parse_record(record: &[u8]) -> SseEvent {
+    let text = String::from_utf8_lossy(record);
+    let mut event = SseEvent::default();
+    for line in text.lines() {
+        if let Some(value) = line.strip_prefix("id: ") {
+            event.id = Some(value.to_owned());
+        } else if let Some(value) = line.strip_prefix("event: ") {
+            event.event = Some(value.to_owned());
+        } else if let Some(value) = line.strip_prefix("data: ") {
+            event.data.push_str(value);
+        } else if let Some(value) = line.strip_prefix("retry: ") {
+            event.retry = value.parse().ok();
+        }
+    }
+    event
+}
+
+/// The stream sequences of everything in the stream now, by reading its state.
+pub async fn stream_last_seq(jetstream: &async_nats::jetstream::Context) -> u64 {
+    let stream = jetstream
+        .get_stream("RAKUDA_REALTIME")
+        .await
+        .expect("stream");
+    stream.cached_info().state.last_sequence
+}
+
+/// Waits until the stream's last sequence reaches `seq`.
+pub async fn wait_for_stream_seq(jetstream: &async_nats::jetstream::Context, seq: u64) {
+    eventually(&format!("stream at sequence {seq}"), || async {
+        let stream = jetstream.get_stream("RAKUDA_REALTIME").await.ok()?;
+        (stream.cached_info().state.last_sequence >= seq).then_some(())
+    })
+    .await
+}
+
+pub fn sleep(ms: u64) -> tokio::time::Sleep {
+    tokio::time::sleep(Duration::from_millis(ms))
+}
