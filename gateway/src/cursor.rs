@@ -1,5 +1,5 @@
 //! The resume cursor `<stream epoch>-<seq>`: every event with a sequence at or below `seq` has
-//! been sent. The epoch (the stream's creation time, unix seconds) makes a cursor from a stream
+//! been sent. The epoch (the stream's creation time, unix milliseconds) makes a cursor from a stream
 //! that was since deleted and recreated detectably stale instead of silently wrong.
 
 use std::fmt;

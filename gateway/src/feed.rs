@@ -2,11 +2,23 @@
 //! sequence at start-up (no gap, no history), re-created by itself after failures.
 
 use async_nats::jetstream::{self, consumer::pull, consumer::DeliverPolicy};
+use std::time::Duration;
+
 use bytes::Bytes;
 use futures::StreamExt;
 use rakuda_service::backoff::Backoff;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+/// How often the feed checks that the stream is still the one it is reading. An ordered
+/// consumer quietly re-creates itself on a deleted-and-recreated stream, starting at the old
+/// sequence: without this check the gateway would skip the new stream's first events.
+const STREAM_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The stream's identity: its creation time in unix milliseconds.
+fn epoch_of(info: &jetstream::stream::Info) -> u64 {
+    u64::try_from(info.created.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
 
 /// What the feed hands to the pipeline.
 #[derive(Debug)]
@@ -64,7 +76,7 @@ impl Feed {
             Err(error) => return ReadEnd::Failed(format!("cannot find the stream: {error}")),
         };
         let info = stream.cached_info();
-        let epoch = u64::try_from(info.created.unix_timestamp()).unwrap_or(0);
+        let epoch = epoch_of(info);
         let start_seq = match *position {
             Some((known, next)) if known == epoch => next,
             _ => {
@@ -99,7 +111,26 @@ impl Feed {
         };
         tracing::info!(stream = %self.stream_name, epoch, from_seq = start_seq, "reading the stream");
         *warned = false;
-        while let Some(message) = messages.next().await {
+        let mut check = tokio::time::interval(STREAM_CHECK_INTERVAL);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        check.reset();
+        loop {
+            let message = tokio::select! {
+                message = messages.next() => message,
+                _ = check.tick() => {
+                    match self.jetstream.get_stream(&self.stream_name).await {
+                        Ok(current) if epoch_of(current.cached_info()) != epoch => {
+                            return ReadEnd::Failed("the stream was recreated".into());
+                        }
+                        Err(error) if matches!(error.kind(), jetstream::context::GetStreamErrorKind::JetStream(_)) => {
+                            return ReadEnd::Failed(format!("the stream is gone: {error}"));
+                        }
+                        // Same stream, or NATS unreachable for now: the consumer copes with that.
+                        _ => continue,
+                    }
+                }
+            };
+            let Some(message) = message else { break };
             let message = match message {
                 Ok(message) => message,
                 Err(error) => return ReadEnd::Failed(format!("ordered consumer failed: {error}")),

@@ -76,6 +76,9 @@ pub async fn events(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // nginx: do not buffer this response, or events arrive in lumps.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    // When the stream ends (reset, shutdown) the client reconnects anyway: free the socket
+    // rather than keep an idle keep-alive connection.
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     Ok(response)
 }
 

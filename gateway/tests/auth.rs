@@ -1,0 +1,239 @@
+//! Credentials: no key, wrong key, expired, tampered or foreign tokens, tokens for other
+//! channels, tokens minting tokens, the realtime switch; and a plain EventSource-style request
+//! with a valid token.
+
+mod support;
+
+use std::time::Duration;
+
+use rakuda_schema::EventType;
+use serde_json::Value;
+use support::*;
+
+async fn call(
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new().request(method, url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+    }
+    let response = bounded("HTTP call", request.send()).await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn mint(gateway: &RunningGateway, body: Option<&str>) -> String {
+    let (status, json) = call(
+        reqwest::Method::POST,
+        &format!("{}/api/realtime/token", gateway.url),
+        &[("X-API-Key", API_KEY)],
+        body,
+    )
+    .await;
+    assert_eq!(status, 200, "{json}");
+    assert!(json["expiresAt"].as_str().is_some());
+    json["token"].as_str().expect("token").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_credential_gets_a_specific_json_error() {
+    let stack = Stack::start().await;
+    let mut config = stack.gateway_config();
+    config.token_ttl = Duration::from_secs(1);
+    let gateway = RunningGateway::start(config).await;
+    let events = format!("{}/api/realtime/events", gateway.url);
+    let get = reqwest::Method::GET;
+
+    let (status, body) = call(get.clone(), &events, &[], None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("missing_credentials"))
+    );
+    assert!(body["message"]
+        .as_str()
+        .expect("message")
+        .contains("X-API-Key"));
+
+    let (status, body) = call(
+        get.clone(),
+        &events,
+        &[("X-API-Key", "wrong-key-000000")],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_api_key"))
+    );
+
+    let token = mint(&gateway, None).await;
+    let mut tampered = token.clone();
+    let last = tampered.pop().expect("non-empty");
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let (status, body) = call(
+        get.clone(),
+        &format!("{events}?token={tampered}"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_token"))
+    );
+    assert!(body["message"]
+        .as_str()
+        .expect("message")
+        .contains("signature"));
+
+    let (status, body) = call(get.clone(), &format!("{events}?token=garbage"), &[], None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_token"))
+    );
+
+    let orders_only = mint(&gateway, Some(r#"{"channels":["orders"]}"#)).await;
+    let (status, body) = call(
+        get.clone(),
+        &format!("{events}?token={orders_only}&channels=inventory"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("channel_not_allowed"))
+    );
+
+    let (status, body) = call(
+        reqwest::Method::POST,
+        &format!("{}/api/realtime/token?token={token}", gateway.url),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("api_key_required"))
+    );
+
+    let (status, body) = call(
+        reqwest::Method::POST,
+        &format!("{}/api/realtime/token", gateway.url),
+        &[("X-API-Key", API_KEY)],
+        Some(r#"{"channels":["warehouse"]}"#),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unknown_channel"))
+    );
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, body) = call(get.clone(), &format!("{events}?token={token}"), &[], None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("token_expired"))
+    );
+    assert!(body["message"]
+        .as_str()
+        .expect("message")
+        .contains("POST /api/realtime/token"));
+
+    // Other /api/realtime routes are guarded too.
+    let (status, _) = call(
+        get.clone(),
+        &format!("{}/api/realtime/stats", gateway.url),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    for (reason, count) in [
+        ("missing_credentials", 2.0),
+        ("invalid_api_key", 1.0),
+        ("invalid_token", 2.0),
+        ("channel_not_allowed", 1.0),
+        ("api_key_required", 1.0),
+        ("unknown_channel", 1.0),
+        ("token_expired", 1.0),
+    ] {
+        gateway
+            .wait_for_metric(
+                &format!("gateway_requests_rejected_total{{reason=\"{reason}\"}}"),
+                count,
+            )
+            .await;
+    }
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_token_works_like_an_event_source_and_limits_channels() {
+    let stack = Stack::start().await;
+    let first = RunningGateway::start(stack.gateway_config()).await;
+    let second = RunningGateway::start(stack.gateway_config()).await;
+    let token = mint(&first, Some(r#"{"channels":["orders"]}"#)).await;
+
+    // Minted by one instance, accepted by another; no headers at all, as EventSource sends.
+    let mut client = SseClient::connect_with(
+        &format!("{}/api/realtime/events?token={token}", second.url),
+        &[],
+    )
+    .await;
+    assert_eq!(client.status, 200);
+    let mut redis = stack.redis_connection().await;
+    publish(
+        &mut redis,
+        &redis_channel(EventType::InventoryChange),
+        event_json(EventType::InventoryChange, "p"),
+    )
+    .await;
+    publish(
+        &mut redis,
+        &redis_channel(EventType::OrderReceived),
+        event_json(EventType::OrderReceived, "o"),
+    )
+    .await;
+    let event = client.next_event().await.expect("event");
+    assert_eq!(
+        event.event.as_deref(),
+        Some("ORDER_RECEIVED"),
+        "the token allows orders only"
+    );
+    first.stop().await;
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realtime_disabled_answers_503_with_a_reason() {
+    let stack = Stack::start().await;
+    let mut config = stack.gateway_config();
+    config.realtime_enabled = false;
+    let gateway = RunningGateway::start(config).await;
+    let (status, body) = call(
+        reqwest::Method::GET,
+        &format!("{}/api/realtime/events", gateway.url),
+        &[("X-API-Key", API_KEY)],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("realtime_disabled"))
+    );
+    assert!(body["message"]
+        .as_str()
+        .expect("message")
+        .contains("REALTIME_ENABLED"));
+    gateway.stop().await;
+}

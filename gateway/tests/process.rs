@@ -1,0 +1,299 @@
+//! The `rakuda-gateway` binary as an operator runs it: bad settings are named, SIGTERM closes
+//! streams and exits 0, and one client that stops reading is reset without slowing anyone
+//! else or growing the gateway's memory.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rakuda_schema::{Action, EventType, RealTimeEvent};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_rakuda-gateway");
+
+/// The binary with only these settings (no inherited environment, no stray `.env`).
+fn gateway_command(settings: &[(&str, String)]) -> (Command, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = Command::new(BINARY);
+    command
+        .env_clear()
+        .current_dir(dir.path())
+        .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    (command, dir)
+}
+
+struct GatewayProcess {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl GatewayProcess {
+    async fn start(stack: &Stack, extra: &[(&str, &str)]) -> GatewayProcess {
+        let port = rakuda_testkit::free_port().expect("free port");
+        let mut settings = vec![
+            ("NATS_URL", stack.nats.url()),
+            ("API_KEY", API_KEY.to_owned()),
+            ("GATEWAY_ADDR", format!("127.0.0.1:{port}")),
+        ];
+        settings.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        let (mut command, dir) = gateway_command(&settings);
+        let child = command.spawn().expect("spawn rakuda-gateway");
+        let url = format!("http://127.0.0.1:{port}");
+        eventually("gateway /readyz 200", || async {
+            let response = reqwest::get(format!("{url}/readyz")).await.ok()?;
+            response.status().is_success().then_some(())
+        })
+        .await;
+        GatewayProcess {
+            child,
+            url,
+            _dir: dir,
+        }
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < within,
+                "gateway did not exit within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn bad_settings_exit_non_zero_naming_the_variable() {
+    for (settings, variable) in [
+        (vec![], "API_KEY"),
+        (vec![("API_KEY", "short")], "API_KEY"),
+        (
+            vec![
+                ("API_KEY", "long-enough-key"),
+                ("SSE_DEBOUNCE_WINDOW", "soon"),
+            ],
+            "SSE_DEBOUNCE_WINDOW",
+        ),
+        (
+            vec![
+                ("API_KEY", "long-enough-key"),
+                ("NATS_URL", "nats://x:port"),
+            ],
+            "NATS_URL",
+        ),
+        (
+            vec![
+                ("API_KEY", "long-enough-key"),
+                ("REALTIME_ENABLED", "perhaps"),
+            ],
+            "REALTIME_ENABLED",
+        ),
+        (
+            vec![("API_KEY", "long-enough-key"), ("GATEWAY_ADDR", "anywhere")],
+            "GATEWAY_ADDR",
+        ),
+    ] {
+        let settings: Vec<(&str, String)> = settings
+            .into_iter()
+            .map(|(k, v)| (k, v.to_owned()))
+            .collect();
+        let (mut command, _dir) = gateway_command(&settings);
+        let output = command
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run rakuda-gateway");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{settings:?} must fail");
+        assert!(
+            stderr.contains(variable),
+            "{variable}: the message must name it, got:\n{stderr}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_open_streams_and_exits_zero() {
+    let stack = Stack::start().await;
+    let mut gateway = GatewayProcess::start(&stack, &[("GATEWAY_DRAIN_TIMEOUT", "5s")]).await;
+    let url = format!("{}/api/realtime/events", gateway.url);
+    let mut clients = vec![
+        SseClient::connect(&url).await,
+        SseClient::connect(&url).await,
+    ];
+    for client in &mut clients {
+        assert!(client.next().await.expect("retry").retry.is_some());
+    }
+
+    gateway.signal("TERM");
+    for client in &mut clients {
+        // A fresh, jittered reconnect hint, then the end of the stream.
+        let last = client.next().await.expect("a record before the close");
+        let retry = last.retry.expect("retry: on shutdown");
+        assert!((3000..=4500).contains(&retry));
+        assert!(client.next().await.is_none(), "the stream is closed");
+    }
+    let status = gateway.wait_exit(Duration::from_secs(6)).await;
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_reset_without_slowing_others() {
+    const EVENTS: usize = 20_000;
+    let stack = Stack::start().await;
+    let gateway = GatewayProcess::start(
+        &stack,
+        &[
+            ("SSE_DEBOUNCE_WINDOW", "0"),
+            ("CLIENT_QUEUE_CAPACITY", "256"),
+            ("SSE_HEARTBEAT_INTERVAL", "600000"),
+        ],
+    )
+    .await;
+    let url = format!("{}/api/realtime/events", gateway.url);
+
+    // The slow client: a raw connection with a small receive buffer that never reads.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let addr = gateway
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("addr");
+    let mut slow = socket.connect(addr).await.expect("connect");
+    slow.write_all(
+        format!("GET /api/realtime/events HTTP/1.1\r\nHost: gw\r\nX-API-Key: {API_KEY}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .expect("request");
+
+    // The fast client reads everything as it comes.
+    let mut fast = SseClient::connect(&url).await;
+    let fast_reader = tokio::spawn(async move {
+        let mut seen = 0u64;
+        while seen < EVENTS as u64 {
+            let record = fast.next_event().await.expect("fast client stream open");
+            seen = seen.max(record.seqs().into_iter().max().unwrap_or(0));
+        }
+        Instant::now()
+    });
+    eventually("two connections", || async {
+        let (_, status) = support_status(&gateway.url).await;
+        (status["connections"]["sse"] == 2).then_some(())
+    })
+    .await;
+
+    let rss_before = gateway.rss_kib();
+    let pad = "x".repeat(1024);
+    let events: Vec<(String, String)> = (0..EVENTS)
+        .map(|i| {
+            let mut data = serde_json::Map::new();
+            data.insert("n".into(), i.into());
+            data.insert("pad".into(), pad.clone().into());
+            let event =
+                RealTimeEvent::now(EventType::OrderReceived, format!("o{i}"), Action::Created)
+                    .with_data(data);
+            (
+                redis_channel(EventType::OrderReceived),
+                serde_json::to_string(&event).expect("json"),
+            )
+        })
+        .collect();
+    let mut redis = stack.redis_connection().await;
+    publish_all(&mut redis, &events).await;
+    let published = Instant::now();
+
+    let fast_done = bounded("the fast client receives all events", fast_reader)
+        .await
+        .expect("reader");
+    let fast_lag = fast_done.saturating_duration_since(published);
+    let rss_after = gateway.rss_kib();
+
+    // The slow client finally reads: what its socket buffers held, then a reset (it lapped the
+    // queue while stalled), then the end of the connection.
+    let mut received = Vec::new();
+    bounded(
+        "the slow connection to close",
+        slow.read_to_end(&mut received),
+    )
+    .await
+    .expect("read");
+    let tail =
+        String::from_utf8_lossy(&received[received.len().saturating_sub(200)..]).into_owned();
+    assert!(
+        tail.contains("event: reset"),
+        "tail of the slow stream: {tail}"
+    );
+    assert!(tail.contains("slow_client"));
+    assert!(
+        received.len() < EVENTS * 1024,
+        "the slow client did not get every event"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", gateway.url))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(
+        sample_value(&metrics, "gateway_clients_reset_total{reason=\"lagged\"}"),
+        Some(1.0),
+        "the slow client was counted as reset"
+    );
+
+    eprintln!(
+        "slow client: fast client had all {EVENTS} events {fast_lag:?} after the burst was published; \
+         gateway RSS {rss_before} KiB before, {rss_after} KiB after"
+    );
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "gateway memory must stay bounded: {rss_before} KiB -> {rss_after} KiB"
+    );
+}
+
+async fn support_status(url: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .get(format!("{url}/api/realtime/status"))
+        .header("X-API-Key", API_KEY)
+        .send()
+        .await
+        .expect("GET status");
+    (
+        response.status().as_u16(),
+        response.json().await.expect("json"),
+    )
+}
