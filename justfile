@@ -10,9 +10,14 @@ default:
 bootstrap:
     ./ops/bootstrap.sh
 
-# Run the stack: Redis and NATS (started if not reachable), then the bridge.
-dev: services
-    cargo run -p rakuda-bridge
+# Run the whole stack: Redis and NATS (started if not reachable), bridge, gateway on
+# 127.0.0.1:8080, and a simulator publishing realistic traffic.
+dev:
+    ./ops/dev.sh
+
+# Measure publish-to-receive latency against a running gateway (start it with SSE_DEBOUNCE_WINDOW=0).
+probe count="300":
+    cargo run -q -p rakuda-simulator --bin rakuda-sim -- probe --count {{count}}
 
 # Start local Redis and NATS (JetStream) if they are not reachable.
 services:

@@ -145,3 +145,31 @@ async fn heartbeats_arrive_at_the_set_interval() {
         .is_some_and(|id| id.ends_with("-1")));
     gateway.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_latency_probe_gets_every_probe_back() {
+    let stack = Stack::start().await;
+    let mut config = stack.gateway_config();
+    config.sse_debounce_window = 0;
+    let gateway = RunningGateway::start(config).await;
+    let mut redis = stack.redis_connection().await;
+    let probe = rakuda_simulator::probe::Probe {
+        gateway: &gateway.url,
+        api_key: API_KEY,
+        count: 200,
+        interval: std::time::Duration::from_millis(2),
+        timeout: std::time::Duration::from_secs(10),
+    };
+    let latencies = probe
+        .run(&mut redis, "rakuda:realtime:")
+        .await
+        .expect("probe");
+    assert_eq!(latencies.samples.len(), 200);
+    assert_eq!((latencies.lost, latencies.batched), (0, 0));
+    eprintln!(
+        "probe (debug build): publish -> receive p50 {} us, p99 {} us",
+        latencies.quantile(0.5).unwrap_or(0),
+        latencies.quantile(0.99).unwrap_or(0)
+    );
+    gateway.stop().await;
+}

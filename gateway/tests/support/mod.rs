@@ -192,26 +192,28 @@ impl RunningGateway {
 }
 
 /// One SSE record as read off the wire.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SseEvent {
-    pub id: Option<String>,
-    pub event: Option<String>,
-    pub data: String,
-    pub retry: Option<u64>,
+pub use rakuda_simulator::sse::SseRecord as SseEvent;
+
+/// What the tests read out of a record.
+pub trait RecordExt {
+    fn json(&self) -> Value;
+    /// The sequence part of `id: <epoch>-<seq>`.
+    fn id_seq(&self) -> Option<u64>;
+    /// Every `seq` inside (one for an event, several for a batch).
+    fn seqs(&self) -> Vec<u64>;
+    fn is_batch(&self) -> bool;
 }
 
-impl SseEvent {
-    pub fn json(&self) -> Value {
+impl RecordExt for SseEvent {
+    fn json(&self) -> Value {
         serde_json::from_str(&self.data).expect("data is JSON")
     }
 
-    /// The sequence part of `id: <epoch>-<seq>`.
-    pub fn id_seq(&self) -> Option<u64> {
+    fn id_seq(&self) -> Option<u64> {
         self.id.as_ref()?.split_once('-')?.1.parse().ok()
     }
 
-    /// Every `seq` inside (one for an event, several for a batch).
-    pub fn seqs(&self) -> Vec<u64> {
+    fn seqs(&self) -> Vec<u64> {
         let json = self.json();
         match json.get("events").and_then(Value::as_array) {
             Some(events) => events.iter().filter_map(|e| e["seq"].as_u64()).collect(),
@@ -219,7 +221,7 @@ impl SseEvent {
         }
     }
 
-    pub fn is_batch(&self) -> bool {
+    fn is_batch(&self) -> bool {
         self.json().get("batch") == Some(&Value::Bool(true))
     }
 }
@@ -231,7 +233,7 @@ pub struct SseClient {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     body: ByteStream,
-    buffer: Vec<u8>,
+    parser: rakuda_simulator::sse::SseParser,
 }
 
 impl SseClient {
@@ -252,7 +254,7 @@ impl SseClient {
             status: response.status().as_u16(),
             headers: response.headers().clone(),
             body: Box::pin(response.bytes_stream()),
-            buffer: Vec::new(),
+            parser: rakuda_simulator::sse::SseParser::new(),
         }
     }
 
@@ -260,12 +262,11 @@ impl SseClient {
     pub async fn next(&mut self) -> Option<SseEvent> {
         bounded("the next SSE record", async {
             loop {
-                if let Some(end) = find(&self.buffer, b"\n\n") {
-                    let record: Vec<u8> = self.buffer.drain(..end + 2).collect();
-                    return Some(parse_record(&record));
+                if let Some(record) = self.parser.next_record() {
+                    return Some(record);
                 }
                 match self.body.next().await {
-                    Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
+                    Some(Ok(chunk)) => self.parser.push(&chunk),
                     Some(Err(_)) | None => return None,
                 }
             }
@@ -304,27 +305,6 @@ impl SseClient {
         }
         out
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn parse_record(record: &[u8]) -> SseEvent {
-    let text = String::from_utf8_lossy(record);
-    let mut event = SseEvent::default();
-    for line in text.lines() {
-        if let Some(value) = line.strip_prefix("id: ") {
-            event.id = Some(value.to_owned());
-        } else if let Some(value) = line.strip_prefix("event: ") {
-            event.event = Some(value.to_owned());
-        } else if let Some(value) = line.strip_prefix("data: ") {
-            event.data.push_str(value);
-        } else if let Some(value) = line.strip_prefix("retry: ") {
-            event.retry = value.parse().ok();
-        }
-    }
-    event
 }
 
 /// The stream sequences of everything in the stream now, by reading its state.

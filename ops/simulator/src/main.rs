@@ -1,8 +1,10 @@
-//! `rakuda-sim`: publish RAKUDA events to Redis by hand.
+//! `rakuda-sim`: publish RAKUDA events to Redis by hand, as realistic traffic, or as latency probes.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use rakuda_simulator::{probe, traffic, Error};
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +44,45 @@ enum Command {
         #[arg(long)]
         data: Option<String>,
     },
+    /// Publish realistic traffic: steady stock/price/listing changes, order bursts, batch jobs.
+    Run {
+        /// Background events per second.
+        #[arg(long, default_value_t = 4.0)]
+        rate: f64,
+        /// Time between order bursts (`10s`).
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        order_burst_every: Duration,
+        /// Time between batch jobs (`45s`).
+        #[arg(long, default_value = "45s", value_parser = humantime::parse_duration)]
+        batch_every: Duration,
+        /// Products one batch job touches.
+        #[arg(long, default_value_t = 3000)]
+        batch_size: usize,
+        /// Stop after this long (`5m`); runs until Ctrl-C when omitted.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Measure publish-to-receive latency through the stack (run the gateway with SSE_DEBOUNCE_WINDOW=0).
+    Probe {
+        /// The gateway's base URL.
+        #[arg(
+            long,
+            env = "RAKUDA_GATEWAY_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        gateway: String,
+        /// An API key the gateway accepts.
+        #[arg(long, env = "API_KEY", hide_env_values = true)]
+        api_key: String,
+        /// Probes to send, one at a time.
+        #[arg(long, default_value_t = 300)]
+        count: usize,
+        /// Pause between probes (`20ms`).
+        #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
+        interval: Duration,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -56,7 +97,11 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), rakuda_simulator::Error> {
+async fn run(cli: Cli) -> Result<(), Error> {
+    let prefix = cli.redis_channel_prefix.as_str();
+    let mut redis = redis::Client::open(cli.redis_url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
     match cli.command {
         Command::Publish {
             channel,
@@ -66,26 +111,97 @@ async fn run(cli: Cli) -> Result<(), rakuda_simulator::Error> {
         } => {
             let (channel, event) =
                 rakuda_simulator::sample_event(&channel, &id, &action, data.as_deref())?;
-            let mut redis = redis::Client::open(cli.redis_url.as_str())?
-                .get_multiplexed_async_connection()
-                .await?;
             let (json, receivers) =
-                rakuda_simulator::publish(&mut redis, &cli.redis_channel_prefix, channel, &event)
-                    .await?;
+                rakuda_simulator::publish(&mut redis, prefix, channel, &event).await?;
             eprintln!(
                 "published on {} ({receivers} subscriber(s){}):",
-                channel.redis_channel(&cli.redis_channel_prefix),
+                channel.redis_channel(prefix),
                 if receivers == 0 {
                     "; is the bridge running?"
                 } else {
                     ""
                 }
             );
-            #[allow(clippy::print_stdout)]
-            {
-                println!("{json}");
+            report(&json);
+        }
+        Command::Run {
+            rate,
+            order_burst_every,
+            batch_every,
+            batch_size,
+            duration,
+            seed,
+        } => {
+            let plan = traffic::Traffic {
+                rate,
+                order_burst_every,
+                batch_every,
+                batch_size,
+                duration,
+                seed,
+            };
+            eprintln!(
+                "rakuda-sim: publishing ~{rate}/s, order bursts every {}, batch jobs of {batch_size} every {}",
+                humantime::format_duration(order_burst_every),
+                humantime::format_duration(batch_every)
+            );
+            let published = traffic::run(&mut redis, prefix, &plan).await?;
+            eprintln!("rakuda-sim: published {published} events");
+        }
+        Command::Probe {
+            gateway,
+            api_key,
+            count,
+            interval,
+        } => {
+            let probe = probe::Probe {
+                gateway: &gateway,
+                api_key: &api_key,
+                count,
+                interval,
+                timeout: Duration::from_secs(5),
+            };
+            let latencies = probe.run(&mut redis, prefix).await?;
+            let ms = |q: f64| {
+                latencies
+                    .quantile(q)
+                    .map_or("-".into(), |us| format!("{:.2} ms", us as f64 / 1000.0))
+            };
+            report(&format!(
+                "{{\"probes\":{count},\"received\":{},\"lost\":{},\"batched_frames\":{},\"p50_ms\":{},\"p90_ms\":{},\"p99_ms\":{},\"max_ms\":{}}}",
+                latencies.samples.len(),
+                latencies.lost,
+                latencies.batched,
+                latencies.quantile(0.5).map_or(-1.0, |us| us as f64 / 1000.0),
+                latencies.quantile(0.9).map_or(-1.0, |us| us as f64 / 1000.0),
+                latencies.quantile(0.99).map_or(-1.0, |us| us as f64 / 1000.0),
+                latencies.quantile(1.0).map_or(-1.0, |us| us as f64 / 1000.0),
+            ));
+            eprintln!(
+                "publish -> receive over {} probes: p50 {}, p90 {}, p99 {}, max {}; lost {}",
+                latencies.samples.len(),
+                ms(0.5),
+                ms(0.9),
+                ms(0.99),
+                ms(1.0),
+                latencies.lost
+            );
+            if latencies.batched > 0 {
+                eprintln!("note: {} batch frames seen; set SSE_DEBOUNCE_WINDOW=0 on the gateway to time single events", latencies.batched);
             }
-            Ok(())
+            if latencies.lost > 0 {
+                return Err(Error::Probe(format!(
+                    "{} probes never came back",
+                    latencies.lost
+                )));
+            }
         }
     }
+    Ok(())
+}
+
+/// The command's result on stdout (everything else goes to stderr).
+#[allow(clippy::print_stdout)]
+fn report(line: &str) {
+    println!("{line}");
 }

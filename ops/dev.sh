@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The whole stack on this machine: Redis and NATS (started if not reachable), the bridge, the
+# gateway on GATEWAY_ADDR, and a simulator publishing realistic RAKUDA traffic. Ctrl-C stops
+# everything this script started (Redis and NATS keep running).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./ops/dev-services.sh
+if [ -f .env ]; then set -a; . ./.env; set +a; fi
+export API_KEY="${API_KEY:-dev-api-key-change-me}"
+export GATEWAY_ADDR="${GATEWAY_ADDR:-127.0.0.1:8080}"
+export RUST_LOG="${RUST_LOG:-info}"
+
+cargo build --quiet -p rakuda-bridge -p rakuda-gateway -p rakuda-simulator
+bin=target/debug
+
+pids=()
+stop() {
+  trap - EXIT INT TERM
+  [ "${#pids[@]}" -eq 0 ] || kill "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap stop EXIT INT TERM
+
+"$bin/rakuda-bridge" & pids+=($!)
+"$bin/rakuda-gateway" & pids+=($!)
+
+gateway="http://$GATEWAY_ADDR"
+for _ in $(seq 1 100); do
+  curl -fsS "$gateway/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS "$gateway/readyz" >/dev/null || { echo "dev: the gateway did not become ready" >&2; exit 1; }
+
+cat >&2 <<MSG
+
+  rakuda-realtime is running. Watch live events:
+
+    curl -N -H 'X-API-Key: $API_KEY' $gateway/api/realtime/events
+
+  Status and counters:  curl -s -H 'X-API-Key: $API_KEY' $gateway/api/realtime/status
+                        curl -s -H 'X-API-Key: $API_KEY' $gateway/api/realtime/stats
+  Prometheus metrics:   $gateway/metrics (gateway), http://${BRIDGE_METRICS_ADDR:-127.0.0.1:9101}/metrics (bridge)
+
+MSG
+
+"$bin/rakuda-sim" run & pids+=($!)
+# Stop everything as soon as one of them exits.
+wait -n
