@@ -26,7 +26,6 @@ pub mod streams;
 pub mod subscriber;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use rakuda_schema::Validator;
 use tokio::net::TcpListener;
@@ -39,9 +38,6 @@ pub use metrics::BridgeMetrics;
 
 use publisher::Publisher;
 use subscriber::Subscriber;
-
-/// How long one JetStream request or ack may take before it counts as failed.
-const NATS_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -71,12 +67,7 @@ pub async fn run(
     ));
 
     let redis = redis::Client::open(config.redis_url.as_str()).map_err(Error::RedisUrl)?;
-    let nats = async_nats::ConnectOptions::new()
-        .name("rakuda-bridge")
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .request_timeout(Some(NATS_REQUEST_TIMEOUT))
-        .connect(config.nats_url.clone())
+    let nats = rakuda_service::nats::connect("rakuda-bridge".into(), config.nats_url.clone())
         .await
         .map_err(Error::Nats)?;
     let gauge = metrics.clone();
@@ -146,7 +137,7 @@ fn jetstream_context(
     max_in_flight: usize,
 ) -> async_nats::jetstream::Context {
     async_nats::jetstream::context::ContextBuilder::new()
-        .timeout(NATS_REQUEST_TIMEOUT)
+        .timeout(rakuda_service::nats::REQUEST_TIMEOUT)
         .max_ack_inflight(max_in_flight)
         .backpressure_on_inflight(true)
         .build(client)

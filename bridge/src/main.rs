@@ -17,13 +17,16 @@ async fn main() -> ExitCode {
     let config = Config::parse();
     startup::init_logging();
 
-    let listener = match tokio::net::TcpListener::bind(config.bridge_metrics_addr).await {
+    let listener = match startup::bind(
+        "rakuda-bridge",
+        "BRIDGE_METRICS_ADDR",
+        config.bridge_metrics_addr,
+    )
+    .await
+    {
         Ok(listener) => listener,
-        Err(error) => {
-            eprintln!(
-                "rakuda-bridge: cannot listen on BRIDGE_METRICS_ADDR={}: {error}",
-                config.bridge_metrics_addr
-            );
+        Err(message) => {
+            eprintln!("{message}");
             return ExitCode::from(2);
         }
     };

@@ -8,7 +8,7 @@ use support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_the_bridge_resubscribes() {
     let mut backbone = Backbone::start();
-    let bridge = RunningBridge::start(backbone.config()).await;
+    let bridge = start_bridge(backbone.config()).await;
     let mut redis = backbone.redis().await;
     wait_for_subscribers(&mut redis, 1).await;
     bridge.wait_for_metric("bridge_redis_connected", 1.0).await;
@@ -40,7 +40,7 @@ async fn redis_killed_and_restarted_the_bridge_resubscribes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_killed_and_restarted_nothing_crashes_and_events_flow_again() {
     let mut backbone = Backbone::start();
-    let bridge = RunningBridge::start(backbone.config()).await;
+    let bridge = start_bridge(backbone.config()).await;
     let mut redis = backbone.redis().await;
     wait_for_subscribers(&mut redis, 1).await;
     bridge.wait_for_metric("bridge_nats_connected", 1.0).await;
@@ -89,7 +89,7 @@ async fn keepalive_pings_keep_a_quiet_subscription_up() {
     let backbone = Backbone::start();
     let mut config = backbone.config();
     config.redis_keepalive = std::time::Duration::from_millis(100);
-    let bridge = RunningBridge::start(config).await;
+    let bridge = start_bridge(config).await;
     let mut redis = backbone.redis().await;
     wait_for_subscribers(&mut redis, 1).await;
 
@@ -105,7 +105,7 @@ async fn a_frozen_redis_is_noticed_and_the_bridge_recovers_when_it_thaws() {
     let backbone = Backbone::start();
     let mut config = backbone.config();
     config.redis_keepalive = std::time::Duration::from_millis(200);
-    let bridge = RunningBridge::start(config).await;
+    let bridge = start_bridge(config).await;
     let mut redis = backbone.redis().await;
     wait_for_subscribers(&mut redis, 1).await;
     bridge.wait_for_metric("bridge_redis_connected", 1.0).await;

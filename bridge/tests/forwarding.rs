@@ -10,17 +10,12 @@ use rakuda_schema::channel::{DLQ_SUBJECT, REJECT_REASON_HEADER};
 use rakuda_schema::{EventType, RejectReason};
 use support::*;
 
-const TYPES: [EventType; 4] = [
-    EventType::InventoryChange,
-    EventType::OrderReceived,
-    EventType::PriceChange,
-    EventType::ListingUpdate,
-];
+const TYPES: [EventType; 4] = EventType::CLIENT;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_type_arrives_on_its_subject_byte_identical_and_in_order() {
     let backbone = Backbone::start();
-    let bridge = RunningBridge::start(backbone.config()).await;
+    let bridge = start_bridge(backbone.config()).await;
     let mut redis = backbone.redis().await;
     wait_for_subscribers(&mut redis, 1).await;
 
@@ -63,7 +58,7 @@ async fn every_reject_reason_lands_on_the_dlq_and_valid_events_still_pass() {
     let backbone = Backbone::start();
     let mut config = backbone.config();
     config.event_max_bytes = 4096;
-    let bridge = RunningBridge::start(config).await;
+    let bridge = start_bridge(config).await;
     let mut redis = backbone.redis().await;
     wait_for_subscribers(&mut redis, 1).await;
 
@@ -171,8 +166,8 @@ async fn every_reject_reason_lands_on_the_dlq_and_valid_events_still_pass() {
 async fn two_bridges_store_each_event_exactly_once() {
     let backbone = Backbone::start();
     // Started together: creating the stream concurrently must not fail either of them.
-    let first = RunningBridge::start(backbone.config()).await;
-    let second = RunningBridge::start(backbone.config()).await;
+    let first = start_bridge(backbone.config()).await;
+    let second = start_bridge(backbone.config()).await;
     let mut redis = backbone.redis().await;
     wait_for_subscribers(&mut redis, 2).await;
 
@@ -221,7 +216,7 @@ async fn two_bridges_store_each_event_exactly_once() {
 async fn a_burst_of_ten_thousand_events_reaches_the_stream_whole() {
     const BURST: usize = 10_000;
     let backbone = Backbone::start();
-    let bridge = RunningBridge::start(backbone.config()).await;
+    let bridge = start_bridge(backbone.config()).await;
     let mut redis = backbone.redis().await;
     wait_for_subscribers(&mut redis, 1).await;
     let jetstream = backbone.jetstream().await;

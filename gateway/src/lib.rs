@@ -38,7 +38,6 @@ pub mod token;
 
 use std::future::IntoFuture;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -53,8 +52,6 @@ use hub::Hub;
 use metrics::GatewayMetrics;
 use pipeline::Pipeline;
 
-/// How long one JetStream request may take.
-const NATS_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Stream messages read ahead of the pipeline.
 const FEED_QUEUE_CAPACITY: usize = 4_096;
 
@@ -78,16 +75,14 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| format!("gw-{:06x}", rand::random::<u32>() & 0xff_ffff));
     let metrics = Arc::new(GatewayMetrics::new());
-    let nats = async_nats::ConnectOptions::new()
-        .name(format!("rakuda-gateway {instance}"))
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .request_timeout(Some(NATS_REQUEST_TIMEOUT))
-        .connect(config.nats_url.clone())
-        .await
-        .map_err(Error::Nats)?;
+    let nats = rakuda_service::nats::connect(
+        format!("rakuda-gateway {instance}"),
+        config.nats_url.clone(),
+    )
+    .await
+    .map_err(Error::Nats)?;
     let jetstream = async_nats::jetstream::context::ContextBuilder::new()
-        .timeout(NATS_REQUEST_TIMEOUT)
+        .timeout(rakuda_service::nats::REQUEST_TIMEOUT)
         .build(nats.clone());
     let hub = Arc::new(Hub::new(
         config.client_queue_capacity,

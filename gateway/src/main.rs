@@ -17,13 +17,11 @@ async fn main() -> ExitCode {
     let config = Config::parse();
     startup::init_logging();
 
-    let listener = match tokio::net::TcpListener::bind(config.gateway_addr).await {
+    let listener = match startup::bind("rakuda-gateway", "GATEWAY_ADDR", config.gateway_addr).await
+    {
         Ok(listener) => listener,
-        Err(error) => {
-            eprintln!(
-                "rakuda-gateway: cannot listen on GATEWAY_ADDR={}: {error}",
-                config.gateway_addr
-            );
+        Err(message) => {
+            eprintln!("{message}");
             return ExitCode::from(2);
         }
     };

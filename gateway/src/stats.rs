@@ -64,10 +64,7 @@ fn transports() -> impl Iterator<Item = &'static str> {
 }
 
 fn client_types() -> impl Iterator<Item = &'static str> {
-    EventType::ALL
-        .into_iter()
-        .filter(|t| *t != EventType::Canary)
-        .map(EventType::as_str)
+    EventType::CLIENT.into_iter().map(EventType::as_str)
 }
 
 /// The delivery counters of this instance.

@@ -48,7 +48,7 @@ async fn every_bad_credential_gets_a_specific_json_error() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
     config.token_ttl = Duration::from_secs(1);
-    let gateway = RunningGateway::start(config).await;
+    let gateway = start_gateway(config).await;
     let events = format!("{}/api/realtime/events", gateway.url);
     let get = reqwest::Method::GET;
 
@@ -180,8 +180,8 @@ async fn every_bad_credential_gets_a_specific_json_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_valid_token_works_like_an_event_source_and_limits_channels() {
     let stack = Stack::start().await;
-    let first = RunningGateway::start(stack.gateway_config()).await;
-    let second = RunningGateway::start(stack.gateway_config()).await;
+    let first = start_gateway(stack.gateway_config()).await;
+    let second = start_gateway(stack.gateway_config()).await;
     let token = mint(&first, Some(r#"{"channels":["orders"]}"#)).await;
 
     // Minted by one instance, accepted by another; no headers at all, as EventSource sends.
@@ -219,7 +219,7 @@ async fn realtime_disabled_answers_503_with_a_reason() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
     config.realtime_enabled = false;
-    let gateway = RunningGateway::start(config).await;
+    let gateway = start_gateway(config).await;
     let (status, body) = call(
         reqwest::Method::GET,
         &format!("{}/api/realtime/events", gateway.url),

@@ -17,7 +17,7 @@ async fn setup(window_ms: u64) -> (Stack, RunningGateway, SseClient) {
     let mut config = stack.gateway_config();
     config.sse_debounce_window = window_ms;
     config.sse_heartbeat_interval = 600_000;
-    let gateway = RunningGateway::start(config).await;
+    let gateway = start_gateway(config).await;
     let mut client = SseClient::connect(&format!("{}/api/realtime/events", gateway.url)).await;
     let _retry = client.next().await.expect("retry record");
     (stack, gateway, client)

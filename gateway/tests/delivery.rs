@@ -6,17 +6,12 @@ mod support;
 use rakuda_schema::EventType;
 use support::*;
 
-const TYPES: [EventType; 4] = [
-    EventType::InventoryChange,
-    EventType::OrderReceived,
-    EventType::PriceChange,
-    EventType::ListingUpdate,
-];
+const TYPES: [EventType; 4] = EventType::CLIENT;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_type_reaches_the_client_with_event_id_and_json() {
     let stack = Stack::start().await;
-    let gateway = RunningGateway::start(stack.gateway_config()).await;
+    let gateway = start_gateway(stack.gateway_config()).await;
     let mut client = SseClient::connect(&format!("{}/api/realtime/events", gateway.url)).await;
     assert_eq!(client.status, 200);
     assert_eq!(client.headers["content-type"], "text/event-stream");
@@ -30,7 +25,7 @@ async fn each_type_reaches_the_client_with_event_id_and_json() {
         "retry {retry} is the base plus up to 50%"
     );
 
-    let (_, status) = gateway.get_json("/api/realtime/status").await;
+    let (_, status) = get_json(&gateway, "/api/realtime/status").await;
     let epoch = status["nats"]["stream"]["epoch"].as_u64().expect("epoch");
     let mut redis = stack.redis_connection().await;
     for (index, event_type) in TYPES.into_iter().enumerate() {
@@ -56,7 +51,7 @@ async fn each_type_reaches_the_client_with_event_id_and_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_filter_delivers_only_the_chosen_channels() {
     let stack = Stack::start().await;
-    let gateway = RunningGateway::start(stack.gateway_config()).await;
+    let gateway = start_gateway(stack.gateway_config()).await;
     let mut orders_only = SseClient::connect(&format!(
         "{}/api/realtime/events?channels=orders,listings",
         gateway.url
@@ -113,7 +108,7 @@ async fn heartbeats_arrive_at_the_set_interval() {
     let mut config = stack.gateway_config();
     config.sse_heartbeat_interval = 200;
     config.gateway_instance_id = Some("gw-test".into());
-    let gateway = RunningGateway::start(config).await;
+    let gateway = start_gateway(config).await;
     let mut client = SseClient::connect(&format!("{}/api/realtime/events", gateway.url)).await;
     let mut redis = stack.redis_connection().await;
     publish(
@@ -151,7 +146,7 @@ async fn the_latency_probe_gets_every_probe_back() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
     config.sse_debounce_window = 0;
-    let gateway = RunningGateway::start(config).await;
+    let gateway = start_gateway(config).await;
     let mut redis = stack.redis_connection().await;
     let probe = rakuda_simulator::probe::Probe {
         gateway: &gateway.url,

@@ -21,22 +21,22 @@ async fn resume(gateway: &RunningGateway, cursor: &str) -> SseClient {
 
 async fn wait_for_watermark(gateway: &RunningGateway, seq: u64) {
     eventually(&format!("gateway watermark at {seq}"), || async {
-        let (_, status) = gateway.get_json("/api/realtime/status").await;
+        let (_, status) = get_json(gateway, "/api/realtime/status").await;
         (status["nats"]["stream"]["lastSequence"].as_u64() == Some(seq)).then_some(())
     })
     .await
 }
 
 async fn epoch(gateway: &RunningGateway) -> u64 {
-    let (_, status) = gateway.get_json("/api/realtime/status").await;
+    let (_, status) = get_json(gateway, "/api/realtime/status").await;
     status["nats"]["stream"]["epoch"].as_u64().expect("epoch")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_instance_replays_every_missed_event_coalesced() {
     let stack = Stack::start().await;
-    let first = RunningGateway::start(stack.gateway_config()).await;
-    let second = RunningGateway::start(stack.gateway_config()).await;
+    let first = start_gateway(stack.gateway_config()).await;
+    let second = start_gateway(stack.gateway_config()).await;
     let mut redis = stack.redis_connection().await;
 
     let mut client = SseClient::connect(&format!("{}/api/realtime/events", first.url)).await;
@@ -106,7 +106,7 @@ async fn a_cursor_older_than_the_ring_is_served_from_the_stream() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
     config.replay_ring_capacity = 5;
-    let gateway = RunningGateway::start(config).await;
+    let gateway = start_gateway(config).await;
     let mut redis = stack.redis_connection().await;
     publish_all(&mut redis, &burst(EventType::OrderReceived, 40, 40, "o")).await;
     wait_for_watermark(&gateway, 40).await;
@@ -127,7 +127,7 @@ async fn cursors_that_cannot_be_honoured_get_reset() {
     let mut config = stack.gateway_config();
     // A ring that still held them would rightly serve even events the stream dropped.
     config.replay_ring_capacity = 5;
-    let gateway = RunningGateway::start(config).await;
+    let gateway = start_gateway(config).await;
     let mut redis = stack.redis_connection().await;
     publish_all(&mut redis, &burst(EventType::PriceChange, 50, 50, "p")).await;
     wait_for_watermark(&gateway, 50).await;
@@ -155,7 +155,7 @@ async fn cursors_that_cannot_be_honoured_get_reset() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_and_recreated_stream_resets_clients_and_old_cursors() {
     let stack = Stack::start().await;
-    let gateway = RunningGateway::start(stack.gateway_config()).await;
+    let gateway = start_gateway(stack.gateway_config()).await;
     let mut redis = stack.redis_connection().await;
     let mut client = SseClient::connect(&format!("{}/api/realtime/events", gateway.url)).await;
     publish_all(&mut redis, &burst(EventType::OrderReceived, 5, 5, "old")).await;

@@ -12,10 +12,10 @@ async fn stats_agree_with_metrics_and_status_tracks_connections() {
     let mut config = stack.gateway_config();
     config.sse_debounce_window = 2000;
     config.gateway_instance_id = Some("gw-stats".into());
-    let gateway = RunningGateway::start(config).await;
+    let gateway = start_gateway(config).await;
     let url = format!("{}/api/realtime/events", gateway.url);
 
-    let (_, status) = gateway.get_json("/api/realtime/status").await;
+    let (_, status) = get_json(&gateway, "/api/realtime/status").await;
     assert_eq!(status["instance"], "gw-stats");
     assert_eq!(status["enabled"], true);
     assert_eq!(status["connections"]["sse"], 0);
@@ -25,7 +25,7 @@ async fn stats_agree_with_metrics_and_status_tracks_connections() {
     let mut first = SseClient::connect(&url).await;
     let mut second = SseClient::connect(&url).await;
     eventually("status shows 2 connections", || async {
-        let (_, status) = gateway.get_json("/api/realtime/status").await;
+        let (_, status) = get_json(&gateway, "/api/realtime/status").await;
         (status["connections"]["sse"] == 2).then_some(())
     })
     .await;
@@ -41,13 +41,13 @@ async fn stats_agree_with_metrics_and_status_tracks_connections() {
 
     drop(first);
     eventually("status shows 1 connection", || async {
-        let (_, status) = gateway.get_json("/api/realtime/status").await;
+        let (_, status) = get_json(&gateway, "/api/realtime/status").await;
         (status["connections"]["sse"] == 1).then_some(())
     })
     .await;
 
     // Both read now, with nothing in flight: they must agree number for number.
-    let (code, stats) = gateway.get_json("/api/realtime/stats").await;
+    let (code, stats) = get_json(&gateway, "/api/realtime/stats").await;
     assert_eq!(code, 200);
     let metrics = gateway.metrics().await;
     let sample = |name: &str| sample_value(&metrics, name).unwrap_or(0.0);

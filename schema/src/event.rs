@@ -34,6 +34,14 @@ impl EventType {
         EventType::Canary,
     ];
 
+    /// The types clients receive (everything but the internal canary).
+    pub const CLIENT: [EventType; 4] = [
+        EventType::InventoryChange,
+        EventType::OrderReceived,
+        EventType::PriceChange,
+        EventType::ListingUpdate,
+    ];
+
     /// The wire name (`"INVENTORY_CHANGE"`).
     pub fn as_str(self) -> &'static str {
         match self {

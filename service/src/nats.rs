@@ -8,6 +8,24 @@ use tokio_util::sync::CancellationToken;
 /// How often the connection state is sampled.
 const POLL: Duration = Duration::from_millis(250);
 
+/// How long one request (a JetStream API call or ack) may take before it counts as failed.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A client that keeps reconnecting forever, also when NATS is not up yet at start, so a
+/// process can start before its NATS and ride out NATS restarts.
+pub async fn connect(
+    name: String,
+    servers: Vec<async_nats::ServerAddr>,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .request_timeout(Some(REQUEST_TIMEOUT))
+        .connect(servers)
+        .await
+}
+
 /// Calls `on_change(connected)` whenever the connection state changes (and once at the start),
 /// logging each change once, until `stop`.
 pub async fn watch_connection(

@@ -19,3 +19,14 @@ pub fn init_logging() {
         )
         .init();
 }
+
+/// Binds `addr`, or says which setting to fix (`cannot listen on GATEWAY_ADDR=...: in use`).
+pub async fn bind(
+    program: &str,
+    variable: &str,
+    addr: std::net::SocketAddr,
+) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|error| format!("{program}: cannot listen on {variable}={addr}: {error}"))
+}

@@ -9,16 +9,19 @@
 //! - [`process`] — spawning a server binary, waiting until it answers, killing it.
 //! - [`redis`] — [`RedisServer`].
 //! - [`nats`] — [`NatsServer`].
+//! - [`in_process`] — a bridge or gateway running inside the test, with its metrics.
 //! - [`wait`] — bounded waits and reading Prometheus samples.
 //! - [`redis_client`] — publishing as the workers do, waiting for subscribers.
 
 mod process;
 
+pub mod in_process;
 pub mod nats;
 pub mod redis;
 pub mod redis_client;
 pub mod wait;
 
+pub use in_process::InProcess;
 pub use nats::NatsServer;
 pub use process::{free_port, Error};
 pub use redis::RedisServer;

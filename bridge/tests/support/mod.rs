@@ -8,9 +8,6 @@ use futures::StreamExt;
 use rakuda_bridge::Config;
 use rakuda_schema::{Action, EventType, RealTimeEvent};
 use rakuda_testkit::{NatsServer, RedisServer};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 pub use rakuda_testkit::redis_client::{publish, wait_for_subscribers};
 pub use rakuda_testkit::wait::{bounded, eventually, sample_value};
@@ -47,52 +44,11 @@ impl Backbone {
     }
 }
 
-/// A bridge running in this process.
-pub struct RunningBridge {
-    pub metrics_url: String,
-    shutdown: CancellationToken,
-    handle: JoinHandle<Result<(), rakuda_bridge::Error>>,
-}
+/// A bridge running in this process; `url` serves its `/metrics`.
+pub type RunningBridge = rakuda_testkit::InProcess<rakuda_bridge::Error>;
 
-impl RunningBridge {
-    pub async fn start(config: Config) -> RunningBridge {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let metrics_url = format!("http://{}", listener.local_addr().expect("addr"));
-        let shutdown = CancellationToken::new();
-        let handle = tokio::spawn(rakuda_bridge::run(config, listener, shutdown.clone()));
-        RunningBridge {
-            metrics_url,
-            shutdown,
-            handle,
-        }
-    }
-
-    pub async fn metrics(&self) -> String {
-        let response = reqwest::get(format!("{}/metrics", self.metrics_url))
-            .await
-            .expect("scrape /metrics");
-        response.text().await.expect("metrics body")
-    }
-
-    /// The value of one sample, e.g. `bridge_events_rejected_total{reason="too_large"}`.
-    pub async fn metric(&self, sample: &str) -> f64 {
-        sample_value(&self.metrics().await, sample).unwrap_or(0.0)
-    }
-
-    pub async fn wait_for_metric(&self, sample: &str, expected: f64) {
-        eventually(&format!("{sample} == {expected}"), || async {
-            (self.metric(sample).await == expected).then_some(())
-        })
-        .await
-    }
-
-    pub async fn stop(self) {
-        self.shutdown.cancel();
-        bounded("bridge shutdown", self.handle)
-            .await
-            .expect("bridge task")
-            .expect("bridge run");
-    }
+pub async fn start_bridge(config: Config) -> RunningBridge {
+    RunningBridge::start(|listener, shutdown| rakuda_bridge::run(config, listener, shutdown)).await
 }
 
 /// Waits until the stream exists and holds `n` messages.

@@ -12,9 +12,6 @@ use rakuda_gateway::Config;
 use rakuda_schema::{Action, Channel, EventType, RealTimeEvent};
 use rakuda_testkit::{NatsServer, RedisServer};
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 pub use rakuda_testkit::redis_client::{publish, publish_all, wait_for_subscribers};
 pub use rakuda_testkit::wait::{bounded, eventually, sample_value, WAIT};
@@ -25,8 +22,7 @@ pub const API_KEY: &str = "test-api-key-0001";
 pub struct Stack {
     pub redis: RedisServer,
     pub nats: NatsServer,
-    bridge_shutdown: CancellationToken,
-    bridge: Option<JoinHandle<Result<(), rakuda_bridge::Error>>>,
+    bridge: Option<rakuda_testkit::InProcess<rakuda_bridge::Error>>,
 }
 
 impl Stack {
@@ -41,17 +37,13 @@ impl Stack {
         let mut config =
             rakuda_bridge::Config::new(redis.url(), vec![nats.url().parse().expect("nats url")]);
         adjust(&mut config);
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let bridge_shutdown = CancellationToken::new();
-        let bridge = tokio::spawn(rakuda_bridge::run(
-            config,
-            listener,
-            bridge_shutdown.clone(),
-        ));
+        let bridge = rakuda_testkit::InProcess::start(|listener, shutdown| {
+            rakuda_bridge::run(config, listener, shutdown)
+        })
+        .await;
         let stack = Stack {
             redis,
             nats,
-            bridge_shutdown,
             bridge: Some(bridge),
         };
         let mut redis = stack.redis_connection().await;
@@ -89,9 +81,8 @@ impl Stack {
 
     /// Stops the bridge (events published afterwards go nowhere).
     pub async fn stop_bridge(&mut self) {
-        self.bridge_shutdown.cancel();
         if let Some(bridge) = self.bridge.take() {
-            let _ = bounded("bridge shutdown", bridge).await;
+            bridge.stop().await;
         }
     }
 }
@@ -124,71 +115,27 @@ pub fn burst(event_type: EventType, count: usize, ids: usize, tag: &str) -> Vec<
 }
 
 /// A gateway running in this process.
-pub struct RunningGateway {
-    pub url: String,
-    shutdown: CancellationToken,
-    handle: JoinHandle<Result<(), rakuda_gateway::Error>>,
+pub type RunningGateway = rakuda_testkit::InProcess<rakuda_gateway::Error>;
+
+/// Starts a gateway and waits until it reads the stream (`/readyz` 200).
+pub async fn start_gateway(config: Config) -> RunningGateway {
+    let gateway =
+        RunningGateway::start(|listener, shutdown| rakuda_gateway::run(config, listener, shutdown))
+            .await;
+    gateway.wait_until_ok("/readyz").await;
+    gateway
 }
 
-impl RunningGateway {
-    /// Starts and waits until it reads the stream (`/readyz` 200).
-    pub async fn start(config: Config) -> RunningGateway {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let shutdown = CancellationToken::new();
-        let handle = tokio::spawn(rakuda_gateway::run(config, listener, shutdown.clone()));
-        let gateway = RunningGateway {
-            url,
-            shutdown,
-            handle,
-        };
-        eventually("gateway /readyz 200", || async {
-            let response = reqwest::get(format!("{}/readyz", gateway.url)).await.ok()?;
-            response.status().is_success().then_some(())
-        })
-        .await;
-        gateway
-    }
-
-    pub async fn metrics(&self) -> String {
-        reqwest::get(format!("{}/metrics", self.url))
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("metrics body")
-    }
-
-    pub async fn metric(&self, sample: &str) -> f64 {
-        sample_value(&self.metrics().await, sample).unwrap_or(0.0)
-    }
-
-    pub async fn wait_for_metric(&self, sample: &str, expected: f64) {
-        eventually(&format!("{sample} == {expected}"), || async {
-            (self.metric(sample).await == expected).then_some(())
-        })
+/// GET an API path with the test key; returns status and JSON body.
+pub async fn get_json(gateway: &RunningGateway, path: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .get(format!("{}{path}", gateway.url))
+        .header("X-API-Key", API_KEY)
+        .send()
         .await
-    }
-
-    /// GET an API path with the test key; returns status and JSON body.
-    pub async fn get_json(&self, path: &str) -> (u16, Value) {
-        let response = reqwest::Client::new()
-            .get(format!("{}{path}", self.url))
-            .header("X-API-Key", API_KEY)
-            .send()
-            .await
-            .expect("GET");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    pub async fn stop(self) {
-        self.shutdown.cancel();
-        bounded("gateway shutdown", self.handle)
-            .await
-            .expect("gateway task")
-            .expect("gateway run");
-    }
+        .expect("GET");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// One SSE record as read off the wire.
