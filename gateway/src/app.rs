@@ -9,9 +9,12 @@ use axum::http::StatusCode;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::ApiKeys;
+use crate::canary::Canary;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::hub::Hub;
+use crate::limits::Connections;
 use crate::metrics::GatewayMetrics;
 use crate::token::TokenSigner;
 
@@ -25,6 +28,9 @@ pub struct App {
     pub nats: async_nats::Client,
     pub keys: ApiKeys,
     pub tokens: TokenSigner,
+    pub connections: Arc<Connections>,
+    pub canary: Canary,
+    pub cluster: Cluster,
     pub started: Instant,
     /// Cancelled on SIGTERM: streams end themselves and `/readyz` turns 503.
     pub shutdown: CancellationToken,
@@ -50,6 +56,9 @@ impl App {
         App {
             keys: ApiKeys::new(&config.api_key),
             tokens,
+            connections: Connections::new(config.max_connections, config.max_connections_per_key),
+            canary: Canary::new(config.canary_interval, config.canary_degraded_after),
+            cluster: Cluster::default(),
             config,
             instance,
             hub,

@@ -52,6 +52,14 @@ impl ChannelSet {
             .is_some_and(|index| self.0 & (1 << index) != 0)
     }
 
+    pub fn union(self, other: ChannelSet) -> ChannelSet {
+        ChannelSet(self.0 | other.0)
+    }
+
+    pub fn minus(self, other: ChannelSet) -> ChannelSet {
+        ChannelSet(self.0 & !other.0)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0 == 0
     }

@@ -20,6 +20,17 @@ pub const DEFAULT_REPLAY_RING_CAPACITY: usize = 10_000;
 pub const DEFAULT_RESUME_MAX_EVENTS: usize = 100_000;
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_DRAIN_WINDOW: Duration = Duration::from_secs(5);
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub const DEFAULT_CANARY_INTERVAL: Duration = Duration::from_secs(5);
+pub const DEFAULT_CANARY_DEGRADED_AFTER: Duration = Duration::from_secs(20);
+pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
+pub const DEFAULT_MAX_CONNECTIONS_PER_KEY: usize = 5_000;
+pub const DEFAULT_WS_MAX_FRAME_BYTES: usize = 16 * 1024;
+pub const DEFAULT_WS_MAX_BAD_FRAMES: usize = 5;
+pub const DEFAULT_MAX_URI_BYTES: usize = 8 * 1024;
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+pub const DEFAULT_CLUSTER_STATS_TIMEOUT: Duration = Duration::from_secs(1);
 /// Shortest accepted API key: anything shorter is guessable.
 pub const MIN_API_KEY_LEN: usize = 8;
 /// Shortest accepted token secret.
@@ -101,6 +112,60 @@ pub struct Config {
     /// On SIGTERM, how long open connections get to close before the process exits.
     #[arg(long, env = "GATEWAY_DRAIN_TIMEOUT", default_value = "10s", value_parser = settings::positive_duration)]
     pub gateway_drain_timeout: Duration,
+
+    /// On SIGTERM, open connections close at random moments spread over this window, so a
+    /// rolling restart does not make every client reconnect in the same second.
+    #[arg(long, env = "GATEWAY_DRAIN_WINDOW", default_value = "5s", value_parser = settings::duration)]
+    pub gateway_drain_window: Duration,
+
+    /// Most client connections (SSE and WebSocket) this instance holds; past it, 503.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = settings::nonzero)]
+    pub max_connections: usize,
+
+    /// Most connections one API key (or the tokens it minted) holds on this instance; past it, 429.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_KEY", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_KEY, value_parser = settings::nonzero)]
+    pub max_connections_per_key: usize,
+
+    /// Largest WebSocket frame or message a client may send, in bytes; larger closes with 1009.
+    #[arg(long, env = "WS_MAX_FRAME_BYTES", default_value_t = DEFAULT_WS_MAX_FRAME_BYTES, value_parser = settings::nonzero)]
+    pub ws_max_frame_bytes: usize,
+
+    /// Malformed client frames tolerated (each answered with an error frame) before a close with 1008.
+    #[arg(long, env = "WS_MAX_BAD_FRAMES", default_value_t = DEFAULT_WS_MAX_BAD_FRAMES, value_parser = settings::nonzero)]
+    pub ws_max_bad_frames: usize,
+
+    /// Longest request URI (path and query) accepted, in bytes; longer gets 414.
+    #[arg(long, env = "MAX_URI_BYTES", default_value_t = DEFAULT_MAX_URI_BYTES, value_parser = settings::nonzero)]
+    pub max_uri_bytes: usize,
+
+    /// Largest total of request header names and values accepted, in bytes; larger gets 431.
+    #[arg(long, env = "MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES, value_parser = settings::nonzero)]
+    pub max_header_bytes: usize,
+
+    /// Redis the canary is published on (the one the workers and the bridge use).
+    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, value_parser = settings::redis_url)]
+    pub redis_url: String,
+
+    /// Prefix of the Redis channels (the canary goes to `<prefix>canary`).
+    #[arg(long, env = "REDIS_CHANNEL_PREFIX", default_value = rakuda_schema::channel::DEFAULT_REDIS_CHANNEL_PREFIX)]
+    pub redis_channel_prefix: String,
+
+    /// How often this gateway sends a canary event through Redis -> bridge -> NATS; `0s` turns it off.
+    #[arg(long, env = "CANARY_INTERVAL", default_value = "5s", value_parser = settings::duration)]
+    pub canary_interval: Duration,
+
+    /// With no canary back for this long, /status and /readyz report `degraded`.
+    #[arg(long, env = "CANARY_DEGRADED_AFTER", default_value = "20s", value_parser = settings::positive_duration)]
+    pub canary_degraded_after: Duration,
+
+    /// `true`: /readyz answers 503 while degraded. Off by default: when the bridge is down every
+    /// gateway is degraded, and failing them all would turn stale data into no connection at all.
+    #[arg(long, env = "READYZ_FAIL_WHEN_DEGRADED", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub readyz_fail_when_degraded: bool,
+
+    /// How long `/stats?scope=cluster` waits for the other instances.
+    #[arg(long, env = "CLUSTER_STATS_TIMEOUT", default_value = "1s", value_parser = settings::positive_duration)]
+    pub cluster_stats_timeout: Duration,
 }
 
 impl Config {
@@ -124,6 +189,19 @@ impl Config {
             cors_origins: Vec::new(),
             gateway_instance_id: None,
             gateway_drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            gateway_drain_window: DEFAULT_DRAIN_WINDOW,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_key: DEFAULT_MAX_CONNECTIONS_PER_KEY,
+            ws_max_frame_bytes: DEFAULT_WS_MAX_FRAME_BYTES,
+            ws_max_bad_frames: DEFAULT_WS_MAX_BAD_FRAMES,
+            max_uri_bytes: DEFAULT_MAX_URI_BYTES,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            redis_url: DEFAULT_REDIS_URL.into(),
+            redis_channel_prefix: rakuda_schema::channel::DEFAULT_REDIS_CHANNEL_PREFIX.into(),
+            canary_interval: DEFAULT_CANARY_INTERVAL,
+            canary_degraded_after: DEFAULT_CANARY_DEGRADED_AFTER,
+            readyz_fail_when_degraded: false,
+            cluster_stats_timeout: DEFAULT_CLUSTER_STATS_TIMEOUT,
         }
     }
 

@@ -1,5 +1,6 @@
 //! Frames as they go on the wire, serialized once per frame and shared by every connection.
 
+use axum::extract::ws::Utf8Bytes;
 use bytes::{BufMut, Bytes, BytesMut};
 use rakuda_schema::{Channel, Heartbeat, ResetNotice};
 use time::OffsetDateTime;
@@ -21,6 +22,8 @@ pub struct OutFrame {
     pub newest: OffsetDateTime,
     /// `id: ...\nevent: ...\ndata: ...\n\n`
     pub sse: Bytes,
+    /// `{"id":"...","event":"...","data":{...}}` for WebSocket text frames.
+    pub ws: Utf8Bytes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +64,7 @@ impl OutFrame {
             cursor,
             newest,
             sse: sse_record(Some(cursor), event_type.as_str(), &json),
+            ws: ws_message(Some(cursor), event_type.as_str(), &json),
         }
     }
 }
@@ -75,6 +79,7 @@ impl OutFrame {
             cursor,
             newest: OffsetDateTime::now_utc(),
             sse: sse_reset(Some(cursor), reason),
+            ws: ws_message(Some(cursor), "reset", &reset_json(reason)),
         }
     }
 }
@@ -106,11 +111,33 @@ pub fn sse_heartbeat(id: Option<Cursor>, heartbeat: &Heartbeat) -> Bytes {
 }
 
 pub fn sse_reset(id: Option<Cursor>, reason: &str) -> Bytes {
-    let json = serde_json::to_vec(&ResetNotice {
+    sse_record(id, "reset", &reset_json(reason))
+}
+
+pub fn reset_json(reason: &str) -> Vec<u8> {
+    serde_json::to_vec(&ResetNotice {
         reason: reason.to_owned(),
     })
-    .unwrap_or_else(|_| b"{}".to_vec());
-    sse_record(id, "reset", &json)
+    .unwrap_or_else(|_| b"{}".to_vec())
+}
+
+/// A WebSocket text frame: `{"id":"<cursor>","event":"<name>","data":<json>}`; `data` is
+/// spliced in as is, so a frame's JSON is serialized once for both transports.
+pub fn ws_message(id: Option<Cursor>, event: &str, data: &[u8]) -> Utf8Bytes {
+    let mut out = BytesMut::with_capacity(data.len() + event.len() + 48);
+    out.put_u8(b'{');
+    if let Some(id) = id {
+        out.put_slice(b"\"id\":\"");
+        out.put_slice(id.to_string().as_bytes());
+        out.put_slice(b"\",");
+    }
+    out.put_slice(b"\"event\":\"");
+    out.put_slice(event.as_bytes());
+    out.put_slice(b"\",\"data\":");
+    out.put_slice(data);
+    out.put_u8(b'}');
+    // Built from UTF-8 pieces only (event names are ASCII, data is serde_json output).
+    Utf8Bytes::try_from(out.freeze()).unwrap_or_else(|_| Utf8Bytes::from_static("{}"))
 }
 
 #[cfg(test)]
@@ -134,6 +161,22 @@ mod tests {
         assert!(text.ends_with("}\n\n"));
         assert_eq!(text.matches('\n').count(), 4);
         assert_eq!(frame.max_seq, 1041);
+    }
+
+    #[test]
+    fn ws_messages_carry_id_event_and_data() {
+        let message = ws_message(
+            Some(Cursor { epoch: 1, seq: 2 }),
+            "ORDER_RECEIVED",
+            b"{\"seq\":2}",
+        );
+        let json: serde_json::Value = serde_json::from_str(message.as_str()).expect("valid JSON");
+        assert_eq!(
+            json,
+            serde_json::json!({"id": "1-2", "event": "ORDER_RECEIVED", "data": {"seq": 2}})
+        );
+        let bare = ws_message(None, "pong", b"{}");
+        assert_eq!(bare.as_str(), "{\"event\":\"pong\",\"data\":{}}");
     }
 
     #[test]

@@ -14,12 +14,18 @@
 //! - [`hub`] — fan-out and the ring of recent events.
 //! - [`sse`], [`resume`], [`cursor`], [`frame`] — the SSE endpoint and its wire format.
 //! - [`auth`], [`token`], [`channels`] — API keys, signed tokens, channel sets.
+//! - [`ws`] — the WebSocket endpoint and its client ops.
+//! - [`limits`] — connection limits (per instance, per key) and request size limits.
+//! - [`canary`] — the end-to-end probe behind `degraded`.
+//! - [`cluster`] — presence and cluster-wide stats over NATS request/reply.
 //! - [`stats`], [`metrics`] — `/status`, `/stats`, `/metrics`, `/healthz`, `/readyz`.
 //! - [`routes`], [`app`], [`error`] — the router, shared state, JSON errors.
 
 pub mod app;
 pub mod auth;
+pub mod canary;
 pub mod channels;
+pub mod cluster;
 pub mod coalesce;
 pub mod config;
 pub mod cursor;
@@ -28,6 +34,7 @@ pub mod error;
 pub mod feed;
 pub mod frame;
 pub mod hub;
+pub mod limits;
 pub mod metrics;
 pub mod pipeline;
 pub mod resume;
@@ -35,9 +42,11 @@ pub mod routes;
 pub mod sse;
 pub mod stats;
 pub mod token;
+pub mod ws;
 
 use std::future::IntoFuture;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -54,6 +63,10 @@ use pipeline::Pipeline;
 
 /// Stream messages read ahead of the pipeline.
 const FEED_QUEUE_CAPACITY: usize = 4_096;
+/// How often the drain checks whether every connection has closed.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+/// After the drain, how long idle keep-alive connections get to close.
+const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -63,8 +76,9 @@ pub enum Error {
     Serve(#[source] std::io::Error),
 }
 
-/// Serves until `shutdown`; then refuses new work, lets open streams end themselves (each sends
-/// a jittered `retry:`), and returns once they have, or after `gateway_drain_timeout`.
+/// Serves until `shutdown`; then drains: `/readyz` turns 503, new connections get 503, open ones
+/// close at random moments over `gateway_drain_window` (SSE with a jittered `retry:`, WebSocket
+/// with 1012), and it returns once they all have, or after `gateway_drain_timeout`.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -119,26 +133,45 @@ pub async fn run(
         background.clone(),
         move |connected| gauge.nats_connected.set(if connected { 1.0 } else { 0.0 }),
     ));
+    tasks.spawn(canary::run(app.clone(), background.clone()));
+    tasks.spawn(cluster::run(app.clone(), background.clone()));
 
+    // The listener stays open while draining, so late arrivals get a 503 that names the reason
+    // instead of a refused connection; it closes once the last stream is gone.
+    let stop_serving = CancellationToken::new();
     let server = axum::serve(listener, routes::router(app.clone()))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .with_graceful_shutdown(stop_serving.clone().cancelled_owned())
         .into_future();
     let mut server = tokio::spawn(server);
-    let outcome = tokio::select! {
+    let failed = tokio::select! {
         result = &mut server => Some(result),
         _ = shutdown.cancelled() => None,
     };
-    let result = match outcome {
+    let result = match failed {
         Some(result) => result,
         None => {
-            tracing::info!(connections = app.hub.subscribers(), timeout = ?drain_timeout, "draining: open streams are closing");
-            match tokio::time::timeout(drain_timeout, &mut server).await {
+            tracing::info!(
+                connections = app.connections.total(),
+                window = ?app.config.gateway_drain_window,
+                timeout = ?drain_timeout,
+                "draining: /readyz is 503, new connections are refused, open ones close spread over the window"
+            );
+            let drained = tokio::time::timeout(drain_timeout, async {
+                while app.connections.total() > 0 {
+                    tokio::time::sleep(DRAIN_POLL).await;
+                }
+            })
+            .await;
+            if drained.is_err() {
+                tracing::warn!(
+                    connections = app.connections.total(),
+                    "drain timeout expired; closing the rest"
+                );
+            }
+            stop_serving.cancel();
+            match tokio::time::timeout(SERVER_STOP_TIMEOUT, &mut server).await {
                 Ok(result) => result,
                 Err(_) => {
-                    tracing::warn!(
-                        connections = app.hub.subscribers(),
-                        "drain timeout expired; closing the rest"
-                    );
                     server.abort();
                     Ok(Ok(()))
                 }

@@ -50,11 +50,17 @@ impl ReplaySource {
     }
 }
 
-/// Why a client got `event: reset` outside a resume.
-pub const RESET_REASONS: [&str; 2] = ["lagged", "stream_recreated"];
+/// Why the gateway ended a client's connection (or told it to refetch) outside a resume.
+pub const RESET_REASONS: [&str; 5] = [
+    "lagged",
+    "stream_recreated",
+    "unresponsive",
+    "bad_frames",
+    "frame_too_large",
+];
 
 /// Why a request was refused; the `error` field of the JSON body.
-pub const REJECT_REASONS: [&str; 9] = [
+pub const REJECT_REASONS: [&str; 15] = [
     "missing_credentials",
     "invalid_api_key",
     "invalid_token",
@@ -64,6 +70,12 @@ pub const REJECT_REASONS: [&str; 9] = [
     "unknown_channel",
     "bad_request",
     "realtime_disabled",
+    "draining",
+    "too_many_connections",
+    "too_many_connections_for_key",
+    "uri_too_long",
+    "headers_too_large",
+    "not_websocket",
 ];
 
 pub struct GatewayMetrics {
@@ -84,6 +96,10 @@ pub struct GatewayMetrics {
     pub stream_last_sequence: Gauge,
     pub event_latency: Histogram,
     pub fanout_duration: Histogram,
+    pub ws_bad_frames: Counter,
+    pub canary_latency: Histogram,
+    pub canary_age: Gauge,
+    pub degraded: Gauge,
 }
 
 impl GatewayMetrics {
@@ -244,6 +260,10 @@ impl GatewayMetrics {
             stream_last_sequence: gauge(r, "gateway_stream_last_sequence", &[]),
             event_latency: histogram(r, "gateway_event_latency_seconds"),
             fanout_duration: histogram(r, "gateway_fanout_duration_seconds"),
+            ws_bad_frames: counter(r, "gateway_ws_bad_frames_total", &[]),
+            canary_latency: histogram(r, "gateway_canary_latency_seconds"),
+            canary_age: gauge(r, "gateway_canary_age_seconds", &[]),
+            degraded: gauge(r, "gateway_degraded", &[]),
         }
     }
 

@@ -95,7 +95,17 @@ impl Pipeline {
         };
         self.app.metrics.event_received(event.event_type);
         if channel.internal {
-            // The canary and other internal events flow through the path but reach no client.
+            // The canary flows through the whole path but reaches no client.
+            if event.event_type == rakuda_schema::EventType::Canary
+                && event.payload.id == self.app.instance
+            {
+                self.app.canary.observe();
+                let latency = time::OffsetDateTime::now_utc() - event.timestamp.instant();
+                self.app
+                    .metrics
+                    .canary_latency
+                    .record(latency.as_seconds_f64().max(0.0));
+            }
             self.advance();
             return;
         }

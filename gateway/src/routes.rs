@@ -16,11 +16,12 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::app::App;
 use crate::auth::{self, Principal};
 use crate::error::ApiError;
-use crate::{sse, stats};
+use crate::{limits, sse, stats, ws};
 
 pub fn router(app: Arc<App>) -> Router {
     let realtime = Router::new()
         .route("/api/realtime/events", get(sse::events))
+        .route("/api/realtime/ws", get(ws::upgrade))
         .route("/api/realtime/status", get(stats::status_handler))
         .route("/api/realtime/stats", get(stats::stats_handler))
         .route("/api/realtime/token", post(token))
@@ -30,7 +31,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(stats::metrics_handler))
         .route("/healthz", get(stats::healthz))
         .route("/readyz", get(stats::readyz))
-        .fallback(not_found);
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            limits::request_size,
+        ));
     if let Some(cors) = cors(&app.config.cors_origins) {
         router = router.layer(cors);
     }

@@ -51,6 +51,7 @@ pub async fn events(
         )
     })?;
     let channels = requested_channels(&app, &principal, query.channels.as_deref())?;
+    let permit = app.admit(principal.subject())?;
     // The header wins: a reconnecting EventSource sends it; the query is for the first connect.
     let cursor = headers
         .get("last-event-id")
@@ -66,7 +67,7 @@ pub async fn events(
     let plan = resume::plan(&app, cursor.clone(), &subscription, channels).await;
     log_resume(&app, cursor.as_ref(), &plan);
 
-    let body = Body::from_stream(connection(app, subscription, plan, channels));
+    let body = Body::from_stream(connection(app, subscription, plan, channels, permit));
     let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(
@@ -146,6 +147,18 @@ impl Drop for ConnectionGuard {
     }
 }
 
+/// When a connection closes once draining began: a random moment within the drain window, so
+/// clients of a restarting instance reconnect elsewhere spread out, not all in the same second.
+pub fn drain_deadline(app: &App) -> tokio::time::Instant {
+    let window = app.config.gateway_drain_window;
+    let offset = if window.is_zero() {
+        std::time::Duration::ZERO
+    } else {
+        window.mul_f64(rand::random::<f64>())
+    };
+    tokio::time::Instant::now() + offset
+}
+
 /// A reconnect delay with up to 50% jitter, so a fleet restart does not stampede.
 pub fn jittered_retry(base_ms: u64) -> u64 {
     base_ms + rand::random_range(0..=base_ms / 2)
@@ -156,8 +169,10 @@ fn connection(
     subscription: crate::hub::Subscription,
     plan: Plan,
     channels: ChannelSet,
+    permit: crate::limits::Permit,
 ) -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> {
     async_stream::stream! {
+        let _permit = permit;
         let _guard = ConnectionGuard::new(app.clone(), Transport::Sse);
         let skip_through = plan.skip_through(&subscription);
         let epoch = subscription.epoch;
@@ -192,10 +207,15 @@ fn connection(
         let heartbeat_every = app.config.heartbeat_interval();
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat_every, heartbeat_every);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Once draining, the moment this connection closes; it keeps streaming until then.
+        let mut close_at: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 biased;
-                _ = app.shutdown.cancelled() => {
+                _ = app.shutdown.cancelled(), if close_at.is_none() => {
+                    close_at = Some(drain_deadline(&app));
+                }
+                _ = sleep_until(close_at), if close_at.is_some() => {
                     yield Ok(sse_retry(jittered_retry(app.config.sse_retry)));
                     break;
                 }
@@ -260,6 +280,14 @@ fn connection(
                 }
             }
         }
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one (for an optional `select!` branch).
+pub async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 

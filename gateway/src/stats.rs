@@ -88,8 +88,26 @@ pub fn stats(app: &App) -> Value {
     })
 }
 
-pub async fn stats_handler(State(app): State<Arc<App>>) -> impl IntoResponse {
-    Json(stats(&app))
+#[derive(Debug, serde::Deserialize)]
+pub struct StatsQuery {
+    scope: Option<String>,
+}
+
+/// `GET /api/realtime/stats[?scope=cluster]`.
+pub async fn stats_handler(
+    State(app): State<Arc<App>>,
+    query: Result<axum::extract::Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, crate::error::ApiError> {
+    let scope = query.ok().and_then(|q| q.0.scope);
+    match scope.as_deref() {
+        None | Some("instance") => Ok(Json(stats(&app))),
+        Some("cluster") => Ok(Json(crate::cluster::gather(&app).await)),
+        Some(other) => Err(app.reject(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("scope `{other}` is not `instance` or `cluster`"),
+        )),
+    }
 }
 
 pub async fn status_handler(State(app): State<Arc<App>>) -> impl IntoResponse {
@@ -101,6 +119,13 @@ pub async fn status_handler(State(app): State<Arc<App>>) -> impl IntoResponse {
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSeconds": app.started.elapsed().as_secs(),
         "draining": app.draining(),
+        "status": if app.canary.degraded() { "degraded" } else { "ok" },
+        "canary": {
+            "enabled": app.canary.enabled(),
+            "seen": app.canary.seen(),
+            "ageSeconds": app.canary.age().as_secs_f64(),
+            "degradedAfterSeconds": app.config.canary_degraded_after.as_secs_f64(),
+        },
         "connections": s.by("gateway_connections", "transport", transports()),
         "nats": {
             "connected": app.nats_connected(),

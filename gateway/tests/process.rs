@@ -37,6 +37,8 @@ impl GatewayProcess {
         let port = rakuda_testkit::free_port().expect("free port");
         let mut settings = vec![
             ("NATS_URL", stack.nats.url()),
+            ("REDIS_URL", stack.redis.url()),
+            ("CANARY_INTERVAL", "0s".to_owned()),
             ("API_KEY", API_KEY.to_owned()),
             ("GATEWAY_ADDR", format!("127.0.0.1:{port}")),
         ];

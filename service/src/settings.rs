@@ -36,6 +36,24 @@ pub fn positive_duration(value: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// A duration like `5s`; zero allowed (it means "off" where a setting says so).
+pub fn duration(value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value)
+        .map_err(|error| format!("not a duration like `5s` or `0s`: {error}"))
+}
+
+/// A Redis URL (`redis://host:port[/db]`).
+pub fn redis_url(value: &str) -> Result<String, String> {
+    let valid = ["redis://", "rediss://", "redis+unix://", "unix://"]
+        .iter()
+        .any(|scheme| value.starts_with(scheme) && value.len() > scheme.len());
+    if valid && !value.contains(char::is_whitespace) {
+        Ok(value.to_owned())
+    } else {
+        Err("not a Redis URL (expected redis://host:port[/db])".into())
+    }
+}
+
 /// A whole number of at least 1.
 pub fn nonzero(value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {

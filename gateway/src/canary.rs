@@ -1,0 +1,179 @@
+//! The canary: proof that events flow end to end, not merely that processes are up.
+//!
+//! Every gateway publishes a small `CANARY` event on Redis (`<prefix>canary`) every
+//! `CANARY_INTERVAL`; the bridge forwards it like any other event and every gateway reads it off
+//! the stream, but never sends it to clients. A gateway that sees its own canary come back
+//! knows the whole path works: Redis, bridge, NATS, stream, its own consumer. When none came
+//! back for `CANARY_DEGRADED_AFTER`, `/status` and `/readyz` say `degraded`, and
+//! `gateway_degraded` is 1 (the `RealtimeCanaryStale` alert).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rakuda_schema::{Action, Channel, EventType, RealTimeEvent};
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+
+/// How often the age gauge and the degraded state are refreshed.
+const REFRESH: Duration = Duration::from_secs(1);
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct Canary {
+    interval: Duration,
+    degraded_after: Duration,
+    started: Instant,
+    /// Milliseconds after `started` when our canary last came back; `u64::MAX`: never.
+    last_seen_ms: AtomicU64,
+}
+
+impl Canary {
+    /// `interval` zero turns the canary off (never degraded).
+    pub fn new(interval: Duration, degraded_after: Duration) -> Canary {
+        Canary {
+            interval,
+            degraded_after,
+            started: Instant::now(),
+            last_seen_ms: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        !self.interval.is_zero()
+    }
+
+    /// Our canary came back now.
+    pub fn observe(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.last_seen_ms.store(ms, Ordering::Release);
+    }
+
+    /// Since our canary last came back; since start when it never did.
+    pub fn age(&self) -> Duration {
+        let now = self.started.elapsed();
+        match self.last_seen_ms.load(Ordering::Acquire) {
+            u64::MAX => now,
+            ms => now.saturating_sub(Duration::from_millis(ms)),
+        }
+    }
+
+    pub fn seen(&self) -> bool {
+        self.last_seen_ms.load(Ordering::Acquire) != u64::MAX
+    }
+
+    pub fn degraded(&self) -> bool {
+        self.enabled() && self.age() > self.degraded_after
+    }
+}
+
+/// This instance's canary event.
+pub fn canary_event(instance: &str) -> RealTimeEvent {
+    let data = match json!({ "instance": instance }) {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    RealTimeEvent::now(EventType::Canary, instance, Action::Updated).with_data(data)
+}
+
+/// Publishes the canary every interval and keeps the gauges and the degraded state current.
+pub async fn run(app: Arc<App>, stop: CancellationToken) {
+    let client = match redis::Client::open(app.config.redis_url.as_str()) {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "REDIS_URL is not usable; the canary is off");
+            return;
+        }
+    };
+    let channel = Channel::of(EventType::Canary).redis_channel(&app.config.redis_channel_prefix);
+    let mut connection: Option<redis::aio::MultiplexedConnection> = None;
+    let mut refresh = tokio::time::interval(REFRESH);
+    let mut next_send = tokio::time::Instant::now();
+    let mut was_degraded = false;
+    let mut warned = false;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = refresh.tick() => {}
+        }
+        if app.canary.enabled() && tokio::time::Instant::now() >= next_send {
+            next_send += app.canary.interval;
+            match send(&client, &mut connection, &channel, &app.instance).await {
+                Ok(()) => warned = false,
+                Err(error) => {
+                    connection = None;
+                    if !warned {
+                        tracing::warn!(%error, "cannot publish the canary to redis");
+                        warned = true;
+                    }
+                }
+            }
+        }
+        app.metrics.canary_age.set(app.canary.age().as_secs_f64());
+        let degraded = app.canary.degraded();
+        app.metrics.degraded.set(if degraded { 1.0 } else { 0.0 });
+        if degraded != was_degraded {
+            if degraded {
+                tracing::warn!(age = ?app.canary.age(), "degraded: no canary came back; events are not flowing end to end");
+            } else {
+                tracing::info!("canary is back: events flow end to end again");
+            }
+            was_degraded = degraded;
+        }
+    }
+}
+
+async fn send(
+    client: &redis::Client,
+    connection: &mut Option<redis::aio::MultiplexedConnection>,
+    channel: &str,
+    instance: &str,
+) -> Result<(), String> {
+    if connection.is_none() {
+        let fresh = tokio::time::timeout(REDIS_TIMEOUT, client.get_multiplexed_async_connection())
+            .await
+            .map_err(|_| "redis did not answer".to_owned())?
+            .map_err(|error| error.to_string())?;
+        *connection = Some(fresh);
+    }
+    let Some(redis) = connection.as_mut() else {
+        return Err("no redis connection".into());
+    };
+    let payload =
+        serde_json::to_string(&canary_event(instance)).map_err(|error| error.to_string())?;
+    let mut command = redis::cmd("PUBLISH");
+    command.arg(channel).arg(payload);
+    tokio::time::timeout(REDIS_TIMEOUT, command.query_async::<i64>(redis))
+        .await
+        .map_err(|_| "redis did not answer".to_owned())?
+        .map_err(|error| error.to_string())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn degraded_after_the_set_time_without_a_canary() {
+        let canary = Canary::new(Duration::from_secs(5), Duration::from_millis(30));
+        assert!(!canary.degraded());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(canary.degraded(), "never seen for longer than the limit");
+        canary.observe();
+        assert!(!canary.degraded());
+        assert!(canary.seen());
+        let off = Canary::new(Duration::ZERO, Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!off.degraded(), "an off canary never degrades");
+    }
+
+    #[test]
+    fn the_canary_event_passes_the_bridge_validation() {
+        let json = serde_json::to_vec(&canary_event("gw-1")).expect("json");
+        let (channel, event) = rakuda_schema::validate("canary", &json).expect("valid");
+        assert!(channel.internal);
+        assert_eq!(event.payload.id, "gw-1");
+    }
+}

@@ -1,0 +1,180 @@
+//! What one instance takes on: connections in total and per API key, and the size of a request
+//! line and headers. Every refusal is a JSON error, counted by reason.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::app::App;
+use crate::error::ApiError;
+
+/// Open client connections, in total and per key.
+pub struct Connections {
+    max_total: usize,
+    max_per_key: usize,
+    open: Mutex<Open>,
+}
+
+#[derive(Default)]
+struct Open {
+    total: usize,
+    per_key: HashMap<String, usize>,
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Instance { max: usize },
+    Key { max: usize },
+}
+
+/// A held connection slot; released on drop, when the connection ends.
+pub struct Permit {
+    registry: Arc<Connections>,
+    key: String,
+}
+
+impl Connections {
+    pub fn new(max_total: usize, max_per_key: usize) -> Arc<Connections> {
+        Arc::new(Connections {
+            max_total,
+            max_per_key,
+            open: Mutex::new(Open::default()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Open> {
+        // Counts stay consistent under a panic (each update is one statement).
+        self.open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A slot for one more connection of `key`, if the limits allow it.
+    pub fn acquire(self: &Arc<Self>, key: &str) -> Result<Permit, Refusal> {
+        let mut open = self.lock();
+        if open.total >= self.max_total {
+            return Err(Refusal::Instance {
+                max: self.max_total,
+            });
+        }
+        let for_key = open.per_key.get(key).copied().unwrap_or(0);
+        if for_key >= self.max_per_key {
+            return Err(Refusal::Key {
+                max: self.max_per_key,
+            });
+        }
+        open.total += 1;
+        open.per_key.insert(key.to_owned(), for_key + 1);
+        Ok(Permit {
+            registry: self.clone(),
+            key: key.to_owned(),
+        })
+    }
+
+    /// Connections open now.
+    pub fn total(&self) -> usize {
+        self.lock().total
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut open = self.registry.lock();
+        open.total = open.total.saturating_sub(1);
+        if let Some(count) = open.per_key.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                open.per_key.remove(&self.key);
+            }
+        }
+    }
+}
+
+impl App {
+    /// A slot for a new client connection, or the JSON refusal (also while draining).
+    pub fn admit(&self, key: &str) -> Result<Permit, ApiError> {
+        if self.draining() {
+            return Err(self.reject(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "draining",
+                "this gateway is shutting down; reconnect to another instance",
+            ));
+        }
+        self.connections.acquire(key).map_err(|refusal| match refusal {
+            Refusal::Instance { max } => self.reject(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_connections",
+                format!("this gateway holds its maximum of {max} connections (MAX_CONNECTIONS); try another instance"),
+            ),
+            Refusal::Key { max } => self.reject(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections_for_key",
+                format!("this API key already holds {max} connections on this gateway (MAX_CONNECTIONS_PER_KEY)"),
+            ),
+        })
+    }
+}
+
+/// Middleware: refuses over-long URIs (414) and oversized headers (431) before any work.
+pub async fn request_size(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let uri_len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    if uri_len > app.config.max_uri_bytes {
+        return app
+            .reject(
+                StatusCode::URI_TOO_LONG,
+                "uri_too_long",
+                format!(
+                    "the request URI is {uri_len} bytes, over the limit of {} (MAX_URI_BYTES)",
+                    app.config.max_uri_bytes
+                ),
+            )
+            .into_response();
+    }
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > app.config.max_header_bytes {
+        return app
+            .reject(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                format!(
+                    "the request headers are {header_bytes} bytes, over the limit of {} (MAX_HEADER_BYTES)",
+                    app.config.max_header_bytes
+                ),
+            )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_hold_and_release() {
+        let registry = Connections::new(3, 2);
+        let a1 = registry.acquire("a").expect("first");
+        let _a2 = registry.acquire("a").expect("second");
+        assert_eq!(registry.acquire("a").err(), Some(Refusal::Key { max: 2 }));
+        let _b1 = registry.acquire("b").expect("other key");
+        assert_eq!(
+            registry.acquire("c").err(),
+            Some(Refusal::Instance { max: 3 })
+        );
+        drop(a1);
+        assert_eq!(registry.total(), 2);
+        assert!(registry.acquire("a").is_ok());
+    }
+}
