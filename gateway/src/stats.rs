@@ -152,12 +152,14 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready when connected to NATS, reading the stream, and not draining.
+/// Ready when connected to NATS, reading the stream, and not draining (and, with
+/// `READYZ_FAIL_WHEN_DEGRADED`, not degraded). The body always says whether the canary flows.
 pub async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
     let nats = app.nats_connected();
     let reading = app.feed_started();
     let draining = app.draining();
-    let ready = nats && reading && !draining;
+    let degraded = app.canary.degraded();
+    let ready = nats && reading && !draining && !(degraded && app.config.readyz_fail_when_degraded);
     let status = if ready {
         StatusCode::OK
     } else {
@@ -165,7 +167,14 @@ pub async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
     };
     (
         status,
-        Json(json!({ "ready": ready, "nats": nats, "reading": reading, "draining": draining })),
+        Json(json!({
+            "ready": ready,
+            "status": if degraded { "degraded" } else { "ok" },
+            "degraded": degraded,
+            "nats": nats,
+            "reading": reading,
+            "draining": draining,
+        })),
     )
 }
 

@@ -4,99 +4,12 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rakuda_schema::{Action, EventType, RealTimeEvent};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_rakuda-gateway");
-
-/// The binary with only these settings (no inherited environment, no stray `.env`).
-fn gateway_command(settings: &[(&str, String)]) -> (Command, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut command = Command::new(BINARY);
-    command
-        .env_clear()
-        .current_dir(dir.path())
-        .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    (command, dir)
-}
-
-struct GatewayProcess {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl GatewayProcess {
-    async fn start(stack: &Stack, extra: &[(&str, &str)]) -> GatewayProcess {
-        let port = rakuda_testkit::free_port().expect("free port");
-        let mut settings = vec![
-            ("NATS_URL", stack.nats.url()),
-            ("REDIS_URL", stack.redis.url()),
-            ("CANARY_INTERVAL", "0s".to_owned()),
-            ("API_KEY", API_KEY.to_owned()),
-            ("GATEWAY_ADDR", format!("127.0.0.1:{port}")),
-        ];
-        settings.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-        let (mut command, dir) = gateway_command(&settings);
-        let child = command.spawn().expect("spawn rakuda-gateway");
-        let url = format!("http://127.0.0.1:{port}");
-        eventually("gateway /readyz 200", || async {
-            let response = reqwest::get(format!("{url}/readyz")).await.ok()?;
-            response.status().is_success().then_some(())
-        })
-        .await;
-        GatewayProcess {
-            child,
-            url,
-            _dir: dir,
-        }
-    }
-
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("proc status");
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS")
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{name}"), self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-
-    async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                started.elapsed() < within,
-                "gateway did not exit within {within:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for GatewayProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn bad_settings_exit_non_zero_naming_the_variable() {

@@ -4,7 +4,8 @@
 #![allow(dead_code, unused_imports)]
 
 use std::pin::Pin;
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -22,6 +23,7 @@ pub const API_KEY: &str = "test-api-key-0001";
 pub struct Stack {
     pub redis: RedisServer,
     pub nats: NatsServer,
+    bridge_config: rakuda_bridge::Config,
     bridge: Option<rakuda_testkit::InProcess<rakuda_bridge::Error>>,
 }
 
@@ -37,6 +39,7 @@ impl Stack {
         let mut config =
             rakuda_bridge::Config::new(redis.url(), vec![nats.url().parse().expect("nats url")]);
         adjust(&mut config);
+        let bridge_config = config.clone();
         let bridge = rakuda_testkit::InProcess::start(|listener, shutdown| {
             rakuda_bridge::run(config, listener, shutdown)
         })
@@ -44,6 +47,7 @@ impl Stack {
         let stack = Stack {
             redis,
             nats,
+            bridge_config,
             bridge: Some(bridge),
         };
         let mut redis = stack.redis_connection().await;
@@ -71,12 +75,16 @@ impl Stack {
         async_nats::jetstream::new(client)
     }
 
-    /// Gateway settings for this stack: test key, defaults otherwise.
+    /// Gateway settings for this stack: test key, this Redis, the canary off (its events would
+    /// take stream sequences the tests count on; the canary tests turn it on), defaults otherwise.
     pub fn gateway_config(&self) -> Config {
-        Config::new(
+        let mut config = Config::new(
             vec![self.nats.url().parse().expect("nats url")],
             vec![API_KEY.into()],
-        )
+        );
+        config.redis_url = self.redis.url();
+        config.canary_interval = Duration::ZERO;
+        config
     }
 
     /// Stops the bridge (events published afterwards go nowhere).
@@ -84,6 +92,19 @@ impl Stack {
         if let Some(bridge) = self.bridge.take() {
             bridge.stop().await;
         }
+    }
+
+    /// Starts the bridge again (after [`Stack::stop_bridge`]) and waits until it listens.
+    pub async fn start_bridge(&mut self) {
+        let config = self.bridge_config.clone();
+        self.bridge = Some(
+            rakuda_testkit::InProcess::start(|listener, shutdown| {
+                rakuda_bridge::run(config, listener, shutdown)
+            })
+            .await,
+        );
+        let mut redis = self.redis_connection().await;
+        wait_for_subscribers(&mut redis, 1).await;
     }
 }
 
@@ -274,4 +295,166 @@ pub async fn wait_for_stream_seq(jetstream: &async_nats::jetstream::Context, seq
 
 pub fn sleep(ms: u64) -> tokio::time::Sleep {
     tokio::time::sleep(Duration::from_millis(ms))
+}
+
+/// A WebSocket client.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens `ws://.../api/realtime/ws?query` with the given headers; the HTTP error on refusal.
+pub async fn ws_connect(
+    gateway: &RunningGateway,
+    query: &str,
+    headers: &[(&str, &str)],
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!(
+        "{}/api/realtime/ws{query}",
+        gateway.url.replacen("http://", "ws://", 1)
+    );
+    let mut request = url.into_client_request().expect("request");
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            reqwest::header::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            value.parse().expect("header value"),
+        );
+    }
+    bounded(
+        "websocket connect",
+        tokio_tungstenite::connect_async(request),
+    )
+    .await
+    .map(|(socket, _)| socket)
+}
+
+/// The next text frame as JSON, skipping heartbeats; `None` when the server closed.
+pub async fn ws_next(socket: &mut Ws) -> Option<Value> {
+    use tokio_tungstenite::tungstenite::Message;
+    bounded("the next websocket frame", async {
+        loop {
+            match socket.next().await? {
+                Ok(Message::Text(text)) => {
+                    let json: Value =
+                        serde_json::from_str(text.as_str()).expect("server frames are JSON");
+                    if json["event"] != "heartbeat" {
+                        return Some(json);
+                    }
+                }
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+}
+
+/// Reads until the server closes; the close code, if it sent one.
+pub async fn ws_close_code(socket: &mut Ws) -> Option<u16> {
+    use tokio_tungstenite::tungstenite::Message;
+    bounded("the server to close the websocket", async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    })
+    .await
+}
+
+pub async fn ws_send(socket: &mut Ws, text: &str) {
+    use futures::SinkExt;
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::Text(text.into()))
+        .await
+        .expect("send");
+}
+
+/// The `rakuda-gateway` binary, as an operator runs it.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_rakuda-gateway");
+
+/// The binary with only these settings (no inherited environment, no stray `.env`).
+pub fn gateway_command(settings: &[(&str, String)]) -> (Command, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = Command::new(BINARY);
+    command
+        .env_clear()
+        .current_dir(dir.path())
+        .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    (command, dir)
+}
+
+pub struct GatewayProcess {
+    pub child: Child,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl GatewayProcess {
+    pub async fn start(stack: &Stack, extra: &[(&str, &str)]) -> GatewayProcess {
+        let port = rakuda_testkit::free_port().expect("free port");
+        let mut settings = vec![
+            ("NATS_URL", stack.nats.url()),
+            ("REDIS_URL", stack.redis.url()),
+            ("CANARY_INTERVAL", "0s".to_owned()),
+            ("API_KEY", API_KEY.to_owned()),
+            ("GATEWAY_ADDR", format!("127.0.0.1:{port}")),
+        ];
+        settings.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        let (mut command, dir) = gateway_command(&settings);
+        let child = command.spawn().expect("spawn rakuda-gateway");
+        let url = format!("http://127.0.0.1:{port}");
+        eventually("gateway /readyz 200", || async {
+            let response = reqwest::get(format!("{url}/readyz")).await.ok()?;
+            response.status().is_success().then_some(())
+        })
+        .await;
+        GatewayProcess {
+            child,
+            url,
+            _dir: dir,
+        }
+    }
+
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    pub async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < within,
+                "gateway did not exit within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
