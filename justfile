@@ -23,9 +23,14 @@ probe count="300":
 services:
     ./ops/dev-services.sh
 
-# Run every check and test: formatting, clippy, then the whole workspace against real servers.
-test: lint
+# Run every check and test: formatting, clippy, the ops files, then the whole workspace against real servers.
+test: lint check-ops
     cargo nextest run --workspace
+
+# Check the alert rules and run their unit tests with promtool.
+check-ops:
+    promtool check rules ops/prometheus/alerts.yml
+    cd ops/prometheus && promtool test rules alerts.test.yml
 
 # Formatting and clippy with warnings as errors.
 lint:

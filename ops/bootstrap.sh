@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what rakuda-realtime needs on a Debian machine that has only Rust: `just` and
-# `cargo-nextest` (via cargo), and `redis-server`, `redis-cli`, `nats-server` (via apt). Safe to run again: it only installs
+# `cargo-nextest` (via cargo), and `redis-server`, `redis-cli`, `nats-server`, `promtool` (via apt). Safe to run again: it only installs
 # what is missing.
 set -euo pipefail
 
@@ -16,6 +16,8 @@ missing=()
 have redis-server || missing+=(redis-server)
 have redis-cli || missing+=(redis-tools)
 have nats-server || missing+=(nats-server)
+# promtool checks and unit-tests the alert rules in ops/prometheus.
+have promtool || missing+=(prometheus)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]} with apt-get" >&2
