@@ -31,6 +31,7 @@ pub const DEFAULT_WS_MAX_BAD_FRAMES: usize = 5;
 pub const DEFAULT_MAX_URI_BYTES: usize = 8 * 1024;
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const DEFAULT_CLUSTER_STATS_TIMEOUT: Duration = Duration::from_secs(1);
+pub const DEFAULT_CLIENT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Shortest accepted API key: anything shorter is guessable.
 pub const MIN_API_KEY_LEN: usize = 8;
 /// Shortest accepted token secret.
@@ -163,6 +164,11 @@ pub struct Config {
     #[arg(long, env = "READYZ_FAIL_WHEN_DEGRADED", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub readyz_fail_when_degraded: bool,
 
+    /// A client whose socket accepts nothing for this long (it stopped reading) is disconnected by
+    /// the kernel (TCP_USER_TIMEOUT), so a stuck browser cannot hold a connection forever.
+    #[arg(long, env = "CLIENT_STALL_TIMEOUT", default_value = "30s", value_parser = settings::positive_duration)]
+    pub client_stall_timeout: Duration,
+
     /// How long `/stats?scope=cluster` waits for the other instances.
     #[arg(long, env = "CLUSTER_STATS_TIMEOUT", default_value = "1s", value_parser = settings::positive_duration)]
     pub cluster_stats_timeout: Duration,
@@ -202,6 +208,7 @@ impl Config {
             canary_degraded_after: DEFAULT_CANARY_DEGRADED_AFTER,
             readyz_fail_when_degraded: false,
             cluster_stats_timeout: DEFAULT_CLUSTER_STATS_TIMEOUT,
+            client_stall_timeout: DEFAULT_CLIENT_STALL_TIMEOUT,
         }
     }
 

@@ -137,11 +137,6 @@ impl Hub {
             seq: self.watermark(),
         }
     }
-
-    /// Open subscriptions (connections).
-    pub fn subscribers(&self) -> usize {
-        self.frames.receiver_count()
-    }
 }
 
 #[cfg(test)]

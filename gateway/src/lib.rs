@@ -48,7 +48,8 @@ use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use axum::serve::ListenerExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -139,6 +140,8 @@ pub async fn run(
     // The listener stays open while draining, so late arrivals get a 503 that names the reason
     // instead of a refused connection; it closes once the last stream is gone.
     let stop_serving = CancellationToken::new();
+    let stall_timeout = app.config.client_stall_timeout;
+    let listener = listener.tap_io(move |tcp| tune_client_socket(tcp, stall_timeout));
     let server = axum::serve(listener, routes::router(app.clone()))
         .with_graceful_shutdown(stop_serving.clone().cancelled_owned())
         .into_future();
@@ -187,5 +190,17 @@ pub async fn run(
         Ok(Err(error)) => Err(Error::Serve(error)),
         // A panic in the server task; nothing to return but the fact.
         Err(join) => Err(Error::Serve(std::io::Error::other(join.to_string()))),
+    }
+}
+
+/// Every accepted client socket: frames go out as soon as they are written (no Nagle delay), and
+/// a peer that stops reading for `stall_timeout` is disconnected by the kernel, which is the
+/// only party that sees a send that makes no progress.
+fn tune_client_socket(tcp: &mut TcpStream, stall_timeout: Duration) {
+    if let Err(error) = tcp.set_nodelay(true) {
+        tracing::debug!(%error, "cannot set TCP_NODELAY on a client socket");
+    }
+    if let Err(error) = socket2::SockRef::from(&*tcp).set_tcp_user_timeout(Some(stall_timeout)) {
+        tracing::debug!(%error, "cannot set TCP_USER_TIMEOUT on a client socket");
     }
 }

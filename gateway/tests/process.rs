@@ -212,3 +212,70 @@ async fn support_status(url: &str) -> (u16, serde_json::Value) {
         response.json().await.expect("json"),
     )
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_again_is_disconnected_after_the_stall_timeout() {
+    let stack = Stack::start().await;
+    let gateway = GatewayProcess::start(
+        &stack,
+        &[
+            ("SSE_DEBOUNCE_WINDOW", "0"),
+            ("CLIENT_STALL_TIMEOUT", "2s"),
+            ("SSE_HEARTBEAT_INTERVAL", "600000"),
+        ],
+    )
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let addr = gateway
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("addr");
+    let mut stuck = socket.connect(addr).await.expect("connect");
+    stuck
+        .write_all(
+            format!(
+                "GET /api/realtime/events HTTP/1.1\r\nHost: gw\r\nX-API-Key: {API_KEY}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("request");
+    eventually("the stuck connection is open", || async {
+        let (_, status) = support_status(&gateway.url).await;
+        (status["connections"]["sse"] == 1).then_some(())
+    })
+    .await;
+
+    // Enough traffic to fill its socket buffers; then it never reads again.
+    let pad = "x".repeat(1024);
+    let events: Vec<(String, String)> = (0..4000)
+        .map(|i| {
+            let mut data = serde_json::Map::new();
+            data.insert("pad".into(), pad.clone().into());
+            data.insert("n".into(), i.into());
+            let event =
+                RealTimeEvent::now(EventType::OrderReceived, format!("o{i}"), Action::Created)
+                    .with_data(data);
+            (
+                redis_channel(EventType::OrderReceived),
+                serde_json::to_string(&event).expect("json"),
+            )
+        })
+        .collect();
+    let mut redis = stack.redis_connection().await;
+    publish_all(&mut redis, &events).await;
+
+    let started = Instant::now();
+    eventually("the stuck connection is dropped", || async {
+        let (_, status) = support_status(&gateway.url).await;
+        (status["connections"]["sse"] == 0).then_some(())
+    })
+    .await;
+    eprintln!(
+        "stall: a client that stopped reading was disconnected {:?} after the traffic",
+        started.elapsed()
+    );
+    drop(stuck);
+}
