@@ -36,6 +36,12 @@ pub enum FrameKind {
 
 impl OutFrame {
     pub fn encode(folded: &Folded, cursor: Cursor) -> OutFrame {
+        OutFrame::encode_announcing(folded, cursor, true)
+    }
+
+    /// `announce` false leaves the cursor off the wire: for replay frames before the last, so a
+    /// client cut off mid-replay keeps its old cursor.
+    pub fn encode_announcing(folded: &Folded, cursor: Cursor, announce: bool) -> OutFrame {
         let (event_type, kind, newest, json) = match folded {
             Folded::Single(event) => (
                 event.event_type,
@@ -63,8 +69,8 @@ impl OutFrame {
             max_seq: folded.max_seq(),
             cursor,
             newest,
-            sse: sse_record(Some(cursor), event_type.as_str(), &json),
-            ws: ws_message(Some(cursor), event_type.as_str(), &json),
+            sse: sse_record(announce.then_some(cursor), event_type.as_str(), &json),
+            ws: ws_message(announce.then_some(cursor), event_type.as_str(), &json),
         }
     }
 }

@@ -15,6 +15,7 @@
 //! - [`sse`], [`resume`], [`cursor`], [`frame`] — the SSE endpoint and its wire format.
 //! - [`auth`], [`token`], [`channels`] — API keys, signed tokens, channel sets.
 //! - [`ws`] — the WebSocket endpoint and its client ops.
+//! - [`outbox`] — what every connection shares: start, batched live frames, heartbeat cursor.
 //! - [`limits`] — connection limits (per instance, per key) and request size limits.
 //! - [`canary`] — the end-to-end probe behind `degraded`.
 //! - [`cluster`] — presence and cluster-wide stats over NATS request/reply.
@@ -36,6 +37,7 @@ pub mod frame;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod outbox;
 pub mod pipeline;
 pub mod resume;
 pub mod routes;

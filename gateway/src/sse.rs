@@ -14,21 +14,17 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Extension;
 use bytes::{Bytes, BytesMut};
-use rakuda_schema::{Heartbeat, Timestamp};
 use serde::Deserialize;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::app::App;
 use crate::auth::Principal;
 use crate::channels::ChannelSet;
 use crate::cursor::{Cursor, MalformedCursor};
 use crate::error::ApiError;
-use crate::frame::{sse_heartbeat, sse_reset, sse_retry, FrameKind, OutFrame};
+use crate::frame::{sse_heartbeat, sse_reset, sse_retry};
 use crate::metrics::Transport;
+use crate::outbox::{Next, Outbox, Start};
 use crate::resume::{self, Plan};
-
-/// Most queued frames joined into one write.
-const MAX_FRAMES_PER_WRITE: usize = 64;
 
 #[derive(Debug, Deserialize)]
 pub struct EventsQuery {
@@ -174,34 +170,16 @@ fn connection(
     async_stream::stream! {
         let _permit = permit;
         let _guard = ConnectionGuard::new(app.clone(), Transport::Sse);
-        let skip_through = plan.skip_through(&subscription);
-        let epoch = subscription.epoch;
-        let mut frames = subscription.frames;
-        // The cursor of the last thing this client was sent: what a heartbeat may claim.
-        let mut sent_through = Cursor { epoch, seq: skip_through };
+        let (mut outbox, start) = Outbox::new(app.clone(), Transport::Sse, subscription, plan, channels);
 
         yield Ok(sse_retry(jittered_retry(app.config.sse_retry)));
-        match plan {
-            Plan::Reset(reason) => {
-                yield Ok(sse_reset(Some(Cursor { epoch, seq: subscription.watermark }), reason));
+        match start {
+            Start::Nothing => {}
+            Start::Reset(reason, cursor) => yield Ok(sse_reset(Some(cursor), reason)),
+            Start::Replay(frames) => {
+                outbox.count_sent(frames.len());
+                yield Ok(join(frames.iter().map(|frame| &frame.sse)));
             }
-            Plan::Replay { frames: replay, .. } if !replay.is_empty() => {
-                let last = replay.len() - 1;
-                let mut out = BytesMut::new();
-                for (index, folded) in replay.iter().enumerate() {
-                    // Only the last replay frame carries the cursor: a client cut off halfway
-                    // through resumes from its old cursor and loses nothing.
-                    let cursor = Cursor { epoch, seq: subscription.watermark };
-                    let mut frame = OutFrame::encode(folded, cursor).sse;
-                    if index != last {
-                        frame = strip_id(frame);
-                    }
-                    out.extend_from_slice(&frame);
-                }
-                app.metrics.frames_sent(Transport::Sse, replay.len() as u64);
-                yield Ok(out.freeze());
-            }
-            _ => {}
         }
 
         let heartbeat_every = app.config.heartbeat_interval();
@@ -219,68 +197,38 @@ fn connection(
                     yield Ok(sse_retry(jittered_retry(app.config.sse_retry)));
                     break;
                 }
-                received = frames.recv() => {
-                    let first = match received {
-                        Ok(frame) => frame,
-                        Err(RecvError::Lagged(missed)) => {
-                            app.metrics.client_reset("lagged");
-                            tracing::info!(missed, "client fell a whole queue behind; resetting it");
+                next = outbox.next() => match next {
+                    Next::Frames { frames, lagged } => {
+                        if !frames.is_empty() {
+                            yield Ok(join(frames.iter().map(|frame| &frame.sse)));
+                        }
+                        if lagged {
                             yield Ok(sse_reset(None, "slow_client"));
                             break;
                         }
-                        Err(RecvError::Closed) => break,
-                    };
-                    let mut batch = Vec::with_capacity(4);
-                    batch.push(first);
-                    let mut lagged = false;
-                    while batch.len() < MAX_FRAMES_PER_WRITE {
-                        match frames.try_recv() {
-                            Ok(frame) => batch.push(frame),
-                            Err(TryRecvError::Lagged(_)) => { lagged = true; break; }
-                            Err(_) => break,
-                        }
                     }
-                    let mut out = BytesMut::new();
-                    let mut written = 0u64;
-                    let now = time::OffsetDateTime::now_utc();
-                    for frame in &batch {
-                        if !wanted(frame, channels, skip_through) {
-                            continue;
-                        }
-                        out.extend_from_slice(&frame.sse);
-                        written += 1;
-                        sent_through = frame.cursor;
-                        if frame.kind != FrameKind::Reset {
-                            app.metrics.event_latency.record((now - frame.newest).as_seconds_f64().max(0.0));
-                        }
-                    }
-                    if written > 0 {
-                        app.metrics.frames_sent(Transport::Sse, written);
-                        yield Ok(out.freeze());
-                    }
-                    if lagged {
-                        app.metrics.client_reset("lagged");
+                    Next::Lagged => {
                         yield Ok(sse_reset(None, "slow_client"));
                         break;
                     }
-                }
+                    Next::Closed => break,
+                },
                 _ = heartbeat.tick() => {
-                    // The hub's watermark is safe to claim only when nothing is queued for this
-                    // client: queued frames below it have not been written yet.
-                    let watermark = app.hub.cursor();
-                    if frames.is_empty() && watermark.epoch == epoch && watermark.seq >= skip_through {
-                        sent_through = watermark;
-                    }
-                    let beat = Heartbeat {
-                        instance: app.instance.clone(),
-                        seq: sent_through.seq,
-                        time: Timestamp::now(),
-                    };
-                    yield Ok(sse_heartbeat(Some(sent_through), &beat));
+                    let (cursor, beat) = outbox.heartbeat();
+                    yield Ok(sse_heartbeat(Some(cursor), &beat));
                 }
             }
         }
     }
+}
+
+/// Several records as one chunk: one write for all of them.
+fn join<'a>(records: impl Iterator<Item = &'a Bytes>) -> Bytes {
+    let mut out = BytesMut::new();
+    for record in records {
+        out.extend_from_slice(record);
+    }
+    out.freeze()
 }
 
 /// Sleeps until `deadline`, or forever without one (for an optional `select!` branch).
@@ -288,23 +236,6 @@ pub async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Whether a live frame goes to this connection.
-fn wanted(frame: &OutFrame, channels: ChannelSet, skip_through: u64) -> bool {
-    match frame.channel {
-        // Resets go to everyone.
-        None => true,
-        Some(channel) => frame.max_seq > skip_through && channels.contains(channel),
-    }
-}
-
-/// The record without its `id:` line.
-fn strip_id(frame: Bytes) -> Bytes {
-    match frame.iter().position(|b| *b == b'\n') {
-        Some(end) if frame.starts_with(b"id: ") => frame.slice(end + 1..),
-        _ => frame,
     }
 }
 
@@ -318,13 +249,5 @@ mod tests {
             let retry = jittered_retry(3000);
             assert!((3000..=4500).contains(&retry));
         }
-    }
-
-    #[test]
-    fn strip_id_removes_only_the_id_line() {
-        let frame = Bytes::from_static(b"id: 1-2\nevent: X\ndata: {}\n\n");
-        assert_eq!(&strip_id(frame)[..], b"event: X\ndata: {}\n\n");
-        let frame = Bytes::from_static(b"event: X\ndata: {}\n\n");
-        assert_eq!(&strip_id(frame.clone())[..], &frame[..]);
     }
 }

@@ -18,10 +18,9 @@ use axum::response::Response;
 use axum::Extension;
 use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
-use rakuda_schema::{Heartbeat, Timestamp};
+use rakuda_schema::Timestamp;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::Instant;
 
 use crate::app::App;
@@ -29,10 +28,11 @@ use crate::auth::Principal;
 use crate::channels::ChannelSet;
 use crate::cursor::Cursor;
 use crate::error::ApiError;
-use crate::frame::{reset_json, ws_message, FrameKind, OutFrame};
+use crate::frame::{reset_json, ws_message};
 use crate::hub::Subscription;
 use crate::limits::Permit;
 use crate::metrics::Transport;
+use crate::outbox::{Next, Outbox, Start};
 use crate::resume::{self, Plan};
 use crate::sse::{drain_deadline, requested_channels, sleep_until};
 
@@ -46,8 +46,6 @@ pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 /// than everything else the connection holds.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 const WRITE_BUFFER_BYTES: usize = 8 * 1024;
-/// Most queued frames written per flush.
-const MAX_FRAMES_PER_WRITE: usize = 64;
 
 #[derive(Debug, Deserialize)]
 pub struct WsQuery {
@@ -163,53 +161,25 @@ impl Session {
         plan: Plan,
     ) -> End {
         let app = self.app.clone();
-        let skip_through = plan.skip_through(&subscription);
-        let epoch = subscription.epoch;
-        let mut frames = subscription.frames;
-        let mut sent_through = Cursor {
-            epoch,
-            seq: skip_through,
-        };
-
-        // What resume decided comes first.
-        let start = match plan {
-            Plan::Reset(reason) => vec![ws_message(
-                Some(Cursor {
-                    epoch,
-                    seq: subscription.watermark,
-                }),
-                "reset",
-                &reset_json(reason),
-            )],
-            Plan::Replay { frames: replay, .. } => {
-                let last = replay.len().saturating_sub(1);
-                replay
-                    .iter()
-                    .enumerate()
-                    .map(|(index, folded)| {
-                        let frame = OutFrame::encode(
-                            folded,
-                            Cursor {
-                                epoch,
-                                seq: subscription.watermark,
-                            },
-                        );
-                        if index == last {
-                            frame.ws
-                        } else {
-                            strip_ws_id(&frame.ws)
-                        }
-                    })
-                    .collect()
+        let (mut outbox, start) = Outbox::new(
+            app.clone(),
+            Transport::Ws,
+            subscription,
+            plan,
+            self.channels,
+        );
+        let first = match start {
+            Start::Nothing => Vec::new(),
+            Start::Reset(reason, cursor) => {
+                vec![ws_message(Some(cursor), "reset", &reset_json(reason))]
             }
-            Plan::Live | Plan::SkipThrough(_) => Vec::new(),
-        };
-        if !start.is_empty() {
-            let count = start.len() as u64;
-            if send_all(sink, start).await.is_err() {
-                return End::ClientGone;
+            Start::Replay(frames) => {
+                outbox.count_sent(frames.len());
+                frames.into_iter().map(|frame| frame.ws).collect()
             }
-            app.metrics.frames_sent(Transport::Ws, count);
+        };
+        if !first.is_empty() && send_all(sink, first).await.is_err() {
+            return End::ClientGone;
         }
 
         let heartbeat_every = app.config.heartbeat_interval();
@@ -242,62 +212,29 @@ impl Session {
                         if let Some(end) = self.client_op(sink, text.as_str()).await {
                             return end;
                         }
+                        outbox.channels = self.channels;
                     }
                 },
-                received = frames.recv() => {
-                    let first = match received {
-                        Ok(frame) => frame,
-                        Err(RecvError::Lagged(_)) => return self.lagged(sink).await,
-                        Err(RecvError::Closed) => return End::Close(CLOSE_SERVICE_RESTART, "service restart: reconnect"),
-                    };
-                    let mut batch = vec![first];
-                    let mut lagged = false;
-                    while batch.len() < MAX_FRAMES_PER_WRITE {
-                        match frames.try_recv() {
-                            Ok(frame) => batch.push(frame),
-                            Err(TryRecvError::Lagged(_)) => { lagged = true; break; }
-                            Err(_) => break,
-                        }
-                    }
-                    let now = time::OffsetDateTime::now_utc();
-                    let mut out = Vec::with_capacity(batch.len());
-                    for frame in &batch {
-                        let wanted = match frame.channel {
-                            None => true,
-                            Some(channel) => frame.max_seq > skip_through && self.channels.contains(channel),
-                        };
-                        if !wanted {
-                            continue;
-                        }
-                        out.push(frame.ws.clone());
-                        sent_through = frame.cursor;
-                        if frame.kind != FrameKind::Reset {
-                            app.metrics.event_latency.record((now - frame.newest).as_seconds_f64().max(0.0));
-                        }
-                    }
-                    if !out.is_empty() {
-                        let count = out.len() as u64;
-                        if send_all(sink, out).await.is_err() {
+                next = outbox.next() => match next {
+                    Next::Frames { frames, lagged } => {
+                        if !frames.is_empty() && send_all(sink, frames.iter().map(|frame| frame.ws.clone()).collect()).await.is_err() {
                             return End::ClientGone;
                         }
-                        app.metrics.frames_sent(Transport::Ws, count);
+                        if lagged {
+                            return self.lagged(sink).await;
+                        }
                     }
-                    if lagged {
-                        return self.lagged(sink).await;
-                    }
-                }
+                    Next::Lagged => return self.lagged(sink).await,
+                    Next::Closed => return End::Close(CLOSE_SERVICE_RESTART, "service restart: reconnect"),
+                },
                 _ = heartbeat.tick() => {
                     if awaiting_pong {
                         tracing::info!("websocket client did not answer a ping within a heartbeat interval; closing");
                         return End::Unresponsive;
                     }
-                    let watermark = app.hub.cursor();
-                    if frames.is_empty() && watermark.epoch == epoch && watermark.seq >= skip_through {
-                        sent_through = watermark;
-                    }
-                    let beat = Heartbeat { instance: app.instance.clone(), seq: sent_through.seq, time: Timestamp::now() };
+                    let (cursor, beat) = outbox.heartbeat();
                     let data = serde_json::to_vec(&beat).unwrap_or_default();
-                    let sent = send_all(sink, vec![ws_message(Some(sent_through), "heartbeat", &data)]).await;
+                    let sent = send_all(sink, vec![ws_message(Some(cursor), "heartbeat", &data)]).await;
                     if sent.is_err() || sink.send(Message::Ping(Default::default())).await.is_err() {
                         return End::ClientGone;
                     }
@@ -318,7 +255,6 @@ impl Session {
     }
 
     async fn lagged(&self, sink: &mut Sink) -> End {
-        self.app.metrics.client_reset("lagged");
         let _ = send_all(
             sink,
             vec![ws_message(None, "reset", &reset_json("slow_client"))],
@@ -425,35 +361,9 @@ async fn send_all(sink: &mut Sink, messages: Vec<Utf8Bytes>) -> Result<(), axum:
     sink.flush().await
 }
 
-/// The frame without its `"id"` member (only the last replay frame moves the cursor).
-fn strip_ws_id(message: &Utf8Bytes) -> Utf8Bytes {
-    let text = message.as_str();
-    match text
-        .strip_prefix("{\"id\":\"")
-        .and_then(|rest| rest.split_once("\","))
-    {
-        Some((_, rest)) => Utf8Bytes::from(format!("{{{rest}")),
-        None => message.clone(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strip_ws_id_keeps_valid_json() {
-        let message = ws_message(
-            Some(Cursor { epoch: 1, seq: 9 }),
-            "ORDER_RECEIVED",
-            b"{\"seq\":9}",
-        );
-        let stripped = strip_ws_id(&message);
-        assert_eq!(
-            stripped.as_str(),
-            "{\"event\":\"ORDER_RECEIVED\",\"data\":{\"seq\":9}}"
-        );
-    }
 
     #[test]
     fn client_ops_parse() {

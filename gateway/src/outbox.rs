@@ -1,0 +1,183 @@
+//! What every client connection does the same way, whatever the transport: start from a
+//! subscription and a resume plan, take queued live frames in batches (one write for several),
+//! keep those the client wants, and know which cursor a heartbeat may claim.
+
+use std::sync::Arc;
+
+use rakuda_schema::{Heartbeat, Timestamp};
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+
+use crate::app::App;
+use crate::channels::ChannelSet;
+use crate::cursor::Cursor;
+use crate::frame::{FrameKind, OutFrame};
+use crate::hub::Subscription;
+use crate::metrics::Transport;
+use crate::resume::Plan;
+
+/// Most queued frames handed over for one write.
+const MAX_FRAMES_PER_WRITE: usize = 64;
+
+/// What a connection sends before the live feed.
+pub enum Start {
+    Nothing,
+    /// `reset` with this reason and the cursor to continue from.
+    Reset(&'static str, Cursor),
+    /// Missed events, coalesced; only the last frame announces the cursor.
+    Replay(Vec<OutFrame>),
+}
+
+/// The next thing for the client.
+pub enum Next {
+    /// Frames to write together (possibly none, when all were filtered out); `lagged` means the
+    /// client fell a whole queue behind right after them.
+    Frames {
+        frames: Vec<Arc<OutFrame>>,
+        lagged: bool,
+    },
+    /// The client fell a whole queue behind.
+    Lagged,
+    /// The hub is gone.
+    Closed,
+}
+
+pub struct Outbox {
+    app: Arc<App>,
+    transport: Transport,
+    frames: broadcast::Receiver<Arc<OutFrame>>,
+    /// What the client receives; a WebSocket client may change it.
+    pub channels: ChannelSet,
+    /// Live frames at or below this were already sent (by a replay or another instance).
+    skip_through: u64,
+    epoch: u64,
+    /// The cursor of the last thing sent: what a heartbeat may claim.
+    sent_through: Cursor,
+}
+
+impl Outbox {
+    pub fn new(
+        app: Arc<App>,
+        transport: Transport,
+        subscription: Subscription,
+        plan: Plan,
+        channels: ChannelSet,
+    ) -> (Outbox, Start) {
+        let skip_through = plan.skip_through(&subscription);
+        let epoch = subscription.epoch;
+        let present = Cursor {
+            epoch,
+            seq: subscription.watermark,
+        };
+        let start = match plan {
+            Plan::Reset(reason) => Start::Reset(reason, present),
+            Plan::Replay { frames, .. } if !frames.is_empty() => {
+                let last = frames.len() - 1;
+                Start::Replay(
+                    frames
+                        .iter()
+                        .enumerate()
+                        .map(|(index, folded)| {
+                            OutFrame::encode_announcing(folded, present, index == last)
+                        })
+                        .collect(),
+                )
+            }
+            _ => Start::Nothing,
+        };
+        let outbox = Outbox {
+            app,
+            transport,
+            frames: subscription.frames,
+            channels,
+            skip_through,
+            epoch,
+            sent_through: Cursor {
+                epoch,
+                seq: skip_through,
+            },
+        };
+        (outbox, start)
+    }
+
+    /// Waits for live frames; cancel-safe (nothing is lost if the wait is abandoned).
+    pub async fn next(&mut self) -> Next {
+        let first = match self.frames.recv().await {
+            Ok(frame) => frame,
+            Err(RecvError::Lagged(missed)) => {
+                tracing::info!(
+                    missed,
+                    transport = self.transport.as_str(),
+                    "client fell a whole queue behind; resetting it"
+                );
+                self.app.metrics.client_reset("lagged");
+                return Next::Lagged;
+            }
+            Err(RecvError::Closed) => return Next::Closed,
+        };
+        let mut queued = vec![first];
+        let mut lagged = false;
+        while queued.len() < MAX_FRAMES_PER_WRITE {
+            match self.frames.try_recv() {
+                Ok(frame) => queued.push(frame),
+                Err(TryRecvError::Lagged(_)) => {
+                    lagged = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let now = time::OffsetDateTime::now_utc();
+        let mut frames = Vec::with_capacity(queued.len());
+        for frame in queued {
+            let wanted = match frame.channel {
+                // Resets go to everyone.
+                None => true,
+                Some(channel) => {
+                    frame.max_seq > self.skip_through && self.channels.contains(channel)
+                }
+            };
+            if !wanted {
+                continue;
+            }
+            self.sent_through = frame.cursor;
+            if frame.kind != FrameKind::Reset {
+                self.app
+                    .metrics
+                    .event_latency
+                    .record((now - frame.newest).as_seconds_f64().max(0.0));
+            }
+            frames.push(frame);
+        }
+        self.app
+            .metrics
+            .frames_sent(self.transport, frames.len() as u64);
+        if lagged {
+            self.app.metrics.client_reset("lagged");
+        }
+        Next::Frames { frames, lagged }
+    }
+
+    /// The heartbeat to send now, and the cursor it may carry.
+    pub fn heartbeat(&mut self) -> (Cursor, Heartbeat) {
+        // The hub's watermark is safe to claim only when nothing is queued for this client:
+        // queued frames below it have not been written yet.
+        let watermark = self.app.hub.cursor();
+        if self.frames.is_empty()
+            && watermark.epoch == self.epoch
+            && watermark.seq >= self.skip_through
+        {
+            self.sent_through = watermark;
+        }
+        let beat = Heartbeat {
+            instance: self.app.instance.clone(),
+            seq: self.sent_through.seq,
+            time: Timestamp::now(),
+        };
+        (self.sent_through, beat)
+    }
+
+    /// Counts replay frames as sent.
+    pub fn count_sent(&self, frames: usize) {
+        self.app.metrics.frames_sent(self.transport, frames as u64);
+    }
+}
