@@ -8,15 +8,63 @@ use rakuda_schema::{Heartbeat, Timestamp};
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 use crate::app::App;
+use crate::auth::Principal;
 use crate::channels::ChannelSet;
-use crate::cursor::Cursor;
+use crate::cursor::{Cursor, MalformedCursor};
+use crate::error::ApiError;
 use crate::frame::{FrameKind, OutFrame};
 use crate::hub::Subscription;
+use crate::limits::Permit;
 use crate::metrics::Transport;
 use crate::resume::Plan;
 
 /// Most queued frames handed over for one write.
 const MAX_FRAMES_PER_WRITE: usize = 64;
+
+/// The query both transports take: `channels=inventory,orders`, `lastEventId=<cursor>`.
+#[derive(Debug, serde::Deserialize)]
+pub struct ConnectQuery {
+    channels: Option<String>,
+    #[serde(rename = "lastEventId")]
+    last_event_id: Option<String>,
+}
+
+/// A connection the gateway agreed to serve.
+pub struct Admission {
+    pub channels: ChannelSet,
+    /// The resume cursor presented, if any (parsed; a malformed one gets `reset`).
+    pub cursor: Option<Result<Cursor, MalformedCursor>>,
+    pub permit: Permit,
+}
+
+/// Checks a new connection: its query, its channels against its credential, the limits.
+/// `header_cursor` is SSE's `Last-Event-ID`, which wins over the query.
+pub fn admit(
+    app: &App,
+    principal: &Principal,
+    query: Result<axum::extract::Query<ConnectQuery>, axum::extract::rejection::QueryRejection>,
+    header_cursor: Option<&str>,
+) -> Result<Admission, ApiError> {
+    let axum::extract::Query(query) = query.map_err(|rejection| {
+        app.reject(
+            axum::http::StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("bad query string: {rejection}"),
+        )
+    })?;
+    let channels = crate::sse::requested_channels(app, principal, query.channels.as_deref())?;
+    let permit = app.admit(principal.subject())?;
+    let cursor = header_cursor
+        .map(str::to_owned)
+        .or(query.last_event_id)
+        .filter(|text| !text.is_empty())
+        .map(|text| text.parse::<Cursor>());
+    Ok(Admission {
+        channels,
+        cursor,
+        permit,
+    })
+}
 
 /// What a connection sends before the live feed.
 pub enum Start {

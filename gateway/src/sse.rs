@@ -14,7 +14,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Extension;
 use bytes::{Bytes, BytesMut};
-use serde::Deserialize;
 
 use crate::app::App;
 use crate::auth::Principal;
@@ -23,39 +22,24 @@ use crate::cursor::{Cursor, MalformedCursor};
 use crate::error::ApiError;
 use crate::frame::{sse_heartbeat, sse_reset, sse_retry};
 use crate::metrics::Transport;
-use crate::outbox::{Next, Outbox, Start};
+use crate::outbox::{admit, Admission, ConnectQuery, Next, Outbox, Start};
 use crate::resume::{self, Plan};
-
-#[derive(Debug, Deserialize)]
-pub struct EventsQuery {
-    channels: Option<String>,
-    #[serde(rename = "lastEventId")]
-    last_event_id: Option<String>,
-}
 
 pub async fn events(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
-    query: Result<Query<EventsQuery>, QueryRejection>,
+    query: Result<Query<ConnectQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|rejection| {
-        app.reject(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("bad query string: {rejection}"),
-        )
-    })?;
-    let channels = requested_channels(&app, &principal, query.channels.as_deref())?;
-    let permit = app.admit(principal.subject())?;
     // The header wins: a reconnecting EventSource sends it; the query is for the first connect.
-    let cursor = headers
+    let header_cursor = headers
         .get("last-event-id")
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
-        .or(query.last_event_id)
-        .filter(|text| !text.is_empty())
-        .map(|text| text.parse::<Cursor>());
+        .and_then(|value| value.to_str().ok());
+    let Admission {
+        channels,
+        cursor,
+        permit,
+    } = admit(&app, &principal, query, header_cursor)?;
 
     let subscription = app
         .hub

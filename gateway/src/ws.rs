@@ -26,15 +26,14 @@ use tokio::time::Instant;
 use crate::app::App;
 use crate::auth::Principal;
 use crate::channels::ChannelSet;
-use crate::cursor::Cursor;
 use crate::error::ApiError;
 use crate::frame::{reset_json, ws_message};
 use crate::hub::Subscription;
 use crate::limits::Permit;
 use crate::metrics::Transport;
-use crate::outbox::{Next, Outbox, Start};
+use crate::outbox::{admit, Admission, ConnectQuery, Next, Outbox, Start};
 use crate::resume::{self, Plan};
-use crate::sse::{drain_deadline, requested_channels, sleep_until};
+use crate::sse::{drain_deadline, sleep_until};
 
 /// Close codes (RFC 6455 and the IANA registry).
 pub const CLOSE_POLICY_VIOLATION: u16 = 1008;
@@ -47,17 +46,10 @@ pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 
-#[derive(Debug, Deserialize)]
-pub struct WsQuery {
-    channels: Option<String>,
-    #[serde(rename = "lastEventId")]
-    last_event_id: Option<String>,
-}
-
 pub async fn upgrade(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Principal>,
-    query: Result<Query<WsQuery>, QueryRejection>,
+    query: Result<Query<ConnectQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let upgrade = upgrade.map_err(|rejection| {
@@ -67,19 +59,11 @@ pub async fn upgrade(
             format!("this endpoint speaks WebSocket: {rejection}"),
         )
     })?;
-    let Query(query) = query.map_err(|rejection| {
-        app.reject(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("bad query string: {rejection}"),
-        )
-    })?;
-    let channels = requested_channels(&app, &principal, query.channels.as_deref())?;
-    let permit = app.admit(principal.subject())?;
-    let cursor = query
-        .last_event_id
-        .filter(|text| !text.is_empty())
-        .map(|text| text.parse::<Cursor>());
+    let Admission {
+        channels,
+        cursor,
+        permit,
+    } = admit(&app, &principal, query, None)?;
     let max_frame = app.config.ws_max_frame_bytes;
     Ok(upgrade
         .read_buffer_size(READ_BUFFER_BYTES)

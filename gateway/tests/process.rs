@@ -7,7 +7,6 @@ mod support;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use rakuda_schema::{Action, EventType, RealTimeEvent};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -133,21 +132,7 @@ async fn a_client_that_stops_reading_is_reset_without_slowing_others() {
     .await;
 
     let rss_before = gateway.rss_kib();
-    let pad = "x".repeat(1024);
-    let events: Vec<(String, String)> = (0..EVENTS)
-        .map(|i| {
-            let mut data = serde_json::Map::new();
-            data.insert("n".into(), i.into());
-            data.insert("pad".into(), pad.clone().into());
-            let event =
-                RealTimeEvent::now(EventType::OrderReceived, format!("o{i}"), Action::Created)
-                    .with_data(data);
-            (
-                redis_channel(EventType::OrderReceived),
-                serde_json::to_string(&event).expect("json"),
-            )
-        })
-        .collect();
+    let events = padded_orders(EVENTS, 1024);
     let mut redis = stack.redis_connection().await;
     publish_all(&mut redis, &events).await;
     let published = Instant::now();
@@ -249,21 +234,7 @@ async fn a_client_that_never_reads_again_is_disconnected_after_the_stall_timeout
     .await;
 
     // Enough traffic to fill its socket buffers; then it never reads again.
-    let pad = "x".repeat(1024);
-    let events: Vec<(String, String)> = (0..4000)
-        .map(|i| {
-            let mut data = serde_json::Map::new();
-            data.insert("pad".into(), pad.clone().into());
-            data.insert("n".into(), i.into());
-            let event =
-                RealTimeEvent::now(EventType::OrderReceived, format!("o{i}"), Action::Created)
-                    .with_data(data);
-            (
-                redis_channel(EventType::OrderReceived),
-                serde_json::to_string(&event).expect("json"),
-            )
-        })
-        .collect();
+    let events = padded_orders(4000, 1024);
     let mut redis = stack.redis_connection().await;
     publish_all(&mut redis, &events).await;
 

@@ -135,6 +135,25 @@ pub fn burst(event_type: EventType, count: usize, ids: usize, tag: &str) -> Vec<
         .collect()
 }
 
+/// `count` ORDER_RECEIVED events, each padded to about `pad` bytes, ready for [`publish_all`].
+pub fn padded_orders(count: usize, pad: usize) -> Vec<(String, String)> {
+    let padding = "x".repeat(pad);
+    (0..count)
+        .map(|i| {
+            let mut data = serde_json::Map::new();
+            data.insert("n".into(), Value::from(i));
+            data.insert("pad".into(), Value::from(padding.clone()));
+            let event =
+                RealTimeEvent::now(EventType::OrderReceived, format!("o{i}"), Action::Created)
+                    .with_data(data);
+            (
+                redis_channel(EventType::OrderReceived),
+                serde_json::to_string(&event).expect("json"),
+            )
+        })
+        .collect()
+}
+
 /// A gateway running in this process.
 pub type RunningGateway = rakuda_testkit::InProcess<rakuda_gateway::Error>;
 
