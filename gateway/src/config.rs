@@ -169,6 +169,11 @@ pub struct Config {
     #[arg(long, env = "CLIENT_STALL_TIMEOUT", default_value = "30s", value_parser = settings::positive_duration)]
     pub client_stall_timeout: Duration,
 
+    /// A built dashboard (a directory with `index.html`) to serve at `/`; unknown paths get
+    /// `index.html`, so the dashboard's own routes work on reload.
+    #[arg(long, env = "GATEWAY_DASHBOARD_DIR", value_parser = parse_dashboard_dir)]
+    pub gateway_dashboard_dir: Option<std::path::PathBuf>,
+
     /// How long `/stats?scope=cluster` waits for the other instances.
     #[arg(long, env = "CLUSTER_STATS_TIMEOUT", default_value = "1s", value_parser = settings::positive_duration)]
     pub cluster_stats_timeout: Duration,
@@ -209,6 +214,7 @@ impl Config {
             readyz_fail_when_degraded: false,
             cluster_stats_timeout: DEFAULT_CLUSTER_STATS_TIMEOUT,
             client_stall_timeout: DEFAULT_CLIENT_STALL_TIMEOUT,
+            gateway_dashboard_dir: None,
         }
     }
 
@@ -238,6 +244,16 @@ fn parse_token_secret(value: &str) -> Result<String, String> {
         ));
     }
     Ok(value.to_owned())
+}
+
+fn parse_dashboard_dir(value: &str) -> Result<std::path::PathBuf, String> {
+    let dir = std::path::PathBuf::from(value);
+    if !dir.join("index.html").is_file() {
+        return Err(format!(
+            "`{value}` has no index.html: build the dashboard first, or unset it"
+        ));
+    }
+    Ok(dir)
 }
 
 fn parse_origin(value: &str) -> Result<String, String> {

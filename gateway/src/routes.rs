@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::services::{ServeDir, ServeFile};
 
 use crate::app::App;
 use crate::auth::{self, Principal};
@@ -30,12 +31,17 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(realtime)
         .route("/metrics", get(stats::metrics_handler))
         .route("/healthz", get(stats::healthz))
-        .route("/readyz", get(stats::readyz))
-        .fallback(not_found)
-        .layer(middleware::from_fn_with_state(
-            app.clone(),
-            limits::request_size,
-        ));
+        .route("/readyz", get(stats::readyz));
+    router = match &app.config.gateway_dashboard_dir {
+        // The dashboard owns every other path; its client-side routes fall back to index.html.
+        Some(dir) => router
+            .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
+        None => router.fallback(not_found),
+    };
+    router = router.layer(middleware::from_fn_with_state(
+        app.clone(),
+        limits::request_size,
+    ));
     if let Some(cors) = cors(&app.config.cors_origins) {
         router = router.layer(cors);
     }

@@ -168,3 +168,43 @@ async fn the_latency_probe_gets_every_probe_back() {
     );
     gateway.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_directory_is_served_at_the_root() {
+    let stack = Stack::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("index.html"),
+        "<!doctype html><title>RAKUDA ops</title>",
+    )
+    .expect("index");
+    std::fs::create_dir(dir.path().join("assets")).expect("assets");
+    std::fs::write(dir.path().join("assets/app.js"), "console.log('hi')").expect("js");
+    let mut config = stack.gateway_config();
+    config.gateway_dashboard_dir = Some(dir.path().to_owned());
+    let gateway = start_gateway(config).await;
+
+    let get = |path: &'static str| {
+        let url = format!("{}{path}", gateway.url);
+        async move {
+            let response = reqwest::get(url).await.expect("GET");
+            (
+                response.status().as_u16(),
+                response.text().await.expect("body"),
+            )
+        }
+    };
+    assert_eq!(
+        get("/").await,
+        (200, "<!doctype html><title>RAKUDA ops</title>".to_owned())
+    );
+    assert_eq!(
+        get("/assets/app.js").await,
+        (200, "console.log('hi')".to_owned())
+    );
+    // A client-side route reloads into the app.
+    assert!(get("/orders/ord_42").await.1.contains("RAKUDA ops"));
+    // The API is still the API.
+    assert_eq!(get("/api/realtime/status").await.0, 401);
+    gateway.stop().await;
+}

@@ -40,6 +40,13 @@ fn bad_settings_exit_non_zero_naming_the_variable() {
             vec![("API_KEY", "long-enough-key"), ("GATEWAY_ADDR", "anywhere")],
             "GATEWAY_ADDR",
         ),
+        (
+            vec![
+                ("API_KEY", "long-enough-key"),
+                ("GATEWAY_DASHBOARD_DIR", "/nonexistent/dist"),
+            ],
+            "GATEWAY_DASHBOARD_DIR",
+        ),
     ] {
         let settings: Vec<(&str, String)> = settings
             .into_iter()
