@@ -237,3 +237,41 @@ async fn realtime_disabled_answers_503_with_a_reason() {
         .contains("REALTIME_ENABLED"));
     gateway.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_allows_only_the_configured_origins() {
+    let stack = Stack::start().await;
+    let mut config = stack.gateway_config();
+    config.cors_origins = vec!["https://ops.rakuda.example".into()];
+    let gateway = start_gateway(config).await;
+    let preflight = |origin: &'static str| {
+        let url = format!("{}/api/realtime/token", gateway.url);
+        async move {
+            reqwest::Client::new()
+                .request(reqwest::Method::OPTIONS, url)
+                .header("Origin", origin)
+                .header("Access-Control-Request-Method", "POST")
+                .header("Access-Control-Request-Headers", "x-api-key,content-type")
+                .send()
+                .await
+                .expect("preflight")
+        }
+    };
+    let allowed = preflight("https://ops.rakuda.example").await;
+    assert_eq!(
+        allowed
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap_or_default()),
+        Some("https://ops.rakuda.example")
+    );
+    let allowed_headers = allowed
+        .headers()
+        .get("access-control-allow-headers")
+        .map(|v| v.to_str().unwrap_or_default().to_ascii_lowercase())
+        .unwrap_or_default();
+    assert!(allowed_headers.contains("x-api-key"), "{allowed_headers}");
+    let other = preflight("https://evil.example").await;
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    gateway.stop().await;
+}
