@@ -64,6 +64,14 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Check a message (read from stdin) as the bridge would: exit 0 if accepted, 1 with the reason if not.
+    Validate {
+        /// The channel it would be published on: inventory | orders | pricing | listings | canary
+        channel: String,
+        /// Size limit in bytes (the bridge's EVENT_MAX_BYTES).
+        #[arg(long, default_value_t = rakuda_schema::DEFAULT_MAX_EVENT_BYTES)]
+        max_bytes: usize,
+    },
     /// Measure publish-to-receive latency through the stack (run the gateway with SSE_DEBOUNCE_WINDOW=0).
     Probe {
         /// The gateway's base URL.
@@ -99,16 +107,16 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Error> {
     let prefix = cli.redis_channel_prefix.as_str();
-    let mut redis = redis::Client::open(cli.redis_url.as_str())?
-        .get_multiplexed_async_connection()
-        .await?;
+    let redis_url = cli.redis_url.as_str();
     match cli.command {
+        Command::Validate { channel, max_bytes } => validate(&channel, max_bytes)?,
         Command::Publish {
             channel,
             id,
             action,
             data,
         } => {
+            let mut redis = connect(redis_url).await?;
             let (channel, event) =
                 rakuda_simulator::sample_event(&channel, &id, &action, data.as_deref())?;
             let (json, receivers) =
@@ -132,6 +140,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             duration,
             seed,
         } => {
+            let mut redis = connect(redis_url).await?;
             let plan = traffic::Traffic {
                 rate,
                 order_burst_every,
@@ -154,6 +163,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             count,
             interval,
         } => {
+            let mut redis = connect(redis_url).await?;
             let probe = probe::Probe {
                 gateway: &gateway,
                 api_key: &api_key,
@@ -198,6 +208,32 @@ async fn run(cli: Cli) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+async fn connect(url: &str) -> Result<redis::aio::MultiplexedConnection, Error> {
+    Ok(redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?)
+}
+
+/// Validates stdin with the bridge's own validator.
+fn validate(channel: &str, max_bytes: usize) -> Result<(), Error> {
+    use std::io::Read;
+    let mut message = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut message)
+        .map_err(|error| Error::Probe(format!("cannot read stdin: {error}")))?;
+    // A trailing newline from `echo` is not part of the message.
+    if message.last() == Some(&b'\n') {
+        message.pop();
+    }
+    match rakuda_schema::Validator::new(max_bytes).validate(channel, &message) {
+        Ok(_) => {
+            report("valid");
+            Ok(())
+        }
+        Err(reject) => Err(Error::Probe(format!("rejected: {reject}"))),
+    }
 }
 
 /// The command's result on stdout (everything else goes to stderr).
