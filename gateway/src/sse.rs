@@ -165,6 +165,10 @@ fn connection(
                 yield Ok(join(frames.iter().map(|frame| &frame.sse)));
             }
         }
+        // A heartbeat at once: the client learns the instance and holds a cursor from the
+        // first second, so a connection lost before any event still resumes without a gap.
+        let (cursor, beat) = outbox.heartbeat();
+        yield Ok(sse_heartbeat(Some(cursor), &beat));
 
         let heartbeat_every = app.config.heartbeat_interval();
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat_every, heartbeat_every);

@@ -162,7 +162,15 @@ impl Session {
                 frames.into_iter().map(|frame| frame.ws).collect()
             }
         };
-        if !first.is_empty() && send_all(sink, first).await.is_err() {
+        // Then a heartbeat at once: the client holds a cursor from the first second.
+        let (cursor, beat) = outbox.heartbeat();
+        let mut first = first;
+        first.push(ws_message(
+            Some(cursor),
+            "heartbeat",
+            &serde_json::to_vec(&beat).unwrap_or_default(),
+        ));
+        if send_all(sink, first).await.is_err() {
             return End::ClientGone;
         }
 

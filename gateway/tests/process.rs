@@ -81,8 +81,11 @@ async fn sigterm_closes_open_streams_and_exits_zero() {
 
     gateway.signal("TERM");
     for client in &mut clients {
-        // A fresh, jittered reconnect hint, then the end of the stream.
-        let last = client.next().await.expect("a record before the close");
+        // (Past the opening heartbeat) a fresh, jittered reconnect hint, then the end of the stream.
+        let mut last = client.next().await.expect("a record before the close");
+        while last.event.as_deref() == Some("heartbeat") {
+            last = client.next().await.expect("a record before the close");
+        }
         let retry = last.retry.expect("retry: on shutdown");
         assert!((3000..=4500).contains(&retry));
         assert!(client.next().await.is_none(), "the stream is closed");
