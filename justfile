@@ -24,8 +24,13 @@ services:
     ./ops/dev-services.sh
 
 # Run every check and test: formatting, clippy, the ops files, then the whole workspace against real servers.
-test: lint check-ops
+test: lint check-ops web-test
     cargo nextest run --workspace
+
+# The web package: typecheck, unit tests, build, then the browser end-to-end run against the real stack.
+web-test:
+    cargo build -q -p rakuda-bridge -p rakuda-gateway -p rakuda-simulator
+    cd web && npm run typecheck && npm test && npm run build && npm run e2e
 
 # Check the alert rules and run their unit tests with promtool.
 check-ops:

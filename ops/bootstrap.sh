@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs what rakuda-realtime needs on a Debian machine that has only Rust: `just` and
-# `cargo-nextest` (via cargo), and `redis-server`, `redis-cli`, `nats-server`, `promtool` (via apt). Safe to run again: it only installs
+# Installs what rakuda-realtime needs on a Debian machine that has Rust and Node.js: `just` and
+# `cargo-nextest` (via cargo), `redis-server`, `redis-cli`, `nats-server`, `promtool` and `chromium`
+# (via apt), and web/'s npm packages (npm ci). Safe to run again: it only installs
 # what is missing.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -18,6 +20,8 @@ have redis-cli || missing+=(redis-tools)
 have nats-server || missing+=(nats-server)
 # promtool checks and unit-tests the alert rules in ops/prometheus.
 have promtool || missing+=(prometheus)
+# The browser tests drive Debian's Chromium (never a downloaded browser build).
+have chromium || missing+=(chromium fonts-dejavu-core)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]} with apt-get" >&2
@@ -42,4 +46,14 @@ if ! command -v just >/dev/null 2>&1; then
     echo "bootstrap: just was installed to ${CARGO_HOME:-$HOME/.cargo}/bin, which is not on PATH; add it" >&2
     exit 1
   fi
+fi
+
+# The web package's dependencies, from the committed lockfile (again when it changed).
+if ! command -v npm >/dev/null 2>&1; then
+  echo "bootstrap: Node.js 20+ with npm is required for web/ (this machine has none)" >&2
+  exit 1
+fi
+if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+  echo "bootstrap: installing web/ dependencies with npm ci" >&2
+  (cd web && npm ci --no-audit --no-fund --loglevel=error)
 fi

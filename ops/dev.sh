@@ -13,6 +13,9 @@ export RUST_LOG="${RUST_LOG:-info}"
 
 cargo build --quiet -p rakuda-bridge -p rakuda-gateway -p rakuda-simulator
 bin=target/debug
+# The demo dashboard, served by the gateway at /.
+(cd web && npm run --silent build:dashboard >/dev/null)
+export GATEWAY_DASHBOARD_DIR="${GATEWAY_DASHBOARD_DIR:-$PWD/web/dist}"
 
 pids=()
 stop() {
@@ -34,7 +37,11 @@ curl -fsS "$gateway/readyz" >/dev/null || { echo "dev: the gateway did not becom
 
 cat >&2 <<MSG
 
-  rakuda-realtime is running. Watch live events:
+  rakuda-realtime is running. The operations dashboard:
+
+    $gateway/?apiKey=$API_KEY
+
+  Watch live events from a terminal:
 
     curl -N -H 'X-API-Key: $API_KEY' $gateway/api/realtime/events
 

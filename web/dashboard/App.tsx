@@ -1,0 +1,195 @@
+import { useCallback, useEffect, useMemo, useState, type MouseEvent } from "react";
+import {
+  ConnectionStatus,
+  RealtimeProvider,
+  RealtimeToast,
+  useRealtimeClient,
+} from "../src/react";
+import type { ConnectionState, RealtimeClientOptions } from "../src/client/types";
+import { ApiKeyGate } from "./ApiKeyGate";
+import { Counters } from "./Counters";
+import { EntityPanel } from "./EntityPanel";
+import { Feed, type Navigate } from "./Feed";
+import { Sparkline } from "./Sparkline";
+import { forgetApiKey, saveApiKey, type BootConfig } from "./config";
+import { formatAgo, formatClock, formatRate, parseDetailPath } from "./format";
+import { FEED_CAP, RATE_WINDOW_SECONDS, SPARK_SECONDS } from "./liveStore";
+import { useLive } from "./useLive";
+
+export function App({ config }: { config: BootConfig }) {
+  const [apiKey, setApiKey] = useState<string | null>(config.apiKey);
+
+  const options = useMemo<RealtimeClientOptions | null>(
+    () =>
+      apiKey === null
+        ? null
+        : {
+            baseUrl: "",
+            // Used only to mint a token (POST /api/realtime/token, X-API-Key header); the
+            // stream URL carries the token, never the key.
+            apiKey,
+            transport: config.transport,
+            heartbeatIntervalMs: config.heartbeatIntervalMs,
+          },
+    [apiKey, config.transport, config.heartbeatIntervalMs],
+  );
+
+  if (options === null) {
+    return (
+      <ApiKeyGate
+        onSubmit={(key) => {
+          saveApiKey(key);
+          setApiKey(key);
+        }}
+      />
+    );
+  }
+
+  return (
+    <RealtimeProvider options={options}>
+      <Dashboard
+        transport={config.transport}
+        heartbeatIntervalMs={config.heartbeatIntervalMs}
+        homeHref={`/${config.search}`}
+      />
+    </RealtimeProvider>
+  );
+}
+
+const STATE_LABELS: Record<ConnectionState, string> = {
+  connecting: "Connecting…",
+  open: "Live",
+  reconnecting: "Reconnecting…",
+  closed: "Disconnected",
+};
+
+function usePath(): [string, Navigate] {
+  const [path, setPath] = useState(() => window.location.pathname);
+  useEffect(() => {
+    const onPop = (): void => setPath(window.location.pathname);
+    window.addEventListener("popstate", onPop);
+    return () => window.removeEventListener("popstate", onPop);
+  }, []);
+  const navigate = useCallback<Navigate>((target) => {
+    const url = new URL(target, window.location.href);
+    if (url.origin !== window.location.origin) {
+      window.location.assign(url.href);
+      return;
+    }
+    // In-page: the connection, counters and feed stay; the URL is exactly the detail path.
+    const next = `${url.pathname}${url.search}${url.hash}`;
+    const { pathname, search, hash } = window.location;
+    if (next !== `${pathname}${search}${hash}`) window.history.pushState(null, "", next);
+    setPath(url.pathname);
+  }, []);
+  return [path, navigate];
+}
+
+function Dashboard({
+  transport,
+  heartbeatIntervalMs,
+  homeHref,
+}: {
+  transport: "sse" | "ws";
+  heartbeatIntervalMs: number;
+  /** "/" plus the page's own settings (?transport=, ?heartbeat=). */
+  homeHref: string;
+}) {
+  const client = useRealtimeClient();
+  const { view } = useLive(client);
+  const [path, navigate] = usePath();
+  const detail = parseDetailPath(path);
+
+  const peak = view.perSecond.reduce((max, v) => (v > max ? v : max), 0);
+  const silentFor = view.lastHeardAt === null ? null : view.now - view.lastHeardAt;
+  const stale = silentFor !== null && silentFor > heartbeatIntervalMs * 2;
+
+  const forget = (e: MouseEvent<HTMLAnchorElement>): void => {
+    e.preventDefault();
+    forgetApiKey();
+    window.location.reload();
+  };
+
+  return (
+    <div className={`app state-${view.state}`}>
+      <header className="topbar">
+        <h1 className="brand">
+          RAKUDA <span className="brand-dot">·</span> Live operations
+        </h1>
+        <div className="status">
+          <ConnectionStatus />
+          <span className="state-label" aria-live="polite">
+            {STATE_LABELS[view.state]}
+          </span>
+        </div>
+        <dl className="meta">
+          <div>
+            <dt>Gateway</dt>
+            <dd data-testid="gateway-instance">{view.instance ?? "—"}</dd>
+          </div>
+          <div className={stale ? "stale" : undefined}>
+            <dt>Last heard</dt>
+            <dd data-testid="last-heard">
+              {view.lastHeardAt === null
+                ? "never"
+                : `${formatClock(view.lastHeardAt)} · ${formatAgo(view.lastHeardAt, view.now)}`}
+            </dd>
+          </div>
+          <div>
+            <dt>Transport</dt>
+            <dd>{transport === "ws" ? "WebSocket" : "SSE"}</dd>
+          </div>
+        </dl>
+        <a href="/" className="forget" onClick={forget}>
+          Forget key
+        </a>
+      </header>
+
+      {view.state !== "open" && view.state !== "connecting" && (
+        <p className="banner" role="status">
+          {view.everOpened
+            ? "Connection lost: reconnecting automatically. Missed events are replayed on reconnect."
+            : "Cannot connect to the gateway yet; retrying. A wrong or revoked API key looks like this too: use “Forget key” to enter another."}
+        </p>
+      )}
+
+      <main className="content">
+        <section className="stats" aria-label="Live counters">
+          <Counters counts={view.counts} />
+          <section className="card rate" aria-label="Events per second">
+            <h2 className="card-title">Events / second</h2>
+            <div className="rate-row">
+              <p className="counter-value">
+                <span data-testid="events-per-second">{formatRate(view.rate)}</span>
+              </p>
+              <Sparkline values={view.perSecond} />
+            </div>
+            <p className="card-foot">
+              {RATE_WINDOW_SECONDS} s avg · last {SPARK_SECONDS} s, peak {peak}/s · {view.total} total
+            </p>
+          </section>
+        </section>
+
+        <section className={`lower${detail ? " with-detail" : ""}`}>
+          <section className="card feed-card" aria-label="Event feed">
+            <h2 className="card-title">
+              Event feed <span className="card-sub">newest first · last {FEED_CAP}</span>
+            </h2>
+            <Feed rows={view.rows} navigate={navigate} />
+          </section>
+          {detail && (
+            <EntityPanel
+              kind={detail.kind}
+              id={detail.id}
+              rows={view.rows}
+              navigate={navigate}
+              homeHref={homeHref}
+            />
+          )}
+        </section>
+      </main>
+
+      <RealtimeToast onNavigate={navigate} />
+    </div>
+  );
+}

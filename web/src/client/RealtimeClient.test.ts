@@ -1,0 +1,736 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { Mock } from "vitest";
+import type { BatchFrame, EventType, SequencedEvent } from "../generated/schema";
+import { RealtimeClient, backoffDelay } from "./index";
+import type { ConnectionState, RealtimeClientOptions, RealtimeFrame } from "./index";
+
+// ---- fakes: just enough of EventSource, WebSocket and fetch for the client ----
+
+type Handler = (event: Event) => void;
+
+class FakeTarget {
+  private readonly handlers = new Map<string, Handler[]>();
+
+  addEventListener(type: string, handler: Handler): void {
+    this.handlers.set(type, [...(this.handlers.get(type) ?? []), handler]);
+  }
+
+  protected dispatch(type: string, event: Event): void {
+    for (const handler of this.handlers.get(type) ?? []) handler(event);
+  }
+}
+
+class FakeEventSource extends FakeTarget {
+  static instances: FakeEventSource[] = [];
+  closed = false;
+
+  constructor(readonly url: string) {
+    super();
+    FakeEventSource.instances.push(this);
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  simulateOpen(): void {
+    this.dispatch("open", new Event("open"));
+  }
+
+  simulateError(): void {
+    this.dispatch("error", new Event("error"));
+  }
+
+  /** One SSE record: `id:` (may be empty), `event:`, `data:`. */
+  emit(name: string, data: unknown, id = ""): void {
+    this.dispatch(name, new MessageEvent(name, { data: JSON.stringify(data), lastEventId: id }));
+  }
+}
+
+class FakeWebSocket extends FakeTarget {
+  static instances: FakeWebSocket[] = [];
+  closed = false;
+
+  constructor(readonly url: string) {
+    super();
+    FakeWebSocket.instances.push(this);
+  }
+
+  /** Like a browser, a close we asked for still reports a close event (here, at once). */
+  close(code?: number): void {
+    this.closed = true;
+    this.simulateClose(code ?? 1005);
+  }
+
+  simulateOpen(): void {
+    this.dispatch("open", new Event("open"));
+  }
+
+  simulateClose(code: number): void {
+    const event = Object.assign(new Event("close"), { code, reason: "", wasClean: true });
+    this.dispatch("close", event);
+  }
+
+  send(message: unknown): void {
+    this.dispatch("message", new MessageEvent("message", { data: JSON.stringify(message) }));
+  }
+}
+
+const BASE = "https://gw.test";
+const API_KEY = "secret-api-key-123";
+
+function grantResponse(token: string, validForMs: number): Response {
+  const expiresAt = new Date(Date.now() + validForMs).toISOString();
+  return new Response(JSON.stringify({ token, expiresAt, channels: ["inventory", "orders"] }), {
+    status: 200,
+    headers: { "Content-Type": "application/json" },
+  });
+}
+
+/** A fetch that mints tok-1, tok-2, ... each valid for `validForMs`. */
+function tokenFetch(validForMs = 10 * 60_000) {
+  let minted = 0;
+  return vi.fn<typeof fetch>(async () => {
+    minted += 1;
+    return grantResponse(`tok-${minted}`, validForMs);
+  });
+}
+
+function event(type: EventType, seq: number, id = `p_${seq}`): SequencedEvent {
+  return { type, seq, payload: { id, action: "updated" }, timestamp: "2026-11-22T10:00:00.000Z" };
+}
+
+function batch(type: EventType, events: SequencedEvent[], count = events.length): BatchFrame {
+  return { type, batch: true, count, events };
+}
+
+function heartbeat(instance = "gw-1", seq = 0) {
+  return { instance, seq, time: "2026-11-22T10:00:30.000Z" };
+}
+
+/** Lets pending promises (token request, response.json()) settle without moving the clock. */
+async function settle(): Promise<void> {
+  await vi.advanceTimersByTimeAsync(0);
+}
+
+type ClientOverrides = Partial<Omit<RealtimeClientOptions, "fetchImpl">> & {
+  fetchImpl?: Mock<typeof fetch>;
+};
+
+function makeClient(overrides: ClientOverrides = {}) {
+  const fetchImpl = overrides.fetchImpl ?? tokenFetch();
+  const client = new RealtimeClient({
+    baseUrl: BASE,
+    apiKey: API_KEY,
+    EventSourceImpl: FakeEventSource as unknown as typeof EventSource,
+    WebSocketImpl: FakeWebSocket as unknown as typeof WebSocket,
+    ...overrides,
+    fetchImpl,
+  });
+  const states: ConnectionState[] = [];
+  client.onState((state) => states.push(state));
+  return { client, fetchImpl, states };
+}
+
+function lastSource(): FakeEventSource {
+  const source = FakeEventSource.instances.at(-1);
+  if (!source) throw new Error("no EventSource was created");
+  return source;
+}
+
+function lastSocket(): FakeWebSocket {
+  const socket = FakeWebSocket.instances.at(-1);
+  if (!socket) throw new Error("no WebSocket was created");
+  return socket;
+}
+
+/** Starts the client and opens its first SSE connection. */
+async function startOpen(client: RealtimeClient): Promise<FakeEventSource> {
+  client.start();
+  await settle();
+  const source = lastSource();
+  source.simulateOpen();
+  return source;
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  vi.setSystemTime(new Date("2026-11-22T10:00:00.000Z"));
+  FakeEventSource.instances = [];
+  FakeWebSocket.instances = [];
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+  vi.restoreAllMocks();
+  vi.unstubAllGlobals();
+});
+
+// ---- backoff ----
+
+describe("backoffDelay", () => {
+  const randoms = [0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.999999, 1];
+
+  it("stays within [initial, max] for many attempts and random values", () => {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      for (const r of randoms) {
+        const delay = backoffDelay(attempt, 3000, 30000, () => r);
+        expect(delay).toBeGreaterThanOrEqual(3000);
+        expect(delay).toBeLessThanOrEqual(30000);
+      }
+    }
+    for (let i = 0; i < 1000; i++) {
+      const delay = backoffDelay(i % 40, 500, 8000);
+      expect(delay).toBeGreaterThanOrEqual(500);
+      expect(delay).toBeLessThanOrEqual(8000);
+    }
+  });
+
+  it("grows with attempts until the cap", () => {
+    const top = (attempt: number) => backoffDelay(attempt, 3000, 30000, () => 1);
+    const bottom = (attempt: number) => backoffDelay(attempt, 3000, 30000, () => 0);
+    expect([0, 1, 2, 3, 4, 5, 20].map(top)).toEqual([3000, 6000, 12000, 24000, 30000, 30000, 30000]);
+    expect([0, 1, 2, 3, 4, 5].map(bottom)).toEqual([3000, 3000, 6000, 12000, 15000, 15000]);
+    for (let attempt = 0; attempt < 10; attempt++) {
+      expect(top(attempt + 1)).toBeGreaterThanOrEqual(top(attempt));
+      expect(bottom(attempt + 1)).toBeGreaterThanOrEqual(bottom(attempt));
+    }
+  });
+
+  it("jitters uniformly within [delay/2, delay]", () => {
+    expect(backoffDelay(3, 1000, 100000, () => 0.5)).toBe(6000);
+    expect(backoffDelay(3, 1000, 100000, () => 0)).toBe(4000);
+    expect(backoffDelay(3, 1000, 100000, () => 1)).toBe(8000);
+  });
+});
+
+// ---- the state machine ----
+
+describe("connection state", () => {
+  it("goes connecting → open → reconnecting → open, and closed on stop", async () => {
+    const { client, states } = makeClient();
+    expect(client.state).toBe("closed");
+
+    client.start();
+    expect(client.state).toBe("connecting");
+    await settle();
+    const first = lastSource();
+    first.simulateOpen();
+    expect(client.state).toBe("open");
+
+    first.simulateError();
+    expect(client.state).toBe("reconnecting");
+    expect(first.closed).toBe(true);
+    expect(client.lastError).toMatch(/error/);
+
+    await vi.advanceTimersByTimeAsync(2999);
+    expect(FakeEventSource.instances).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    const second = lastSource();
+    expect(second).not.toBe(first);
+    expect(client.state).toBe("reconnecting");
+    second.simulateOpen();
+    expect(client.state).toBe("open");
+    expect(client.lastError).toBeNull();
+
+    client.stop();
+    expect(client.state).toBe("closed");
+    expect(second.closed).toBe(true);
+    expect(states).toEqual(["connecting", "open", "reconnecting", "open", "closed"]);
+  });
+
+  it("notifies only on changes", async () => {
+    const { client, states } = makeClient();
+    const source = await startOpen(client);
+    source.simulateOpen();
+    client.start(); // already running: nothing happens
+    expect(states).toEqual(["connecting", "open"]);
+    client.stop();
+    client.stop();
+    expect(states).toEqual(["connecting", "open", "closed"]);
+  });
+
+  it("stop clears timers, and start after stop connects again", async () => {
+    const { client, states } = makeClient();
+    const source = await startOpen(client);
+    source.simulateError();
+    client.stop();
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(FakeEventSource.instances).toHaveLength(1);
+    expect(client.state).toBe("closed");
+
+    client.start();
+    await settle();
+    expect(FakeEventSource.instances).toHaveLength(2);
+    lastSource().simulateOpen();
+    expect(client.state).toBe("open");
+    expect(states).toEqual(["connecting", "open", "reconnecting", "closed", "connecting", "open"]);
+  });
+
+  it("ignores a token that arrives after stop", async () => {
+    const { client } = makeClient();
+    client.start();
+    client.stop();
+    await settle();
+    expect(FakeEventSource.instances).toHaveLength(0);
+    expect(client.state).toBe("closed");
+  });
+
+  it("backs off further on repeated failures and starts over after a healthy connection", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(1);
+    const { client } = makeClient();
+    client.start();
+    await settle();
+    lastSource().simulateError(); // attempt 0: 3 s
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(FakeEventSource.instances).toHaveLength(2);
+    lastSource().simulateError(); // attempt 1: 6 s
+    await vi.advanceTimersByTimeAsync(5999);
+    expect(FakeEventSource.instances).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(FakeEventSource.instances).toHaveLength(3);
+
+    // Open alone is not enough: it must carry a heartbeat or an event.
+    lastSource().simulateOpen();
+    lastSource().simulateError(); // attempt 2: 12 s
+    await vi.advanceTimersByTimeAsync(11_999);
+    expect(FakeEventSource.instances).toHaveLength(3);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(FakeEventSource.instances).toHaveLength(4);
+
+    lastSource().simulateOpen();
+    lastSource().emit("heartbeat", heartbeat());
+    lastSource().simulateError(); // healthy: back to 3 s
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(FakeEventSource.instances).toHaveLength(5);
+  });
+});
+
+// ---- tokens and URLs ----
+
+describe("tokens", () => {
+  it("POSTs the key in a header, channels in the body, and never puts the key in a URL", async () => {
+    const { client, fetchImpl } = makeClient({ channels: ["inventory", "orders"] });
+    const source = await startOpen(client);
+
+    expect(fetchImpl).toHaveBeenCalledTimes(1);
+    const [url, init] = fetchImpl.mock.calls[0] ?? [];
+    expect(url).toBe(`${BASE}/api/realtime/token`);
+    expect(init?.method).toBe("POST");
+    expect((init?.headers as Record<string, string>)["X-API-Key"]).toBe(API_KEY);
+    expect(JSON.parse(String(init?.body))).toEqual({ channels: ["inventory", "orders"] });
+
+    expect(source.url).toBe(`${BASE}/api/realtime/events?token=tok-1&channels=inventory,orders`);
+    source.emit("ORDER_RECEIVED", event("ORDER_RECEIVED", 1), "1795366240958-1");
+    source.simulateError();
+    await vi.advanceTimersByTimeAsync(3000);
+    for (const s of FakeEventSource.instances) expect(s.url).not.toContain(API_KEY);
+    for (const call of fetchImpl.mock.calls) expect(String(call[0])).not.toContain(API_KEY);
+  });
+
+  it("sends no body when no channels were given", async () => {
+    const { client, fetchImpl } = makeClient();
+    const source = await startOpen(client);
+    expect(fetchImpl.mock.calls[0]?.[1]?.body).toBeUndefined();
+    expect(source.url).toBe(`${BASE}/api/realtime/events?token=tok-1`);
+  });
+
+  it("reuses a token with more than 30 s left", async () => {
+    const { client, fetchImpl } = makeClient({ fetchImpl: tokenFetch(10 * 60_000) });
+    const source = await startOpen(client);
+    source.simulateError();
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(fetchImpl).toHaveBeenCalledTimes(1);
+    expect(lastSource().url).toContain("token=tok-1");
+  });
+
+  it("refreshes a token expiring within 30 s", async () => {
+    const { client, fetchImpl } = makeClient({ fetchImpl: tokenFetch(32_000) });
+    const source = await startOpen(client);
+    source.simulateError();
+    await vi.advanceTimersByTimeAsync(3000); // 29 s left by now
+    expect(fetchImpl).toHaveBeenCalledTimes(2);
+    expect(lastSource().url).toContain("token=tok-2");
+  });
+
+  it("does not offer again a token whose connection never opened", async () => {
+    const { client, fetchImpl } = makeClient();
+    client.start();
+    await settle();
+    lastSource().simulateError();
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(fetchImpl).toHaveBeenCalledTimes(2);
+    expect(lastSource().url).toContain("token=tok-2");
+  });
+
+  it("backs off and retries after a refused token request, silently", async () => {
+    const consoleSpies = (["log", "warn", "error", "info", "debug"] as const).map((m) =>
+      vi.spyOn(console, m).mockImplementation(() => undefined),
+    );
+    let calls = 0;
+    const fetchImpl = vi.fn<typeof fetch>(async () => {
+      calls += 1;
+      if (calls === 1) {
+        return new Response(JSON.stringify({ error: "invalid_api_key", message: "no such key" }), {
+          status: 401,
+        });
+      }
+      return grantResponse("tok-ok", 600_000);
+    });
+    const { client, states } = makeClient({ fetchImpl });
+    client.start();
+    await settle();
+    expect(client.state).toBe("reconnecting");
+    expect(client.lastError).toContain("401");
+    expect(client.lastError).toContain("invalid_api_key");
+    expect(FakeEventSource.instances).toHaveLength(0);
+
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(fetchImpl).toHaveBeenCalledTimes(2);
+    lastSource().simulateOpen();
+    expect(lastSource().url).toContain("token=tok-ok");
+    expect(states).toEqual(["connecting", "reconnecting", "open"]);
+    for (const spy of consoleSpies) expect(spy).not.toHaveBeenCalled();
+  });
+
+  it("treats a network failure of the token request as a failure too", async () => {
+    const fetchImpl = vi.fn<typeof fetch>(async () => {
+      throw new TypeError("Failed to fetch");
+    });
+    const { client } = makeClient({ fetchImpl });
+    client.start();
+    await settle();
+    expect(client.state).toBe("reconnecting");
+    expect(client.lastError).toContain("Failed to fetch");
+    client.stop();
+  });
+
+  it("uses getToken instead of the API key when given", async () => {
+    const getToken = vi.fn(async () => ({
+      token: "from-backend",
+      expiresAt: new Date(Date.now() + 600_000).toISOString(),
+    }));
+    const { client, fetchImpl } = makeClient({ apiKey: undefined, getToken });
+    const source = await startOpen(client);
+    expect(getToken).toHaveBeenCalledTimes(1);
+    expect(fetchImpl).not.toHaveBeenCalled();
+    expect(source.url).toBe(`${BASE}/api/realtime/events?token=from-backend`);
+  });
+});
+
+// ---- the resume cursor ----
+
+describe("resume cursor", () => {
+  it("passes the last non-empty lastEventId on reconnect", async () => {
+    const { client } = makeClient({ channels: ["orders"] });
+    const source = await startOpen(client);
+    expect(source.url).not.toContain("lastEventId");
+
+    source.emit("ORDER_RECEIVED", event("ORDER_RECEIVED", 5), "1795366240958-5");
+    source.emit("heartbeat", heartbeat("gw-1", 5), ""); // no id: keeps the cursor
+    source.simulateError();
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(lastSource().url).toBe(
+      `${BASE}/api/realtime/events?token=tok-1&channels=orders&lastEventId=1795366240958-5`,
+    );
+  });
+
+  it("takes the cursor from heartbeats and resets too", async () => {
+    const { client } = makeClient();
+    const source = await startOpen(client);
+    source.emit("heartbeat", heartbeat("gw-1", 9), "1795366240958-9");
+    source.emit("reset", { reason: "stream_recreated" }, "1795366299999-0");
+    source.simulateError();
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(lastSource().url).toContain("lastEventId=1795366299999-0");
+  });
+});
+
+// ---- frames, dedup, reset ----
+
+describe("frames", () => {
+  it("unpacks a batch: onFrame once, on() once per event", async () => {
+    const { client } = makeClient();
+    const frames: RealtimeFrame[] = [];
+    const inventory: SequencedEvent[] = [];
+    const all: SequencedEvent[] = [];
+    const orders: SequencedEvent[] = [];
+    client.onFrame((f) => frames.push(f));
+    client.on("INVENTORY_CHANGE", (e) => inventory.push(e));
+    client.on("*", (e) => all.push(e));
+    client.on("ORDER_RECEIVED", (e) => orders.push(e));
+    const source = await startOpen(client);
+
+    const events = [event("INVENTORY_CHANGE", 10), event("INVENTORY_CHANGE", 11), event("INVENTORY_CHANGE", 12)];
+    source.emit("INVENTORY_CHANGE", { ...batch("INVENTORY_CHANGE", events, 37), truncated: true });
+
+    expect(frames).toEqual([{ type: "INVENTORY_CHANGE", batch: true, count: 37, events }]);
+    expect(inventory.map((e) => e.seq)).toEqual([10, 11, 12]);
+    expect(all.map((e) => e.seq)).toEqual([10, 11, 12]);
+    expect(orders).toEqual([]);
+    expect(client.lastEvent?.seq).toBe(12);
+    expect(client.lastEventAt?.toISOString()).toBe("2026-11-22T10:00:00.000Z");
+  });
+
+  it("delivers a single event as a frame of count 1", async () => {
+    const { client } = makeClient();
+    const frames: RealtimeFrame[] = [];
+    client.onFrame((f) => frames.push(f));
+    const source = await startOpen(client);
+    const order = event("ORDER_RECEIVED", 3);
+    source.emit("ORDER_RECEIVED", order);
+    expect(frames).toEqual([{ type: "ORDER_RECEIVED", batch: false, count: 1, events: [order] }]);
+  });
+
+  it("drops duplicates by seq, not by a high-water mark", async () => {
+    const { client } = makeClient();
+    const frames: RealtimeFrame[] = [];
+    const seqs: number[] = [];
+    client.onFrame((f) => frames.push(f));
+    client.on("*", (e) => seqs.push(e.seq));
+    const source = await startOpen(client);
+
+    // Debounce held the inventory batch back: the order with seq 3 comes first.
+    source.emit("INVENTORY_CHANGE", event("INVENTORY_CHANGE", 1));
+    source.emit("ORDER_RECEIVED", event("ORDER_RECEIVED", 3));
+    source.emit("INVENTORY_CHANGE", batch("INVENTORY_CHANGE", [event("INVENTORY_CHANGE", 2, "p_a")]));
+    expect(seqs).toEqual([1, 3, 2]);
+
+    // A replay after a reconnect repeats some of them.
+    source.emit("ORDER_RECEIVED", event("ORDER_RECEIVED", 3)); // whole single frame duplicate: no onFrame
+    const mixed = batch("INVENTORY_CHANGE", [event("INVENTORY_CHANGE", 2, "p_a"), event("INVENTORY_CHANGE", 4, "p_b")], 5);
+    source.emit("INVENTORY_CHANGE", mixed);
+
+    expect(seqs).toEqual([1, 3, 2, 4]);
+    expect(frames).toHaveLength(4);
+    expect(frames[3]).toEqual({
+      type: "INVENTORY_CHANGE",
+      batch: true,
+      count: 5,
+      events: [event("INVENTORY_CHANGE", 4, "p_b")],
+    });
+  });
+
+  it("dedups across a reconnect", async () => {
+    const { client } = makeClient();
+    const seqs: number[] = [];
+    client.on("*", (e) => seqs.push(e.seq));
+    const first = await startOpen(client);
+    first.emit("PRICE_CHANGE", event("PRICE_CHANGE", 7), "e-7");
+    first.simulateError();
+    await vi.advanceTimersByTimeAsync(3000);
+    const second = lastSource();
+    second.simulateOpen();
+    second.emit("PRICE_CHANGE", batch("PRICE_CHANGE", [event("PRICE_CHANGE", 7), event("PRICE_CHANGE", 8)]), "e-8");
+    expect(seqs).toEqual([7, 8]);
+  });
+
+  it("ignores frames it cannot parse", async () => {
+    const { client } = makeClient();
+    const frames: RealtimeFrame[] = [];
+    client.onFrame((f) => frames.push(f));
+    const source = await startOpen(client);
+    source.emit("ORDER_RECEIVED", { nonsense: true });
+    source.emit("LISTING_UPDATE", "not an object");
+    expect(frames).toEqual([]);
+    expect(client.state).toBe("open");
+  });
+
+  it("keeps delivering when a listener throws, and rethrows outside the client", async () => {
+    const { client } = makeClient();
+    const seen: number[] = [];
+    client.on("*", () => {
+      throw new Error("boom");
+    });
+    client.on("*", (e) => seen.push(e.seq));
+    const source = await startOpen(client);
+    source.emit("ORDER_RECEIVED", event("ORDER_RECEIVED", 1));
+    expect(seen).toEqual([1]);
+    expect(client.state).toBe("open");
+    expect(() => vi.advanceTimersByTime(0)).toThrow("boom");
+  });
+
+  it("unsubscribes listeners", async () => {
+    const { client } = makeClient();
+    const seen: number[] = [];
+    const frames: RealtimeFrame[] = [];
+    const off = client.on("ORDER_RECEIVED", (e) => seen.push(e.seq));
+    const offFrame = client.onFrame((f) => frames.push(f));
+    const source = await startOpen(client);
+    source.emit("ORDER_RECEIVED", event("ORDER_RECEIVED", 1));
+    off();
+    offFrame();
+    source.emit("ORDER_RECEIVED", event("ORDER_RECEIVED", 2));
+    expect(seen).toEqual([1]);
+    expect(frames).toHaveLength(1);
+  });
+
+  it("on reset: calls the listeners, clears dedup and stays open", async () => {
+    const { client } = makeClient();
+    const reasons: string[] = [];
+    const seqs: number[] = [];
+    client.onReset((reason) => reasons.push(reason));
+    client.on("*", (e) => seqs.push(e.seq));
+    const source = await startOpen(client);
+
+    source.emit("ORDER_RECEIVED", event("ORDER_RECEIVED", 1));
+    source.emit("ORDER_RECEIVED", event("ORDER_RECEIVED", 2));
+    source.emit("reset", { reason: "stream_recreated" }, "1795366299999-0");
+    // The recreated stream starts its seqs again.
+    source.emit("ORDER_RECEIVED", event("ORDER_RECEIVED", 1));
+
+    expect(reasons).toEqual(["stream_recreated"]);
+    expect(seqs).toEqual([1, 2, 1]);
+    expect(client.state).toBe("open");
+    expect(source.closed).toBe(false);
+  });
+});
+
+// ---- heartbeats and the watchdog ----
+
+describe("heartbeat", () => {
+  it("records the heartbeat and instance", async () => {
+    const { client } = makeClient();
+    const source = await startOpen(client);
+    source.emit("heartbeat", heartbeat("gw-2", 41), "e-41");
+    expect(client.lastHeartbeat).toEqual(heartbeat("gw-2", 41));
+    expect(client.instance).toBe("gw-2");
+    expect(client.lastEvent).toBeNull();
+  });
+
+  it("reconnects after two heartbeat intervals of silence", async () => {
+    const { client, states } = makeClient({ heartbeatIntervalMs: 30_000 });
+    const source = await startOpen(client);
+
+    await vi.advanceTimersByTimeAsync(59_000);
+    source.emit("heartbeat", heartbeat()); // alive: the window starts again
+    await vi.advanceTimersByTimeAsync(59_000);
+    source.emit("ORDER_RECEIVED", event("ORDER_RECEIVED", 1));
+    await vi.advanceTimersByTimeAsync(59_999);
+    expect(client.state).toBe("open");
+    expect(source.closed).toBe(false);
+
+    await vi.advanceTimersByTimeAsync(1);
+    expect(client.state).toBe("reconnecting");
+    expect(source.closed).toBe(true);
+    expect(client.lastError).toMatch(/no message/);
+
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(FakeEventSource.instances).toHaveLength(2);
+    lastSource().simulateOpen();
+    expect(states).toEqual(["connecting", "open", "reconnecting", "open"]);
+  });
+
+  it("honours a custom interval", async () => {
+    const { client } = makeClient({ heartbeatIntervalMs: 1000 });
+    await startOpen(client);
+    await vi.advanceTimersByTimeAsync(1999);
+    expect(client.state).toBe("open");
+    await vi.advanceTimersByTimeAsync(1);
+    expect(client.state).toBe("reconnecting");
+  });
+
+  it("counts a reset as a sign of life", async () => {
+    const { client } = makeClient({ heartbeatIntervalMs: 1000 });
+    const source = await startOpen(client);
+    await vi.advanceTimersByTimeAsync(1500);
+    source.emit("reset", { reason: "cursor_expired" });
+    await vi.advanceTimersByTimeAsync(1500);
+    expect(client.state).toBe("open");
+  });
+});
+
+// ---- WebSocket transport ----
+
+describe("WebSocket transport", () => {
+  it("builds a wss:// URL without the API key and parses {id, event, data}", async () => {
+    const { client, states } = makeClient({ transport: "ws", channels: ["inventory"] });
+    const seqs: number[] = [];
+    const frames: RealtimeFrame[] = [];
+    const reasons: string[] = [];
+    client.on("*", (e) => seqs.push(e.seq));
+    client.onFrame((f) => frames.push(f));
+    client.onReset((r) => reasons.push(r));
+    client.start();
+    await settle();
+
+    const socket = lastSocket();
+    expect(FakeEventSource.instances).toHaveLength(0);
+    expect(socket.url).toBe("wss://gw.test/api/realtime/ws?token=tok-1&channels=inventory");
+    expect(socket.url).not.toContain(API_KEY);
+    socket.simulateOpen();
+    expect(client.state).toBe("open");
+
+    socket.send({ event: "subscribed", data: { channels: ["inventory"] } });
+    socket.send({ event: "pong", data: { time: "2026-11-22T10:00:00.000Z" } });
+    socket.send({ event: "error", data: { error: "bad_frame", message: "nope" } });
+    socket.send({ id: "e-1", event: "INVENTORY_CHANGE", data: event("INVENTORY_CHANGE", 1) });
+    socket.send({
+      id: "e-3",
+      event: "INVENTORY_CHANGE",
+      data: batch("INVENTORY_CHANGE", [event("INVENTORY_CHANGE", 1), event("INVENTORY_CHANGE", 3)]),
+    });
+    socket.send({ id: "e-3", event: "heartbeat", data: heartbeat("gw-3", 3) });
+    socket.send({ id: "e-9", event: "reset", data: { reason: "slow_client" } });
+
+    expect(seqs).toEqual([1, 3]);
+    expect(frames.map((f) => [f.batch, f.events.length])).toEqual([
+      [false, 1],
+      [true, 1],
+    ]);
+    expect(client.instance).toBe("gw-3");
+    expect(reasons).toEqual(["slow_client"]);
+
+    socket.simulateClose(1013);
+    expect(client.state).toBe("reconnecting");
+    expect(client.lastError).toContain("1013");
+    await vi.advanceTimersByTimeAsync(3000);
+    const next = lastSocket();
+    expect(next).not.toBe(socket);
+    expect(next.url).toBe("wss://gw.test/api/realtime/ws?token=tok-1&channels=inventory&lastEventId=e-9");
+    next.simulateOpen();
+    expect(states).toEqual(["connecting", "open", "reconnecting", "open"]);
+  });
+
+  it("maps http:// to ws:// and an empty baseUrl to the page's origin", async () => {
+    const plain = makeClient({ transport: "ws", baseUrl: "http://localhost:8080/" });
+    plain.client.start();
+    await settle();
+    expect(lastSocket().url).toBe("ws://localhost:8080/api/realtime/ws?token=tok-1");
+    plain.client.stop();
+
+    vi.stubGlobal("location", { protocol: "https:", host: "app.example", href: "https://app.example/" });
+    const sameOrigin = makeClient({ transport: "ws", baseUrl: "" });
+    sameOrigin.client.start();
+    await settle();
+    expect(lastSocket().url).toBe("wss://app.example/api/realtime/ws?token=tok-1");
+    expect(sameOrigin.fetchImpl.mock.calls[0]?.[0]).toBe("/api/realtime/token");
+  });
+
+  it("reconnects once when an error is followed by a close", async () => {
+    const { client } = makeClient({ transport: "ws" });
+    client.start();
+    await settle();
+    const socket = lastSocket();
+    socket.simulateOpen();
+    socket.send({ event: "heartbeat", data: heartbeat() });
+    socket.simulateClose(1012); // gateway draining
+    socket.simulateClose(1006);
+    expect(socket.closed).toBe(true);
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(FakeWebSocket.instances).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(FakeWebSocket.instances).toHaveLength(2);
+  });
+
+  it("applies the watchdog to WebSocket connections too", async () => {
+    const { client } = makeClient({ transport: "ws", heartbeatIntervalMs: 1000 });
+    client.start();
+    await settle();
+    const socket = lastSocket();
+    socket.simulateOpen();
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(client.state).toBe("reconnecting");
+    expect(socket.closed).toBe(true);
+  });
+});

@@ -1,0 +1,548 @@
+// The framework-free browser client: tokens, SSE or WebSocket transport, resume cursor, dedup
+// by seq, heartbeat watchdog and reconnect backoff. See docs/PROTOCOL.md for the wire format.
+import { CHANNELS } from "../generated/schema";
+import type { BatchFrame, EventType, Heartbeat, SequencedEvent } from "../generated/schema";
+import type {
+  ConnectionState,
+  RealtimeClientApi,
+  RealtimeClientOptions,
+  RealtimeFrame,
+  TokenGrant,
+  Unsubscribe,
+} from "./types";
+
+const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
+const DEFAULT_BACKOFF_INITIAL_MS = 3_000;
+const DEFAULT_BACKOFF_MAX_MS = 30_000;
+/** A cached token with less than this left could expire mid-handshake: mint a new one. */
+const TOKEN_MIN_REMAINING_MS = 30_000;
+/** Enough to cover any replay overlap after a reconnect, small enough to stay cheap. */
+const DEDUP_CAPACITY = 10_000;
+
+/**
+ * The event names a client listens for. Internal channels (the canary) are not for browsers,
+ * so only the public types are taken from the channel table.
+ */
+const PUBLIC_EVENT_TYPES: readonly EventType[] = CHANNELS.filter((c) => !c.internal).map(
+  (c) => c.eventType,
+);
+
+/**
+ * Reconnect delay for the given attempt (0-based): exponential from `initialMs`, capped at
+ * `maxMs`, with "equal jitter" (uniform in [delay/2, delay]) so that clients dropped together by
+ * one gateway do not all come back at the same instant, and never below `initialMs` (the
+ * gateway's own SSE retry hint).
+ */
+export function backoffDelay(
+  attempt: number,
+  initialMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
+  const cap = Math.max(maxMs, initialMs);
+  const exponent = Math.max(0, Math.floor(attempt));
+  const delay = Math.min(cap, initialMs * 2 ** exponent);
+  const jittered = delay / 2 + clampUnit(random()) * (delay / 2);
+  return Math.min(cap, Math.max(initialMs, jittered));
+}
+
+/** Guards the backoff against a random source that strays outside [0, 1]. */
+function clampUnit(value: number): number {
+  if (!Number.isFinite(value)) return 1;
+  return Math.min(1, Math.max(0, value));
+}
+
+/**
+ * The seqs seen recently. A window rather than a high-water mark: debounce holds each type back
+ * separately, so frames of different types legitimately arrive out of seq order.
+ */
+class RecentSeqs {
+  private readonly seqs = new Set<number>();
+
+  constructor(private readonly capacity: number) {}
+
+  /** Records `seq`; false when it was already seen. */
+  add(seq: number): boolean {
+    if (this.seqs.has(seq)) return false;
+    this.seqs.add(seq);
+    if (this.seqs.size > this.capacity) {
+      // A Set iterates in insertion order, so the first value is the oldest.
+      const oldest = this.seqs.values().next();
+      if (!oldest.done) this.seqs.delete(oldest.value);
+    }
+    return true;
+  }
+
+  clear(): void {
+    this.seqs.clear();
+  }
+}
+
+interface CachedToken {
+  token: string;
+  expiresAtMs: number;
+}
+
+type Listener<T> = (value: T) => void;
+
+/** A message from either transport, reduced to what both share. */
+interface IncomingMessage {
+  event: string;
+  data: unknown;
+  id: string | null;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isSequencedEvent(value: unknown): value is SequencedEvent {
+  return isRecord(value) && typeof value.type === "string" && typeof value.seq === "number";
+}
+
+function isBatchFrame(value: unknown): value is BatchFrame {
+  return (
+    isRecord(value) &&
+    value.batch === true &&
+    typeof value.type === "string" &&
+    typeof value.count === "number" &&
+    Array.isArray(value.events)
+  );
+}
+
+function isHeartbeat(value: unknown): value is Heartbeat {
+  return isRecord(value) && typeof value.instance === "string" && typeof value.seq === "number";
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** "https://x/" and "https://x" must give the same URLs. */
+function trimTrailingSlash(url: string): string {
+  return url.replace(/\/+$/, "");
+}
+
+/** The ws(s):// origin for `baseUrl`; "" (or a path) means the page's own origin. */
+function webSocketBase(baseUrl: string): string {
+  if (/^https?:\/\//i.test(baseUrl)) return baseUrl.replace(/^http/i, "ws");
+  if (/^wss?:\/\//i.test(baseUrl)) return baseUrl;
+  const location = globalThis.location as Location | undefined;
+  if (!location) throw new Error("baseUrl is relative but there is no window.location");
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}${baseUrl}`;
+}
+
+/** Calls a user listener without letting its exception break delivery to the others. */
+function safeCall<T>(listener: Listener<T>, value: T): void {
+  try {
+    listener(value);
+  } catch (error) {
+    // Rethrown from a fresh task so it still reaches the console / error reporting.
+    setTimeout(() => {
+      throw error;
+    }, 0);
+  }
+}
+
+export class RealtimeClient implements RealtimeClientApi {
+  private _state: ConnectionState = "closed";
+  private _lastEvent: SequencedEvent | null = null;
+  private _lastEventAt: Date | null = null;
+  private _lastHeartbeat: Heartbeat | null = null;
+  private _instance: string | null = null;
+  private _lastError: string | null = null;
+
+  private readonly baseUrl: string;
+  private readonly heartbeatIntervalMs: number;
+  private readonly backoffInitialMs: number;
+  private readonly backoffMaxMs: number;
+
+  private readonly eventListeners = new Map<EventType | "*", Set<Listener<SequencedEvent>>>();
+  private readonly frameListeners = new Set<Listener<RealtimeFrame>>();
+  private readonly resetListeners = new Set<Listener<string>>();
+  private readonly stateListeners = new Set<Listener<ConnectionState>>();
+
+  private readonly seen = new RecentSeqs(DEDUP_CAPACITY);
+  private cursor: string | null = null;
+  private cachedToken: CachedToken | null = null;
+  private attempt = 0;
+
+  /**
+   * Bumped whenever a connection is torn down: callbacks of an older connection (a late token
+   * response, a close event after our own close()) compare it and do nothing.
+   */
+  private generation = 0;
+  private eventSource: EventSource | null = null;
+  private webSocket: WebSocket | null = null;
+  /** Whether the current connection opened; one that never did may have a refused token. */
+  private opened = false;
+  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private watchdogTimer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(private readonly options: RealtimeClientOptions) {
+    this.baseUrl = trimTrailingSlash(options.baseUrl);
+    this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+    this.backoffInitialMs = options.backoff?.initialMs ?? DEFAULT_BACKOFF_INITIAL_MS;
+    this.backoffMaxMs = options.backoff?.maxMs ?? DEFAULT_BACKOFF_MAX_MS;
+  }
+
+  get state(): ConnectionState {
+    return this._state;
+  }
+  get lastEvent(): SequencedEvent | null {
+    return this._lastEvent;
+  }
+  get lastEventAt(): Date | null {
+    return this._lastEventAt;
+  }
+  get lastHeartbeat(): Heartbeat | null {
+    return this._lastHeartbeat;
+  }
+  get instance(): string | null {
+    return this._instance;
+  }
+  /** Why the last connection attempt failed (token request, transport, watchdog); null once open. */
+  get lastError(): string | null {
+    return this._lastError;
+  }
+
+  start(): void {
+    if (this._state !== "closed") return;
+    this.attempt = 0;
+    this.setState("connecting");
+    void this.connect();
+  }
+
+  stop(): void {
+    this.teardown();
+    this.clearReconnectTimer();
+    this.setState("closed");
+  }
+
+  on(type: EventType | "*", listener: (event: SequencedEvent) => void): Unsubscribe {
+    let set = this.eventListeners.get(type);
+    if (!set) {
+      set = new Set();
+      this.eventListeners.set(type, set);
+    }
+    const listeners = set;
+    listeners.add(listener);
+    return () => {
+      listeners.delete(listener);
+    };
+  }
+
+  onFrame(listener: (frame: RealtimeFrame) => void): Unsubscribe {
+    return addTo(this.frameListeners, listener);
+  }
+
+  onReset(listener: (reason: string) => void): Unsubscribe {
+    return addTo(this.resetListeners, listener);
+  }
+
+  onState(listener: (state: ConnectionState) => void): Unsubscribe {
+    return addTo(this.stateListeners, listener);
+  }
+
+  // ---- connection lifecycle ----
+
+  /** One connection attempt: token first, then the transport. */
+  private async connect(): Promise<void> {
+    const generation = this.generation;
+    // Armed before the token request too: a request or handshake that hangs is as dead as a
+    // silent stream, and nothing else would ever end it.
+    this.armWatchdog(generation);
+    let token: string | null;
+    try {
+      token = await this.obtainToken();
+    } catch (error) {
+      if (generation === this.generation) this.fail(`token request failed: ${describeError(error)}`);
+      return;
+    }
+    if (generation !== this.generation) return;
+    try {
+      if (this.options.transport === "ws") this.openWebSocket(token, generation);
+      else this.openEventSource(token, generation);
+    } catch (error) {
+      this.fail(`cannot open the connection: ${describeError(error)}`);
+    }
+  }
+
+  private openEventSource(token: string | null, generation: number): void {
+    const Impl = this.options.EventSourceImpl ?? globalThis.EventSource;
+    if (!Impl) throw new Error("EventSource is not available; pass EventSourceImpl");
+    const source = new Impl(this.streamUrl(this.baseUrl, "/api/realtime/events", token));
+    this.eventSource = source;
+    const live = (): boolean => generation === this.generation;
+
+    source.addEventListener("open", () => {
+      if (live()) this.handleOpen(generation);
+    });
+    source.addEventListener("error", () => {
+      // EventSource would retry on its own, with the same (maybe expired) token and no
+      // backoff: close it and reconnect ourselves.
+      if (live()) this.fail("event stream error");
+    });
+    const names = [...PUBLIC_EVENT_TYPES, "heartbeat", "reset"];
+    for (const name of names) {
+      source.addEventListener(name, (event: MessageEvent) => {
+        if (!live()) return;
+        this.handleMessage({ event: name, data: parseJson(event.data), id: event.lastEventId || null });
+      });
+    }
+  }
+
+  private openWebSocket(token: string | null, generation: number): void {
+    const Impl = this.options.WebSocketImpl ?? globalThis.WebSocket;
+    if (!Impl) throw new Error("WebSocket is not available; pass WebSocketImpl");
+    const socket = new Impl(this.streamUrl(webSocketBase(this.baseUrl), "/api/realtime/ws", token));
+    this.webSocket = socket;
+    const live = (): boolean => generation === this.generation;
+
+    socket.addEventListener("open", () => {
+      if (live()) this.handleOpen(generation);
+    });
+    socket.addEventListener("message", (event: MessageEvent) => {
+      if (!live()) return;
+      const message = parseWebSocketMessage(event.data);
+      if (message) this.handleMessage(message);
+    });
+    socket.addEventListener("error", () => {
+      if (live()) this.fail("websocket error");
+    });
+    socket.addEventListener("close", (event: CloseEvent) => {
+      if (live()) this.fail(`websocket closed (${event.code}${event.reason ? `: ${event.reason}` : ""})`);
+    });
+  }
+
+  /** `${base}${path}?token=..&channels=..&lastEventId=..`; the API key never goes in a URL. */
+  private streamUrl(base: string, path: string, token: string | null): string {
+    const params: string[] = [];
+    if (token !== null) params.push(`token=${encodeURIComponent(token)}`);
+    const channels = this.options.channels;
+    if (channels && channels.length > 0) {
+      params.push(`channels=${channels.map(encodeURIComponent).join(",")}`);
+    }
+    if (this.cursor !== null) params.push(`lastEventId=${encodeURIComponent(this.cursor)}`);
+    return params.length > 0 ? `${base}${path}?${params.join("&")}` : `${base}${path}`;
+  }
+
+  private handleOpen(generation: number): void {
+    this.opened = true;
+    this._lastError = null;
+    this.setState("open");
+    this.armWatchdog(generation);
+  }
+
+  /** A failed attempt or a dead connection: drop it and try again after a backoff. */
+  private fail(reason: string): void {
+    this._lastError = reason;
+    // A connection that never opened may have been refused for its token (an EventSource
+    // cannot tell us the status), so do not offer the same token again.
+    if (!this.opened) this.cachedToken = null;
+    this.teardown();
+    this.setState("reconnecting");
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    this.clearReconnectTimer();
+    const delay = backoffDelay(this.attempt, this.backoffInitialMs, this.backoffMaxMs);
+    this.attempt += 1;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      void this.connect();
+    }, delay);
+  }
+
+  /** Closes the current transport and makes its pending callbacks stale. */
+  private teardown(): void {
+    this.generation += 1;
+    this.opened = false;
+    this.clearWatchdog();
+    if (this.eventSource) {
+      this.eventSource.close();
+      this.eventSource = null;
+    }
+    if (this.webSocket) {
+      this.webSocket.close(1000, "client closing");
+      this.webSocket = null;
+    }
+  }
+
+  private armWatchdog(generation: number): void {
+    this.clearWatchdog();
+    this.watchdogTimer = setTimeout(() => {
+      this.watchdogTimer = null;
+      if (generation !== this.generation) return;
+      // A browser cannot tell a dead connection from a quiet one; the heartbeat can.
+      this.fail(`no message for ${2 * this.heartbeatIntervalMs} ms`);
+    }, 2 * this.heartbeatIntervalMs);
+  }
+
+  private clearWatchdog(): void {
+    if (this.watchdogTimer !== null) {
+      clearTimeout(this.watchdogTimer);
+      this.watchdogTimer = null;
+    }
+  }
+
+  private clearReconnectTimer(): void {
+    if (this.reconnectTimer !== null) {
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = null;
+    }
+  }
+
+  private setState(state: ConnectionState): void {
+    if (state === this._state) return;
+    this._state = state;
+    for (const listener of [...this.stateListeners]) safeCall(listener, state);
+  }
+
+  // ---- tokens ----
+
+  /** A token for the next connection, or null when no credential is configured. */
+  private async obtainToken(): Promise<string | null> {
+    const cached = this.cachedToken;
+    if (cached && cached.expiresAtMs - Date.now() > TOKEN_MIN_REMAINING_MS) return cached.token;
+    const grant = await this.fetchGrant();
+    if (grant === null) return null;
+    // An unparsable expiry gives NaN, which never passes the check above: fetched every time.
+    this.cachedToken = { token: grant.token, expiresAtMs: Date.parse(grant.expiresAt) };
+    return grant.token;
+  }
+
+  /**
+   * Null when neither getToken nor apiKey is set: the connection then goes out without a
+   * token, for deployments where a proxy in front of the gateway adds the credential.
+   */
+  private async fetchGrant(): Promise<TokenGrant | null> {
+    if (this.options.getToken) return this.options.getToken();
+    if (this.options.apiKey === undefined) return null;
+    return this.requestToken(this.options.apiKey);
+  }
+
+  private async requestToken(apiKey: string): Promise<TokenGrant> {
+    const fetchFn = this.options.fetchImpl ?? globalThis.fetch.bind(globalThis);
+    const headers: Record<string, string> = { "X-API-Key": apiKey };
+    const init: RequestInit = { method: "POST", headers };
+    if (this.options.channels) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify({ channels: this.options.channels });
+    }
+    const response = await fetchFn(`${this.baseUrl}/api/realtime/token`, init);
+    const body: unknown = await response.json().catch(() => null);
+    if (!response.ok) throw new Error(`HTTP ${response.status}${refusalDetail(body)}`);
+    if (!isRecord(body) || typeof body.token !== "string" || typeof body.expiresAt !== "string") {
+      throw new Error("malformed token response");
+    }
+    return { token: body.token, expiresAt: body.expiresAt };
+  }
+
+  // ---- messages ----
+
+  private handleMessage(message: IncomingMessage): void {
+    // Any message proves the connection alive, whatever it says.
+    this.armWatchdog(this.generation);
+    if (message.id) this.cursor = message.id;
+    switch (message.event) {
+      case "heartbeat":
+        this.handleHeartbeat(message.data);
+        return;
+      case "reset":
+        this.handleReset(message.data);
+        return;
+      default:
+        if ((PUBLIC_EVENT_TYPES as readonly string[]).includes(message.event)) {
+          this.handleFrame(message.data);
+        }
+      // "pong", "subscribed" and anything unknown carry nothing for the application.
+    }
+  }
+
+  private handleHeartbeat(data: unknown): void {
+    if (!isHeartbeat(data)) return;
+    this._lastHeartbeat = data;
+    this._instance = data.instance;
+    this.markHealthy();
+  }
+
+  private handleReset(data: unknown): void {
+    const reason = isRecord(data) && typeof data.reason === "string" ? data.reason : "unknown";
+    // The seqs of a recreated stream start again; old ones would hide new events.
+    this.seen.clear();
+    for (const listener of [...this.resetListeners]) safeCall(listener, reason);
+  }
+
+  private handleFrame(data: unknown): void {
+    let frame: RealtimeFrame;
+    if (isBatchFrame(data)) {
+      frame = { type: data.type, batch: true, count: data.count, events: this.fresh(data.events) };
+    } else if (isSequencedEvent(data)) {
+      const events = this.fresh([data]);
+      // A single frame that was a duplicate says nothing new. A batch still does: its count
+      // covers folded events that were never listed, so it is delivered even when empty.
+      if (events.length === 0) return;
+      frame = { type: data.type, batch: false, count: 1, events };
+    } else {
+      return;
+    }
+    this.markHealthy();
+    this.deliver(frame);
+  }
+
+  /** The events not seen before, recording them as seen. */
+  private fresh(events: readonly unknown[]): SequencedEvent[] {
+    return events.filter(isSequencedEvent).filter((event) => this.seen.add(event.seq));
+  }
+
+  private deliver(frame: RealtimeFrame): void {
+    for (const event of frame.events) {
+      this._lastEvent = event;
+      this._lastEventAt = new Date();
+      for (const listener of [...(this.eventListeners.get(event.type) ?? [])]) safeCall(listener, event);
+      for (const listener of [...(this.eventListeners.get("*") ?? [])]) safeCall(listener, event);
+    }
+    for (const listener of [...this.frameListeners]) safeCall(listener, frame);
+  }
+
+  /** The connection has carried real traffic: the next failure starts the backoff afresh. */
+  private markHealthy(): void {
+    if (this.opened) this.attempt = 0;
+  }
+}
+
+function addTo<T>(set: Set<Listener<T>>, listener: Listener<T>): Unsubscribe {
+  set.add(listener);
+  return () => {
+    set.delete(listener);
+  };
+}
+
+function parseJson(text: unknown): unknown {
+  if (typeof text !== "string") return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return null;
+  }
+}
+
+/** A WebSocket text frame `{"id"?, "event", "data"}`; null for anything else. */
+function parseWebSocketMessage(raw: unknown): IncomingMessage | null {
+  const parsed = parseJson(raw);
+  if (!isRecord(parsed) || typeof parsed.event !== "string") return null;
+  return {
+    event: parsed.event,
+    data: parsed.data,
+    id: typeof parsed.id === "string" && parsed.id !== "" ? parsed.id : null,
+  };
+}
+
+/** ": invalid_api_key (the key matches no configured key)" from a JSON refusal, if any. */
+function refusalDetail(body: unknown): string {
+  if (!isRecord(body) || typeof body.error !== "string") return "";
+  return typeof body.message === "string" ? `: ${body.error} (${body.message})` : `: ${body.error}`;
+}

@@ -1,0 +1,10 @@
+// The framework-free client's public entry point.
+export { RealtimeClient, backoffDelay } from "./RealtimeClient";
+export type {
+  ConnectionState,
+  RealtimeClientApi,
+  RealtimeClientOptions,
+  RealtimeFrame,
+  TokenGrant,
+  Unsubscribe,
+} from "./types";

@@ -1,0 +1,64 @@
+// The contract of the framework-free client: the React layer and the dashboard are written
+// against these types. Event shapes come from the generated schema (never written by hand).
+import type { ChannelName, EventType, Heartbeat, SequencedEvent } from "../generated/schema";
+
+export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
+
+/** One frame as delivered: a single event (count 1) or an unpacked debounce batch. */
+export interface RealtimeFrame {
+  type: EventType;
+  /** True when the server sent a batch frame. */
+  batch: boolean;
+  /** Events the frame stands for (exact; `events` may list fewer: latest per id, cap). */
+  count: number;
+  /** The events listed, duplicates (by `seq`) already dropped. */
+  events: SequencedEvent[];
+}
+
+export interface TokenGrant {
+  token: string;
+  /** RFC 3339. */
+  expiresAt: string;
+}
+
+export interface RealtimeClientOptions {
+  /** Gateway origin, e.g. "https://rakuda.example" or "" for the page's own origin. */
+  baseUrl: string;
+  /** API key used only to mint tokens with POST /api/realtime/token; never put in a URL. */
+  apiKey?: string;
+  /** Alternative to apiKey: obtain a token some other way (e.g. from your own backend). */
+  getToken?: () => Promise<TokenGrant>;
+  /** "sse" (EventSource, default) or "ws" (WebSocket). */
+  transport?: "sse" | "ws";
+  /** Channels to receive; all that the credential allows when omitted. */
+  channels?: ChannelName[];
+  /** The gateway's SSE_HEARTBEAT_INTERVAL (ms, default 30000); no message for 2x this = dead. */
+  heartbeatIntervalMs?: number;
+  /** Reconnect backoff: the floor (default 3000 ms, the gateway's SSE_RETRY) and the cap (30000 ms). */
+  backoff?: { initialMs?: number; maxMs?: number };
+  /** Injection points for tests and non-browser runtimes. */
+  EventSourceImpl?: typeof EventSource;
+  WebSocketImpl?: typeof WebSocket;
+  fetchImpl?: typeof fetch;
+}
+
+export type Unsubscribe = () => void;
+
+export interface RealtimeClientApi {
+  start(): void;
+  stop(): void;
+  readonly state: ConnectionState;
+  readonly lastEvent: SequencedEvent | null;
+  /** When the last event (not heartbeat) arrived. */
+  readonly lastEventAt: Date | null;
+  readonly lastHeartbeat: Heartbeat | null;
+  /** The gateway instance of the last heartbeat. */
+  readonly instance: string | null;
+  /** Every event of a type ("*" for all), batches unpacked, duplicates dropped. */
+  on(type: EventType | "*", listener: (event: SequencedEvent) => void): Unsubscribe;
+  /** Once per frame (a batch is one call). */
+  onFrame(listener: (frame: RealtimeFrame) => void): Unsubscribe;
+  /** The server said events were missed that cannot be replayed: refetch everything. */
+  onReset(listener: (reason: string) => void): Unsubscribe;
+  onState(listener: (state: ConnectionState) => void): Unsubscribe;
+}

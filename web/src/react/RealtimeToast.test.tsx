@@ -1,0 +1,165 @@
+// @vitest-environment jsdom
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { act, cleanup, fireEvent, render, screen } from "@testing-library/react";
+import { QueryClientProvider } from "@tanstack/react-query";
+import type { RealtimeFrame } from "../client/types";
+import { RealtimeProvider, RealtimeToast, type RealtimeToastProps } from "./index";
+import { FakeRealtimeClient, batch, event, single, testQueryClient } from "./fakeClient.test-helper";
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  cleanup();
+  vi.useRealTimers();
+});
+
+function renderToasts(props: RealtimeToastProps = {}) {
+  const client = new FakeRealtimeClient();
+  const onNavigate = vi.fn<(path: string) => void>();
+  render(
+    <QueryClientProvider client={testQueryClient()}>
+      <RealtimeProvider client={client}>
+        <RealtimeToast onNavigate={onNavigate} {...props} />
+      </RealtimeProvider>
+    </QueryClientProvider>,
+  );
+  return { client, onNavigate };
+}
+
+const toasts = (): HTMLElement[] => screen.queryAllByTestId("realtime-toast");
+const texts = (): (string | null)[] => toasts().map((t) => t.textContent);
+const advance = (ms: number): void => {
+  act(() => {
+    vi.advanceTimersByTime(ms);
+  });
+};
+
+describe("RealtimeToast", () => {
+  it.each<[string, RealtimeFrame, string, string]>([
+    ["a new order", single(event("ORDER_RECEIVED", "ord_42", { action: "created" })), "New order ord_42", "/orders/ord_42"],
+    [
+      "a product out of stock",
+      single(event("INVENTORY_CHANGE", "prod_123", { data: { isAvailable: false } })),
+      "Out of stock: prod_123",
+      "/products/prod_123",
+    ],
+    [
+      "another inventory change",
+      single(event("INVENTORY_CHANGE", "prod_7", { data: { isAvailable: true, quantity: 3 } })),
+      "Inventory change: prod_7",
+      "/products/prod_7",
+    ],
+    ["a price change", single(event("PRICE_CHANGE", "prod_9")), "Price change: prod_9", "/products/prod_9"],
+    ["a listing update", single(event("LISTING_UPDATE", "lst_3")), "Listing updated: lst_3", "/listings/lst_3"],
+    ["a deleted listing", single(event("LISTING_UPDATE", "lst_4", { action: "deleted" })), "Listing deleted: lst_4", "/listings"],
+  ])("shows %s and opens its page on click", (_name, frame, text, path) => {
+    const { client, onNavigate } = renderToasts();
+    client.emitFrame(frame);
+    expect(texts()).toEqual([text]);
+    fireEvent.click(screen.getByRole("button", { name: text }));
+    expect(onNavigate).toHaveBeenCalledWith(path);
+    expect(toasts()).toHaveLength(0);
+  });
+
+  it.each<[RealtimeFrame, string, string]>([
+    [batch("INVENTORY_CHANGE", 37, "prod"), "37 inventory changes", "/products"],
+    [batch("ORDER_RECEIVED", 12, "ord"), "12 orders", "/orders"],
+    [batch("PRICE_CHANGE", 5, "prod"), "5 price changes", "/products"],
+    [batch("LISTING_UPDATE", 2, "lst"), "2 listing updates", "/listings"],
+  ])("shows one toast for a batch: %#", (frame, text, path) => {
+    const { client, onNavigate } = renderToasts();
+    client.emitFrame(frame);
+    expect(texts()).toEqual([text]);
+    fireEvent.click(toasts()[0] as HTMLElement);
+    expect(onNavigate).toHaveBeenCalledWith(path);
+  });
+
+  it("counts a truncated batch by its exact count, not by the events listed", () => {
+    const { client } = renderToasts();
+    const listed = batch("INVENTORY_CHANGE", 10, "prod");
+    client.emitFrame({ ...listed, count: 250 });
+    expect(texts()).toEqual(["250 inventory changes"]);
+  });
+
+  it("encodes the id in the path", () => {
+    const { client, onNavigate } = renderToasts();
+    client.emitFrame(single(event("ORDER_RECEIVED", "ord/1 2")));
+    fireEvent.click(toasts()[0] as HTMLElement);
+    expect(onNavigate).toHaveBeenCalledWith("/orders/ord%2F1%202");
+  });
+
+  it("dismisses a toast after 5 s", () => {
+    const { client } = renderToasts();
+    client.emitFrame(single(event("ORDER_RECEIVED", "ord_1")));
+    advance(4999);
+    expect(toasts()).toHaveLength(1);
+    advance(1);
+    expect(toasts()).toHaveLength(0);
+  });
+
+  it("honours durationMs, per toast", () => {
+    const { client } = renderToasts({ durationMs: 1000 });
+    client.emitFrame(single(event("ORDER_RECEIVED", "ord_1")));
+    advance(600);
+    client.emitFrame(single(event("ORDER_RECEIVED", "ord_2")));
+    advance(400);
+    expect(texts()).toEqual(["New order ord_2"]);
+    advance(600);
+    expect(toasts()).toHaveLength(0);
+  });
+
+  it("keeps a toast while it is hovered or focused, then gives it the full duration again", () => {
+    const { client } = renderToasts();
+    client.emitFrame(single(event("ORDER_RECEIVED", "ord_1")));
+    const toast = toasts()[0] as HTMLElement;
+    fireEvent.mouseEnter(toast);
+    advance(10_000);
+    expect(toasts()).toHaveLength(1);
+    fireEvent.mouseLeave(toast);
+    act(() => toast.focus());
+    advance(10_000);
+    expect(toasts()).toHaveLength(1);
+    act(() => toast.blur());
+    advance(4999);
+    expect(toasts()).toHaveLength(1);
+    advance(1);
+    expect(toasts()).toHaveLength(0);
+  });
+
+  it("dismisses a focused toast with Escape", () => {
+    const { client, onNavigate } = renderToasts();
+    client.emitFrame(single(event("ORDER_RECEIVED", "ord_1")));
+    fireEvent.keyDown(toasts()[0] as HTMLElement, { key: "Escape" });
+    expect(toasts()).toHaveLength(0);
+    expect(onNavigate).not.toHaveBeenCalled();
+  });
+
+  it("shows at most 4 at once, dropping the oldest", () => {
+    const { client } = renderToasts();
+    for (let i = 1; i <= 6; i += 1) client.emitFrame(single(event("ORDER_RECEIVED", `ord_${i}`)));
+    expect(texts()).toEqual(["New order ord_3", "New order ord_4", "New order ord_5", "New order ord_6"]);
+  });
+
+  it("honours max", () => {
+    const { client } = renderToasts({ max: 2 });
+    for (let i = 1; i <= 3; i += 1) client.emitFrame(single(event("PRICE_CHANGE", `prod_${i}`)));
+    expect(texts()).toEqual(["Price change: prod_2", "Price change: prod_3"]);
+  });
+
+  it("ignores the internal CANARY type", () => {
+    const { client } = renderToasts();
+    client.emitFrame(single(event("CANARY", "canary")));
+    expect(toasts()).toHaveLength(0);
+  });
+
+  it("announces politely and renders toasts as buttons", () => {
+    const { client } = renderToasts();
+    const region = screen.getByRole("region", { name: "Live updates" });
+    expect(region.getAttribute("aria-live")).toBe("polite");
+    client.emitFrame(single(event("ORDER_RECEIVED", "ord_1")));
+    const button = screen.getByRole("button", { name: "New order ord_1" });
+    expect(region.contains(button)).toBe(true);
+    expect(button.getAttribute("type")).toBe("button");
+  });
+});

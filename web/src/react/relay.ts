@@ -1,0 +1,139 @@
+// A stable stand-in for the provider's client. The real RealtimeClient is created in an effect
+// (never during render, so server rendering and StrictMode open no connections) and replaced
+// when the connection settings change; the relay exists from the first render and forwards to
+// whichever client is current. Components can therefore rely on a non-null client and
+// subscribe once, and their listeners survive a client being replaced.
+import type {
+  ConnectionState,
+  RealtimeClientApi,
+  RealtimeFrame,
+  Unsubscribe,
+} from "../client/types";
+import type { EventType, Heartbeat, SequencedEvent } from "../generated/schema";
+
+type Listener<T> = (value: T) => void;
+
+export class ClientRelay implements RealtimeClientApi {
+  private target: RealtimeClientApi | null = null;
+  private detachTarget: Unsubscribe | null = null;
+  /** The state reported while no client is attached. */
+  private idleState: ConnectionState;
+  private reportedState: ConnectionState;
+
+  private readonly eventListeners = new Map<EventType | "*", Set<Listener<SequencedEvent>>>();
+  private readonly frameListeners = new Set<Listener<RealtimeFrame>>();
+  private readonly resetListeners = new Set<Listener<string>>();
+  private readonly stateListeners = new Set<Listener<ConnectionState>>();
+
+  constructor(idleState: ConnectionState) {
+    this.idleState = idleState;
+    this.reportedState = idleState;
+  }
+
+  /** The client currently attached (null before the provider's effect ran). */
+  get current(): RealtimeClientApi | null {
+    return this.target;
+  }
+
+  /**
+   * Forward to `target` from now on (null: none, reporting `idleState`). Listeners stay
+   * registered; they hear a state change if the new client's state differs.
+   */
+  attach(target: RealtimeClientApi | null, idleState: ConnectionState): void {
+    this.idleState = idleState;
+    if (target !== this.target) {
+      this.detachTarget?.();
+      this.detachTarget = null;
+      this.target = target;
+      if (target) {
+        const offs = [
+          target.on("*", (event) => {
+            this.emit(this.eventListeners.get(event.type), event);
+            this.emit(this.eventListeners.get("*"), event);
+          }),
+          target.onFrame((frame) => this.emit(this.frameListeners, frame)),
+          target.onReset((reason) => this.emit(this.resetListeners, reason)),
+          target.onState(() => this.reportState()),
+        ];
+        this.detachTarget = () => {
+          for (const off of offs) off();
+        };
+      }
+    }
+    this.reportState();
+  }
+
+  get state(): ConnectionState {
+    return this.target?.state ?? this.idleState;
+  }
+  get lastEvent(): SequencedEvent | null {
+    return this.target?.lastEvent ?? null;
+  }
+  get lastEventAt(): Date | null {
+    return this.target?.lastEventAt ?? null;
+  }
+  get lastHeartbeat(): Heartbeat | null {
+    return this.target?.lastHeartbeat ?? null;
+  }
+  get instance(): string | null {
+    return this.target?.instance ?? null;
+  }
+
+  start(): void {
+    this.target?.start();
+  }
+  stop(): void {
+    this.target?.stop();
+  }
+
+  on(type: EventType | "*", listener: (event: SequencedEvent) => void): Unsubscribe {
+    let set = this.eventListeners.get(type);
+    if (!set) {
+      set = new Set();
+      this.eventListeners.set(type, set);
+    }
+    return addTo(set, listener);
+  }
+  onFrame(listener: (frame: RealtimeFrame) => void): Unsubscribe {
+    return addTo(this.frameListeners, listener);
+  }
+  onReset(listener: (reason: string) => void): Unsubscribe {
+    return addTo(this.resetListeners, listener);
+  }
+  onState(listener: (state: ConnectionState) => void): Unsubscribe {
+    return addTo(this.stateListeners, listener);
+  }
+
+  /** Tells listeners about the state only when it changed: a swap may keep it. */
+  private reportState(): void {
+    const state = this.state;
+    if (state === this.reportedState) return;
+    this.reportedState = state;
+    this.emit(this.stateListeners, state);
+  }
+
+  private emit<T>(listeners: Set<Listener<T>> | undefined, value: T): void {
+    if (!listeners) return;
+    // A copy: a listener may unsubscribe itself (or another) while we iterate.
+    for (const listener of [...listeners]) {
+      try {
+        listener(value);
+      } catch (error) {
+        // One failing listener must not starve the others (the invalidation among them);
+        // rethrown from a fresh task so it still reaches the console / error reporting.
+        setTimeout(() => {
+          throw error;
+        }, 0);
+      }
+    }
+  }
+}
+
+function addTo<T>(set: Set<Listener<T>>, listener: Listener<T>): Unsubscribe {
+  // Wrapped so the same function subscribed twice is two subscriptions, as with the client.
+  const entry: Listener<T> = (value) => listener(value);
+  set.add(entry);
+  return () => {
+    set.delete(entry);
+  };
+}

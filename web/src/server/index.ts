@@ -1,0 +1,14 @@
+// Entry point of `@rakuda/realtime/server`: the publisher workers use to send events to the
+// bridge. Kept apart from the browser entry so that bundling the client never pulls this in.
+export {
+  buildRealtimeEvent,
+  publishRealtimeEvent,
+  InvalidRealtimeEvent,
+} from "./publish.js";
+export type {
+  BuildOptions,
+  BuiltRealtimeEvent,
+  InvalidRealtimeEventReason,
+  RealtimeEventInput,
+  RedisPublisher,
+} from "./publish.js";
