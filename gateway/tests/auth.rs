@@ -192,18 +192,8 @@ async fn a_valid_token_works_like_an_event_source_and_limits_channels() {
     .await;
     assert_eq!(client.status, 200);
     let mut redis = stack.redis_connection().await;
-    publish(
-        &mut redis,
-        &redis_channel(EventType::InventoryChange),
-        event_json(EventType::InventoryChange, "p"),
-    )
-    .await;
-    publish(
-        &mut redis,
-        &redis_channel(EventType::OrderReceived),
-        event_json(EventType::OrderReceived, "o"),
-    )
-    .await;
+    publish_event(&mut redis, EventType::InventoryChange, "p").await;
+    publish_event(&mut redis, EventType::OrderReceived, "o").await;
     let event = client.next_event().await.expect("event");
     assert_eq!(
         event.event.as_deref(),

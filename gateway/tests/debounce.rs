@@ -28,12 +28,7 @@ async fn an_isolated_event_does_not_wait_for_the_window() {
     let (stack, gateway, mut client) = setup(WINDOW_MS).await;
     let mut redis = stack.redis_connection().await;
     let started = Instant::now();
-    publish(
-        &mut redis,
-        &redis_channel(EventType::InventoryChange),
-        event_json(EventType::InventoryChange, "p1"),
-    )
-    .await;
+    publish_event(&mut redis, EventType::InventoryChange, "p1").await;
     let record = client.next_event().await.expect("event");
     assert!(!record.is_batch());
     assert!(
@@ -141,12 +136,7 @@ async fn types_do_not_wait_for_each_other_and_the_cursor_stays_honest() {
     wait_for_stream_seq(&jetstream, 2).await;
 
     let started = Instant::now();
-    publish(
-        &mut redis,
-        &redis_channel(EventType::OrderReceived),
-        event_json(EventType::OrderReceived, "o1"),
-    )
-    .await;
+    publish_event(&mut redis, EventType::OrderReceived, "o1").await;
     let order = client.next_event().await.expect("order");
     assert_eq!(order.event.as_deref(), Some("ORDER_RECEIVED"));
     assert!(

@@ -111,12 +111,7 @@ async fn heartbeats_arrive_at_the_set_interval() {
     let gateway = start_gateway(config).await;
     let mut client = SseClient::connect(&format!("{}/api/realtime/events", gateway.url)).await;
     let mut redis = stack.redis_connection().await;
-    publish(
-        &mut redis,
-        &redis_channel(EventType::OrderReceived),
-        event_json(EventType::OrderReceived, "o1"),
-    )
-    .await;
+    publish_event(&mut redis, EventType::OrderReceived, "o1").await;
 
     let mut beats = Vec::new();
     while beats.len() < 3 {

@@ -56,12 +56,7 @@ async fn sigterm_drains_sse_and_websocket_clients_spread_over_the_window() {
 
     // Events still flow to the open connections while they wait for their turn to close.
     let mut redis = stack.redis_connection().await;
-    publish(
-        &mut redis,
-        &redis_channel(EventType::OrderReceived),
-        event_json(EventType::OrderReceived, "during"),
-    )
-    .await;
+    publish_event(&mut redis, EventType::OrderReceived, "during").await;
 
     let mut closed_after: Vec<Duration> = Vec::new();
     let mut readers = Vec::new();
@@ -322,12 +317,7 @@ async fn the_canary_proves_the_path_and_never_reaches_clients() {
 
     // A real event after several canaries: the client sees only the event.
     let mut redis = stack.redis_connection().await;
-    publish(
-        &mut redis,
-        &redis_channel(EventType::OrderReceived),
-        event_json(EventType::OrderReceived, "o1"),
-    )
-    .await;
+    publish_event(&mut redis, EventType::OrderReceived, "o1").await;
     let first = client.next_event().await.expect("event");
     assert_eq!(first.event.as_deref(), Some("ORDER_RECEIVED"));
     assert!(!first.data.contains("CANARY"));
@@ -357,12 +347,7 @@ async fn the_canary_proves_the_path_and_never_reaches_clients() {
     gateway.wait_for_metric("gateway_degraded", 0.0).await;
 
     // Nothing but the one order ever reached the client.
-    publish(
-        &mut redis,
-        &redis_channel(EventType::ListingUpdate),
-        event_json(EventType::ListingUpdate, "l1"),
-    )
-    .await;
+    publish_event(&mut redis, EventType::ListingUpdate, "l1").await;
     let second = client.next_event().await.expect("event");
     assert_eq!(second.event.as_deref(), Some("LISTING_UPDATE"));
     gateway.stop().await;

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 #[test]
 fn bad_settings_exit_non_zero_naming_the_variable() {
@@ -110,20 +110,7 @@ async fn a_client_that_stops_reading_is_reset_without_slowing_others() {
     let url = format!("{}/api/realtime/events", gateway.url);
 
     // The slow client: a raw connection with a small receive buffer that never reads.
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    let addr = gateway
-        .url
-        .trim_start_matches("http://")
-        .parse()
-        .expect("addr");
-    let mut slow = socket.connect(addr).await.expect("connect");
-    slow.write_all(
-        format!("GET /api/realtime/events HTTP/1.1\r\nHost: gw\r\nX-API-Key: {API_KEY}\r\n\r\n")
-            .as_bytes(),
-    )
-    .await
-    .expect("request");
+    let mut slow = stuck_sse_client(&gateway.url).await;
 
     // The fast client reads everything as it comes.
     let mut fast = SseClient::connect(&url).await;
@@ -220,23 +207,7 @@ async fn a_client_that_never_reads_again_is_disconnected_after_the_stall_timeout
         ],
     )
     .await;
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    let addr = gateway
-        .url
-        .trim_start_matches("http://")
-        .parse()
-        .expect("addr");
-    let mut stuck = socket.connect(addr).await.expect("connect");
-    stuck
-        .write_all(
-            format!(
-                "GET /api/realtime/events HTTP/1.1\r\nHost: gw\r\nX-API-Key: {API_KEY}\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .await
-        .expect("request");
+    let stuck = stuck_sse_client(&gateway.url).await;
     eventually("the stuck connection is open", || async {
         let (_, status) = support_status(&gateway.url).await;
         (status["connections"]["sse"] == 1).then_some(())

@@ -113,6 +113,43 @@ pub fn event_json(event_type: EventType, id: &str) -> String {
     serde_json::to_string(&RealTimeEvent::now(event_type, id, Action::Updated)).expect("serialize")
 }
 
+/// Publishes one valid event of a type, as a worker would.
+pub async fn publish_event(
+    redis: &mut redis::aio::MultiplexedConnection,
+    event_type: EventType,
+    id: &str,
+) {
+    publish(
+        redis,
+        &redis_channel(event_type),
+        event_json(event_type, id),
+    )
+    .await;
+}
+
+/// A raw connection to the SSE endpoint with a tiny receive buffer, which then never reads:
+/// the stuck browser tab of the slow-client tests.
+pub async fn stuck_sse_client(gateway_url: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let addr = gateway_url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("addr");
+    let mut stream = socket.connect(addr).await.expect("connect");
+    stream
+        .write_all(
+            format!(
+                "GET /api/realtime/events HTTP/1.1\r\nHost: gw\r\nX-API-Key: {API_KEY}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("request");
+    stream
+}
+
 pub fn redis_channel(event_type: EventType) -> String {
     Channel::of(event_type).redis_channel("rakuda:realtime:")
 }
