@@ -4,6 +4,7 @@ import { act, cleanup, fireEvent, render, screen } from "@testing-library/react"
 import { QueryClientProvider } from "@tanstack/react-query";
 import type { RealtimeFrame } from "../client/types";
 import { RealtimeProvider, RealtimeToast, type RealtimeToastProps } from "./index";
+import { TOAST_FLUSH_MS } from "./RealtimeToast";
 import { FakeRealtimeClient, batch, event, single, testQueryClient } from "./fakeClient.test-helper";
 
 beforeEach(() => {
@@ -138,12 +139,14 @@ describe("RealtimeToast", () => {
   it("shows at most 4 at once, dropping the oldest", () => {
     const { client } = renderToasts();
     for (let i = 1; i <= 6; i += 1) client.emitFrame(single(event("ORDER_RECEIVED", `ord_${i}`)));
+    advance(TOAST_FLUSH_MS);
     expect(texts()).toEqual(["New order ord_3", "New order ord_4", "New order ord_5", "New order ord_6"]);
   });
 
   it("honours max", () => {
     const { client } = renderToasts({ max: 2 });
     for (let i = 1; i <= 3; i += 1) client.emitFrame(single(event("PRICE_CHANGE", `prod_${i}`)));
+    advance(TOAST_FLUSH_MS);
     expect(texts()).toEqual(["Price change: prod_2", "Price change: prod_3"]);
   });
 
@@ -161,5 +164,39 @@ describe("RealtimeToast", () => {
     const button = screen.getByRole("button", { name: "New order ord_1" });
     expect(region.contains(button)).toBe(true);
     expect(button.getAttribute("type")).toBe("button");
+  });
+});
+
+describe("RealtimeToast under a burst", () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    cleanup();
+    vi.useRealTimers();
+  });
+
+  it("renders a burst of single frames a few times, not once per frame", () => {
+    const client = new FakeRealtimeClient();
+    let renders = 0;
+    function Counting() {
+      renders += 1;
+      return <RealtimeToast />;
+    }
+    render(
+      <QueryClientProvider client={testQueryClient()}>
+        <RealtimeProvider client={client}>
+          <Counting />
+        </RealtimeProvider>
+      </QueryClientProvider>,
+    );
+    const before = renders;
+    for (let i = 0; i < 500; i += 1) client.emitFrame(single(event("ORDER_RECEIVED", `ord_${i}`)));
+    act(() => {
+      vi.advanceTimersByTime(TOAST_FLUSH_MS);
+    });
+    expect(screen.queryAllByTestId("realtime-toast")).toHaveLength(4);
+    expect(screen.queryAllByTestId("realtime-toast").map((t) => t.textContent)).toContain("New order ord_499");
+    expect(renders - before).toBeLessThan(10);
   });
 });

@@ -52,6 +52,9 @@ function assignLocation(path: string): void {
   window.location.assign(path);
 }
 
+/** Frames arriving closer together than this are shown together, in one render. */
+export const TOAST_FLUSH_MS = 100;
+
 /**
  * One toast per realtime frame: "New order ord_42" for a single event, "37 inventory changes"
  * for a batch (one toast, not 37). Each toast is a button that opens the entity (or, for a
@@ -67,17 +70,34 @@ export function RealtimeToast({
   const [toasts, setToasts] = useState<Toast[]>([]);
   const nextId = useRef(0);
 
-  useEffect(
-    () =>
-      client.onFrame((frame) => {
-        const description = describeFrame(frame);
-        if (!description) return;
-        nextId.current += 1;
-        const toast: Toast = { id: nextId.current, type: frame.type, ...description };
-        setToasts((current) => [...current, toast].slice(-cap));
-      }),
-    [client, cap],
-  );
+  useEffect(() => {
+    // A burst of single frames (debounce off) would otherwise re-render once per frame and
+    // freeze the page: the first toast shows at once, later ones at most every TOAST_FLUSH_MS.
+    let pending: Toast[] = [];
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    let lastFlush = Number.NEGATIVE_INFINITY;
+    const flush = (): void => {
+      timer = null;
+      lastFlush = Date.now();
+      const added = pending;
+      pending = [];
+      setToasts((current) => [...current, ...added].slice(-cap));
+    };
+    const off = client.onFrame((frame) => {
+      const description = describeFrame(frame);
+      if (!description) return;
+      nextId.current += 1;
+      pending = [...pending, { id: nextId.current, type: frame.type, ...description }].slice(-cap);
+      if (timer !== null) return;
+      const wait = lastFlush + TOAST_FLUSH_MS - Date.now();
+      if (wait <= 0) flush();
+      else timer = setTimeout(flush, wait);
+    });
+    return () => {
+      off();
+      if (timer !== null) clearTimeout(timer);
+    };
+  }, [client, cap]);
 
   const dismiss = (id: number): void => {
     setToasts((current) => current.filter((toast) => toast.id !== id));

@@ -27,6 +27,9 @@ export interface StatusStore {
  */
 export const STATUS_POLL_MS = 1000;
 
+/** The status re-renders for new frames at most this often. */
+export const FRAME_NOTIFY_MS = 250;
+
 export function createStatusStore(
   client: RealtimeClientApi,
   pollMs: number = STATUS_POLL_MS,
@@ -34,10 +37,27 @@ export function createStatusStore(
   let snapshot = read(client);
   return {
     subscribe(onChange) {
-      const offs = [client.onState(onChange), client.onFrame(onChange), client.onReset(onChange)];
+      // Frames can come thousands a second (debounce off); the status needs at most a few
+      // renders a second: the first frame notifies at once, later ones at most every
+      // FRAME_NOTIFY_MS.
+      let frameTimer: ReturnType<typeof setTimeout> | null = null;
+      let lastNotified = Number.NEGATIVE_INFINITY;
+      const notifyFrame = (): void => {
+        frameTimer = null;
+        lastNotified = Date.now();
+        onChange();
+      };
+      const onFrame = (): void => {
+        if (frameTimer !== null) return;
+        const wait = lastNotified + FRAME_NOTIFY_MS - Date.now();
+        if (wait <= 0) notifyFrame();
+        else frameTimer = setTimeout(notifyFrame, wait);
+      };
+      const offs = [client.onState(onChange), client.onFrame(onFrame), client.onReset(onChange)];
       const timer = setInterval(onChange, pollMs);
       return () => {
         clearInterval(timer);
+        if (frameTimer !== null) clearTimeout(frameTimer);
         for (const off of offs) off();
       };
     },

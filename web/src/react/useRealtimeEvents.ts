@@ -71,12 +71,12 @@ export function useRealtimeEvents(options: UseRealtimeEventsOptions = {}): UseRe
     return kept.length > limit ? kept.slice(0, limit) : kept;
   }, [feed.events, typesKey, limit]);
 
-  // The client's last event is the very latest of all; when it is of a requested type it is
-  // also the latest of those (and it is known before this component saw any frame).
+  // The feed sees every frame at once (the status is throttled); before this component saw any
+  // frame, the client's last event stands in when it is of a requested type.
   const clientLastMatches =
     status.lastEvent !== null && typeFilter(typesKey)(status.lastEvent.type);
-  const lastEvent = clientLastMatches ? status.lastEvent : feed.lastEvent;
-  const lastEventAt = clientLastMatches ? status.lastEventAt : feed.lastEventAt;
+  const lastEvent = feed.lastEvent ?? (clientLastMatches ? status.lastEvent : null);
+  const lastEventAt = feed.lastEvent ? feed.lastEventAt : clientLastMatches ? status.lastEventAt : null;
 
   return {
     isConnected: status.state === "open",
