@@ -158,22 +158,19 @@ async fn every_bad_credential_gets_a_specific_json_error() {
     .await;
     assert_eq!(status, 401);
 
-    for (reason, count) in [
-        ("missing_credentials", 2.0),
-        ("invalid_api_key", 1.0),
-        ("invalid_token", 2.0),
-        ("channel_not_allowed", 1.0),
-        ("api_key_required", 1.0),
-        ("unknown_channel", 1.0),
-        ("token_expired", 1.0),
-    ] {
-        gateway
-            .wait_for_metric(
-                &format!("gateway_requests_rejected_total{{reason=\"{reason}\"}}"),
-                count,
-            )
-            .await;
-    }
+    wait_for_rejections(
+        &gateway,
+        &[
+            ("missing_credentials", 2.0),
+            ("invalid_api_key", 1.0),
+            ("invalid_token", 2.0),
+            ("channel_not_allowed", 1.0),
+            ("api_key_required", 1.0),
+            ("unknown_channel", 1.0),
+            ("token_expired", 1.0),
+        ],
+    )
+    .await;
     gateway.stop().await;
 }
 

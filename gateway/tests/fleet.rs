@@ -186,19 +186,16 @@ async fn connection_and_request_limits_refuse_with_a_reason() {
         "headers_too_large"
     );
 
-    for (reason, count) in [
-        ("too_many_connections_for_key", 1.0),
-        ("too_many_connections", 2.0),
-        ("uri_too_long", 1.0),
-        ("headers_too_large", 1.0),
-    ] {
-        gateway
-            .wait_for_metric(
-                &format!("gateway_requests_rejected_total{{reason=\"{reason}\"}}"),
-                count,
-            )
-            .await;
-    }
+    wait_for_rejections(
+        &gateway,
+        &[
+            ("too_many_connections_for_key", 1.0),
+            ("too_many_connections", 2.0),
+            ("uri_too_long", 1.0),
+            ("headers_too_large", 1.0),
+        ],
+    )
+    .await;
     gateway.stop().await;
 }
 

@@ -203,6 +203,18 @@ pub async fn start_gateway(config: Config) -> RunningGateway {
     gateway
 }
 
+/// Waits until `gateway_requests_rejected_total` shows each `(reason, count)`.
+pub async fn wait_for_rejections(gateway: &RunningGateway, expected: &[(&str, f64)]) {
+    for (reason, count) in expected {
+        gateway
+            .wait_for_metric(
+                &format!("gateway_requests_rejected_total{{reason=\"{reason}\"}}"),
+                *count,
+            )
+            .await;
+    }
+}
+
 /// GET an API path with the test key; returns status and JSON body.
 pub async fn get_json(gateway: &RunningGateway, path: &str) -> (u16, Value) {
     let response = reqwest::Client::new()

@@ -172,28 +172,27 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 timeout: Duration::from_secs(5),
             };
             let latencies = probe.run(&mut redis, prefix).await?;
-            let ms = |q: f64| {
-                latencies
-                    .quantile(q)
-                    .map_or("-".into(), |us| format!("{:.2} ms", us as f64 / 1000.0))
-            };
-            report(&format!(
-                "{{\"probes\":{count},\"received\":{},\"lost\":{},\"batched_frames\":{},\"p50_ms\":{},\"p90_ms\":{},\"p99_ms\":{},\"max_ms\":{}}}",
-                latencies.samples.len(),
-                latencies.lost,
-                latencies.batched,
-                latencies.quantile(0.5).map_or(-1.0, |us| us as f64 / 1000.0),
-                latencies.quantile(0.9).map_or(-1.0, |us| us as f64 / 1000.0),
-                latencies.quantile(0.99).map_or(-1.0, |us| us as f64 / 1000.0),
-                latencies.quantile(1.0).map_or(-1.0, |us| us as f64 / 1000.0),
-            ));
+            // Each quantile once, in milliseconds, for both the JSON line and the summary.
+            let [p50, p90, p99, max] =
+                [0.5, 0.9, 0.99, 1.0].map(|q| latencies.quantile(q).map(|us| us as f64 / 1000.0));
+            report(
+                &serde_json::json!({
+                    "probes": count,
+                    "received": latencies.samples.len(),
+                    "lost": latencies.lost,
+                    "batched_frames": latencies.batched,
+                    "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "max_ms": max,
+                })
+                .to_string(),
+            );
+            let ms = |value: Option<f64>| value.map_or("-".into(), |v| format!("{v:.2} ms"));
             eprintln!(
                 "publish -> receive over {} probes: p50 {}, p90 {}, p99 {}, max {}; lost {}",
                 latencies.samples.len(),
-                ms(0.5),
-                ms(0.9),
-                ms(0.99),
-                ms(1.0),
+                ms(p50),
+                ms(p90),
+                ms(p99),
+                ms(max),
                 latencies.lost
             );
             if latencies.batched > 0 {
