@@ -15,6 +15,11 @@ use tokio_util::sync::CancellationToken;
 /// sequence: without this check the gateway would skip the new stream's first events.
 const STREAM_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Checks in a row that may find the stream ahead of the consumer with nothing delivered before
+/// the consumer is presumed stuck and re-created. When a NATS cluster node dies together with
+/// the stream leader that hosted the ordered consumer, the client can wait on it forever.
+const STALLED_CHECKS: u32 = 2;
+
 /// The stream's identity: its creation time in unix milliseconds.
 fn epoch_of(info: &jetstream::stream::Info) -> u64 {
     u64::try_from(info.created.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
@@ -114,13 +119,28 @@ impl Feed {
         let mut check = tokio::time::interval(STREAM_CHECK_INTERVAL);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         check.reset();
+        let mut received_since_check = false;
+        let mut stalled_checks = 0;
         loop {
             let message = tokio::select! {
                 message = messages.next() => message,
                 _ = check.tick() => {
+                    let received = std::mem::take(&mut received_since_check);
                     match self.jetstream.get_stream(&self.stream_name).await {
                         Ok(current) if epoch_of(current.cached_info()) != epoch => {
                             return ReadEnd::Failed("the stream was recreated".into());
+                        }
+                        Ok(current) => {
+                            let next = position.map(|(_, next)| next).unwrap_or(start_seq);
+                            let behind = current.cached_info().state.last_sequence >= next;
+                            stalled_checks = if behind && !received { stalled_checks + 1 } else { 0 };
+                            if stalled_checks >= STALLED_CHECKS {
+                                return ReadEnd::Failed(format!(
+                                    "the ordered consumer delivered nothing for {:?} while the stream holds sequence {next} and later; re-creating it",
+                                    STREAM_CHECK_INTERVAL * STALLED_CHECKS
+                                ));
+                            }
+                            continue;
                         }
                         Err(error) if matches!(error.kind(), jetstream::context::GetStreamErrorKind::JetStream(_)) => {
                             return ReadEnd::Failed(format!("the stream is gone: {error}"));
@@ -146,6 +166,7 @@ impl Feed {
                 return ReadEnd::PipelineGone;
             }
             *position = Some((epoch, seq + 1));
+            received_since_check = true;
         }
         ReadEnd::Failed("ordered consumer ended".into())
     }
