@@ -32,10 +32,21 @@ web-test:
     cargo build -q -p rakuda-bridge -p rakuda-gateway -p rakuda-simulator
     cd web && npm run typecheck && npm test && npm run build && npm run e2e
 
-# Check the alert rules and run their unit tests with promtool.
+# Check every ops file with its tool: promtool (config, rules, rule tests), nginx -t,
+# nats-server -t, systemd-analyze verify.
 check-ops:
-    promtool check rules ops/prometheus/alerts.yml
-    cd ops/prometheus && promtool test rules alerts.test.yml
+    ./ops/check-ops.sh
+
+# Only the fleet test: 3 NATS nodes, 2 bridges, 2 gateways, nginx, broken piece by piece.
+test-fleet:
+    cargo nextest run -p rakuda-gateway --test deployment --no-capture
+
+# A whole fleet for a demo: Redis, 3 NATS nodes, 2 bridges, 2 gateways and nginx on
+# 127.0.0.1:8088, with simulated traffic and the dashboard. Ctrl-C stops it.
+fleet:
+    cargo build -q -p rakuda-bridge -p rakuda-gateway -p rakuda-simulator -p rakuda-testkit
+    cd web && npm run --silent build:dashboard >/dev/null
+    target/debug/rakuda-fleet
 
 # Formatting and clippy with warnings as errors.
 lint:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what rakuda-realtime needs on a Debian machine that has Rust and Node.js: `just` and
-# `cargo-nextest` (via cargo), `redis-server`, `redis-cli`, `nats-server`, `promtool` and `chromium`
-# (via apt), and web/'s npm packages (npm ci). Safe to run again: it only installs
+# `cargo-nextest` (via cargo), `redis-server`, `redis-cli`, `nats-server`, `promtool`, `nginx`,
+# `systemd-analyze` and `chromium` (via apt), and web/'s npm packages (npm ci). Safe to run again: it only installs
 # what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +22,10 @@ have nats-server || missing+=(nats-server)
 have promtool || missing+=(prometheus)
 # The browser tests drive Debian's Chromium (never a downloaded browser build).
 have chromium || missing+=(chromium fonts-dejavu-core)
+# The fleet test puts nginx in front of the gateways; check-ops runs `nginx -t`.
+have nginx || missing+=(nginx)
+# check-ops verifies the systemd units.
+have systemd-analyze || missing+=(systemd)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]} with apt-get" >&2
@@ -37,12 +41,7 @@ fi
 if ! command -v just >/dev/null 2>&1; then
   echo "bootstrap: installing just with cargo (takes a minute once)" >&2
   cargo install --locked --quiet just
-  if ! cargo nextest --version >/dev/null 2>&1; then
-  echo "bootstrap: installing cargo-nextest with cargo (takes a few minutes once)" >&2
-  cargo install --locked --quiet cargo-nextest
-fi
-
-if ! command -v just >/dev/null 2>&1; then
+  if ! command -v just >/dev/null 2>&1; then
     echo "bootstrap: just was installed to ${CARGO_HOME:-$HOME/.cargo}/bin, which is not on PATH; add it" >&2
     exit 1
   fi

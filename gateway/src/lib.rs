@@ -92,6 +92,7 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| format!("gw-{:06x}", rand::random::<u32>() & 0xff_ffff));
     let metrics = Arc::new(GatewayMetrics::new());
+    metrics.max_connections.set(config.max_connections as f64);
     let nats = rakuda_service::nats::connect(
         format!("rakuda-gateway {instance}"),
         config.nats_url.clone(),

@@ -100,6 +100,7 @@ pub struct GatewayMetrics {
     pub canary_latency: Histogram,
     pub canary_age: Gauge,
     pub degraded: Gauge,
+    pub max_connections: Gauge,
 }
 
 impl GatewayMetrics {
@@ -205,6 +206,12 @@ impl GatewayMetrics {
         );
         describe(
             r,
+            "gateway_max_connections",
+            Unit::Count,
+            "MAX_CONNECTIONS: connections this instance accepts before answering 503 (for the connection-limit alert).",
+        );
+        describe(
+            r,
             "gateway_fanout_duration_seconds",
             Unit::Seconds,
             "Time to hand one frame to every connection.",
@@ -264,6 +271,7 @@ impl GatewayMetrics {
             canary_latency: histogram(r, "gateway_canary_latency_seconds"),
             canary_age: gauge(r, "gateway_canary_age_seconds", &[]),
             degraded: gauge(r, "gateway_degraded", &[]),
+            max_connections: gauge(r, "gateway_max_connections", &[]),
         }
     }
 
