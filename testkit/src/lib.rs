@@ -9,19 +9,28 @@
 //! - [`process`] — spawning a server binary, waiting until it answers, killing it.
 //! - [`redis`] — [`RedisServer`].
 //! - [`nats`] — [`NatsServer`].
+//! - [`nats_cluster`] — [`NatsCluster`], three nodes from `ops/nats/cluster.conf`.
+//! - [`nginx`] — [`Nginx`] from `ops/nginx/nginx.conf`.
+//! - [`fleet`] — a whole deployment of real processes ([`Fleet`]).
 //! - [`in_process`] — a bridge or gateway running inside the test, with its metrics.
 //! - [`wait`] — bounded waits and reading Prometheus samples.
 //! - [`redis_client`] — publishing as the workers do, waiting for subscribers.
 
 mod process;
 
+pub mod fleet;
 pub mod in_process;
 pub mod nats;
+pub mod nats_cluster;
+pub mod nginx;
 pub mod redis;
 pub mod redis_client;
 pub mod wait;
 
+pub use fleet::{Fleet, FleetConfig};
 pub use in_process::InProcess;
 pub use nats::NatsServer;
+pub use nats_cluster::NatsCluster;
+pub use nginx::Nginx;
 pub use process::{free_port, Error};
 pub use redis::RedisServer;

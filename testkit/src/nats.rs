@@ -88,6 +88,7 @@ fn spawn(dir: &TempDir, port: u16) -> Result<ServerProcess, Error> {
         "nats-server",
         "nats-server",
         &args,
+        &[],
         &log_path(dir.path(), &format!("nats-{port}")),
         port,
         sends_info,
@@ -95,7 +96,7 @@ fn spawn(dir: &TempDir, port: u16) -> Result<ServerProcess, Error> {
 }
 
 /// A NATS server greets every client with an `INFO {...}` line once it accepts connections.
-fn sends_info(addr: SocketAddr) -> bool {
+pub(crate) fn sends_info(addr: SocketAddr) -> bool {
     let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;
     };

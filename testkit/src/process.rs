@@ -34,6 +34,8 @@ pub enum Error {
         port: u16,
         log: String,
     },
+    #[error("{name}: {message}")]
+    Service { name: String, message: String },
     #[error("test support I/O failed: {0}")]
     Io(#[from] io::Error),
 }
@@ -56,6 +58,7 @@ impl ServerProcess {
         binary: &'static str,
         package: &'static str,
         args: &[String],
+        envs: &[(&str, String)],
         log_path: &Path,
         port: u16,
         ready: impl Fn(SocketAddr) -> bool,
@@ -63,6 +66,7 @@ impl ServerProcess {
         let log = File::create(log_path)?;
         let child = Command::new(locate(binary))
             .args(args)
+            .envs(envs.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -93,6 +97,18 @@ impl ServerProcess {
 
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Waits up to `limit` for the process to exit by itself; true if it did.
+    pub(crate) fn wait_for_exit(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return true;
+            }
+            std::thread::sleep(READY_POLL);
+        }
+        false
     }
 
     /// Kills the process (SIGKILL: no chance to clean up, as in a crash) and reaps it.
@@ -183,6 +199,7 @@ mod tests {
         let result = ServerProcess::spawn(
             "rakuda-no-such-server",
             "rakuda-no-such-package",
+            &[],
             &[],
             &dir.path().join("log"),
             1,

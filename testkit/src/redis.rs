@@ -84,6 +84,7 @@ fn spawn(dir: &TempDir, port: u16) -> Result<ServerProcess, Error> {
         "redis-server",
         "redis-server",
         &args,
+        &[],
         &log_path(dir.path(), &format!("redis-{port}")),
         port,
         answers_ping,

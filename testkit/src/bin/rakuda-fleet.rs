@@ -1,0 +1,85 @@
+//! `just fleet`: the deployment of the fleet test, run by hand for a demo — Redis, a 3-node NATS
+//! cluster, two bridges, two gateways and nginx in front, plus the traffic simulator.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use clap::Parser;
+use rakuda_testkit::{Fleet, FleetConfig};
+
+#[derive(Parser)]
+#[command(about = "Runs a whole rakuda-realtime fleet on this machine until Ctrl-C")]
+struct Args {
+    /// Where rakuda-bridge, rakuda-gateway and rakuda-sim were built.
+    #[arg(long, default_value = "target/debug")]
+    bin_dir: PathBuf,
+    /// nginx listens here; gateways take the next two ports, bridges' metrics base+11 and +12.
+    #[arg(long, default_value_t = 8088)]
+    port: u16,
+    /// The demo dashboard the gateways serve at / (built by `npm run build:dashboard`).
+    #[arg(long, default_value = "web/dist")]
+    dashboard_dir: PathBuf,
+    #[arg(long, env = "API_KEY", default_value = "dev-api-key-change-me")]
+    api_key: String,
+    /// Do not start `rakuda-sim run`.
+    #[arg(long)]
+    no_traffic: bool,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let mut config = FleetConfig::new(args.bin_dir.clone());
+    config.api_key = args.api_key.clone();
+    config.base_port = Some(args.port);
+    if args.dashboard_dir.join("index.html").is_file() {
+        let dir = std::fs::canonicalize(&args.dashboard_dir)?;
+        config.gateway_env.push((
+            "GATEWAY_DASHBOARD_DIR".into(),
+            dir.to_string_lossy().into_owned(),
+        ));
+    }
+    eprintln!("fleet: starting Redis, 3 NATS nodes, 2 bridges, 2 gateways and nginx ...");
+    let fleet = Fleet::start(config).await?;
+    let mut simulator = if args.no_traffic {
+        None
+    } else {
+        Some(
+            Command::new(args.bin_dir.join("rakuda-sim"))
+                .arg("run")
+                .env("REDIS_URL", fleet.redis.url())
+                .stdout(Stdio::null())
+                .spawn()?,
+        )
+    };
+    let url = fleet.url();
+    let key = &fleet.api_key;
+    let gateways: Vec<String> = fleet.gateways.iter().map(|g| g.url()).collect();
+    let bridges: Vec<String> = fleet.bridges.iter().map(|b| b.url()).collect();
+    eprintln!(
+        "
+  The fleet is up. Through nginx:
+
+    dashboard   {url}/?apiKey={key}
+    events      curl -N -H 'X-API-Key: {key}' {url}/api/realtime/events
+    cluster     curl -s -H 'X-API-Key: {key}' '{url}/api/realtime/stats?scope=cluster'
+
+  Gateways {gateways:?} (each has /metrics, /readyz); bridges {bridges:?};
+  NATS cluster {nats}; Redis {redis}.
+  Logs: {logs}
+
+  Try it: kill -9 a gateway, stop a NATS node, SIGTERM a gateway and watch the dashboard.
+  Ctrl-C stops everything.
+",
+        nats = fleet.nats.urls(),
+        redis = fleet.redis.url(),
+        logs = fleet.log_dir().display(),
+    );
+    tokio::signal::ctrl_c().await?;
+    if let Some(simulator) = simulator.as_mut() {
+        let _ = simulator.kill();
+        let _ = simulator.wait();
+    }
+    eprintln!("fleet: stopping");
+    Ok(())
+}
