@@ -1,0 +1,18 @@
+//! Load and correctness traffic for rakuda-realtime, used by `rakuda-loadgen` and by the fleet
+//! test: events that carry their own number and publish time, subscribers that reconnect with
+//! resume cursors and tally what arrived.
+//!
+//! # Layout
+//! - [`marker`] — what a load event carries in `payload.data` (`lg_n`, `lg_sent_us`), and
+//!   reading it back out of a frame.
+//! - [`publish`] — publishing numbered events to Redis as the workers do, at a rate or at once.
+//! - [`client`] — one SSE or WebSocket subscriber that reconnects with its cursor.
+//! - [`tally`] — what one subscriber saw: seqs, duplicates, latencies, reconnects.
+
+pub mod client;
+pub mod marker;
+pub mod publish;
+pub mod tally;
+
+pub use client::{Target, Transport};
+pub use tally::Tally;
