@@ -87,6 +87,11 @@ impl Stack {
         config
     }
 
+    /// `http://127.0.0.1:<port>` of the running bridge (its /metrics, /healthz, /readyz).
+    pub fn bridge_url(&self) -> Option<&str> {
+        self.bridge.as_ref().map(|bridge| bridge.url.as_str())
+    }
+
     /// Stops the bridge (events published afterwards go nowhere).
     pub async fn stop_bridge(&mut self) {
         if let Some(bridge) = self.bridge.take() {
