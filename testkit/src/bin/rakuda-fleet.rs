@@ -75,7 +75,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         redis = fleet.redis.url(),
         logs = fleet.log_dir().display(),
     );
-    tokio::signal::ctrl_c().await?;
+    // Ctrl-C or SIGTERM: either way every process of the fleet is stopped on the way out.
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
     if let Some(simulator) = simulator.as_mut() {
         let _ = simulator.kill();
         let _ = simulator.wait();
