@@ -56,10 +56,37 @@ pub struct Service {
     envs: Vec<(String, String)>,
     pub port: u16,
     log: PathBuf,
+    /// Run under `taskset -c <cpus>` (benchmarks pin the gateway to its own core).
+    cpus: Option<String>,
     child: Option<Child>,
 }
 
 impl Service {
+    /// A service that answers `/readyz` on `port` once started; not started yet.
+    pub fn new(
+        name: &str,
+        binary: PathBuf,
+        envs: Vec<(String, String)>,
+        port: u16,
+        log: PathBuf,
+    ) -> Service {
+        Service {
+            name: name.to_owned(),
+            binary,
+            envs,
+            port,
+            log,
+            cpus: None,
+            child: None,
+        }
+    }
+
+    /// Pins the process to these CPUs (`taskset -c` syntax, e.g. `0` or `1-3`).
+    pub fn pinned_to(mut self, cpus: Option<String>) -> Service {
+        self.cpus = cpus;
+        self
+    }
+
     /// `http://127.0.0.1:<port>`
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
@@ -79,7 +106,15 @@ impl Service {
             .create(true)
             .append(true)
             .open(&self.log)?;
-        let child = Command::new(&self.binary)
+        let mut command = match &self.cpus {
+            Some(cpus) => {
+                let mut command = Command::new("taskset");
+                command.arg("-c").arg(cpus).arg(&self.binary);
+                command
+            }
+            None => Command::new(&self.binary),
+        };
+        let child = command
             .envs(self.envs.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -230,14 +265,13 @@ impl Fleet {
             let port = port(11 + index as u16)?;
             let mut envs = common(&config.bridge_env);
             envs.push(("BRIDGE_METRICS_ADDR".into(), loopback(port)));
-            let mut bridge = Service {
-                name: format!("bridge-{}", index + 1),
-                binary: bridge_binary.clone(),
+            let mut bridge = Service::new(
+                &format!("bridge-{}", index + 1),
+                bridge_binary.clone(),
                 envs,
                 port,
-                log: dir.path().join(format!("bridge-{}.log", index + 1)),
-                child: None,
-            };
+                dir.path().join(format!("bridge-{}.log", index + 1)),
+            );
             bridge.start().await?;
             bridges.push(bridge);
         }
@@ -249,14 +283,13 @@ impl Fleet {
             let mut envs = common(&config.gateway_env);
             envs.push(("GATEWAY_ADDR".into(), loopback(port)));
             envs.push(("GATEWAY_INSTANCE_ID".into(), name.clone()));
-            let mut gateway = Service {
-                name: name.clone(),
-                binary: gateway_binary.clone(),
+            let mut gateway = Service::new(
+                &name,
+                gateway_binary.clone(),
                 envs,
                 port,
-                log: dir.path().join(format!("{name}.log")),
-                child: None,
-            };
+                dir.path().join(format!("{name}.log")),
+            );
             gateway.start().await?;
             gateways.push(gateway);
         }

@@ -27,7 +27,7 @@ pub mod redis;
 pub mod redis_client;
 pub mod wait;
 
-pub use fleet::{Fleet, FleetConfig};
+pub use fleet::{Fleet, FleetConfig, Service};
 pub use in_process::InProcess;
 pub use nats::NatsServer;
 pub use nats_cluster::NatsCluster;

@@ -32,6 +32,11 @@ impl NatsServer {
         self.port
     }
 
+    /// The server's process id while it runs (for CPU and memory readings).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(ServerProcess::pid)
+    }
+
     /// `nats://127.0.0.1:<port>`
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)

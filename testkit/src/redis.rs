@@ -30,6 +30,11 @@ impl RedisServer {
         self.port
     }
 
+    /// The server's process id while it runs (for CPU and memory readings).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(ServerProcess::pid)
+    }
+
     /// `redis://127.0.0.1:<port>`
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use rakuda_simulator::sse::SseParser;
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -16,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 use crate::marker::{events_in_frame, now_us};
 use crate::tally::Tally;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Transport {
     Sse,
     Ws,
@@ -94,11 +96,32 @@ pub async fn run(
     tally: SharedTally,
     stop: CancellationToken,
 ) {
+    run_kickable(target, http, tally, stop, None).await
+}
+
+/// Runs one subscriber until `stop`; each change of `kick` drops its connection on the spot
+/// (as a network blip would) so that it reconnects with its cursor at once.
+pub async fn run_kickable(
+    target: Arc<Target>,
+    http: reqwest::Client,
+    tally: SharedTally,
+    stop: CancellationToken,
+    mut kick: Option<watch::Receiver<u64>>,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let end = match target.transport {
-            Transport::Sse => sse_session(&target, &http, &tally, &stop).await,
-            Transport::Ws => ws_session(&target, &tally, &stop).await,
+        let session = async {
+            match target.transport {
+                Transport::Sse => sse_session(&target, &http, &tally, &stop).await,
+                Transport::Ws => ws_session(&target, &tally, &stop).await,
+            }
+        };
+        let end = tokio::select! {
+            end = session => end,
+            _ = kicked(&mut kick) => {
+                lock(&tally).ended("kicked".into());
+                continue;
+            }
         };
         let delay = match end {
             SessionEnd::Stopped => {
@@ -124,6 +147,16 @@ pub async fn run(
             _ = tokio::time::sleep(delay) => {}
         }
     }
+}
+
+/// Resolves when `kick` changes; never when there is none (or its sender is gone).
+async fn kicked(kick: &mut Option<watch::Receiver<u64>>) {
+    if let Some(receiver) = kick {
+        if receiver.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 fn query(target: &Target, cursor: Option<&str>) -> String {

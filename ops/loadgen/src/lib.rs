@@ -8,10 +8,20 @@
 //! - [`publish`] — publishing numbered events to Redis as the workers do, at a rate or at once.
 //! - [`client`] — one SSE or WebSocket subscriber that reconnects with its cursor.
 //! - [`tally`] — what one subscriber saw: seqs, duplicates, latencies, reconnects.
+//! - [`subscribers`] — many subscribers opened in waves, watched, kicked and stopped together.
+//! - [`stack`] — Redis, NATS, a bridge and a gateway (pinned to its own CPU) for a benchmark.
+//! - [`procstat`] — RSS and CPU seconds of a process, from /proc.
+//! - [`scenario`] — the standard scenarios and the runner that measures one.
+//! - [`report`] — tables, medians and the generated part of docs/BENCHMARKS.md.
 
 pub mod client;
 pub mod marker;
+pub mod procstat;
 pub mod publish;
+pub mod report;
+pub mod scenario;
+pub mod stack;
+pub mod subscribers;
 pub mod tally;
 
 pub use client::{Target, Transport};

@@ -4,7 +4,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Deserialize;
+use memchr::memmem;
 
 /// Microseconds since the Unix epoch: the publisher and the subscribers share this clock.
 pub fn now_us() -> u64 {
@@ -24,61 +24,74 @@ pub struct Delivered {
     pub sent_us: Option<u64>,
 }
 
-#[derive(Deserialize)]
-struct MarkerData {
-    lg_n: Option<u64>,
-    lg_sent_us: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct PayloadView {
-    data: Option<MarkerData>,
-}
-
-#[derive(Deserialize)]
-struct EventView {
-    seq: u64,
-    payload: Option<PayloadView>,
-}
-
-/// An event frame's `data`: one event, or a batch of them.
-#[derive(Deserialize)]
-struct FrameView {
-    seq: Option<u64>,
-    payload: Option<PayloadView>,
-    #[serde(default)]
-    events: Vec<EventView>,
-    count: Option<u64>,
-}
+/// A frame that holds no event (no `"seq":`).
+#[derive(Debug, thiserror::Error)]
+#[error("not an event frame: no \"seq\" in {0:?}")]
+pub struct NotAnEventFrame(String);
 
 /// The events in an event frame's `data` JSON (a single event or a batch), plus the batch's
 /// `count` (how many events it stands for, which may exceed the listed ones).
-pub fn events_in_frame(data: &[u8]) -> Result<(Vec<Delivered>, u64), serde_json::Error> {
-    let frame: FrameView = serde_json::from_slice(data)?;
-    let marker = |payload: Option<PayloadView>| {
-        payload
-            .and_then(|payload| payload.data)
-            .map(|data| (data.lg_n, data.lg_sent_us))
-            .unwrap_or((None, None))
-    };
-    if let Some(seq) = frame.seq {
-        let (n, sent_us) = marker(frame.payload);
-        return Ok((vec![Delivered { seq, n, sent_us }], 1));
+///
+/// This scans instead of parsing: at half a million deliveries a second on a core shared with
+/// Redis, NATS and the bridge, a full JSON parse per delivery would make the load generator the
+/// bottleneck. It relies on what the gateway writes: each event's `"seq"` comes before its
+/// payload, a batch's `"count"` before its `"events"`, and load events have no `"seq"` key
+/// inside their data.
+pub fn events_in_frame(data: &[u8]) -> Result<(Vec<Delivered>, u64), NotAnEventFrame> {
+    let seqs: Vec<usize> = memmem::find_iter(data, SEQ).collect();
+    if seqs.is_empty() {
+        let shown = String::from_utf8_lossy(&data[..data.len().min(80)]).into_owned();
+        return Err(NotAnEventFrame(shown));
     }
-    let listed = frame.events.len() as u64;
-    let events = frame
-        .events
-        .into_iter()
-        .map(|event| {
-            let (n, sent_us) = marker(event.payload);
-            Delivered {
-                seq: event.seq,
-                n,
-                sent_us,
-            }
-        })
-        .collect();
-    Ok((events, frame.count.unwrap_or(listed)))
+    let mut events = Vec::with_capacity(seqs.len());
+    for (index, &at) in seqs.iter().enumerate() {
+        let body = &data[at + SEQ.len()..];
+        let end = seqs.get(index + 1).map_or(data.len(), |next| *next) - (at + SEQ.len());
+        let body = &body[..end];
+        let Some(seq) = leading_number(body) else {
+            continue;
+        };
+        events.push(Delivered {
+            seq,
+            n: number_after(body, LG_N),
+            sent_us: number_after(body, LG_SENT_US),
+        });
+    }
+    let represented = match (memmem::find(data, COUNT), memmem::find(data, EVENTS)) {
+        (Some(count), Some(list)) if count < list => {
+            leading_number(&data[count + COUNT.len()..]).unwrap_or(events.len() as u64)
+        }
+        _ => events.len() as u64,
+    };
+    Ok((events, represented))
+}
+
+const SEQ: &[u8] = b"\"seq\":";
+const LG_N: &[u8] = b"\"lg_n\":";
+const LG_SENT_US: &[u8] = b"\"lg_sent_us\":";
+const COUNT: &[u8] = b"\"count\":";
+const EVENTS: &[u8] = b"\"events\":";
+
+fn number_after(haystack: &[u8], key: &[u8]) -> Option<u64> {
+    memmem::find(haystack, key).and_then(|at| leading_number(&haystack[at + key.len()..]))
+}
+
+/// The unsigned integer at the start of `bytes` (after optional spaces).
+fn leading_number(bytes: &[u8]) -> Option<u64> {
+    let digits = bytes.iter().skip_while(|b| **b == b' ');
+    let mut value: Option<u64> = None;
+    for byte in digits {
+        if !byte.is_ascii_digit() {
+            break;
+        }
+        value = Some(
+            value
+                .unwrap_or(0)
+                .checked_mul(10)?
+                .checked_add(u64::from(byte - b'0'))?,
+        );
+    }
+    value
 }
 
 #[cfg(test)]

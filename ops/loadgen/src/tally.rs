@@ -88,6 +88,15 @@ impl Tally {
         }
     }
 
+    /// Starts a new measurement window: forgets the latencies and marks recorded so far (the
+    /// seqs stay, so a late duplicate is still recognised).
+    pub fn start_window(&mut self) {
+        self.latencies_us.clear();
+        self.marks.clear();
+        self.frames = 0;
+        self.represented = 0;
+    }
+
     /// Is the latest session open?
     pub fn is_live(&self) -> bool {
         self.sessions

@@ -1,0 +1,72 @@
+//! Memory and CPU of a process, read from /proc: what a benchmark reports for the gateway,
+//! the bridge, the servers and the load generator itself.
+
+use std::sync::OnceLock;
+
+/// One reading of a process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Reading {
+    /// Resident memory, KiB (`VmRSS`).
+    pub rss_kib: u64,
+    /// User plus system CPU time so far, seconds.
+    pub cpu_seconds: f64,
+}
+
+/// Reads `/proc/<pid>`; `None` if the process is gone.
+pub fn read(pid: u32) -> Option<Reading> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(Reading {
+        rss_kib,
+        cpu_seconds: cpu_ticks(&stat)? as f64 / clock_ticks_per_second() as f64,
+    })
+}
+
+/// utime + stime from a `/proc/<pid>/stat` line. The command name (field 2) may hold spaces
+/// and parentheses, so fields are counted from the last `)`.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // After the name: state is field 3, utime field 14, stime field 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// `getconf CLK_TCK` (100 on every Linux this runs on; asked once rather than assumed).
+fn clock_ticks_per_second() -> u64 {
+    static TICKS: OnceLock<u64> = OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|output| String::from_utf8(output.stdout).ok())
+            .and_then(|text| text.trim().parse().ok())
+            .filter(|ticks| *ticks > 0)
+            .unwrap_or(100)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_fields_are_found_past_a_name_with_spaces() {
+        let stat = "42 (tokio (rt) x) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0 1 0 0";
+        assert_eq!(cpu_ticks(stat), Some(300));
+    }
+
+    #[test]
+    fn this_process_can_be_read() {
+        let reading = read(std::process::id()).expect("own /proc entry");
+        assert!(reading.rss_kib > 0);
+        assert!(reading.cpu_seconds >= 0.0);
+    }
+}
