@@ -23,8 +23,12 @@ fn order(n: u64) -> RealTimeEvent {
     data.insert("currency".into(), Value::from("USD"));
     data.insert("sku".into(), Value::from(format!("SKU-{n:08}")));
     data.insert("note".into(), Value::from("x".repeat(160)));
-    RealTimeEvent::now(EventType::OrderReceived, format!("ord_{n}"), Action::Created)
-        .with_data(data)
+    RealTimeEvent::now(
+        EventType::OrderReceived,
+        format!("ord_{n}"),
+        Action::Created,
+    )
+    .with_data(data)
 }
 
 fn sequenced(n: u64, event_type: EventType) -> SequencedEvent {
@@ -71,7 +75,10 @@ fn debounce_step(c: &mut Criterion) {
                 let mut debouncer = Debouncer::new(Duration::from_millis(500), 1000);
                 // Opens the window.
                 let _ = debouncer.push(Arc::new(sequenced(0, EventType::InventoryChange)), now);
-                (debouncer, Arc::new(sequenced(1, EventType::InventoryChange)))
+                (
+                    debouncer,
+                    Arc::new(sequenced(1, EventType::InventoryChange)),
+                )
             },
             |(mut debouncer, event)| {
                 let _ = debouncer.push(event, now);

@@ -42,6 +42,7 @@ pub mod pipeline;
 pub mod resume;
 pub mod routes;
 pub mod sse;
+pub mod sse_socket;
 pub mod stats;
 pub mod token;
 pub mod ws;
@@ -63,6 +64,7 @@ use feed::Feed;
 use hub::Hub;
 use metrics::GatewayMetrics;
 use pipeline::Pipeline;
+use sse_socket::SseSocketListener;
 
 /// Stream messages read ahead of the pipeline.
 const FEED_QUEUE_CAPACITY: usize = 4_096;
@@ -145,7 +147,19 @@ pub async fn run(
     let stop_serving = CancellationToken::new();
     let stall_timeout = app.config.client_stall_timeout;
     let listener = listener.tap_io(move |tcp| tune_client_socket(tcp, stall_timeout));
-    let server = axum::serve(listener, routes::router(app.clone()))
+    let router = routes::router(app.clone());
+    // SSE streams are served straight on their sockets (see sse_socket); these tasks own them.
+    let sse_connections = TaskTracker::new();
+    let listener = SseSocketListener::new(
+        listener,
+        app.clone(),
+        router.clone(),
+        sse_connections.clone(),
+    );
+    // `into_make_service` shares one finished router across connections; serving a `Router`
+    // directly re-applies its state per connection, rebuilding the route table (about 6 KiB for
+    // every client, measured with massif).
+    let server = axum::serve(listener, router.into_make_service())
         .with_graceful_shutdown(stop_serving.clone().cancelled_owned())
         .into_future();
     let mut server = tokio::spawn(server);
@@ -184,6 +198,15 @@ pub async fn run(
             }
         }
     };
+    // Every SSE stream has ended by now (drained or timed out with the server); give the
+    // tasks a moment to write their last bytes.
+    sse_connections.close();
+    if tokio::time::timeout(SERVER_STOP_TIMEOUT, sse_connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("SSE connections still open after the server stopped; leaving them");
+    }
     background.cancel();
     tasks.close();
     tasks.wait().await;
