@@ -42,8 +42,9 @@ pub const CLOSE_SERVICE_RESTART: u16 = 1012;
 pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 
 /// Small buffers: tungstenite's defaults (128 KiB read) would cost more per idle connection
-/// than everything else the connection holds.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// than everything else the connection holds. Clients only send small JSON ops; a rare larger
+/// frame (up to WS_MAX_FRAME_BYTES) just takes a few reads.
+const READ_BUFFER_BYTES: usize = 1024;
 const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 
 pub async fn upgrade(
@@ -74,7 +75,9 @@ pub async fn upgrade(
             let subscription = app
                 .hub
                 .subscribe(cursor.as_ref().and_then(|c| c.as_ref().ok()).map(|c| c.seq));
-            let plan = resume::plan(&app, cursor, &subscription, channels).await;
+            // Boxed: planning a resume (possibly a JetStream read) is a big future, and held
+            // inline it would size every session's task for its whole life (6 KiB, massif).
+            let plan = Box::pin(resume::plan(&app, cursor, &subscription, channels)).await;
             Session {
                 app,
                 allowed: principal.allowed_channels(),
