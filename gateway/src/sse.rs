@@ -175,10 +175,14 @@ fn connection(
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Once draining, the moment this connection closes; it keeps streaming until then.
         let mut close_at: Option<tokio::time::Instant> = None;
+        // Made once: a fresh `cancelled()` per loop turn registers and unregisters a waiter on
+        // the token shared by every connection (3% of the CPU at 500k frames/s, perf).
+        let shutdown = app.shutdown.clone().cancelled_owned();
+        tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 biased;
-                _ = app.shutdown.cancelled(), if close_at.is_none() => {
+                _ = &mut shutdown, if close_at.is_none() => {
                     close_at = Some(drain_deadline(&app));
                 }
                 _ = sleep_until(close_at), if close_at.is_some() => {

@@ -183,10 +183,13 @@ impl Session {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut awaiting_pong = false;
         let mut close_at: Option<Instant> = None;
+        // Made once, not per loop turn (see sse.rs).
+        let shutdown = app.shutdown.clone().cancelled_owned();
+        tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 biased;
-                _ = app.shutdown.cancelled(), if close_at.is_none() => {
+                _ = &mut shutdown, if close_at.is_none() => {
                     close_at = Some(drain_deadline(&app));
                 }
                 _ = sleep_until(close_at), if close_at.is_some() => {
