@@ -165,12 +165,7 @@ async fn a_fleet_behind_nginx_delivers_every_event_through_crashes_drains_and_ou
             let mut target = Target::new(&fleet.url(), transport).with_api_key(&fleet.api_key);
             target.idle_timeout = Duration::from_secs(5);
             let tally = SharedTally::default();
-            tokio::spawn(client::run(
-                Arc::new(target),
-                http.clone(),
-                tally.clone(),
-                stop.clone(),
-            ));
+            tokio::spawn(client::run(Arc::new(target), tally.clone(), stop.clone()));
             Subscriber { transport, tally }
         })
         .collect();

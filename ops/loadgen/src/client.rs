@@ -5,8 +5,10 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use bytes::{Buf, BytesMut};
 use futures::{SinkExt, StreamExt};
-use rakuda_simulator::sse::SseParser;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -90,20 +92,14 @@ enum SessionEnd {
 }
 
 /// Runs one subscriber until `stop`.
-pub async fn run(
-    target: Arc<Target>,
-    http: reqwest::Client,
-    tally: SharedTally,
-    stop: CancellationToken,
-) {
-    run_kickable(target, http, tally, stop, None).await
+pub async fn run(target: Arc<Target>, tally: SharedTally, stop: CancellationToken) {
+    run_kickable(target, tally, stop, None).await
 }
 
 /// Runs one subscriber until `stop`; each change of `kick` drops its connection on the spot
 /// (as a network blip would) so that it reconnects with its cursor at once.
 pub async fn run_kickable(
     target: Arc<Target>,
-    http: reqwest::Client,
     tally: SharedTally,
     stop: CancellationToken,
     mut kick: Option<watch::Receiver<u64>>,
@@ -112,7 +108,7 @@ pub async fn run_kickable(
     loop {
         let session = async {
             match target.transport {
-                Transport::Sse => sse_session(&target, &http, &tally, &stop).await,
+                Transport::Sse => sse_session(&target, &tally, &stop).await,
                 Transport::Ws => ws_session(&target, &tally, &stop).await,
             }
         };
@@ -211,60 +207,261 @@ fn handle(tally: &SharedTally, event: &str, id: Option<&str>, data: &[u8]) {
     }
 }
 
-async fn sse_session(
-    target: &Target,
-    http: &reqwest::Client,
-    tally: &SharedTally,
-    stop: &CancellationToken,
-) -> SessionEnd {
+/// `host:port` and the path prefix of an `http://` base URL.
+fn host_and_prefix(base_url: &str) -> Result<(&str, &str), String> {
+    let rest = base_url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("SSE load needs an http:// URL, not {base_url}"))?;
+    Ok(match rest.find('/') {
+        Some(slash) => (&rest[..slash], &rest[slash..]),
+        None => (rest, ""),
+    })
+}
+
+/// Most bytes of a response head (and of an error body) read before giving up.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// One SSE connection on a plain socket: the request written by hand, the chunked body decoded
+/// and the records parsed in place. reqwest's per-chunk and per-record allocations cost more
+/// than the gateway's whole delivery at 500k deliveries/s, which made the load generator the
+/// bottleneck it was measuring.
+async fn sse_session(target: &Target, tally: &SharedTally, stop: &CancellationToken) -> SessionEnd {
+    let (host, prefix) = match host_and_prefix(&target.base_url) {
+        Ok(parts) => parts,
+        Err(error) => return SessionEnd::Failed(error),
+    };
     let cursor = lock(tally).cursor.clone();
-    let url = format!(
-        "{}/api/realtime/events{}",
-        target.base_url,
+    let mut stream = tokio::select! {
+        _ = stop.cancelled() => return SessionEnd::Stopped,
+        stream = TcpStream::connect(host) => match stream {
+            Ok(stream) => stream,
+            Err(error) => return SessionEnd::Failed(format!("connect: {error}")),
+        },
+    };
+    let _ = stream.set_nodelay(true);
+    let mut request = format!(
+        "GET {prefix}/api/realtime/events{} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n",
         query(target, None)
     );
-    let mut request = http.get(url).header("Accept", "text/event-stream");
     if let Some(key) = &target.api_key {
-        request = request.header("X-API-Key", key);
+        request.push_str(&format!("X-API-Key: {key}\r\n"));
     }
     if let Some(cursor) = &cursor {
-        request = request.header("Last-Event-ID", cursor);
+        request.push_str(&format!("Last-Event-ID: {cursor}\r\n"));
     }
-    let response = tokio::select! {
-        _ = stop.cancelled() => return SessionEnd::Stopped,
-        response = request.send() => response,
-    };
-    let response = match response {
-        Ok(response) if response.status().is_success() => response,
-        Ok(response) => {
-            let status = response.status().as_u16();
-            let body = response.text().await.unwrap_or_default();
-            return SessionEnd::Failed(format!("HTTP {status}: {body}"));
+    request.push_str("\r\n");
+    if let Err(error) = stream.write_all(request.as_bytes()).await {
+        return SessionEnd::Failed(format!("send request: {error}"));
+    }
+
+    let mut input = BytesMut::with_capacity(16 * 1024);
+    let (status, chunked, length) = loop {
+        match read_more(&mut stream, &mut input, target.idle_timeout, stop).await {
+            Read::Stopped => return SessionEnd::Stopped,
+            Read::Bytes => {}
+            Read::Ended(why) => return SessionEnd::Failed(format!("before the response: {why}")),
         }
-        Err(error) => return SessionEnd::Failed(format!("connect: {error}")),
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut response = httparse::Response::new(&mut headers);
+        match response.parse(&input) {
+            Ok(httparse::Status::Complete(head)) => {
+                let header = |name: &str| {
+                    response
+                        .headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case(name))
+                        .map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase())
+                };
+                let chunked = header("transfer-encoding").is_some_and(|v| v.contains("chunked"));
+                let length = header("content-length").and_then(|v| v.trim().parse::<usize>().ok());
+                let status = response.code.unwrap_or(0);
+                input.advance(head);
+                break (status, chunked, length);
+            }
+            Ok(httparse::Status::Partial) if input.len() < MAX_HEAD_BYTES => continue,
+            Ok(httparse::Status::Partial) => {
+                return SessionEnd::Failed("response head too large".into())
+            }
+            Err(error) => return SessionEnd::Failed(format!("bad response head: {error}")),
+        }
     };
+    if status != 200 {
+        // An error: its (small) body says why.
+        let want = length.unwrap_or(MAX_HEAD_BYTES).min(MAX_HEAD_BYTES);
+        while input.len() < want {
+            match read_more(&mut stream, &mut input, Duration::from_secs(2), stop).await {
+                Read::Bytes => {}
+                _ => break,
+            }
+        }
+        let body = String::from_utf8_lossy(&input[..input.len().min(want)]).into_owned();
+        return SessionEnd::Failed(format!("HTTP {status}: {body}"));
+    }
+
     lock(tally).connected();
-    let mut body = response.bytes_stream();
-    let mut parser = SseParser::new();
+    let mut body = ChunkedBody::new(chunked);
+    let mut payload = BytesMut::with_capacity(16 * 1024);
     loop {
-        let chunk = tokio::select! {
-            _ = stop.cancelled() => return SessionEnd::Stopped,
-            chunk = tokio::time::timeout(target.idle_timeout, body.next()) => chunk,
+        let ended = match body.decode(&mut input, &mut payload) {
+            Ok(ended) => ended,
+            Err(error) => return SessionEnd::Ended(format!("bad chunked body: {error}")),
         };
-        match chunk {
-            Err(_) => return SessionEnd::Ended("idle timeout".into()),
-            Ok(None) => return SessionEnd::Ended("closed by server".into()),
-            Ok(Some(Err(error))) => return SessionEnd::Ended(format!("read: {error}")),
-            Ok(Some(Ok(bytes))) => {
-                parser.push(&bytes);
-                while let Some(record) = parser.next_record() {
-                    if let Some(event) = &record.event {
-                        handle(tally, event, record.id.as_deref(), record.data.as_bytes());
+        handle_records(tally, &mut payload);
+        if ended {
+            return SessionEnd::Ended("closed by server".into());
+        }
+        match read_more(&mut stream, &mut input, target.idle_timeout, stop).await {
+            Read::Stopped => return SessionEnd::Stopped,
+            Read::Bytes => {}
+            Read::Ended(why) => return SessionEnd::Ended(why),
+        }
+    }
+}
+
+enum Read {
+    Bytes,
+    Stopped,
+    Ended(String),
+}
+
+async fn read_more(
+    stream: &mut TcpStream,
+    input: &mut BytesMut,
+    idle: Duration,
+    stop: &CancellationToken,
+) -> Read {
+    if input.capacity() - input.len() < 4096 {
+        input.reserve(16 * 1024);
+    }
+    tokio::select! {
+        _ = stop.cancelled() => Read::Stopped,
+        read = tokio::time::timeout(idle, stream.read_buf(input)) => match read {
+            Err(_) => Read::Ended("idle timeout".into()),
+            Ok(Ok(0)) => Read::Ended("closed by server".into()),
+            Ok(Ok(_)) => Read::Bytes,
+            Ok(Err(error)) => Read::Ended(format!("read: {error}")),
+        },
+    }
+}
+
+/// Decodes `Transfer-Encoding: chunked` incrementally (or passes a close-delimited body on).
+struct ChunkedBody {
+    chunked: bool,
+    state: ChunkState,
+}
+
+enum ChunkState {
+    Size,
+    Data(usize),
+    DataEnd,
+    Done,
+}
+
+impl ChunkedBody {
+    fn new(chunked: bool) -> ChunkedBody {
+        ChunkedBody {
+            chunked,
+            state: ChunkState::Size,
+        }
+    }
+
+    /// Moves decoded bytes from `input` to `out`; true once the last chunk was read.
+    fn decode(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Result<bool, String> {
+        if !self.chunked {
+            out.extend_from_slice(input);
+            input.clear();
+            return Ok(false);
+        }
+        loop {
+            match self.state {
+                ChunkState::Done => return Ok(true),
+                ChunkState::Size => {
+                    let Some(line_end) = memchr::memchr(b'\n', input)
+                        .filter(|at| *at > 0)
+                        .map(|at| at - 1)
+                    else {
+                        return Ok(false);
+                    };
+                    let line = std::str::from_utf8(&input[..line_end])
+                        .map_err(|_| "chunk size is not text".to_owned())?;
+                    let hex = line.split(';').next().unwrap_or("").trim();
+                    let size = usize::from_str_radix(hex, 16)
+                        .map_err(|_| format!("bad chunk size {hex:?}"))?;
+                    input.advance(line_end + 2);
+                    self.state = if size == 0 {
+                        ChunkState::Done
+                    } else {
+                        ChunkState::Data(size)
+                    };
+                }
+                ChunkState::Data(remaining) => {
+                    if input.is_empty() {
+                        return Ok(false);
                     }
+                    let take = remaining.min(input.len());
+                    out.extend_from_slice(&input[..take]);
+                    input.advance(take);
+                    self.state = if take == remaining {
+                        ChunkState::DataEnd
+                    } else {
+                        ChunkState::Data(remaining - take)
+                    };
+                }
+                ChunkState::DataEnd => {
+                    if input.len() < 2 {
+                        return Ok(false);
+                    }
+                    input.advance(2);
+                    self.state = ChunkState::Size;
                 }
             }
         }
     }
+}
+
+/// Where the first `\n\n` starts (memchr for the newline, then a look at the next byte: no
+/// searcher to build per call).
+fn record_end(bytes: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(at) = memchr::memchr(b'\n', &bytes[from..]) {
+        let at = from + at;
+        match bytes.get(at + 1) {
+            Some(b'\n') => return Some(at),
+            Some(_) => from = at + 1,
+            None => return None,
+        }
+    }
+    None
+}
+
+/// Handles every complete SSE record in `payload` and drops them from it.
+fn handle_records(tally: &SharedTally, payload: &mut BytesMut) {
+    let mut consumed = 0;
+    while let Some(end) = record_end(&payload[consumed..]) {
+        let record = &payload[consumed..consumed + end];
+        let mut id = None;
+        let mut event = None;
+        let mut data: &[u8] = &[];
+        for line in record.split(|byte| *byte == b'\n') {
+            let (field, value) = match memchr::memchr(b':', line) {
+                Some(colon) => (&line[..colon], &line[colon + 1..]),
+                None => (line, &[][..]),
+            };
+            let value = value.strip_prefix(b" ").unwrap_or(value);
+            match field {
+                b"id" => id = std::str::from_utf8(value).ok(),
+                b"event" => event = std::str::from_utf8(value).ok(),
+                // The gateway writes one data line per record.
+                b"data" => data = value,
+                _ => {}
+            }
+        }
+        if let Some(event) = event {
+            handle(tally, event, id, data);
+        }
+        consumed += end + 2;
+    }
+    payload.advance(consumed);
 }
 
 async fn ws_session(target: &Target, tally: &SharedTally, stop: &CancellationToken) -> SessionEnd {
@@ -336,5 +533,59 @@ async fn ws_session(target: &Target, tally: &SharedTally, stop: &CancellationTok
                 let _ = socket.flush().await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunked_body_split_anywhere_decodes_to_the_same_bytes() {
+        let wire = b"5\r\nhello\r\nb;ext=1\r\n, SSE world\r\n0\r\n\r\n";
+        for split in 0..wire.len() {
+            let mut body = ChunkedBody::new(true);
+            let mut out = BytesMut::new();
+            let mut input = BytesMut::from(&wire[..split]);
+            // The last-chunk line ends the body even before its final CRLF arrives.
+            let ended_early = body.decode(&mut input, &mut out).expect("first part");
+            assert_eq!(ended_early, split >= wire.len() - 2, "split at {split}");
+            input.extend_from_slice(&wire[split..]);
+            assert!(body.decode(&mut input, &mut out).expect("second part"));
+            assert_eq!(&out[..], b"hello, SSE world", "split at {split}");
+        }
+        let mut input = BytesMut::from(&b"zz\r\n"[..]);
+        assert!(ChunkedBody::new(true)
+            .decode(&mut input, &mut BytesMut::new())
+            .is_err());
+    }
+
+    #[test]
+    fn records_are_handled_in_place_and_a_partial_one_waits() {
+        let tally = SharedTally::default();
+        let mut payload = BytesMut::from(
+            &b"retry: 3000\n\nid: 1-7\nevent: heartbeat\ndata: {\"instance\":\"gw-1\",\"seq\":7}\n\nid: 1-8\nevent: ORDER_RECEIVED\ndata: {\"type\":\"ORDER_RECEIVED\",\"seq\":8,\"payload\":{\"data\":{\"lg_n\":0}}}\n\nid: 1-9\nevent: ORD"[..],
+        );
+        lock(&tally).connected();
+        handle_records(&tally, &mut payload);
+        assert_eq!(&payload[..], b"id: 1-9\nevent: ORD");
+        let tally = lock(&tally);
+        assert_eq!(tally.instance(), Some("gw-1"));
+        assert_eq!(tally.cursor.as_deref(), Some("1-8"));
+        assert!(tally.seqs.contains(&8) && tally.marks.contains(&0));
+        assert_eq!(tally.frames, 1);
+    }
+
+    #[test]
+    fn base_urls_split_into_host_and_prefix() {
+        assert_eq!(
+            host_and_prefix("http://127.0.0.1:8088"),
+            Ok(("127.0.0.1:8088", ""))
+        );
+        assert_eq!(
+            host_and_prefix("http://127.0.0.1:8088/edge"),
+            Ok(("127.0.0.1:8088", "/edge"))
+        );
+        assert!(host_and_prefix("https://x").is_err());
     }
 }

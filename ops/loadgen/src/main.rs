@@ -103,6 +103,15 @@ struct StackArgs {
     /// Divide connections and durations by this (a quick check, not a measurement).
     #[arg(long, default_value_t = 1)]
     scale_down: usize,
+    /// Extra gateway settings, e.g. `--gateway-env CLIENT_WRITE_INTERVAL=20ms` (repeatable).
+    #[arg(long = "gateway-env", value_parser = parse_setting)]
+    gateway_env: Vec<(String, String)>,
+}
+
+fn parse_setting(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("expected NAME=VALUE, got `{text}`"))
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -192,6 +201,7 @@ fn run_options(stack: &StackArgs) -> RunOptions {
     RunOptions {
         bin_dir: stack.bin_dir.clone(),
         gateway_cpus: (!cpus.is_empty() && taskset).then(|| cpus.to_owned()),
+        gateway_env: stack.gateway_env.clone(),
     }
 }
 

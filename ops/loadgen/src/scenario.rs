@@ -273,6 +273,8 @@ pub struct Report {
 pub struct RunOptions {
     pub bin_dir: std::path::PathBuf,
     pub gateway_cpus: Option<String>,
+    /// Settings for the gateway on top of the scenario's.
+    pub gateway_env: Vec<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -318,10 +320,12 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Ru
     let config = StackConfig {
         bin_dir: options.bin_dir.clone(),
         gateway_cpus: options.gateway_cpus.clone(),
-        gateway_env: vec![(
+        gateway_env: std::iter::once((
             "SSE_DEBOUNCE_WINDOW".to_owned(),
             scenario.debounce_ms.to_string(),
-        )],
+        ))
+        .chain(options.gateway_env.iter().cloned())
+        .collect(),
     };
     let stack = Stack::start(&config).await?;
     let mut redis = redis::Client::open(stack.redis.url())?

@@ -35,11 +35,6 @@ impl Subscribers {
     /// wave times out: `ready_count` tells how many made it).
     pub async fn open(target: Target, count: usize) -> Subscribers {
         let target = Arc::new(target);
-        let http = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
         let stop = CancellationToken::new();
         let (kick, _) = watch::channel(0u64);
         let mut subscribers = Subscribers {
@@ -55,7 +50,6 @@ impl Subscribers {
                 let tally = SharedTally::default();
                 subscribers.tasks.spawn(client::run_kickable(
                     target.clone(),
-                    http.clone(),
                     tally.clone(),
                     subscribers.stop.clone(),
                     Some(subscribers.kick.subscribe()),

@@ -4,6 +4,65 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
+/// A set of sequence numbers that are nearly contiguous (stream seqs, event numbers): a bitmap
+/// from the first value seen, with the rare value below it kept aside. A load run inserts
+/// millions; a hash set per subscriber made the load generator, not the gateway, the limit.
+#[derive(Debug, Default, Clone)]
+pub struct DenseSet {
+    base: Option<u64>,
+    bits: Vec<u64>,
+    below: HashSet<u64>,
+    len: usize,
+}
+
+impl DenseSet {
+    /// True if `value` was not in the set.
+    pub fn insert(&mut self, value: u64) -> bool {
+        let base = *self.base.get_or_insert(value - value % 64);
+        if value < base {
+            let added = self.below.insert(value);
+            self.len += usize::from(added);
+            return added;
+        }
+        let offset = value - base;
+        let word = (offset / 64) as usize;
+        if word >= self.bits.len() {
+            self.bits.resize(word + 1, 0);
+        }
+        let mask = 1u64 << (offset % 64);
+        let added = self.bits[word] & mask == 0;
+        self.bits[word] |= mask;
+        self.len += usize::from(added);
+        added
+    }
+
+    pub fn contains(&self, value: &u64) -> bool {
+        let value = *value;
+        match self.base {
+            None => false,
+            Some(base) if value < base => self.below.contains(&value),
+            Some(base) => {
+                let offset = value - base;
+                self.bits
+                    .get((offset / 64) as usize)
+                    .is_some_and(|word| word & (1u64 << (offset % 64)) != 0)
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn clear(&mut self) {
+        *self = DenseSet::default();
+    }
+}
+
 use crate::marker::Delivered;
 
 /// One connection from its successful open to its end.
@@ -20,9 +79,9 @@ pub struct Session {
 #[derive(Debug, Default)]
 pub struct Tally {
     /// Every distinct `seq` delivered.
-    pub seqs: HashSet<u64>,
+    pub seqs: DenseSet,
     /// `lg_n` of every distinct delivery that carried one.
-    pub marks: HashSet<u64>,
+    pub marks: DenseSet,
     /// Deliveries of a `seq` already seen (expected only across a reconnect) — dropped.
     pub duplicates: u64,
     /// Event frames (a batch counts once).
@@ -115,6 +174,22 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dense_set_counts_each_value_once_wherever_it_falls() {
+        let mut set = DenseSet::default();
+        assert!(set.insert(1000));
+        assert!(set.insert(1130));
+        assert!(!set.insert(1000));
+        // Below the first value seen.
+        assert!(set.insert(3));
+        assert!(!set.insert(3));
+        assert_eq!(set.len(), 3);
+        assert!(set.contains(&1130) && set.contains(&3) && !set.contains(&1001));
+        assert!(!set.contains(&99_999));
+        set.clear();
+        assert!(set.is_empty() && !set.contains(&1000));
+    }
 
     #[test]
     fn a_repeated_seq_is_counted_as_a_duplicate_and_dropped() {

@@ -28,6 +28,7 @@ async fn run(scenario: Scenario) -> Report {
     let options = RunOptions {
         bin_dir: bin_dir(),
         gateway_cpus: None,
+        gateway_env: Vec::new(),
     };
     scenario::run(&scenario, &options)
         .await
