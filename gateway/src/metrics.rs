@@ -202,7 +202,7 @@ impl GatewayMetrics {
             r,
             "gateway_event_latency_seconds",
             Unit::Seconds,
-            "Event timestamp (worker) to frame written to a client.",
+            "Event timestamp (worker) to frame written to a client (one connection in 16 records).",
         );
         describe(
             r,

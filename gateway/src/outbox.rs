@@ -93,6 +93,8 @@ pub struct Outbox {
     app: Arc<App>,
     transport: Transport,
     frames: broadcast::Receiver<Arc<OutFrame>>,
+    /// Records delivery latency (one connection in `LATENCY_SAMPLE_EVERY`).
+    samples_latency: bool,
     /// What the client receives; a WebSocket client may change it.
     pub channels: ChannelSet,
     /// Live frames at or below this were already sent (by a replay or another instance).
@@ -132,10 +134,12 @@ impl Outbox {
             }
             _ => Start::Nothing,
         };
+        let samples_latency = app.samples_latency();
         let outbox = Outbox {
             app,
             transport,
             frames: subscription.frames,
+            samples_latency,
             channels,
             skip_through,
             epoch,
@@ -188,7 +192,7 @@ impl Outbox {
                 continue;
             }
             self.sent_through = frame.cursor;
-            if frame.kind != FrameKind::Reset {
+            if self.samples_latency && frame.kind != FrameKind::Reset {
                 self.app
                     .metrics
                     .event_latency

@@ -215,7 +215,13 @@ fn connection(
 }
 
 /// Several records as one chunk: one write for all of them.
-fn join<'a>(records: impl Iterator<Item = &'a Bytes>) -> Bytes {
+/// The records as one chunk; a lone record is shared, not copied.
+fn join<'a>(mut records: impl ExactSizeIterator<Item = &'a Bytes>) -> Bytes {
+    if records.len() == 1 {
+        if let Some(only) = records.next() {
+            return only.clone();
+        }
+    }
     let mut out = BytesMut::new();
     for record in records {
         out.extend_from_slice(record);

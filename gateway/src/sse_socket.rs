@@ -21,7 +21,7 @@ use axum::body::{Body, HttpBody};
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -288,7 +288,11 @@ async fn write_response(
         if data.is_empty() {
             continue;
         }
-        writer.write_all(&frame(data, chunked)).await?;
+        if chunked {
+            write_chunk(&mut writer, &data).await?;
+        } else {
+            writer.write_all(&data).await?;
+        }
     }
     if chunked {
         writer.write_all(b"0\r\n\r\n").await?;
@@ -296,31 +300,43 @@ async fn write_response(
     Ok(())
 }
 
-/// One body chunk as it goes on the wire: `<hex length>\r\n<data>\r\n` when chunked.
-fn frame(data: Bytes, chunked: bool) -> Bytes {
-    if !chunked {
-        return data;
+/// `<hex length>\r\n`
+fn chunk_header(length: usize) -> String {
+    format!("{length:x}\r\n")
+}
+
+/// One chunk in one `writev`: its header, the frame bytes shared by every connection (not
+/// copied), and the trailing CRLF. A partial write (a full socket buffer) finishes with plain
+/// writes of the rest.
+async fn write_chunk<W: AsyncWriteExt + Unpin>(writer: &mut W, data: &[u8]) -> io::Result<()> {
+    let header = chunk_header(data.len());
+    let parts: [&[u8]; 3] = [header.as_bytes(), data, b"\r\n"];
+    let total: usize = parts.iter().map(|part| part.len()).sum();
+    let slices = parts.map(io::IoSlice::new);
+    let mut written = writer.write_vectored(&slices).await?;
+    if written == total {
+        return Ok(());
     }
-    let mut out = BytesMut::with_capacity(data.len() + 20);
-    out.put_slice(format!("{:x}\r\n", data.len()).as_bytes());
-    out.put_slice(&data);
-    out.put_slice(b"\r\n");
-    out.freeze()
+    for part in parts {
+        if written >= part.len() {
+            written -= part.len();
+            continue;
+        }
+        writer.write_all(&part[written..]).await?;
+        written = 0;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn chunks_are_framed_with_their_hex_length() {
-        assert_eq!(
-            frame(Bytes::from_static(b"data: x\n\n"), true),
-            Bytes::from_static(b"9\r\ndata: x\n\n\r\n")
-        );
-        assert_eq!(
-            frame(Bytes::from_static(b"abc"), false),
-            Bytes::from_static(b"abc")
-        );
+    #[tokio::test]
+    async fn a_chunk_goes_out_framed_with_its_hex_length() {
+        let mut out = Vec::new();
+        write_chunk(&mut out, b"data: x\n\n").await.expect("write");
+        assert_eq!(out, b"9\r\ndata: x\n\n\r\n");
+        assert_eq!(chunk_header(300), "12c\r\n");
     }
 }

@@ -346,7 +346,7 @@ async fn bench(out: PathBuf, only: Vec<String>, stack: StackArgs) -> Result<(), 
     Ok(())
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     raise_fd_limit();
     let result = match Cli::parse().command {
