@@ -48,6 +48,14 @@ fleet:
     cd web && npm run --silent build:dashboard >/dev/null
     target/debug/rakuda-fleet
 
+# Load scenarios against the real stack, gateway pinned to core 0; medians into docs/BENCHMARKS.md (~15 min).
+bench runs="3" *args="":
+    ./ops/bench.sh {{runs}} {{args}}
+
+# Micro-benchmarks of the gateway's hot paths (Criterion).
+bench-micro:
+    cargo bench -p rakuda-gateway --bench hot_paths
+
 # Formatting and clippy with warnings as errors.
 lint:
     cargo fmt --all -- --check
