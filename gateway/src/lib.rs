@@ -13,6 +13,7 @@
 //! - [`debounce`], [`coalesce`] — the per-type window and how a batch folds events.
 //! - [`hub`] — fan-out and the ring of recent events.
 //! - [`sse`], [`resume`], [`cursor`], [`frame`] — the SSE endpoint and its wire format.
+//! - [`sse_socket`] — SSE requests served straight on the socket, past hyper's buffers.
 //! - [`auth`], [`token`], [`channels`] — API keys, signed tokens, channel sets.
 //! - [`ws`] — the WebSocket endpoint and its client ops.
 //! - [`outbox`] — what every connection shares: start, batched live frames, heartbeat cursor.

@@ -77,12 +77,9 @@ pub enum Start {
 
 /// The next thing for the client.
 pub enum Next {
-    /// Frames to write together (possibly none, when all were filtered out); `lagged` means the
-    /// client fell a whole queue behind right after them.
-    Frames {
-        frames: Vec<Arc<OutFrame>>,
-        lagged: bool,
-    },
+    /// Frames to write together are in [`Outbox::batch`] (possibly none, when all were filtered
+    /// out); `lagged` means the client fell a whole queue behind right after them.
+    Frames { lagged: bool },
     /// The client fell a whole queue behind.
     Lagged,
     /// The hub is gone.
@@ -93,6 +90,10 @@ pub struct Outbox {
     app: Arc<App>,
     transport: Transport,
     frames: broadcast::Receiver<Arc<OutFrame>>,
+    /// Frames taken from the hub, then those the client wants: kept and reused, so handing
+    /// frames to a connection allocates nothing per event.
+    queued: Vec<Arc<OutFrame>>,
+    batch: Vec<Arc<OutFrame>>,
     /// Records delivery latency (one connection in `LATENCY_SAMPLE_EVERY`).
     samples_latency: bool,
     /// What the client receives; a WebSocket client may change it.
@@ -139,6 +140,8 @@ impl Outbox {
             app,
             transport,
             frames: subscription.frames,
+            queued: Vec::new(),
+            batch: Vec::new(),
             samples_latency,
             channels,
             skip_through,
@@ -151,8 +154,14 @@ impl Outbox {
         (outbox, start)
     }
 
+    /// The frames of the last [`Next::Frames`], to write together.
+    pub fn batch(&self) -> &[Arc<OutFrame>] {
+        &self.batch
+    }
+
     /// Waits for live frames; cancel-safe (nothing is lost if the wait is abandoned).
     pub async fn next(&mut self) -> Next {
+        self.batch.clear();
         let first = match self.frames.recv().await {
             Ok(frame) => frame,
             Err(RecvError::Lagged(missed)) => {
@@ -166,7 +175,8 @@ impl Outbox {
             }
             Err(RecvError::Closed) => return Next::Closed,
         };
-        let mut queued = vec![first];
+        let mut queued = std::mem::take(&mut self.queued);
+        queued.push(first);
         let mut lagged = false;
         while queued.len() < MAX_FRAMES_PER_WRITE {
             match self.frames.try_recv() {
@@ -179,8 +189,7 @@ impl Outbox {
             }
         }
         let now = time::OffsetDateTime::now_utc();
-        let mut frames = Vec::with_capacity(queued.len());
-        for frame in queued {
+        for frame in queued.drain(..) {
             let wanted = match frame.channel {
                 // Resets go to everyone.
                 None => true,
@@ -198,15 +207,16 @@ impl Outbox {
                     .event_latency
                     .record((now - frame.newest).as_seconds_f64().max(0.0));
             }
-            frames.push(frame);
+            self.batch.push(frame);
         }
+        self.queued = queued;
         self.app
             .metrics
-            .frames_sent(self.transport, frames.len() as u64);
+            .frames_sent(self.transport, self.batch.len() as u64);
         if lagged {
             self.app.metrics.client_reset("lagged");
         }
-        Next::Frames { frames, lagged }
+        Next::Frames { lagged }
     }
 
     /// The heartbeat to send now, and the cursor it may carry.

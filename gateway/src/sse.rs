@@ -190,7 +190,8 @@ fn connection(
                     break;
                 }
                 next = outbox.next() => match next {
-                    Next::Frames { frames, lagged } => {
+                    Next::Frames { lagged } => {
+                        let frames = outbox.batch();
                         if !frames.is_empty() {
                             yield Ok(join(frames.iter().map(|frame| &frame.sse)));
                         }

@@ -27,7 +27,7 @@ use crate::app::App;
 use crate::auth::Principal;
 use crate::channels::ChannelSet;
 use crate::error::ApiError;
-use crate::frame::{reset_json, ws_message};
+use crate::frame::{reset_json, ws_message, OutFrame};
 use crate::hub::Subscription;
 use crate::limits::Permit;
 use crate::metrics::Transport;
@@ -214,8 +214,9 @@ impl Session {
                     }
                 },
                 next = outbox.next() => match next {
-                    Next::Frames { frames, lagged } => {
-                        if !frames.is_empty() && send_all(sink, frames.iter().map(|frame| frame.ws.clone()).collect()).await.is_err() {
+                    Next::Frames { lagged } => {
+                        let frames = outbox.batch();
+                        if !frames.is_empty() && send_frames(sink, frames).await.is_err() {
                             return End::ClientGone;
                         }
                         if lagged {
@@ -355,6 +356,14 @@ impl Session {
 async fn send_all(sink: &mut Sink, messages: Vec<Utf8Bytes>) -> Result<(), axum::Error> {
     for message in messages {
         sink.feed(Message::Text(message)).await?;
+    }
+    sink.flush().await
+}
+
+/// Live frames, the same way: their shared bytes queued, then one flush.
+async fn send_frames(sink: &mut Sink, frames: &[Arc<OutFrame>]) -> Result<(), axum::Error> {
+    for frame in frames {
+        sink.feed(Message::Text(frame.ws.clone())).await?;
     }
     sink.flush().await
 }

@@ -53,9 +53,14 @@ fn fleet_config() -> FleetConfig {
     config
 }
 
+/// How long the fleet may take to deliver everything after the last publish: a stopped NATS
+/// node means a stream leader election, the bridge's backoff and the gateway's stall check in a
+/// row, and the whole test suite shares two cores.
+const DELIVERY_WAIT: Duration = Duration::from_secs(60);
+
 /// Every subscriber holds every event `0..count`, by `lg_n`; on timeout, what each one has.
 async fn wait_for_every_event(subscribers: &[Subscriber], count: u64, what: &str) {
-    let deadline = Instant::now() + rakuda_testkit::wait::WAIT;
+    let deadline = Instant::now() + DELIVERY_WAIT;
     while !subscribers
         .iter()
         .all(|s| lock(&s.tally).marks.len() as u64 >= count)

@@ -145,6 +145,17 @@ pub async fn run_kickable(
     }
 }
 
+/// `{"id":"<id>","event":"<event>","data":<data>}`, the shape the gateway writes every event
+/// and heartbeat in, split without a JSON parse (anything else returns `None` and is parsed).
+fn split_ws_frame(text: &str) -> Option<(&str, &str, &str)> {
+    let rest = text.strip_prefix("{\"id\":\"")?;
+    let (id, rest) = rest.split_once('"')?;
+    let rest = rest.strip_prefix(",\"event\":\"")?;
+    let (event, rest) = rest.split_once('"')?;
+    let data = rest.strip_prefix(",\"data\":")?.strip_suffix('}')?;
+    Some((id, event, data))
+}
+
 /// Resolves when `kick` changes; never when there is none (or its sender is gone).
 async fn kicked(kick: &mut Option<watch::Receiver<u64>>) {
     if let Some(receiver) = kick {
@@ -519,6 +530,10 @@ async fn ws_session(target: &Target, tally: &SharedTally, stop: &CancellationTok
             Ok(None) => return SessionEnd::Ended("closed by server".into()),
             Ok(Some(Err(error))) => return SessionEnd::Ended(format!("read: {error}")),
             Ok(Some(Ok(Message::Text(text)))) => {
+                if let Some((id, event, data)) = split_ws_frame(text.as_str()) {
+                    handle(tally, event, Some(id), data.as_bytes());
+                    continue;
+                }
                 match serde_json::from_str::<WsFrame>(text.as_str()) {
                     Ok(frame) => handle(tally, frame.event, frame.id, frame.data.get().as_bytes()),
                     Err(_) => lock(tally).bad_frames += 1,
@@ -574,6 +589,21 @@ mod tests {
         assert_eq!(tally.cursor.as_deref(), Some("1-8"));
         assert!(tally.seqs.contains(&8) && tally.marks.contains(&0));
         assert_eq!(tally.frames, 1);
+    }
+
+    #[test]
+    fn websocket_frames_split_without_a_parse() {
+        let frame =
+            r#"{"id":"17-8","event":"ORDER_RECEIVED","data":{"type":"ORDER_RECEIVED","seq":8}}"#;
+        assert_eq!(
+            split_ws_frame(frame),
+            Some((
+                "17-8",
+                "ORDER_RECEIVED",
+                r#"{"type":"ORDER_RECEIVED","seq":8}"#
+            ))
+        );
+        assert_eq!(split_ws_frame(r#"{"event":"pong","data":{}}"#), None);
     }
 
     #[test]
