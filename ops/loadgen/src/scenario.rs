@@ -317,6 +317,20 @@ fn collect(subscribers: &Subscribers) -> (u64, u64, Vec<u64>) {
     (deliveries, duplicates, latencies)
 }
 
+/// Waits until `count` events reached every subscriber (or delivery stopped) and fills in what
+/// arrived: deliveries, duplicates, their rate since `started`, latency.
+async fn settle_flow(report: &mut Report, subscribers: &Subscribers, count: u64, started: Instant) {
+    let done = subscribers
+        .wait_for_marks(count as usize, QUIET, DRAIN_LIMIT)
+        .await;
+    report.events = count;
+    let (deliveries, duplicates, mut latencies) = collect(subscribers);
+    report.deliveries = deliveries;
+    report.duplicates = duplicates;
+    report.deliveries_per_sec = deliveries as f64 / (done - started).as_secs_f64().max(1e-9);
+    report.latency_ms = Quantiles::of(&mut latencies);
+}
+
 /// Runs one scenario on a fresh stack.
 pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, RunError> {
     let config = StackConfig {
@@ -360,16 +374,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Ru
         Workload::Flow { rate, seconds } => {
             let count = (rate * seconds) as u64;
             events.paced(&mut redis, 0, count, *rate).await?;
-            let done = subscribers
-                .wait_for_marks(count as usize, QUIET, DRAIN_LIMIT)
-                .await;
-            report.events = count;
-            let (deliveries, duplicates, mut latencies) = collect(&subscribers);
-            report.deliveries = deliveries;
-            report.duplicates = duplicates;
-            report.deliveries_per_sec =
-                deliveries as f64 / (done - workload_started).as_secs_f64().max(1e-9);
-            report.latency_ms = Quantiles::of(&mut latencies);
+            settle_flow(&mut report, &subscribers, count, workload_started).await;
         }
         Workload::Burst { events: count } => {
             events.burst(&mut redis, 0, *count).await?;
@@ -465,16 +470,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Ru
                 }
                 Err(_) => eprintln!("rakuda-loadgen: the publisher task panicked"),
             }
-            let done = subscribers
-                .wait_for_marks(count as usize, QUIET, DRAIN_LIMIT)
-                .await;
-            report.events = count;
-            let (deliveries, duplicates, mut latencies) = collect(&subscribers);
-            report.deliveries = deliveries;
-            report.duplicates = duplicates;
-            report.deliveries_per_sec =
-                deliveries as f64 / (done - workload_started).as_secs_f64().max(1e-9);
-            report.latency_ms = Quantiles::of(&mut latencies);
+            settle_flow(&mut report, &subscribers, count, workload_started).await;
         }
     }
     report.workload_seconds = workload_started.elapsed().as_secs_f64();
