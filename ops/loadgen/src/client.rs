@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::marker::{events_in_frame, now_us};
+use crate::marker::{events_in_frame_into, now_us};
 use crate::tally::Tally;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -206,14 +206,23 @@ fn handle(tally: &SharedTally, event: &str, id: Option<&str>, data: &[u8]) {
             }
         }
         "subscribed" | "pong" | "error" => {}
-        _ => match events_in_frame(data) {
-            Ok((events, represented)) => tally.record_frame(&events, represented, now_us()),
-            Err(_) => tally.bad_frames += 1,
-        },
+        _ => {
+            let mut events = std::mem::take(&mut tally.scratch);
+            match events_in_frame_into(data, &mut events) {
+                Ok(represented) => tally.record_frame(&events, represented, now_us()),
+                Err(_) => tally.bad_frames += 1,
+            }
+            tally.scratch = events;
+        }
     }
     if let Some(id) = id {
-        if tally.cursor.as_deref() != Some(id) {
-            tally.cursor = Some(id.to_owned());
+        match &mut tally.cursor {
+            Some(cursor) if cursor == id => {}
+            Some(cursor) => {
+                cursor.clear();
+                cursor.push_str(id);
+            }
+            None => tally.cursor = Some(id.to_owned()),
         }
     }
 }

@@ -40,16 +40,26 @@ pub struct NotAnEventFrame(String);
 /// payload, a batch's `"count"` before its `"events"`, and load events have no `"seq"` key
 /// inside their data.
 pub fn events_in_frame(data: &[u8]) -> Result<(Vec<Delivered>, u64), NotAnEventFrame> {
-    let seqs: Vec<usize> = FINDERS.seq.find_iter(data).collect();
-    if seqs.is_empty() {
+    let mut events = Vec::new();
+    let represented = events_in_frame_into(data, &mut events)?;
+    Ok((events, represented))
+}
+
+/// As [`events_in_frame`], into `events` (cleared first), so a subscriber reuses one buffer
+/// for every frame; returns the batch's `count`.
+pub fn events_in_frame_into(
+    data: &[u8],
+    events: &mut Vec<Delivered>,
+) -> Result<u64, NotAnEventFrame> {
+    events.clear();
+    let mut seqs = FINDERS.seq.find_iter(data).peekable();
+    if seqs.peek().is_none() {
         let shown = String::from_utf8_lossy(&data[..data.len().min(80)]).into_owned();
         return Err(NotAnEventFrame(shown));
     }
-    let mut events = Vec::with_capacity(seqs.len());
-    for (index, &at) in seqs.iter().enumerate() {
-        let body = &data[at + SEQ.len()..];
-        let end = seqs.get(index + 1).map_or(data.len(), |next| *next) - (at + SEQ.len());
-        let body = &body[..end];
+    while let Some(at) = seqs.next() {
+        let end = seqs.peek().copied().unwrap_or(data.len());
+        let body = &data[at + SEQ.len()..end];
         let Some(seq) = leading_number(body) else {
             continue;
         };
@@ -65,7 +75,7 @@ pub fn events_in_frame(data: &[u8]) -> Result<(Vec<Delivered>, u64), NotAnEventF
         }
         _ => events.len() as u64,
     };
-    Ok((events, represented))
+    Ok(represented)
 }
 
 const SEQ: &[u8] = b"\"seq\":";

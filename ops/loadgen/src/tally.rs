@@ -100,6 +100,8 @@ pub struct Tally {
     pub bad_frames: u64,
     /// The last resume cursor received, sent on the next connect.
     pub cursor: Option<String>,
+    /// Reused for each frame's events, so reading a frame allocates nothing.
+    pub(crate) scratch: Vec<Delivered>,
 }
 
 impl Tally {
