@@ -15,6 +15,11 @@ async fn redis_killed_and_restarted_the_bridge_resubscribes() {
 
     let before = event_json(EventType::OrderReceived, "before");
     publish(&mut redis, "rakuda:realtime:orders", &before).await;
+    // Redis pub/sub keeps nothing: killed before the bridge has read the message off its socket,
+    // the message is gone. Only kill once it arrived (a loaded machine is slow to read it).
+    bridge
+        .wait_for_metric("bridge_events_received_total", 1.0)
+        .await;
 
     backbone.redis.stop();
     bridge.wait_for_metric("bridge_redis_connected", 0.0).await;
@@ -88,13 +93,15 @@ async fn nats_killed_and_restarted_nothing_crashes_and_events_flow_again() {
 async fn keepalive_pings_keep_a_quiet_subscription_up() {
     let backbone = Backbone::start();
     let mut config = backbone.config();
-    config.redis_keepalive = std::time::Duration::from_millis(100);
+    // Not shorter: a reply later than one interval counts as a dead connection, and a test
+    // machine running the whole suite can stall a process for 100 ms.
+    config.redis_keepalive = std::time::Duration::from_millis(250);
     let bridge = start_bridge(config).await;
     let mut redis = backbone.redis().await;
     wait_for_subscribers(&mut redis, 1).await;
 
-    // Ten keepalive rounds with no traffic: the subscription must stay as it was.
-    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    // Six keepalive rounds with no traffic: the subscription must stay as it was.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(bridge.metric("bridge_redis_connected").await, 1.0);
     assert_eq!(bridge.metric("bridge_redis_reconnects_total").await, 0.0);
     bridge.stop().await;
