@@ -22,7 +22,7 @@ use crate::cursor::{Cursor, MalformedCursor};
 use crate::error::ApiError;
 use crate::frame::{sse_heartbeat, sse_reset, sse_retry};
 use crate::metrics::Transport;
-use crate::outbox::{admit, Admission, ConnectQuery, Next, Outbox, Start};
+use crate::outbox::{admit, Admission, ConnectQuery, DrainTurn, Next, Outbox, Start};
 use crate::resume::{self, Plan};
 
 pub async fn events(
@@ -127,18 +127,6 @@ impl Drop for ConnectionGuard {
     }
 }
 
-/// When a connection closes once draining began: a random moment within the drain window, so
-/// clients of a restarting instance reconnect elsewhere spread out, not all in the same second.
-pub fn drain_deadline(app: &App) -> tokio::time::Instant {
-    let window = app.config.gateway_drain_window;
-    let offset = if window.is_zero() {
-        std::time::Duration::ZERO
-    } else {
-        window.mul_f64(rand::random::<f64>())
-    };
-    tokio::time::Instant::now() + offset
-}
-
 /// A reconnect delay with up to 50% jitter, so a fleet restart does not stampede.
 pub fn jittered_retry(base_ms: u64) -> u64 {
     base_ms + rand::random_range(0..=base_ms / 2)
@@ -173,19 +161,12 @@ fn connection(
         let heartbeat_every = app.config.heartbeat_interval();
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat_every, heartbeat_every);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Once draining, the moment this connection closes; it keeps streaming until then.
-        let mut close_at: Option<tokio::time::Instant> = None;
-        // Made once: a fresh `cancelled()` per loop turn registers and unregisters a waiter on
-        // the token shared by every connection (3% of the CPU at 500k frames/s, perf).
-        let shutdown = app.shutdown.clone().cancelled_owned();
-        tokio::pin!(shutdown);
+        // Once draining, the connection keeps streaming until its turn to close.
+        let mut drain = DrainTurn::new(&app);
         loop {
             tokio::select! {
                 biased;
-                _ = &mut shutdown, if close_at.is_none() => {
-                    close_at = Some(drain_deadline(&app));
-                }
-                _ = sleep_until(close_at), if close_at.is_some() => {
+                _ = drain.arrived() => {
                     yield Ok(sse_retry(jittered_retry(app.config.sse_retry)));
                     break;
                 }
@@ -228,14 +209,6 @@ fn join<'a>(mut records: impl ExactSizeIterator<Item = &'a Bytes>) -> Bytes {
         out.extend_from_slice(record);
     }
     out.freeze()
-}
-
-/// Sleeps until `deadline`, or forever without one (for an optional `select!` branch).
-pub async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]

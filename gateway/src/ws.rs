@@ -31,9 +31,8 @@ use crate::frame::{reset_json, ws_message, OutFrame};
 use crate::hub::Subscription;
 use crate::limits::Permit;
 use crate::metrics::Transport;
-use crate::outbox::{admit, Admission, ConnectQuery, Next, Outbox, Start};
+use crate::outbox::{admit, Admission, ConnectQuery, DrainTurn, Next, Outbox, Start};
 use crate::resume::{self, Plan};
-use crate::sse::{drain_deadline, sleep_until};
 
 /// Close codes (RFC 6455 and the IANA registry).
 pub const CLOSE_POLICY_VIOLATION: u16 = 1008;
@@ -182,17 +181,11 @@ impl Session {
             tokio::time::interval_at(Instant::now() + heartbeat_every, heartbeat_every);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut awaiting_pong = false;
-        let mut close_at: Option<Instant> = None;
-        // Made once, not per loop turn (see sse.rs).
-        let shutdown = app.shutdown.clone().cancelled_owned();
-        tokio::pin!(shutdown);
+        let mut drain = DrainTurn::new(&app);
         loop {
             tokio::select! {
                 biased;
-                _ = &mut shutdown, if close_at.is_none() => {
-                    close_at = Some(drain_deadline(&app));
-                }
-                _ = sleep_until(close_at), if close_at.is_some() => {
+                _ = drain.arrived() => {
                     return End::Close(CLOSE_SERVICE_RESTART, "service restart: reconnect");
                 }
                 message = incoming.next() => match message {

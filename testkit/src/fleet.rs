@@ -11,7 +11,7 @@ use tempfile::TempDir;
 
 use crate::nats_cluster::NatsCluster;
 use crate::nginx::{loopback, Nginx};
-use crate::process::{free_port, signal, Error};
+use crate::process::{free_port, signal, tail, Error};
 use crate::redis::RedisServer;
 
 /// How long a bridge or gateway may take to answer `/readyz` after it was spawned.
@@ -187,16 +187,6 @@ impl Service {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-
-    /// Resident memory in KiB, from /proc.
-    pub fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|value| value.split_whitespace().next())
-            .and_then(|kib| kib.parse().ok())
-    }
 }
 
 impl Drop for Service {
@@ -220,22 +210,8 @@ pub struct Fleet {
 impl Fleet {
     pub async fn start(config: FleetConfig) -> Result<Fleet, Error> {
         let dir = tempfile::Builder::new().prefix("rakuda-fleet-").tempdir()?;
-        let binary = |name: &str| -> Result<PathBuf, Error> {
-            let path = config.bin_dir.join(name);
-            if path.is_file() {
-                Ok(path)
-            } else {
-                Err(Error::Service {
-                    name: name.to_owned(),
-                    message: format!(
-                        "{} is not built: run `cargo build -p rakuda-bridge -p rakuda-gateway`",
-                        path.display()
-                    ),
-                })
-            }
-        };
-        let bridge_binary = binary("rakuda-bridge")?;
-        let gateway_binary = binary("rakuda-gateway")?;
+        let bridge_binary = built_binary(&config.bin_dir, "rakuda-bridge")?;
+        let gateway_binary = built_binary(&config.bin_dir, "rakuda-gateway")?;
         let port = |offset: u16| -> Result<u16, Error> {
             match config.base_port {
                 Some(base) => Ok(base + offset),
@@ -298,10 +274,7 @@ impl Fleet {
         // In a fleet the gateways also serve the demo dashboard, so the "existing API" upstream
         // is the first gateway.
         let api = upstreams[0].clone();
-        let nginx = match config.base_port {
-            Some(base) => Nginx::start_on(base, &upstreams, &api)?,
-            None => Nginx::start(&upstreams, &api)?,
-        };
+        let nginx = Nginx::start(config.base_port, &upstreams, &api)?;
         Ok(Fleet {
             nginx,
             gateways,
@@ -334,9 +307,19 @@ impl Drop for Fleet {
     }
 }
 
-/// The last lines of a log, for error messages.
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
+/// `dir/name` if that binary was built, else an error saying how to build it.
+pub fn built_binary(dir: &Path, name: &str) -> Result<PathBuf, Error> {
+    let path = dir.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::Service {
+            name: name.to_owned(),
+            message: format!(
+                "{} is not built: run `cargo build -p rakuda-bridge -p rakuda-gateway` \
+                 (with `--release` for target/release)",
+                path.display()
+            ),
+        })
+    }
 }

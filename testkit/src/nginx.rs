@@ -85,21 +85,14 @@ pub struct Nginx {
 }
 
 impl Nginx {
-    /// Starts nginx on a free port in front of `gateways` (`127.0.0.1:port` each).
-    pub fn start(gateways: &[String], api: &str) -> Result<Nginx, Error> {
+    /// Starts nginx in front of `gateways` (`127.0.0.1:port` each).
+    /// On `port` (`just fleet`), or a free one (tests) when `None`.
+    pub fn start(port: Option<u16>, gateways: &[String], api: &str) -> Result<Nginx, Error> {
         let dir = tempfile::Builder::new().prefix("rakuda-nginx-").tempdir()?;
-        let (port, process) = spawn_on_free_port(5, |port| spawn(dir.path(), port, gateways, api))?;
-        Ok(Nginx {
-            port,
-            dir,
-            process: Some(process),
-        })
-    }
-
-    /// Starts nginx on a fixed port (for `just fleet`).
-    pub fn start_on(port: u16, gateways: &[String], api: &str) -> Result<Nginx, Error> {
-        let dir = tempfile::Builder::new().prefix("rakuda-nginx-").tempdir()?;
-        let process = spawn(dir.path(), port, gateways, api)?;
+        let (port, process) = match port {
+            Some(port) => (port, spawn(dir.path(), port, gateways, api)?),
+            None => spawn_on_free_port(5, |port| spawn(dir.path(), port, gateways, api))?,
+        };
         Ok(Nginx {
             port,
             dir,

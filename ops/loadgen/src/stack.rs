@@ -2,8 +2,9 @@
 //! one bridge and one gateway (the release binaries), the gateway optionally pinned to its own
 //! CPU so the load generator and the servers do not steal its time.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use rakuda_testkit::fleet::built_binary;
 use rakuda_testkit::{free_port, NatsServer, RedisServer, Service};
 use tempfile::TempDir;
 
@@ -44,21 +45,8 @@ pub struct Stack {
 pub enum StackError {
     #[error("{0}")]
     Testkit(#[from] rakuda_testkit::Error),
-    #[error("{path} is not built: run `cargo build --release -p rakuda-bridge -p rakuda-gateway`")]
-    NotBuilt { path: String },
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
-}
-
-fn binary(dir: &Path, name: &str) -> Result<PathBuf, StackError> {
-    let path = dir.join(name);
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(StackError::NotBuilt {
-            path: path.display().to_string(),
-        })
-    }
 }
 
 impl Stack {
@@ -81,7 +69,7 @@ impl Stack {
         ));
         let mut bridge = Service::new(
             "bridge",
-            binary(&config.bin_dir, "rakuda-bridge")?,
+            built_binary(&config.bin_dir, "rakuda-bridge")?,
             bridge_env,
             bridge_port,
             dir.path().join("bridge.log"),
@@ -105,7 +93,7 @@ impl Stack {
         gateway_env.extend(config.gateway_env.iter().cloned());
         let mut gateway = Service::new(
             "gateway",
-            binary(&config.bin_dir, "rakuda-gateway")?,
+            built_binary(&config.bin_dir, "rakuda-gateway")?,
             gateway_env,
             gateway_port,
             dir.path().join("gateway.log"),
