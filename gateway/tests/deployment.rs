@@ -270,7 +270,9 @@ async fn a_fleet_behind_nginx_delivers_every_event_through_crashes_drains_and_ou
     assert_eq!(closes.len(), CLIENTS, "every subscriber was on gateway-2");
     let spread_secs = (closes[CLIENTS - 1] - closes[0]).as_secs_f64();
     // Spread over the window, not all at once: the first and last close are more than half a
-    // window apart, and no quarter of the window holds more than half the clients.
+    // window apart, and no quarter of the window holds more than two thirds of the clients
+    // (uniform closes put 5 of 20 there; more than half happens by chance about once in a
+    // hundred runs on a loaded machine, more than two thirds about never).
     assert!(
         spread_secs > DRAIN_WINDOW.as_secs_f64() / 2.0,
         "drain closes not spread: {closes:?}"
@@ -282,7 +284,7 @@ async fn a_fleet_behind_nginx_delivers_every_event_through_crashes_drains_and_ou
             .filter(|close| **close >= *start && **close < *start + quarter)
             .count();
         assert!(
-            in_quarter <= CLIENTS / 2,
+            in_quarter <= CLIENTS * 2 / 3,
             "{in_quarter} closes within {quarter:?}: {closes:?}"
         );
     }
