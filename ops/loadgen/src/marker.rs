@@ -52,11 +52,36 @@ pub fn events_in_frame_into(
     events: &mut Vec<Delivered>,
 ) -> Result<u64, NotAnEventFrame> {
     events.clear();
-    let mut seqs = FINDERS.seq.find_iter(data).peekable();
-    if seqs.peek().is_none() {
+    let Some(first_seq) = FINDERS.seq.find(data) else {
         let shown = String::from_utf8_lossy(&data[..data.len().min(80)]).into_owned();
         return Err(NotAnEventFrame(shown));
+    };
+    // A batch's `"count"` and `"events"` come before its first event's `"seq"`: looking only
+    // there spares two scans of every single event's whole payload.
+    let head = &data[..first_seq];
+    let batch_count = match (FINDERS.count.find(head), FINDERS.events.find(head)) {
+        (Some(count), Some(list)) if count < list => {
+            Some(leading_number(&head[count + COUNT.len()..]))
+        }
+        _ => None,
+    };
+    if batch_count.is_none() {
+        // A single event: its markers follow its one `"seq"`.
+        let body = &data[first_seq + SEQ.len()..];
+        if let Some(seq) = leading_number(body) {
+            events.push(Delivered {
+                seq,
+                n: number_after(body, &FINDERS.lg_n),
+                sent_us: number_after(body, &FINDERS.lg_sent_us),
+            });
+        }
+        return Ok(events.len() as u64);
     }
+    let mut seqs = FINDERS
+        .seq
+        .find_iter(&data[first_seq..])
+        .map(|at| first_seq + at)
+        .peekable();
     while let Some(at) = seqs.next() {
         let end = seqs.peek().copied().unwrap_or(data.len());
         let body = &data[at + SEQ.len()..end];
@@ -69,13 +94,7 @@ pub fn events_in_frame_into(
             sent_us: number_after(body, &FINDERS.lg_sent_us),
         });
     }
-    let represented = match (FINDERS.count.find(data), FINDERS.events.find(data)) {
-        (Some(count), Some(list)) if count < list => {
-            leading_number(&data[count + COUNT.len()..]).unwrap_or(events.len() as u64)
-        }
-        _ => events.len() as u64,
-    };
-    Ok(represented)
+    Ok(batch_count.flatten().unwrap_or(events.len() as u64))
 }
 
 const SEQ: &[u8] = b"\"seq\":";
