@@ -27,6 +27,44 @@ pub fn read(pid: u32) -> Option<Reading> {
     })
 }
 
+/// The whole machine's CPU time so far (the `cpu` line of `/proc/stat`), in clock ticks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MachineTimes {
+    /// user + nice + system + idle + iowait + irq + softirq + steal.
+    pub total: u64,
+    /// Time the hypervisor ran something else while this machine's CPUs wanted to run.
+    pub steal: u64,
+}
+
+impl MachineTimes {
+    /// The share of CPU time stolen by the hypervisor since `earlier`, in percent.
+    pub fn steal_percent_since(&self, earlier: &MachineTimes) -> Option<f64> {
+        let total = self.total.checked_sub(earlier.total).filter(|t| *t > 0)?;
+        let steal = self.steal.checked_sub(earlier.steal)?;
+        Some(steal as f64 * 100.0 / total as f64)
+    }
+}
+
+/// Reads `/proc/stat`; `None` where there is none.
+pub fn machine() -> Option<MachineTimes> {
+    machine_times(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+fn machine_times(stat: &str) -> Option<MachineTimes> {
+    let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|field| field.parse().ok())
+        .collect::<Option<_>>()?;
+    // Kernels before 2.6.11 have no steal field: count none.
+    Some(MachineTimes {
+        total: ticks.iter().sum(),
+        steal: ticks.get(7).copied().unwrap_or(0),
+    })
+}
+
 /// utime + stime from a `/proc/<pid>/stat` line. The command name (field 2) may hold spaces
 /// and parentheses, so fields are counted from the last `)`.
 fn cpu_ticks(stat: &str) -> Option<u64> {
@@ -61,6 +99,26 @@ mod tests {
     fn cpu_fields_are_found_past_a_name_with_spaces() {
         let stat = "42 (tokio (rt) x) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0 1 0 0";
         assert_eq!(cpu_ticks(stat), Some(300));
+    }
+
+    #[test]
+    fn steal_is_a_share_of_all_cpu_time_between_two_readings() {
+        let earlier =
+            machine_times("cpu  100 0 50 800 10 0 5 35 0 0\ncpu0 1 2 3\n").expect("parse");
+        assert_eq!(
+            earlier,
+            MachineTimes {
+                total: 1000,
+                steal: 35
+            }
+        );
+        let later = MachineTimes {
+            total: 1200,
+            steal: 85,
+        };
+        assert_eq!(later.steal_percent_since(&earlier), Some(25.0));
+        assert_eq!(earlier.steal_percent_since(&earlier), None);
+        assert!(machine_times("intr 1 2 3").is_none());
     }
 
     #[test]

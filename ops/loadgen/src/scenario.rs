@@ -7,6 +7,7 @@ use rakuda_schema::EventType;
 use serde::Serialize;
 
 use crate::client::{lock, Target, Transport};
+use crate::procstat;
 use crate::publish::LoadEvents;
 use crate::stack::{Stack, StackConfig, StackError, StackReading, API_KEY};
 use crate::subscribers::Subscribers;
@@ -259,6 +260,9 @@ pub struct Report {
     /// Gateway CPU during the workload, % of one core.
     pub gateway_cpu_percent: f64,
     pub workload_seconds: f64,
+    /// CPU time the hypervisor took from this machine during the workload, % (a shared
+    /// machine's noise: with much of it, the run measured the neighbours).
+    pub steal_percent: Option<f64>,
     /// Burst: median frames each client got; time from the burst until every event was
     /// accounted for; whether every client's frames stand for every event.
     pub frames_per_client: Option<f64>,
@@ -367,6 +371,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Ru
         ..Report::default()
     };
     let workload_started = Instant::now();
+    let machine_at_start = procstat::machine();
     match &scenario.workload {
         Workload::Idle { hold_seconds } => {
             tokio::time::sleep(Duration::from_secs_f64(*hold_seconds)).await;
@@ -474,6 +479,9 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Ru
         }
     }
     report.workload_seconds = workload_started.elapsed().as_secs_f64();
+    report.steal_percent = procstat::machine()
+        .zip(machine_at_start)
+        .and_then(|(end, start)| end.steal_percent_since(&start));
     let end = stack.reading();
     subscribers.close().await;
 
