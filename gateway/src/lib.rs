@@ -6,8 +6,12 @@
 //!  consumer     instance         cursor = watermark       ring of recent events   heartbeat, resume
 //! ```
 //!
+//! The NATS client, the feed and the pipeline run on the ingest thread ([`ingest`]); the
+//! connections on the main runtime.
+//!
 //! # Layout
 //! - [`config`] — settings, validated before anything starts.
+//! - [`ingest`] — the thread the NATS client, the feed and the pipeline run on.
 //! - [`feed`] — the ordered consumer on the stream.
 //! - [`pipeline`] — parse, ring, debounce, publish with a safe cursor.
 //! - [`debounce`], [`coalesce`] — the per-type window and how a batch folds events.
@@ -36,6 +40,7 @@ pub mod error;
 pub mod feed;
 pub mod frame;
 pub mod hub;
+pub mod ingest;
 pub mod limits;
 pub mod metrics;
 pub mod outbox;
@@ -63,6 +68,7 @@ pub use config::Config;
 use app::App;
 use feed::Feed;
 use hub::Hub;
+use ingest::IngestThread;
 use metrics::GatewayMetrics;
 use pipeline::Pipeline;
 use sse_socket::SseSocketListener;
@@ -78,6 +84,8 @@ const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 pub enum Error {
     #[error("cannot set up the NATS client for NATS_URL: {0}")]
     Nats(#[source] async_nats::ConnectError),
+    #[error("cannot start the ingest thread: {0}")]
+    Ingest(#[source] std::io::Error),
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -96,12 +104,16 @@ pub async fn run(
         .unwrap_or_else(|| format!("gw-{:06x}", rand::random::<u32>() & 0xff_ffff));
     let metrics = Arc::new(GatewayMetrics::new());
     metrics.max_connections.set(config.max_connections as f64);
-    let nats = rakuda_service::nats::connect(
-        format!("rakuda-gateway {instance}"),
-        config.nats_url.clone(),
-    )
-    .await
-    .map_err(Error::Nats)?;
+    // The NATS client lives on the ingest thread: its connection task reads the stream there.
+    let ingest = IngestThread::start().map_err(Error::Ingest)?;
+    let nats = ingest
+        .spawn(rakuda_service::nats::connect(
+            format!("rakuda-gateway {instance}"),
+            config.nats_url.clone(),
+        ))
+        .await
+        .map_err(|join| Error::Ingest(std::io::Error::other(join.to_string())))?
+        .map_err(Error::Nats)?;
     let jetstream = async_nats::jetstream::context::ContextBuilder::new()
         .timeout(rakuda_service::nats::REQUEST_TIMEOUT)
         .build(nats.clone());
@@ -126,14 +138,18 @@ pub async fn run(
     let background = CancellationToken::new();
     let tasks = TaskTracker::new();
     let (feed_out, feed_in) = mpsc::channel(FEED_QUEUE_CAPACITY);
-    tasks.spawn(
+    tasks.spawn_on(
         Feed {
             jetstream,
             stream_name,
         }
         .run(feed_out, background.clone()),
+        ingest.handle(),
     );
-    tasks.spawn(Pipeline::new(app.clone()).run(feed_in, background.clone()));
+    tasks.spawn_on(
+        Pipeline::new(app.clone()).run(feed_in, background.clone()),
+        ingest.handle(),
+    );
     let gauge = metrics.clone();
     tasks.spawn(rakuda_service::nats::watch_connection(
         nats.clone(),
@@ -211,6 +227,7 @@ pub async fn run(
     background.cancel();
     tasks.close();
     tasks.wait().await;
+    ingest.stop().await;
     tracing::info!(%instance, "gateway stopped");
     match result {
         Ok(Ok(())) => Ok(()),
