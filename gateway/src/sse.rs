@@ -196,15 +196,15 @@ fn connection(
     }
 }
 
-/// Several records as one chunk: one write for all of them.
-/// The records as one chunk; a lone record is shared, not copied.
-fn join<'a>(mut records: impl ExactSizeIterator<Item = &'a Bytes>) -> Bytes {
+/// The records as one chunk, for one write; a lone record is shared, not copied.
+fn join<'a>(records: impl ExactSizeIterator<Item = &'a Bytes> + Clone) -> Bytes {
+    let mut records = records;
     if records.len() == 1 {
         if let Some(only) = records.next() {
             return only.clone();
         }
     }
-    let mut out = BytesMut::new();
+    let mut out = BytesMut::with_capacity(records.clone().map(Bytes::len).sum());
     for record in records {
         out.extend_from_slice(record);
     }
