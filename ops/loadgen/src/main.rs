@@ -274,11 +274,11 @@ async fn publish(
         distinct_ids: ids,
         ..LoadEvents::default()
     };
-    let mut redis = redis::Client::open(redis_url.as_str())
-        .map_err(|error| format!("bad --redis-url: {error}"))?
-        .get_multiplexed_async_connection()
+    let mut redis = rakuda_loadgen::publish::connect(&redis_url)
         .await
-        .map_err(|error| format!("cannot connect to Redis at {redis_url}: {error}"))?;
+        .map_err(|error| {
+            format!("cannot connect to Redis at {redis_url} (--redis-url): {error}")
+        })?;
     let published = match rate {
         Some(rate) if rate > 0.0 => events.paced(&mut redis, first, count, rate).await,
         Some(_) => return Err("--rate must be above zero".into()),
@@ -313,22 +313,34 @@ async fn bench(out: PathBuf, only: Vec<String>, stack: StackArgs) -> Result<(), 
     }
     let mut rows = Vec::new();
     let mut saturation = Vec::new();
+    let mut failed_runs = 0;
     for scenario in &scenarios {
         let mut reports = Vec::new();
+        let mut failures = Vec::new();
         for run in 1..=stack.runs.max(1) {
             eprintln!(
                 "rakuda-loadgen: {} run {run}/{}",
                 scenario.label(),
                 stack.runs
             );
-            let report = run_scenario(scenario, &options).await?;
-            print_report(scenario, run, &report);
-            reports.push(report);
+            // A failed run is reported and the bench goes on: one bad run (a timeout on a
+            // saturated machine) should not throw away an hour of measurements.
+            match run_scenario(scenario, &options).await {
+                Ok(report) => {
+                    print_report(scenario, run, &report);
+                    reports.push(report);
+                }
+                Err(error) => {
+                    eprintln!("rakuda-loadgen: run {run} failed: {error}");
+                    failures.push(error);
+                }
+            }
         }
+        failed_runs += failures.len();
         if scenario.name == "saturation" {
             saturation = reports.clone();
         }
-        rows.push(Row::of(&scenario.label(), &reports));
+        rows.push(Row::of(&scenario.label(), &reports).with_failures(&failures));
     }
     let mut command = format!("just bench (rakuda-loadgen bench --runs {}", stack.runs);
     if stack.scale_down > 1 {
@@ -343,6 +355,12 @@ async fn bench(out: PathBuf, only: Vec<String>, stack: StackArgs) -> Result<(), 
     std::fs::write(&out, report::splice(&existing, &section))
         .map_err(|error| format!("cannot write {}: {error}", out.display()))?;
     eprintln!("rakuda-loadgen: wrote {}", out.display());
+    if failed_runs > 0 {
+        return Err(format!(
+            "{failed_runs} run(s) failed; their rows in {} say which and why",
+            out.display()
+        ));
+    }
     Ok(())
 }
 

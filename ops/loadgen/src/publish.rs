@@ -14,6 +14,17 @@ use crate::marker::now_us;
 const PIPELINE: usize = 500;
 /// A paced publisher wakes this often and sends what is due.
 const TICK: Duration = Duration::from_millis(2);
+/// How long one pipeline may wait for Redis. The client's default (500 ms) failed a 50,000
+/// event burst while the load generator's own core was saturated by its subscribers.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection for publishing load, with a response timeout sized for saturated runs.
+pub async fn connect(url: &str) -> redis::RedisResult<MultiplexedConnection> {
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT));
+    redis::Client::open(url)?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}
 
 /// What to publish.
 #[derive(Debug, Clone)]

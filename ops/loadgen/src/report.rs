@@ -120,6 +120,26 @@ impl Row {
     }
 }
 
+impl Row {
+    /// Notes the runs that failed (the medians are of the others).
+    pub fn with_failures(mut self, failures: &[String]) -> Row {
+        if let Some(first) = failures.first() {
+            let note = format!(
+                "{} of {} runs FAILED ({})",
+                failures.len(),
+                failures.len() + self.runs,
+                first.replace('|', "/")
+            );
+            self.extra = if self.extra.is_empty() {
+                note
+            } else {
+                format!("{}; {note}", self.extra)
+            };
+        }
+        self
+    }
+}
+
 const HEADER: &str = "| scenario | runs | conns | events | lost | dups | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | KiB/conn | gateway RSS MiB (start/conn/end) | gateway CPU % | steal % | CPU s (gw/bridge/loadgen) | notes |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
 
 fn row_line(row: &Row) -> String {
@@ -254,6 +274,24 @@ mod tests {
         );
         let appended = splice("# Bench\n", &format!("{BEGIN}\nx\n{END}\n"));
         assert!(appended.ends_with(&format!("{BEGIN}\nx\n{END}\n")));
+    }
+
+    #[test]
+    fn a_row_says_which_runs_failed_and_why() {
+        let report = Report {
+            steal_percent: Some(1.0),
+            ..Report::default()
+        };
+        let row = Row::of("burst/sse", &[report.clone(), report])
+            .with_failures(&["burst/sse: cannot publish: timed out | x".to_owned()]);
+        assert_eq!(row.runs, 2);
+        assert_eq!(
+            row.extra,
+            "1 of 3 runs FAILED (burst/sse: cannot publish: timed out / x)"
+        );
+        let line = table(&[row]);
+        assert!(line.contains("| 1.0 |"), "steal column: {line}");
+        assert_eq!(Row::of("x", &[]).with_failures(&[]).extra, "");
     }
 
     #[test]

@@ -348,9 +348,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Ru
         .collect(),
     };
     let stack = Stack::start(&config).await?;
-    let mut redis = redis::Client::open(stack.redis.url())?
-        .get_multiplexed_async_connection()
-        .await?;
+    let mut redis = crate::publish::connect(&stack.redis.url()).await?;
     let before = stack.reading();
 
     let mut target = Target::new(&stack.gateway.url(), scenario.transport).with_api_key(API_KEY);
