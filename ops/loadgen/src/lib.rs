@@ -10,10 +10,12 @@
 //! - [`tally`] — what one subscriber saw: seqs, duplicates, latencies, reconnects.
 //! - [`subscribers`] — many subscribers opened in waves, watched, kicked and stopped together.
 //! - [`stack`] — Redis, NATS, a bridge and a gateway (pinned to its own CPU) for a benchmark.
-//! - [`procstat`] — RSS and CPU seconds of a process, from /proc.
+//! - [`procstat`] — RSS and CPU seconds of a process, and the machine's steal time, from /proc.
+//! - [`calibrate`] — how fast the machine is right now at a loopback write.
 //! - [`scenario`] — the standard scenarios and the runner that measures one.
 //! - [`report`] — tables, medians and the generated part of docs/BENCHMARKS.md.
 
+pub mod calibrate;
 pub mod client;
 pub mod marker;
 pub mod procstat;

@@ -263,6 +263,9 @@ pub struct Report {
     /// CPU time the hypervisor took from this machine during the workload, % (a shared
     /// machine's noise: with much of it, the run measured the neighbours).
     pub steal_percent: Option<f64>,
+    /// A loopback TCP write of 3 KiB and its read, µs, measured just before the workload:
+    /// the machine's speed at what a fan-out costs (see `calibrate`).
+    pub loopback_write_us: Option<f64>,
     /// Burst: median frames each client got; time from the burst until every event was
     /// accounted for; whether every client's frames stand for every event.
     pub frames_per_client: Option<f64>,
@@ -368,6 +371,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Ru
         connected,
         ..Report::default()
     };
+    report.loopback_write_us = crate::calibrate::loopback_write_us();
     let workload_started = Instant::now();
     let machine_at_start = procstat::machine();
     match &scenario.workload {
