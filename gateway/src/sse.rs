@@ -197,8 +197,7 @@ fn connection(
 }
 
 /// The records as one chunk, for one write; a lone record is shared, not copied.
-fn join<'a>(records: impl ExactSizeIterator<Item = &'a Bytes> + Clone) -> Bytes {
-    let mut records = records;
+fn join<'a>(mut records: impl ExactSizeIterator<Item = &'a Bytes> + Clone) -> Bytes {
     if records.len() == 1 {
         if let Some(only) = records.next() {
             return only.clone();

@@ -67,14 +67,7 @@ pub fn events_in_frame_into(
     };
     if batch_count.is_none() {
         // A single event: its markers follow its one `"seq"`.
-        let body = &data[first_seq + SEQ.len()..];
-        if let Some(seq) = leading_number(body) {
-            events.push(Delivered {
-                seq,
-                n: number_after(body, &FINDERS.lg_n),
-                sent_us: number_after(body, &FINDERS.lg_sent_us),
-            });
-        }
+        events.extend(delivered(&data[first_seq + SEQ.len()..]));
         return Ok(events.len() as u64);
     }
     let mut seqs = FINDERS
@@ -84,17 +77,18 @@ pub fn events_in_frame_into(
         .peekable();
     while let Some(at) = seqs.next() {
         let end = seqs.peek().copied().unwrap_or(data.len());
-        let body = &data[at + SEQ.len()..end];
-        let Some(seq) = leading_number(body) else {
-            continue;
-        };
-        events.push(Delivered {
-            seq,
-            n: number_after(body, &FINDERS.lg_n),
-            sent_us: number_after(body, &FINDERS.lg_sent_us),
-        });
+        events.extend(delivered(&data[at + SEQ.len()..end]));
     }
     Ok(batch_count.flatten().unwrap_or(events.len() as u64))
+}
+
+/// The event whose `"seq":` value starts `body` (which runs to the next event's `"seq"`).
+fn delivered(body: &[u8]) -> Option<Delivered> {
+    Some(Delivered {
+        seq: leading_number(body)?,
+        n: number_after(body, &FINDERS.lg_n),
+        sent_us: number_after(body, &FINDERS.lg_sent_us),
+    })
 }
 
 const SEQ: &[u8] = b"\"seq\":";

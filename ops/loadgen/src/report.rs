@@ -19,6 +19,11 @@ fn ms(value: Option<f64>) -> String {
     }
 }
 
+/// An optional figure with one decimal.
+fn one_decimal(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".to_owned(), |value| format!("{value:.1}"))
+}
+
 fn count(value: f64) -> String {
     let rounded = value.round() as u64;
     let digits = rounded.to_string();
@@ -120,9 +125,7 @@ impl Row {
             extra: extra.join("; "),
         }
     }
-}
 
-impl Row {
     /// Notes the runs that failed (the medians are of the others).
     pub fn with_failures(mut self, failures: &[String]) -> Row {
         if let Some(first) = failures.first() {
@@ -163,10 +166,8 @@ fn row_line(row: &Row) -> String {
         row.gateway_rss_mib[1],
         row.gateway_rss_mib[2],
         row.gateway_cpu_percent,
-        row.steal_percent
-            .map_or_else(|| "–".to_owned(), |steal| format!("{steal:.1}")),
-        row.loopback_write_us
-            .map_or_else(|| "–".to_owned(), |micros| format!("{micros:.1}")),
+        one_decimal(row.steal_percent),
+        one_decimal(row.loopback_write_us),
         row.cpu_gateway,
         row.cpu_bridge,
         row.cpu_loadgen,

@@ -371,6 +371,8 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Ru
         connected,
         ..Report::default()
     };
+    // Blocking on purpose, for a tenth of a second: the probe is timed with nothing else of
+    // the load generator's running on its core.
     report.loopback_write_us = crate::calibrate::loopback_write_us();
     let workload_started = Instant::now();
     let machine_at_start = procstat::machine();
