@@ -13,7 +13,7 @@
 //! goes to axum as before. Peeking happens in a task per connection, so a client that sends its
 //! request slowly never holds up `accept`.
 
-use std::io;
+use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +23,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::{BufMut, BytesMut};
 use futures::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use socket2::SockRef;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
@@ -263,10 +264,11 @@ async fn write_response(
         head.put_slice(b"transfer-encoding: chunked\r\n");
     }
     head.put_slice(b"connection: close\r\n\r\n");
-    stream.write_all(&head).await?;
+    send_all(stream, &[&head]).await?;
     drop(head);
 
-    let (mut reader, mut writer) = stream.split();
+    let (mut reader, writer) = stream.split();
+    let socket: &TcpStream = writer.as_ref();
     let mut chunks = body.into_data_stream();
     let mut probe = [0u8; 64];
     loop {
@@ -289,54 +291,187 @@ async fn write_response(
             continue;
         }
         if chunked {
-            write_chunk(&mut writer, &data).await?;
+            let header = ChunkHeader::new(data.len());
+            send_all(socket, &[header.as_bytes(), &data, b"\r\n"]).await?;
         } else {
-            writer.write_all(&data).await?;
+            send_all(socket, &[&data]).await?;
         }
     }
     if chunked {
-        writer.write_all(b"0\r\n\r\n").await?;
+        send_all(socket, &[b"0\r\n\r\n"]).await?;
     }
     Ok(())
 }
 
-/// `<hex length>\r\n`
-fn chunk_header(length: usize) -> String {
-    format!("{length:x}\r\n")
+/// A chunk's `<hex length>\r\n`, formatted on the stack: a connection writes one per event, and
+/// nothing a connection does per event allocates.
+struct ChunkHeader {
+    bytes: [u8; 2 * size_of::<usize>() + 2],
+    len: usize,
 }
 
-/// One chunk in one `writev`: its header, the frame bytes shared by every connection (not
-/// copied), and the trailing CRLF. A partial write (a full socket buffer) finishes with plain
-/// writes of the rest.
-async fn write_chunk<W: AsyncWriteExt + Unpin>(writer: &mut W, data: &[u8]) -> io::Result<()> {
-    let header = chunk_header(data.len());
-    let parts: [&[u8]; 3] = [header.as_bytes(), data, b"\r\n"];
-    let total: usize = parts.iter().map(|part| part.len()).sum();
-    let slices = parts.map(io::IoSlice::new);
-    let mut written = writer.write_vectored(&slices).await?;
-    if written == total {
-        return Ok(());
+impl ChunkHeader {
+    fn new(length: usize) -> ChunkHeader {
+        let mut bytes = [0u8; 2 * size_of::<usize>() + 2];
+        let mut cursor = io::Cursor::new(&mut bytes[..]);
+        // Cannot fail: the array holds every usize in hex plus CRLF.
+        let _ = write!(cursor, "{length:x}\r\n");
+        let len = cursor.position() as usize;
+        ChunkHeader { bytes, len }
     }
-    for part in parts {
-        if written >= part.len() {
-            written -= part.len();
-            continue;
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// Parts one `sendmsg` gathers; a longer list goes in several calls.
+const MAX_PARTS_PER_SEND: usize = 4;
+
+/// Sends every byte of `parts`, in order, in one `sendmsg` unless the socket buffer is full (then
+/// the rest follows as it drains).
+///
+/// `sendmsg`, not tokio's `writev`: a write on a socket file goes through the VFS layer first
+/// (`vfs_writev`, `fdget_pos`, fsnotify), about 0.4 µs more per call on this machine (6.2–6.55
+/// against 5.8–6.06 µs for a 300-byte frame to each of 1,000 loopback sockets), and one write per
+/// connection per event is most of what a fan-out costs. `MSG_NOSIGNAL`: a client that has gone
+/// is an error to return, never a SIGPIPE.
+async fn send_all(socket: &TcpStream, parts: &[&[u8]]) -> io::Result<()> {
+    let mut sent = Progress::default();
+    sent.advance(parts, 0);
+    while sent.part < parts.len() {
+        let attempt = socket.try_io(Interest::WRITABLE, || {
+            let mut slices = [IoSlice::new(&[]); MAX_PARTS_PER_SEND];
+            let pending = parts[sent.part..].iter().take(MAX_PARTS_PER_SEND);
+            let mut count = 0;
+            for (index, part) in pending.enumerate() {
+                let from = if index == 0 { sent.offset } else { 0 };
+                slices[index] = IoSlice::new(&part[from..]);
+                count += 1;
+            }
+            SockRef::from(socket).send_vectored_with_flags(&slices[..count], libc::MSG_NOSIGNAL)
+        });
+        match attempt {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => sent.advance(parts, written),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => socket.writable().await?,
+            Err(error) => return Err(error),
         }
-        writer.write_all(&part[written..]).await?;
-        written = 0;
     }
     Ok(())
+}
+
+/// How far [`send_all`] has got: the first part not wholly sent, and how much of it was.
+#[derive(Default)]
+struct Progress {
+    part: usize,
+    offset: usize,
+}
+
+impl Progress {
+    /// Moves past `written` more bytes, and past any parts that are empty.
+    fn advance(&mut self, parts: &[&[u8]], mut written: usize) {
+        while let Some(part) = parts.get(self.part) {
+            let left = part.len() - self.offset;
+            if written < left {
+                self.offset += written;
+                return;
+            }
+            written -= left;
+            self.part += 1;
+            self.offset = 0;
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A connected pair on loopback: (the gateway's end, the client's end).
+    async fn socket_pair() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let (client, accepted) = tokio::join!(TcpStream::connect(address), listener.accept());
+        (accepted.expect("accept").0, client.expect("connect"))
+    }
+
+    #[test]
+    fn a_chunk_header_is_the_hex_length_and_crlf() {
+        assert_eq!(ChunkHeader::new(9).as_bytes(), b"9\r\n");
+        assert_eq!(ChunkHeader::new(300).as_bytes(), b"12c\r\n");
+        assert_eq!(ChunkHeader::new(0).as_bytes(), b"0\r\n");
+        assert_eq!(
+            ChunkHeader::new(usize::MAX).as_bytes(),
+            format!("{:x}\r\n", usize::MAX).as_bytes()
+        );
+    }
+
+    #[test]
+    fn progress_moves_across_parts_and_skips_empty_ones() {
+        let parts: [&[u8]; 4] = [b"", b"abc", b"", b"de"];
+        let mut progress = Progress::default();
+        progress.advance(&parts, 0);
+        assert_eq!((progress.part, progress.offset), (1, 0));
+        progress.advance(&parts, 2);
+        assert_eq!((progress.part, progress.offset), (1, 2));
+        progress.advance(&parts, 2);
+        assert_eq!((progress.part, progress.offset), (3, 1));
+        progress.advance(&parts, 1);
+        assert_eq!(progress.part, parts.len());
+    }
+
     #[tokio::test]
-    async fn a_chunk_goes_out_framed_with_its_hex_length() {
-        let mut out = Vec::new();
-        write_chunk(&mut out, b"data: x\n\n").await.expect("write");
-        assert_eq!(out, b"9\r\ndata: x\n\n\r\n");
-        assert_eq!(chunk_header(300), "12c\r\n");
+    async fn send_all_delivers_every_part_in_order_through_a_full_socket_buffer() {
+        let (server, mut client) = socket_pair().await;
+        // Far more than the socket buffers hold, in more parts than one sendmsg gathers, so the
+        // send meets WouldBlock and partial writes until the reader catches up.
+        let big: Vec<u8> = (0..8 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+        let parts: Vec<&[u8]> = vec![b"head:", &big[..3_000_000], b"", &big[3_000_000..], b":end"];
+        let expected: Vec<u8> = parts.concat();
+        let reader = tokio::spawn(async move {
+            let mut received = Vec::new();
+            client.read_to_end(&mut received).await.expect("read");
+            received
+        });
+        tokio::time::timeout(Duration::from_secs(20), send_all(&server, &parts))
+            .await
+            .expect("send in time")
+            .expect("send");
+        drop(server);
+        let received = tokio::time::timeout(Duration::from_secs(20), reader)
+            .await
+            .expect("read in time")
+            .expect("reader task");
+        assert_eq!(received.len(), expected.len());
+        assert!(
+            received == expected,
+            "bytes arrived changed or out of order"
+        );
+    }
+
+    #[tokio::test]
+    async fn send_all_to_a_client_that_is_gone_is_an_error_not_a_signal() {
+        let (server, client) = socket_pair().await;
+        drop(client);
+        // The first send may still be accepted; the peer's RST then fails a later one.
+        let mut failed = None;
+        for _ in 0..100 {
+            if let Err(error) = send_all(&server, &[b"data: x\n\n"]).await {
+                failed = Some(error);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let error = failed.expect("sending to a closed peer fails");
+        assert!(
+            matches!(
+                error.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ),
+            "unexpected error kind: {error}"
+        );
     }
 }
