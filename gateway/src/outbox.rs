@@ -232,7 +232,8 @@ impl Outbox {
                 Err(_) => break,
             }
         }
-        let now = time::OffsetDateTime::now_utc();
+        // Only the connections that sample latency need the clock.
+        let now = self.samples_latency.then(time::OffsetDateTime::now_utc);
         for frame in queued.drain(..) {
             let wanted = match frame.channel {
                 // Resets go to everyone.
@@ -245,7 +246,7 @@ impl Outbox {
                 continue;
             }
             self.sent_through = frame.cursor;
-            if self.samples_latency && frame.kind != FrameKind::Reset {
+            if let Some(now) = now.filter(|_| frame.kind != FrameKind::Reset) {
                 self.app
                     .metrics
                     .event_latency

@@ -45,6 +45,10 @@ async fn each_type_reaches_the_client_with_event_id_and_json() {
         assert_eq!(data["payload"], published["payload"]);
         assert_eq!(data["timestamp"], published["timestamp"]);
     }
+    // A gateway's first connection samples delivery latency: one observation per event.
+    gateway
+        .wait_for_metric("gateway_event_latency_seconds_count", TYPES.len() as f64)
+        .await;
     gateway.stop().await;
 }
 
