@@ -56,6 +56,7 @@ pub struct Row {
     pub gateway_cpu_percent: f64,
     pub steal_percent: Option<f64>,
     pub loopback_write_us: Option<f64>,
+    pub sweep_send_us: Option<f64>,
     pub cpu_gateway: f64,
     pub cpu_bridge: f64,
     pub cpu_loadgen: f64,
@@ -119,6 +120,7 @@ impl Row {
             gateway_cpu_percent: m(&|r| r.gateway_cpu_percent),
             steal_percent: med(reports, |r| r.steal_percent),
             loopback_write_us: med(reports, |r| r.loopback_write_us),
+            sweep_send_us: med(reports, |r| r.sweep_send_us),
             cpu_gateway: m(&|r| r.cpu_seconds.gateway),
             cpu_bridge: m(&|r| r.cpu_seconds.bridge),
             cpu_loadgen: m(&|r| r.cpu_seconds.loadgen),
@@ -145,11 +147,11 @@ impl Row {
     }
 }
 
-const HEADER: &str = "| scenario | runs | conns | events | lost | dups | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | KiB/conn | gateway RSS MiB (start/conn/end) | gateway CPU % | steal % | loopback write µs | CPU s (gw/bridge/loadgen) | notes |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+const HEADER: &str = "| scenario | runs | conns | events | lost | dups | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | KiB/conn | gateway RSS MiB (start/conn/end) | gateway CPU % | steal % | loopback write µs | fan-out send µs | CPU s (gw/bridge/loadgen) | notes |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
 
 fn row_line(row: &Row) -> String {
     format!(
-        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.1} / {:.1} / {:.1} | {:.1} | {} | {} | {:.1} / {:.1} / {:.1} | {} |\n",
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.1} / {:.1} / {:.1} | {:.1} | {} | {} | {} | {:.1} / {:.1} / {:.1} | {} |\n",
         row.label,
         row.runs,
         count(row.connected),
@@ -168,6 +170,7 @@ fn row_line(row: &Row) -> String {
         row.gateway_cpu_percent,
         one_decimal(row.steal_percent),
         one_decimal(row.loopback_write_us),
+        one_decimal(row.sweep_send_us),
         row.cpu_gateway,
         row.cpu_bridge,
         row.cpu_loadgen,

@@ -266,6 +266,10 @@ pub struct Report {
     /// A loopback TCP write of 3 KiB and its read, µs, measured just before the workload:
     /// the machine's speed at what a fan-out costs (see `calibrate`).
     pub loopback_write_us: Option<f64>,
+    /// µs per send of one event's SSE chunk to each of 1,000 loopback sockets, from the
+    /// gateway's CPUs, measured just before the workload: the kernel's floor under a fan-out
+    /// (see `calibrate::sweep_send_us`).
+    pub sweep_send_us: Option<f64>,
     /// Burst: median frames each client got; time from the burst until every event was
     /// accounted for; whether every client's frames stand for every event.
     pub frames_per_client: Option<f64>,
@@ -371,9 +375,10 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Ru
         connected,
         ..Report::default()
     };
-    // Blocking on purpose, for a tenth of a second: the probe is timed with nothing else of
-    // the load generator's running on its core.
+    // Blocking on purpose, for about half a second: the probes are timed with nothing else of
+    // the load generator's running on its core, and the gateway idle on its own.
     report.loopback_write_us = crate::calibrate::loopback_write_us();
+    report.sweep_send_us = crate::calibrate::sweep_send_us(options.gateway_cpus.as_deref());
     let workload_started = Instant::now();
     let machine_at_start = procstat::machine();
     match &scenario.workload {
