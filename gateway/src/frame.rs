@@ -32,6 +32,10 @@ pub enum FrameKind {
     Batch,
     /// `event: reset`: the client must refetch everything.
     Reset,
+    /// Not for the wire: time for every connection's heartbeat (see [`OutFrame::tick`]).
+    Tick,
+    /// Not for the wire: the gateway is draining; each connection picks its moment to close.
+    Drain,
 }
 
 impl OutFrame {
@@ -86,6 +90,33 @@ impl OutFrame {
             newest: OffsetDateTime::now_utc(),
             sse: sse_reset(Some(cursor), reason),
             ws: ws_message(Some(cursor), "reset", &reset_json(reason)),
+        }
+    }
+}
+
+impl OutFrame {
+    /// The heartbeat tick, carrying the hub's watermark. Published by the task that publishes
+    /// every frame, so a connection reaches it only after every frame published before it: by
+    /// then it has written or filtered out everything the watermark covers, and its heartbeat
+    /// may claim that cursor.
+    pub fn tick(cursor: Cursor) -> OutFrame {
+        OutFrame::control(FrameKind::Tick, cursor)
+    }
+
+    /// The notice that the gateway is draining.
+    pub fn drain(cursor: Cursor) -> OutFrame {
+        OutFrame::control(FrameKind::Drain, cursor)
+    }
+
+    fn control(kind: FrameKind, cursor: Cursor) -> OutFrame {
+        OutFrame {
+            channel: None,
+            kind,
+            max_seq: cursor.seq,
+            cursor,
+            newest: OffsetDateTime::now_utc(),
+            sse: Bytes::new(),
+            ws: Utf8Bytes::from_static(""),
         }
     }
 }

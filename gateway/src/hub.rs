@@ -100,6 +100,18 @@ impl Hub {
         let _ = self.frames.send(Arc::new(frame));
     }
 
+    /// Time for every connection's heartbeat. Only the task that publishes frames may call
+    /// it: then every frame below the watermark is queued ahead of the tick, which is what lets
+    /// a connection claim the tick's cursor once it reaches it (see [`OutFrame::tick`]).
+    pub fn tick(&self) {
+        let _ = self.frames.send(Arc::new(OutFrame::tick(self.cursor())));
+    }
+
+    /// Tells every connection that the gateway is draining.
+    pub fn drain(&self) {
+        let _ = self.frames.send(Arc::new(OutFrame::drain(self.cursor())));
+    }
+
     /// Tells every connection to refetch everything (the stream was recreated).
     pub fn reset_all(&self, reason: &str) {
         self.publish(OutFrame::reset(reason, self.cursor()));

@@ -187,6 +187,9 @@ pub async fn run(
     let result = match failed {
         Some(result) => result,
         None => {
+            // Every open stream picks its moment to close (connections that subscribe from now
+            // on see `draining` themselves).
+            app.hub.drain();
             tracing::info!(
                 connections = app.connections.total(),
                 window = ?app.config.gateway_drain_window,

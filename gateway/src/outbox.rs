@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use rakuda_schema::{Heartbeat, Timestamp};
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
-use tokio::time::Instant;
-use tokio_util::sync::WaitForCancellationFutureOwned;
+use tokio::time::Sleep;
 
 use crate::app::App;
 use crate::auth::Principal;
@@ -25,43 +24,51 @@ use crate::resume::Plan;
 /// Most queued frames handed over for one write.
 const MAX_FRAMES_PER_WRITE: usize = 64;
 
-/// A connection's turn to close once the gateway drains: SIGTERM starts the wait, and the close
-/// comes at a random moment within `GATEWAY_DRAIN_WINDOW`, so the clients of a restarting
-/// instance reconnect elsewhere spread out, not all in the same second.
+/// A connection's turn to close once the gateway drains: the drain notice (a control frame
+/// from the hub, or the gateway already draining when the connection subscribed) starts the
+/// wait, and the close comes at a random moment within `GATEWAY_DRAIN_WINDOW`, so the clients
+/// of a restarting instance reconnect elsewhere spread out, not all in the same second.
 ///
-/// Made once per connection and polled every loop turn; the shutdown wait lives here because a
-/// fresh `cancelled()` per turn registers and unregisters a waiter on the token every
-/// connection shares (3% of the CPU at 500k frames/s, perf). Cancel-safe.
+/// Until the notice there is no timer and nothing to register: polling [`DrainTurn::arrived`]
+/// costs a branch, where watching the shared shutdown token cost every connection a lock on
+/// every loop turn (2.7% of the gateway's CPU at `light-1k`, perf). Cancel-safe.
 pub struct DrainTurn {
     window: Duration,
-    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
-    close_at: Option<Instant>,
+    close: Option<Pin<Box<Sleep>>>,
 }
 
 impl DrainTurn {
     pub fn new(app: &App) -> DrainTurn {
-        DrainTurn {
+        let mut turn = DrainTurn {
             window: app.config.gateway_drain_window,
-            shutdown: Box::pin(app.shutdown.clone().cancelled_owned()),
-            close_at: None,
+            close: None,
+        };
+        // Checked after the connection subscribed: a notice sent before that never reaches it.
+        if app.draining() {
+            turn.start();
         }
+        turn
     }
 
-    /// Resolves when this connection should close.
-    pub async fn arrived(&mut self) {
-        let at = match self.close_at {
-            Some(at) => at,
-            None => {
-                self.shutdown.as_mut().await;
-                let offset = if self.window.is_zero() {
-                    Duration::ZERO
-                } else {
-                    self.window.mul_f64(rand::random::<f64>())
-                };
-                *self.close_at.insert(Instant::now() + offset)
-            }
+    /// Picks this connection's moment to close (once).
+    pub fn start(&mut self) {
+        if self.close.is_some() {
+            return;
+        }
+        let offset = if self.window.is_zero() {
+            Duration::ZERO
+        } else {
+            self.window.mul_f64(rand::random::<f64>())
         };
-        tokio::time::sleep_until(at).await;
+        self.close = Some(Box::pin(tokio::time::sleep(offset)));
+    }
+
+    /// Resolves when this connection should close; never before [`DrainTurn::start`].
+    pub async fn arrived(&mut self) {
+        match self.close.as_mut() {
+            Some(close) => close.as_mut().await,
+            None => std::future::pending().await,
+        }
     }
 }
 
@@ -122,8 +129,14 @@ pub enum Start {
 /// The next thing for the client.
 pub enum Next {
     /// Frames to write together are in [`Outbox::batch`] (possibly none, when all were filtered
-    /// out); `lagged` means the client fell a whole queue behind right after them.
-    Frames { lagged: bool },
+    /// out or were control frames). Then, in this order: a heartbeat if `heartbeat` (see
+    /// [`Outbox::heartbeat`]); the drain wait started if `drain`; a reset if `lagged` (the
+    /// client fell a whole queue behind right after them).
+    Frames {
+        lagged: bool,
+        heartbeat: bool,
+        drain: bool,
+    },
     /// The client fell a whole queue behind.
     Lagged,
     /// The hub is gone.
@@ -145,7 +158,8 @@ pub struct Outbox {
     /// Live frames at or below this were already sent (by a replay or another instance).
     skip_through: u64,
     epoch: u64,
-    /// The cursor of the last thing sent: what a heartbeat may claim.
+    /// Every frame at or below this cursor was written or is not for this client: what a
+    /// heartbeat may claim.
     sent_through: Cursor,
 }
 
@@ -222,6 +236,8 @@ impl Outbox {
         let mut queued = std::mem::take(&mut self.queued);
         queued.push(first);
         let mut lagged = false;
+        let mut heartbeat = false;
+        let mut drain = false;
         while queued.len() < MAX_FRAMES_PER_WRITE {
             match self.frames.try_recv() {
                 Ok(frame) => queued.push(frame),
@@ -235,6 +251,26 @@ impl Outbox {
         // Only the connections that sample latency need the clock.
         let now = self.samples_latency.then(time::OffsetDateTime::now_utc);
         for frame in queued.drain(..) {
+            match frame.kind {
+                FrameKind::Tick => {
+                    // Everything published before the tick came before it in this queue and
+                    // was just taken, so its cursor is safe to claim.
+                    self.claim(frame.cursor);
+                    heartbeat = true;
+                    continue;
+                }
+                FrameKind::Drain => {
+                    drain = true;
+                    continue;
+                }
+                FrameKind::Reset if frame.cursor.epoch != self.epoch => {
+                    // The stream was recreated and its sequences start again: follow it from
+                    // the reset's cursor, or the old epoch's positions would hide new events.
+                    self.epoch = frame.cursor.epoch;
+                    self.skip_through = frame.cursor.seq;
+                }
+                FrameKind::Single | FrameKind::Batch | FrameKind::Reset => {}
+            }
             let wanted = match frame.channel {
                 // Resets go to everyone.
                 None => true,
@@ -261,20 +297,25 @@ impl Outbox {
         if lagged {
             self.app.metrics.client_reset("lagged");
         }
-        Next::Frames { lagged }
+        Next::Frames {
+            lagged,
+            heartbeat,
+            drain,
+        }
     }
 
-    /// The heartbeat to send now, and the cursor it may carry.
-    pub fn heartbeat(&mut self) -> (Cursor, Heartbeat) {
-        // The hub's watermark is safe to claim only when nothing is queued for this client:
-        // queued frames below it have not been written yet.
-        let watermark = self.app.hub.cursor();
-        if self.frames.is_empty()
-            && watermark.epoch == self.epoch
-            && watermark.seq >= self.skip_through
-        {
-            self.sent_through = watermark;
+    /// Moves the claimable cursor forward to `cursor` (never back, never to another epoch).
+    fn claim(&mut self, cursor: Cursor) {
+        if cursor.epoch == self.sent_through.epoch && cursor.seq > self.sent_through.seq {
+            self.sent_through = cursor;
         }
+    }
+
+    /// The heartbeat to send now, and the cursor it may carry: what this connection has taken
+    /// from its queue, never the hub's watermark read directly. The hub moves its watermark
+    /// just before it sends the frame, so a heartbeat that read it could claim a frame not yet
+    /// queued, and a client that dropped right after would resume past an event it never got.
+    pub fn heartbeat(&self) -> (Cursor, Heartbeat) {
         let beat = Heartbeat {
             instance: self.app.instance.clone(),
             seq: self.sent_through.seq,

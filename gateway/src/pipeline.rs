@@ -39,12 +39,19 @@ impl Pipeline {
     }
 
     pub async fn run(mut self, mut feed: mpsc::Receiver<FeedItem>, shutdown: CancellationToken) {
+        // Heartbeats are ticks in the frame queue, sent from here: in order with the frames, so
+        // the cursor a heartbeat claims is never ahead of what its connection has written, and
+        // no connection keeps a timer of its own.
+        let every = self.app.config.heartbeat_interval();
+        let mut heartbeat = tokio::time::interval_at(Instant::now() + every, every);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.debouncer.next_deadline();
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return,
                 _ = sleep_until(deadline), if deadline.is_some() => self.flush_due(Instant::now()),
+                _ = heartbeat.tick() => self.app.hub.tick(),
                 item = feed.recv() => match item {
                     None => return,
                     Some(FeedItem::Start { epoch, last_seq }) => self.start(epoch, last_seq),
@@ -154,7 +161,8 @@ impl Pipeline {
                         .events_coalesced(batch.event_type, u64::from(batch.count));
                 }
             }
-            FrameKind::Reset => {}
+            // `encode` makes only event frames.
+            FrameKind::Reset | FrameKind::Tick | FrameKind::Drain => {}
         }
         self.app.hub.publish(frame);
         self.app.metrics.stream_last_sequence.set(cursor.seq as f64);

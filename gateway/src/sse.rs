@@ -158,10 +158,8 @@ fn connection(
         let (cursor, beat) = outbox.heartbeat();
         yield Ok(sse_heartbeat(Some(cursor), &beat));
 
-        let heartbeat_every = app.config.heartbeat_interval();
-        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat_every, heartbeat_every);
-        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Once draining, the connection keeps streaming until its turn to close.
+        // Once draining, the connection keeps streaming until its turn to close. Heartbeats
+        // come as ticks in the frame queue (see `Pipeline::run`).
         let mut drain = DrainTurn::new(&app);
         loop {
             tokio::select! {
@@ -171,10 +169,17 @@ fn connection(
                     break;
                 }
                 next = outbox.next() => match next {
-                    Next::Frames { lagged } => {
+                    Next::Frames { lagged, heartbeat, drain: draining } => {
                         let frames = outbox.batch();
                         if !frames.is_empty() {
                             yield Ok(join(frames.iter().map(|frame| &frame.sse)));
+                        }
+                        if heartbeat {
+                            let (cursor, beat) = outbox.heartbeat();
+                            yield Ok(sse_heartbeat(Some(cursor), &beat));
+                        }
+                        if draining {
+                            drain.start();
                         }
                         if lagged {
                             yield Ok(sse_reset(None, "slow_client"));
@@ -187,10 +192,6 @@ fn connection(
                     }
                     Next::Closed => break,
                 },
-                _ = heartbeat.tick() => {
-                    let (cursor, beat) = outbox.heartbeat();
-                    yield Ok(sse_heartbeat(Some(cursor), &beat));
-                }
             }
         }
     }

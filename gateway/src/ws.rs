@@ -21,7 +21,6 @@ use futures::{SinkExt, StreamExt};
 use rakuda_schema::Timestamp;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::time::Instant;
 
 use crate::app::App;
 use crate::auth::Principal;
@@ -176,10 +175,7 @@ impl Session {
             return End::ClientGone;
         }
 
-        let heartbeat_every = app.config.heartbeat_interval();
-        let mut heartbeat =
-            tokio::time::interval_at(Instant::now() + heartbeat_every, heartbeat_every);
-        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Heartbeats (and pings) come as ticks in the frame queue (see `Pipeline::run`).
         let mut awaiting_pong = false;
         let mut drain = DrainTurn::new(&app);
         loop {
@@ -207,10 +203,26 @@ impl Session {
                     }
                 },
                 next = outbox.next() => match next {
-                    Next::Frames { lagged } => {
+                    Next::Frames { lagged, heartbeat, drain: draining } => {
                         let frames = outbox.batch();
                         if !frames.is_empty() && send_frames(sink, frames).await.is_err() {
                             return End::ClientGone;
+                        }
+                        if heartbeat {
+                            if awaiting_pong {
+                                tracing::info!("websocket client did not answer a ping within a heartbeat interval; closing");
+                                return End::Unresponsive;
+                            }
+                            let (cursor, beat) = outbox.heartbeat();
+                            let data = serde_json::to_vec(&beat).unwrap_or_default();
+                            let sent = send_all(sink, vec![ws_message(Some(cursor), "heartbeat", &data)]).await;
+                            if sent.is_err() || sink.send(Message::Ping(Default::default())).await.is_err() {
+                                return End::ClientGone;
+                            }
+                            awaiting_pong = true;
+                        }
+                        if draining {
+                            drain.start();
                         }
                         if lagged {
                             return self.lagged(sink).await;
@@ -219,19 +231,6 @@ impl Session {
                     Next::Lagged => return self.lagged(sink).await,
                     Next::Closed => return End::Close(CLOSE_SERVICE_RESTART, "service restart: reconnect"),
                 },
-                _ = heartbeat.tick() => {
-                    if awaiting_pong {
-                        tracing::info!("websocket client did not answer a ping within a heartbeat interval; closing");
-                        return End::Unresponsive;
-                    }
-                    let (cursor, beat) = outbox.heartbeat();
-                    let data = serde_json::to_vec(&beat).unwrap_or_default();
-                    let sent = send_all(sink, vec![ws_message(Some(cursor), "heartbeat", &data)]).await;
-                    if sent.is_err() || sink.send(Message::Ping(Default::default())).await.is_err() {
-                        return End::ClientGone;
-                    }
-                    awaiting_pong = true;
-                }
             }
         }
     }

@@ -141,6 +141,38 @@ async fn heartbeats_arrive_at_the_set_interval() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_claims_the_events_the_client_filtered_out() {
+    let stack = Stack::start().await;
+    let mut config = stack.gateway_config();
+    config.sse_heartbeat_interval = 200;
+    let gateway = start_gateway(config).await;
+    let mut client = SseClient::connect(&format!(
+        "{}/api/realtime/events?channels=orders",
+        gateway.url
+    ))
+    .await;
+    let mut redis = stack.redis_connection().await;
+    publish_event(&mut redis, EventType::OrderReceived, "o1").await;
+    let order = client.next_event().await.expect("the order");
+    assert_eq!(order.seqs(), vec![1]);
+    publish_event(&mut redis, EventType::InventoryChange, "p1").await;
+    publish_event(&mut redis, EventType::InventoryChange, "p2").await;
+    // The client never sees 2 and 3, but a resume from its cursor must not replay them: the
+    // heartbeat after them claims them.
+    let claimed = bounded("a heartbeat claiming seq 3", async {
+        loop {
+            let record = client.next().await.expect("record");
+            if record.event.as_deref() == Some("heartbeat") && record.json()["seq"] == 3 {
+                return record;
+            }
+        }
+    })
+    .await;
+    assert!(claimed.id.as_deref().is_some_and(|id| id.ends_with("-3")));
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_latency_probe_gets_every_probe_back() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();

@@ -180,3 +180,34 @@ async fn a_deleted_and_recreated_stream_resets_clients_and_old_cursors() {
     assert_eq!(reset.json()["reason"], "stream_recreated");
     gateway.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_connected_across_a_recreated_stream_gets_the_new_streams_events() {
+    let stack = Stack::start().await;
+    let gateway = start_gateway(stack.gateway_config()).await;
+    let mut redis = stack.redis_connection().await;
+    publish_all(&mut redis, &burst(EventType::OrderReceived, 5, 5, "old")).await;
+    wait_for_watermark(&gateway, 5).await;
+    // Connected at the old stream's seq 5: its sequences restart at 1 in the new stream.
+    let mut client = SseClient::connect(&format!("{}/api/realtime/events", gateway.url)).await;
+
+    let jetstream = stack.jetstream().await;
+    jetstream
+        .delete_stream("RAKUDA_REALTIME")
+        .await
+        .expect("delete the stream");
+    // The bridge recreates the stream when its next publish fails.
+    publish_all(&mut redis, &burst(EventType::OrderReceived, 1, 1, "new")).await;
+    let reset = client.next_event().await.expect("reset");
+    assert_eq!(reset.json()["reason"], "stream_recreated");
+
+    publish_all(&mut redis, &burst(EventType::OrderReceived, 3, 3, "after")).await;
+    let seen = client.events_covering(&[2, 3, 4]).await;
+    let epoch = epoch(&gateway).await;
+    assert_eq!(
+        seen.last().and_then(|record| record.id.clone()),
+        Some(format!("{epoch}-4")),
+        "the cursor follows the new stream"
+    );
+    gateway.stop().await;
+}
