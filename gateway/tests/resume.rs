@@ -27,6 +27,17 @@ async fn wait_for_watermark(gateway: &RunningGateway, seq: u64) {
     .await
 }
 
+/// Deletes the stream and publishes one event, which makes the bridge recreate it.
+async fn recreate_stream(stack: &Stack, redis: &mut redis::aio::MultiplexedConnection) {
+    let jetstream = stack.jetstream().await;
+    jetstream
+        .delete_stream("RAKUDA_REALTIME")
+        .await
+        .expect("delete the stream");
+    // The bridge recreates the stream when its next publish fails.
+    publish_all(redis, &burst(EventType::OrderReceived, 1, 1, "new")).await;
+}
+
 async fn epoch(gateway: &RunningGateway) -> u64 {
     let (_, status) = get_json(gateway, "/api/realtime/status").await;
     status["nats"]["stream"]["epoch"].as_u64().expect("epoch")
@@ -162,13 +173,7 @@ async fn a_deleted_and_recreated_stream_resets_clients_and_old_cursors() {
     let seen = client.events_covering(&[1, 2, 3, 4, 5]).await;
     let old_cursor = seen.last().and_then(|r| r.id.clone()).expect("cursor");
 
-    let jetstream = stack.jetstream().await;
-    jetstream
-        .delete_stream("RAKUDA_REALTIME")
-        .await
-        .expect("delete the stream");
-    // The bridge recreates the stream when its next publish fails.
-    publish_all(&mut redis, &burst(EventType::OrderReceived, 1, 1, "new")).await;
+    recreate_stream(&stack, &mut redis).await;
 
     let reset = client.next_event().await.expect("reset");
     assert_eq!(reset.event.as_deref(), Some("reset"));
@@ -191,13 +196,7 @@ async fn a_client_connected_across_a_recreated_stream_gets_the_new_streams_event
     // Connected at the old stream's seq 5: its sequences restart at 1 in the new stream.
     let mut client = SseClient::connect(&format!("{}/api/realtime/events", gateway.url)).await;
 
-    let jetstream = stack.jetstream().await;
-    jetstream
-        .delete_stream("RAKUDA_REALTIME")
-        .await
-        .expect("delete the stream");
-    // The bridge recreates the stream when its next publish fails.
-    publish_all(&mut redis, &burst(EventType::OrderReceived, 1, 1, "new")).await;
+    recreate_stream(&stack, &mut redis).await;
     let reset = client.next_event().await.expect("reset");
     assert_eq!(reset.json()["reason"], "stream_recreated");
 
