@@ -157,9 +157,8 @@ pub struct Outbox {
     pub channels: ChannelSet,
     /// Live frames at or below this were already sent (by a replay or another instance).
     skip_through: u64,
-    epoch: u64,
     /// Every frame at or below this cursor was written or is not for this client: what a
-    /// heartbeat may claim.
+    /// heartbeat may claim. Its epoch is the stream this connection follows.
     sent_through: Cursor,
 }
 
@@ -203,7 +202,6 @@ impl Outbox {
             samples_latency,
             channels,
             skip_through,
-            epoch,
             sent_through: Cursor {
                 epoch,
                 seq: skip_through,
@@ -263,10 +261,10 @@ impl Outbox {
                     drain = true;
                     continue;
                 }
-                FrameKind::Reset if frame.cursor.epoch != self.epoch => {
+                FrameKind::Reset if frame.cursor.epoch != self.sent_through.epoch => {
                     // The stream was recreated and its sequences start again: follow it from
-                    // the reset's cursor, or the old epoch's positions would hide new events.
-                    self.epoch = frame.cursor.epoch;
+                    // the reset's cursor (the reset is written below, which moves
+                    // `sent_through` to it), or the old epoch's positions would hide new events.
                     self.skip_through = frame.cursor.seq;
                 }
                 FrameKind::Single | FrameKind::Batch | FrameKind::Reset => {}
