@@ -20,6 +20,8 @@ pub struct Outgoing {
     pub headers: HeaderMap,
     pub payload: Bytes,
     pub verdict: Verdict,
+    /// The Redis channel it arrived on, for the DLQ and for logs.
+    pub redis_channel: String,
 }
 
 /// Whether the message is a valid event or a reject, for metrics and logs.
@@ -36,40 +38,73 @@ pub enum Verdict {
 pub fn route(validator: &Validator, prefix: &str, redis_channel: &str, payload: Bytes) -> Outgoing {
     let msg_id = content_hash(redis_channel, &payload);
     let channel_name = redis_channel.strip_prefix(prefix).unwrap_or(redis_channel);
-    match validator.validate(channel_name, &payload) {
-        Ok((channel, _event)) => {
-            let mut headers = HeaderMap::new();
-            headers.insert(MSG_ID_HEADER, msg_id.as_str());
-            Outgoing {
-                subject: channel.subject(),
-                headers,
-                // Forwarded byte for byte: what the worker wrote is what the stream stores.
-                payload,
-                verdict: Verdict::Event {
-                    channel: channel.name,
-                },
-            }
-        }
+    let channel = match validator.validate(channel_name, &payload) {
+        Ok(event) => event.channel,
         Err(reject) => {
-            let mut headers = HeaderMap::new();
-            headers.insert(MSG_ID_HEADER, msg_id.as_str());
-            headers.insert(REJECT_REASON_HEADER, reject.reason.as_str());
-            headers.insert(REJECT_MESSAGE_HEADER, header_safe(&reject.message).as_str());
-            headers.insert(SOURCE_CHANNEL_HEADER, header_safe(redis_channel).as_str());
-            let payload = if payload.len() > validator.max_bytes() {
-                // Keep the head for inspection; the whole message could exceed NATS max_payload.
-                headers.insert(ORIGINAL_SIZE_HEADER, payload.len().to_string().as_str());
-                payload.slice(..validator.max_bytes())
-            } else {
-                payload
-            };
-            Outgoing {
-                subject: DLQ_SUBJECT.to_owned(),
-                headers,
+            return to_dlq(
+                msg_id.as_str(),
+                redis_channel,
                 payload,
-                verdict: Verdict::Rejected(reject),
-            }
+                reject,
+                validator.max_bytes(),
+            )
         }
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(MSG_ID_HEADER, msg_id.as_str());
+    Outgoing {
+        subject: channel.subject(),
+        headers,
+        // Forwarded byte for byte: what the worker wrote is what the stream stores.
+        payload,
+        verdict: Verdict::Event {
+            channel: channel.name,
+        },
+        redis_channel: redis_channel.to_owned(),
+    }
+}
+
+/// The same message for the DLQ, rejected with `reject` (JetStream refused to store it).
+pub fn reroute_to_dlq(outgoing: Outgoing, reject: Reject, max_bytes: usize) -> Outgoing {
+    let msg_id = outgoing
+        .headers
+        .get(MSG_ID_HEADER)
+        .map(|id| id.as_str().to_owned())
+        .unwrap_or_else(|| content_hash(&outgoing.redis_channel, &outgoing.payload));
+    to_dlq(
+        &msg_id,
+        &outgoing.redis_channel,
+        outgoing.payload,
+        reject,
+        max_bytes,
+    )
+}
+
+fn to_dlq(
+    msg_id: &str,
+    redis_channel: &str,
+    payload: Bytes,
+    reject: Reject,
+    max_bytes: usize,
+) -> Outgoing {
+    let mut headers = HeaderMap::new();
+    headers.insert(MSG_ID_HEADER, msg_id);
+    headers.insert(REJECT_REASON_HEADER, reject.reason.as_str());
+    headers.insert(REJECT_MESSAGE_HEADER, header_safe(&reject.message).as_str());
+    headers.insert(SOURCE_CHANNEL_HEADER, header_safe(redis_channel).as_str());
+    let payload = if payload.len() > max_bytes {
+        // Keep the head for inspection; the whole message could exceed NATS max_payload.
+        headers.insert(ORIGINAL_SIZE_HEADER, payload.len().to_string().as_str());
+        payload.slice(..max_bytes)
+    } else {
+        payload
+    };
+    Outgoing {
+        subject: DLQ_SUBJECT.to_owned(),
+        headers,
+        payload,
+        verdict: Verdict::Rejected(reject),
+        redis_channel: redis_channel.to_owned(),
     }
 }
 

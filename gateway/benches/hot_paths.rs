@@ -10,9 +10,10 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use rakuda_gateway::coalesce::Folded;
 use rakuda_gateway::cursor::Cursor;
 use rakuda_gateway::debounce::Debouncer;
+use rakuda_gateway::event::StreamEvent;
 use rakuda_gateway::frame::OutFrame;
 use rakuda_gateway::hub::Hub;
-use rakuda_schema::{Action, EventType, RealTimeEvent, SequencedEvent, Validator};
+use rakuda_schema::{Action, Channel, EventType, RealTimeEvent, Validator};
 use serde_json::{Map, Value};
 
 /// A realistic event: an order with a few fields and some padding, about 350 bytes of JSON.
@@ -31,14 +32,20 @@ fn order(n: u64) -> RealTimeEvent {
     .with_data(data)
 }
 
-fn sequenced(n: u64, event_type: EventType) -> SequencedEvent {
-    let event = order(n);
-    SequencedEvent {
-        event_type,
-        seq: n,
-        payload: event.payload,
-        timestamp: event.timestamp,
-    }
+/// The order as the pipeline holds it, of `event_type` (only the type differs).
+fn sequenced(n: u64, event_type: EventType) -> Arc<StreamEvent> {
+    let mut event = order(n);
+    event.event_type = event_type;
+    let json = serde_json::to_vec(&event).expect("json");
+    Arc::new(
+        StreamEvent::parse(
+            &Validator::default(),
+            Channel::of(event_type),
+            n,
+            json.into(),
+        )
+        .expect("valid"),
+    )
 }
 
 fn validate(c: &mut Criterion) {
@@ -74,11 +81,8 @@ fn debounce_step(c: &mut Criterion) {
             || {
                 let mut debouncer = Debouncer::new(Duration::from_millis(500), 1000);
                 // Opens the window.
-                let _ = debouncer.push(Arc::new(sequenced(0, EventType::InventoryChange)), now);
-                (
-                    debouncer,
-                    Arc::new(sequenced(1, EventType::InventoryChange)),
-                )
+                let _ = debouncer.push(sequenced(0, EventType::InventoryChange), now);
+                (debouncer, sequenced(1, EventType::InventoryChange))
             },
             |(mut debouncer, event)| {
                 let _ = debouncer.push(event, now);
@@ -94,7 +98,7 @@ fn debounce_step(c: &mut Criterion) {
             || {
                 let mut debouncer = Debouncer::new(Duration::from_millis(500), 1000);
                 for n in 0..=1000 {
-                    let _ = debouncer.push(Arc::new(sequenced(n, EventType::InventoryChange)), now);
+                    let _ = debouncer.push(sequenced(n, EventType::InventoryChange), now);
                 }
                 debouncer
             },

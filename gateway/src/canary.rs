@@ -172,8 +172,8 @@ mod tests {
     #[test]
     fn the_canary_event_passes_the_bridge_validation() {
         let json = serde_json::to_vec(&canary_event("gw-1")).expect("json");
-        let (channel, event) = rakuda_schema::validate("canary", &json).expect("valid");
-        assert!(channel.internal);
-        assert_eq!(event.payload.id, "gw-1");
+        let event = rakuda_schema::validate("canary", &json).expect("valid");
+        assert!(event.channel.internal);
+        assert_eq!(event.id, "gw-1");
     }
 }

@@ -1,11 +1,15 @@
-//! Folding several events of one type into one [`BatchFrame`]: shared by live debounce and by
-//! resume, so a replay looks exactly like what a connected client would have received.
+//! Folding several events of one type into one batch frame (the schema's `BatchFrame`):
+//! shared by live debounce and by resume, so a replay looks exactly like what a connected client
+//! would have received. Events stay shared (`Arc`): a batch lists them, it does not copy them.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use bytes::{BufMut, BytesMut};
 use indexmap::IndexMap;
-use rakuda_schema::{BatchFrame, Channel, Coalesce, EventType, SequencedEvent};
+use rakuda_schema::{Channel, Coalesce, EventType};
+
+use crate::event::StreamEvent;
 
 /// Events of one type waiting to be sent together.
 #[derive(Debug)]
@@ -21,9 +25,9 @@ pub struct Pending {
 #[derive(Debug)]
 enum Held {
     /// Latest event per `payload.id`, in the order of their latest update.
-    LatestPerId(IndexMap<String, Arc<SequencedEvent>>),
+    LatestPerId(IndexMap<Box<str>, Arc<StreamEvent>>),
     /// Every event, oldest first.
-    All(VecDeque<Arc<SequencedEvent>>),
+    All(VecDeque<Arc<StreamEvent>>),
 }
 
 impl Pending {
@@ -51,13 +55,13 @@ impl Pending {
 
     /// Adds an event; past the cap the oldest listed event is dropped and the batch marked
     /// truncated (the screen needs the newest state most).
-    pub fn push(&mut self, event: Arc<SequencedEvent>) {
+    pub fn push(&mut self, event: Arc<StreamEvent>) {
         self.count = self.count.saturating_add(1);
         match &mut self.events {
             Held::LatestPerId(by_id) => {
                 // Re-inserting moves the id to the end: the map stays ordered by latest update.
-                by_id.shift_remove(&event.payload.id);
-                by_id.insert(event.payload.id.clone(), event);
+                by_id.shift_remove(&event.id);
+                by_id.insert(event.id.clone(), event);
                 if by_id.len() > self.max_events {
                     by_id.shift_remove_index(0);
                     self.truncated = true;
@@ -81,15 +85,14 @@ impl Pending {
         }
     }
 
-    /// The events as a batch frame, leaving this empty.
-    pub fn take_batch(&mut self) -> BatchFrame {
-        let events: Vec<SequencedEvent> = match &mut self.events {
-            Held::LatestPerId(by_id) => by_id.drain(..).map(|(_, e)| unwrap_event(e)).collect(),
-            Held::All(all) => all.drain(..).map(unwrap_event).collect(),
+    /// The events as a batch, leaving this empty.
+    pub fn take_batch(&mut self) -> Batch {
+        let events: Vec<Arc<StreamEvent>> = match &mut self.events {
+            Held::LatestPerId(by_id) => by_id.drain(..).map(|(_, e)| e).collect(),
+            Held::All(all) => all.drain(..).collect(),
         };
-        let batch = BatchFrame {
+        let batch = Batch {
             event_type: self.event_type,
-            batch: true,
             count: self.count,
             events,
             truncated: self.truncated,
@@ -100,15 +103,24 @@ impl Pending {
     }
 }
 
-/// The event itself; cloned only when the ring still shares it.
-fn unwrap_event(event: Arc<SequencedEvent>) -> SequencedEvent {
-    Arc::try_unwrap(event).unwrap_or_else(|shared| (*shared).clone())
+/// Several events of one type sent as one frame: the schema's `BatchFrame`,
+/// `{"type","batch":true,"count","events":[…],"truncated"?}`.
+///
+/// `count` is the exact number of events the batch stands for; `events` may hold fewer: for
+/// state-like types only the latest event per `payload.id`, and never more than the configured
+/// cap (then `truncated` is `true`).
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub event_type: EventType,
+    pub count: u32,
+    pub events: Vec<Arc<StreamEvent>>,
+    pub truncated: bool,
 }
 
 /// Coalesces a replay: events in sequence order, grouped by type in order of first appearance.
 /// A type with one event gives that event alone; more give a batch.
 pub fn coalesce_replay(
-    events: impl IntoIterator<Item = Arc<SequencedEvent>>,
+    events: impl IntoIterator<Item = Arc<StreamEvent>>,
     max_events: usize,
 ) -> Vec<Folded> {
     let mut by_type: IndexMap<EventType, Pending> = IndexMap::new();
@@ -125,15 +137,15 @@ pub fn coalesce_replay(
 }
 
 /// What coalescing produced: one event or a batch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Folded {
-    Single(SequencedEvent),
-    Batch(BatchFrame),
+    Single(Arc<StreamEvent>),
+    Batch(Batch),
 }
 
 impl Folded {
     /// A batch of one is sent as the event alone.
-    pub fn from_batch(mut batch: BatchFrame) -> Folded {
+    pub fn from_batch(mut batch: Batch) -> Folded {
         if batch.count == 1 && batch.events.len() == 1 {
             if let Some(only) = batch.events.pop() {
                 return Folded::Single(only);
@@ -156,24 +168,77 @@ impl Folded {
             Folded::Batch(batch) => batch.events.iter().map(|e| e.seq).max().unwrap_or(0),
         }
     }
+
+    /// When the newest event inside was published by its worker.
+    pub fn newest(&self) -> Option<time::OffsetDateTime> {
+        match self {
+            Folded::Single(event) => Some(event.published),
+            Folded::Batch(batch) => batch.events.iter().map(|e| e.published).max(),
+        }
+    }
+
+    /// An upper bound of the frame's JSON size, before writing it.
+    pub fn json_len(&self) -> usize {
+        match self {
+            Folded::Single(event) => event.json_len(),
+            Folded::Batch(batch) => {
+                96 + batch
+                    .events
+                    .iter()
+                    .map(|event| event.json_len() + 1)
+                    .sum::<usize>()
+            }
+        }
+    }
+
+    /// The frame's `data`: a `SequencedEvent` or a `BatchFrame` of the schema, with the
+    /// workers' bytes inside.
+    pub fn write_json(&self, out: &mut BytesMut) {
+        match self {
+            Folded::Single(event) => event.write_json(out),
+            Folded::Batch(batch) => {
+                out.put_slice(b"{\"type\":\"");
+                out.put_slice(batch.event_type.as_str().as_bytes());
+                out.put_slice(b"\",\"batch\":true,\"count\":");
+                out.put_slice(itoa::Buffer::new().format(batch.count).as_bytes());
+                out.put_slice(b",\"events\":[");
+                for (index, event) in batch.events.iter().enumerate() {
+                    if index > 0 {
+                        out.put_u8(b',');
+                    }
+                    event.write_json(out);
+                }
+                out.put_u8(b']');
+                if batch.truncated {
+                    out.put_slice(b",\"truncated\":true");
+                }
+                out.put_u8(b'}');
+            }
+        }
+    }
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use rakuda_schema::{Action, Payload, Timestamp};
+    use crate::event::tests::event;
 
-    pub(crate) fn event(event_type: EventType, seq: u64, id: &str) -> Arc<SequencedEvent> {
-        Arc::new(SequencedEvent {
-            event_type,
-            seq,
-            payload: Payload {
-                id: id.into(),
-                action: Action::Updated,
-                data: None,
-            },
-            timestamp: Timestamp::now(),
-        })
+    #[test]
+    fn a_batch_frame_is_the_schemas_batch_frame() {
+        let mut pending = Pending::new(EventType::PriceChange, 1);
+        pending.push(event(EventType::PriceChange, 6, "p0"));
+        pending.push(event(EventType::PriceChange, 7, "p1"));
+        let folded = Folded::from_batch(pending.take_batch());
+        let mut out = BytesMut::new();
+        folded.write_json(&mut out);
+        assert!(out.len() <= folded.json_len());
+        let frame: rakuda_schema::BatchFrame = serde_json::from_slice(&out).expect("a BatchFrame");
+        assert_eq!(
+            (frame.count, frame.events.len(), frame.truncated),
+            (2, 1, true)
+        );
+        assert_eq!(frame.events[0].seq, 7);
+        assert_eq!(frame.events[0].payload.id, "p1");
     }
 
     #[test]

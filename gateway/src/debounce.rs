@@ -9,10 +9,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rakuda_schema::{EventType, SequencedEvent};
+use rakuda_schema::EventType;
 use tokio::time::Instant;
 
 use crate::coalesce::{Folded, Pending};
+use crate::event::StreamEvent;
 
 pub struct Debouncer {
     window: Duration,
@@ -37,9 +38,9 @@ impl Debouncer {
     }
 
     /// Takes an event; returns it when it goes out at once, `None` when it is held.
-    pub fn push(&mut self, event: Arc<SequencedEvent>, now: Instant) -> Option<Folded> {
+    pub fn push(&mut self, event: Arc<StreamEvent>, now: Instant) -> Option<Folded> {
         if self.window.is_zero() {
-            return Some(Folded::Single(Arc::unwrap_or_clone(event)));
+            return Some(Folded::Single(event));
         }
         let max = self.max_batch_events;
         let lane = self.lanes.entry(event.event_type).or_insert_with(|| Lane {
@@ -53,7 +54,7 @@ impl Debouncer {
             return None;
         }
         lane.window_ends = Some(now + self.window);
-        Some(Folded::Single(Arc::unwrap_or_clone(event)))
+        Some(Folded::Single(event))
     }
 
     /// When [`Debouncer::pop_due`] next has work.
@@ -102,7 +103,7 @@ impl Debouncer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::coalesce::tests::event;
+    use crate::event::tests::event;
 
     const WINDOW: Duration = Duration::from_millis(500);
 

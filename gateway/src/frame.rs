@@ -46,33 +46,19 @@ impl OutFrame {
     /// `announce` false leaves the cursor off the wire: for replay frames before the last, so a
     /// client cut off mid-replay keeps its old cursor.
     pub fn encode_announcing(folded: &Folded, cursor: Cursor, announce: bool) -> OutFrame {
-        let (event_type, kind, newest, json) = match folded {
-            Folded::Single(event) => (
-                event.event_type,
-                FrameKind::Single,
-                event.timestamp.instant(),
-                serde_json::to_vec(event),
-            ),
-            Folded::Batch(batch) => (
-                batch.event_type,
-                FrameKind::Batch,
-                batch
-                    .events
-                    .iter()
-                    .map(|e| e.timestamp.instant())
-                    .max()
-                    .unwrap_or_else(OffsetDateTime::now_utc),
-                serde_json::to_vec(batch),
-            ),
+        let event_type = folded.event_type();
+        let kind = match folded {
+            Folded::Single(_) => FrameKind::Single,
+            Folded::Batch(_) => FrameKind::Batch,
         };
-        // Our own types always serialize; an empty object keeps the stream well-formed anyway.
-        let json = json.unwrap_or_else(|_| b"{}".to_vec());
+        let mut json = BytesMut::with_capacity(folded.json_len());
+        folded.write_json(&mut json);
         OutFrame {
             channel: Some(Channel::of(event_type)),
             kind,
             max_seq: folded.max_seq(),
             cursor,
-            newest,
+            newest: folded.newest().unwrap_or_else(OffsetDateTime::now_utc),
             sse: sse_record(announce.then_some(cursor), event_type.as_str(), &json),
             ws: ws_message(announce.then_some(cursor), event_type.as_str(), &json),
         }
@@ -180,12 +166,12 @@ pub fn ws_message(id: Option<Cursor>, event: &str, data: &[u8]) -> Utf8Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::coalesce::tests::event;
+    use crate::event::tests::event;
     use rakuda_schema::EventType;
 
     #[test]
     fn a_single_event_is_one_sse_record_with_its_cursor() {
-        let folded = Folded::Single((*event(EventType::OrderReceived, 1041, "o1")).clone());
+        let folded = Folded::Single(event(EventType::OrderReceived, 1041, "o1"));
         let frame = OutFrame::encode(
             &folded,
             Cursor {

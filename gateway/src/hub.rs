@@ -11,10 +11,10 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rakuda_schema::SequencedEvent;
 use tokio::sync::broadcast;
 
 use crate::cursor::Cursor;
+use crate::event::StreamEvent;
 use crate::frame::OutFrame;
 
 pub struct Hub {
@@ -25,7 +25,7 @@ pub struct Hub {
 }
 
 struct Ring {
-    events: VecDeque<Arc<SequencedEvent>>,
+    events: VecDeque<Arc<StreamEvent>>,
     capacity: usize,
     /// Highest sequence the ring no longer (or never did) cover.
     floor: u64,
@@ -38,7 +38,7 @@ pub struct Subscription {
     /// Every event at or below it was published before the subscription.
     pub watermark: u64,
     /// Events after the requested sequence up to the watermark, when the ring still has them all.
-    pub from_ring: Option<Vec<Arc<SequencedEvent>>>,
+    pub from_ring: Option<Vec<Arc<StreamEvent>>>,
 }
 
 impl Hub {
@@ -75,7 +75,7 @@ impl Hub {
     }
 
     /// Keeps a client event for resumes.
-    pub fn record(&self, event: Arc<SequencedEvent>) {
+    pub fn record(&self, event: Arc<StreamEvent>) {
         let mut ring = self.lock();
         if ring.events.len() == ring.capacity {
             if let Some(evicted) = ring.events.pop_front() {
@@ -162,13 +162,13 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::coalesce::tests::event;
     use crate::coalesce::Folded;
+    use crate::event::tests::event;
     use rakuda_schema::EventType;
 
     fn frame(seq: u64) -> OutFrame {
         OutFrame::encode(
-            &Folded::Single((*event(EventType::OrderReceived, seq, "o")).clone()),
+            &Folded::Single(event(EventType::OrderReceived, seq, "o")),
             Cursor { epoch: 7, seq },
         )
     }

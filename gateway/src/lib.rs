@@ -37,6 +37,7 @@ pub mod config;
 pub mod cursor;
 pub mod debounce;
 pub mod error;
+pub mod event;
 pub mod feed;
 pub mod frame;
 pub mod hub;

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
-use rakuda_schema::{Channel, RealTimeEvent, SequencedEvent};
+use bytes::Bytes;
+use rakuda_schema::{Channel, Validator};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -13,6 +14,7 @@ use crate::app::App;
 use crate::coalesce::Folded;
 use crate::cursor::Cursor;
 use crate::debounce::Debouncer;
+use crate::event::StreamEvent;
 use crate::feed::FeedItem;
 use crate::frame::{FrameKind, OutFrame};
 
@@ -56,7 +58,7 @@ impl Pipeline {
                     None => return,
                     Some(FeedItem::Start { epoch, last_seq }) => self.start(epoch, last_seq),
                     Some(FeedItem::Message { seq, subject, payload }) => {
-                        self.on_message(seq, &subject, &payload, Instant::now());
+                        self.on_message(seq, &subject, payload, Instant::now());
                     }
                 },
             }
@@ -80,34 +82,38 @@ impl Pipeline {
         }
     }
 
-    fn on_message(&mut self, seq: u64, subject: &str, payload: &[u8], now: Instant) {
+    fn on_message(&mut self, seq: u64, subject: &str, payload: Bytes, now: Instant) {
         self.last_seq = seq;
         self.flush_due(now);
-        let parsed = Channel::by_subject(subject)
-            .and_then(|channel| {
-                serde_json::from_slice::<RealTimeEvent>(payload)
-                    .ok()
-                    .map(|e| (channel, e))
-            })
-            .filter(|(channel, event)| channel.event_type == event.event_type);
-        let Some((channel, event)) = parsed else {
-            self.app.metrics.events_invalid.increment(1);
-            tracing::debug!(
-                seq,
-                subject,
-                "skipped a stream message that is not a valid event"
-            );
-            self.advance();
-            return;
+        // The bridge's own validator: a message is an event for both or for neither.
+        let parsed = match Channel::by_subject(subject) {
+            Some(channel) => StreamEvent::parse(&Validator::new(usize::MAX), channel, seq, payload)
+                .map(|event| (channel, event))
+                .map_err(|reject| reject.to_string()),
+            None => Err(format!("subject `{subject}` is not an event channel")),
+        };
+        let (channel, event) = match parsed {
+            Ok(parsed) => parsed,
+            Err(why) => {
+                self.app.metrics.events_invalid.increment(1);
+                tracing::debug!(
+                    seq,
+                    subject,
+                    why,
+                    "skipped a stream message that is not a valid event"
+                );
+                self.advance();
+                return;
+            }
         };
         self.app.metrics.event_received(event.event_type);
         if channel.internal {
             // The canary flows through the whole path but reaches no client.
             if event.event_type == rakuda_schema::EventType::Canary
-                && event.payload.id == self.app.instance
+                && *event.id == *self.app.instance
             {
                 self.app.canary.observe();
-                let latency = time::OffsetDateTime::now_utc() - event.timestamp.instant();
+                let latency = time::OffsetDateTime::now_utc() - event.published;
                 self.app
                     .metrics
                     .canary_latency
@@ -116,7 +122,7 @@ impl Pipeline {
             self.advance();
             return;
         }
-        let event = Arc::new(SequencedEvent::new(seq, event));
+        let event = Arc::new(event);
         self.app.hub.record(event.clone());
         match self.debouncer.push(event, now) {
             Some(folded) => self.emit(folded),

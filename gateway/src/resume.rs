@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use futures::StreamExt;
-use rakuda_schema::{Channel, RealTimeEvent, SequencedEvent};
+use rakuda_schema::{Channel, Validator};
 
 use crate::app::App;
 use crate::channels::ChannelSet;
 use crate::coalesce::{coalesce_replay, Folded};
 use crate::cursor::{Cursor, MalformedCursor};
+use crate::event::StreamEvent;
 use crate::hub::Subscription;
 use crate::metrics::ReplaySource;
 
@@ -156,7 +157,7 @@ async fn fetch(
     from: u64,
     to: u64,
     channels: ChannelSet,
-) -> Result<Vec<Arc<SequencedEvent>>, String> {
+) -> Result<Vec<Arc<StreamEvent>>, String> {
     let stream = app
         .jetstream
         .get_stream(&app.config.stream_name)
@@ -185,16 +186,17 @@ async fn fetch(
         if seq > to {
             break;
         }
-        let channel = Channel::by_subject(message.subject.as_str());
-        if let (Some(channel), Ok(event)) = (
-            channel,
-            serde_json::from_slice::<RealTimeEvent>(&message.payload),
-        ) {
-            if !channel.internal
-                && channels.contains(channel)
-                && channel.event_type == event.event_type
-            {
-                events.push(Arc::new(SequencedEvent::new(seq, event)));
+        let channel = Channel::by_subject(message.subject.as_str())
+            .filter(|channel| !channel.internal && channels.contains(channel));
+        if let Some(channel) = channel {
+            // What the live pipeline skips as invalid, a replay skips too.
+            if let Ok(event) = StreamEvent::parse(
+                &Validator::new(usize::MAX),
+                channel,
+                seq,
+                message.payload.clone(),
+            ) {
+                events.push(Arc::new(event));
             }
         }
         if seq == to {

@@ -239,3 +239,44 @@ async fn a_dashboard_directory_is_served_at_the_root() {
     assert_eq!(get("/api/realtime/status").await.0, 401);
     gateway.stop().await;
 }
+
+/// What a worker wrote reaches the browser byte for byte: a big integer, a long fraction,
+/// `\u` escapes and an unusual key order are not re-serialized; only `seq` is added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workers_bytes_reach_sse_and_websocket_clients_unchanged() {
+    let stack = Stack::start().await;
+    let mut config = stack.gateway_config();
+    config.sse_debounce_window = 0;
+    let gateway = start_gateway(config).await;
+    let mut sse = SseClient::connect(&format!("{}/api/realtime/events", gateway.url)).await;
+    let mut ws = ws_connect(&gateway, "", &[("X-API-Key", API_KEY)])
+        .await
+        .expect("websocket");
+    gateway
+        .wait_for_metric("gateway_connections{transport=\"ws\"}", 1.0)
+        .await;
+
+    let payload = r#"{"data":{"total":12345678901234567890123,"rate":0.1000000000000000055511151231257827,"note":"caf\u00e9 \ud83d\udc2a","z":1,"a":2},"action":"created","id":"ord_\u0031"}"#;
+    let timestamp = r#""2026-11-22T19:00:00.000+09:00""#;
+    let worker =
+        format!(r#"{{"timestamp":{timestamp},"payload":{payload},"type":"ORDER_RECEIVED"}}"#);
+    let mut redis = stack.redis_connection().await;
+    publish(
+        &mut redis,
+        &redis_channel(EventType::OrderReceived),
+        &worker,
+    )
+    .await;
+
+    let expected = format!(
+        r#"{{"type":"ORDER_RECEIVED","seq":1,"payload":{payload},"timestamp":{timestamp}}}"#
+    );
+    let record = sse.next_event().await.expect("event");
+    assert_eq!(record.data, expected);
+    let frame = ws_next_text(&mut ws).await.expect("websocket frame");
+    assert!(
+        frame.ends_with(&format!(r#""event":"ORDER_RECEIVED","data":{expected}}}"#)),
+        "{frame}"
+    );
+    gateway.stop().await;
+}

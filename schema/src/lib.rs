@@ -9,17 +9,22 @@
 //! # Layout
 //! - [`channel`] — the one table of event type ↔ Redis channel ↔ NATS subject.
 //! - [`event`] — the event a worker publishes.
+//! - [`json`] — strict JSON reading: no repeated keys, raw values kept as written.
 //! - [`validate`] — checks raw bytes against the contract and names the reason for a reject.
+//! - [`reject`] — the closed set of reject reasons.
 //! - [`frame`] — what a gateway sends to clients (event with `seq`, batch, heartbeat, reset).
 //! - [`typescript`] — the generated TypeScript definitions.
 
 pub mod channel;
 pub mod event;
 pub mod frame;
+pub mod json;
+pub mod reject;
 pub mod typescript;
 pub mod validate;
 
 pub use channel::{Channel, Coalesce, CHANNELS};
 pub use event::{Action, EventType, Payload, RealTimeEvent, Timestamp};
 pub use frame::{BatchFrame, Heartbeat, ResetNotice, SequencedEvent};
-pub use validate::{validate, Reject, RejectReason, Validator, DEFAULT_MAX_EVENT_BYTES};
+pub use reject::{Reject, RejectReason};
+pub use validate::{validate, ValidEvent, Validator, DEFAULT_MAX_EVENT_BYTES};

@@ -421,6 +421,25 @@ pub async fn ws_next(socket: &mut Ws) -> Option<Value> {
     .await
 }
 
+/// The next text frame as the server wrote it, skipping heartbeats; `None` when it closed.
+pub async fn ws_next_text(socket: &mut Ws) -> Option<String> {
+    use tokio_tungstenite::tungstenite::Message;
+    bounded("the next websocket frame", async {
+        loop {
+            match socket.next().await? {
+                Ok(Message::Text(text)) => {
+                    if !text.as_str().contains(r#""event":"heartbeat""#) {
+                        return Some(text.as_str().to_owned());
+                    }
+                }
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+}
+
 /// Reads until the server closes; the close code, if it sent one.
 pub async fn ws_close_code(socket: &mut Ws) -> Option<u16> {
     use tokio_tungstenite::tungstenite::Message;

@@ -35,6 +35,6 @@ async fn sample_reaches_its_channel_and_validates() {
         .expect("stream open");
     assert_eq!(message.get_channel_name(), "rakuda:realtime:pricing");
     assert_eq!(message.get_payload_bytes(), json.as_bytes());
-    let (_, parsed) = rakuda_schema::validate("pricing", json.as_bytes()).expect("valid");
-    assert_eq!(parsed.payload.id, "prod_9");
+    let parsed = rakuda_schema::validate("pricing", json.as_bytes()).expect("valid");
+    assert_eq!(parsed.id, "prod_9");
 }

@@ -1,0 +1,91 @@
+//! Why a message did not become an event: the closed set of reasons on the DLQ.
+
+use std::fmt;
+
+/// Why a message was rejected. The string form is the `Rakuda-Reject-Reason` header and the
+/// `reason` label of `bridge_events_rejected_total`, so the set is closed and small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// The message is larger than the configured limit.
+    TooLarge,
+    /// The bytes are not UTF-8.
+    InvalidUtf8,
+    /// The text is not JSON, or not a JSON object.
+    InvalidJson,
+    /// An object names the same key twice (readers disagree on which value counts).
+    DuplicateKey,
+    /// The Redis channel is not one of the table's channels.
+    UnknownChannel,
+    /// A required field is absent.
+    MissingField,
+    /// A field has the wrong JSON type or an empty value.
+    InvalidField,
+    /// `type` is not one of the known event types.
+    UnknownType,
+    /// `payload.action` is not `created`, `updated` or `deleted`.
+    UnknownAction,
+    /// The event's type belongs on another channel.
+    TypeChannelMismatch,
+    /// `timestamp` is not an RFC 3339 time.
+    BadTimestamp,
+    /// Valid, but JetStream refused to store it for good (a 4xx API error, e.g. over the
+    /// stream's `max_message_size`); the server's words are in `Rakuda-Reject-Message`.
+    StreamRejected,
+}
+
+impl RejectReason {
+    pub const ALL: [RejectReason; 12] = [
+        RejectReason::TooLarge,
+        RejectReason::InvalidUtf8,
+        RejectReason::InvalidJson,
+        RejectReason::DuplicateKey,
+        RejectReason::UnknownChannel,
+        RejectReason::MissingField,
+        RejectReason::InvalidField,
+        RejectReason::UnknownType,
+        RejectReason::UnknownAction,
+        RejectReason::TypeChannelMismatch,
+        RejectReason::BadTimestamp,
+        RejectReason::StreamRejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::TooLarge => "too_large",
+            RejectReason::InvalidUtf8 => "invalid_utf8",
+            RejectReason::InvalidJson => "invalid_json",
+            RejectReason::DuplicateKey => "duplicate_key",
+            RejectReason::UnknownChannel => "unknown_channel",
+            RejectReason::MissingField => "missing_field",
+            RejectReason::InvalidField => "invalid_field",
+            RejectReason::UnknownType => "unknown_type",
+            RejectReason::UnknownAction => "unknown_action",
+            RejectReason::TypeChannelMismatch => "type_channel_mismatch",
+            RejectReason::BadTimestamp => "bad_timestamp",
+            RejectReason::StreamRejected => "stream_rejected",
+        }
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A rejected message: the reason (a closed set) and a message for a human.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {message}")]
+pub struct Reject {
+    pub reason: RejectReason,
+    pub message: String,
+}
+
+impl Reject {
+    pub fn new(reason: RejectReason, message: impl Into<String>) -> Reject {
+        Reject {
+            reason,
+            message: message.into(),
+        }
+    }
+}
