@@ -23,7 +23,13 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_REDIS_KEEPALIVE: Duration = Duration::from_secs(5);
-pub const DEFAULT_DEDUP_WINDOW: Duration = Duration::from_secs(120);
+pub const DEFAULT_DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// Room in a stored message for the headers the bridge adds (`Nats-Msg-Id` on events; reason,
+/// message, source channel and size on the DLQ): JetStream's `max_message_size` and NATS's
+/// `max_payload` count headers too, so the stream allows `EVENT_MAX_BYTES` plus this.
+pub const HEADER_ROOM_BYTES: usize = 2048;
+/// NATS's default `max_payload`: no message, headers included, may be larger.
+pub const NATS_MAX_PAYLOAD: usize = 1_048_576;
 
 /// The bridge's settings. Tests build it with [`Config::new`] and never touch the process
 /// environment.
@@ -66,9 +72,15 @@ pub struct Config {
     #[arg(long, env = "STREAM_REPLICAS", default_value_t = DEFAULT_STREAM_REPLICAS, value_parser = parse_replicas)]
     pub stream_replicas: usize,
 
-    /// Largest event accepted, in bytes; larger messages go to the DLQ as `too_large`.
+    /// Largest event accepted, in bytes; larger messages go to the DLQ as `too_large`. The
+    /// stream's `max_message_size` is set from it, with room for the headers the bridge adds.
     #[arg(long, env = "EVENT_MAX_BYTES", default_value_t = rakuda_schema::DEFAULT_MAX_EVENT_BYTES, value_parser = parse_event_max_bytes)]
     pub event_max_bytes: usize,
+
+    /// How long JetStream remembers a `Nats-Msg-Id` (`2m`): a second bridge's copy, or a retry
+    /// of a publish whose ack was lost, is stored once within it.
+    #[arg(long, env = "STREAM_DUPLICATE_WINDOW", default_value = "2m", value_parser = settings::positive_duration)]
+    pub stream_duplicate_window: Duration,
 
     /// How often the Redis subscription is pinged (and how long a reply may take) to notice a
     /// Redis that hangs without closing the connection.
@@ -105,12 +117,18 @@ impl Config {
             stream_max_messages: DEFAULT_STREAM_MAX_MESSAGES,
             stream_replicas: DEFAULT_STREAM_REPLICAS,
             event_max_bytes: rakuda_schema::DEFAULT_MAX_EVENT_BYTES,
+            stream_duplicate_window: DEFAULT_DUPLICATE_WINDOW,
             redis_keepalive: DEFAULT_REDIS_KEEPALIVE,
             bridge_metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9101)),
             bridge_queue_capacity: DEFAULT_QUEUE_CAPACITY,
             bridge_max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             bridge_drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
+    }
+
+    /// The stream's `max_message_size`: an event at the limit plus the bridge's headers.
+    pub fn stream_max_message_bytes(&self) -> usize {
+        self.event_max_bytes + HEADER_ROOM_BYTES
     }
 
     /// The Redis pattern the bridge subscribes to.
@@ -137,8 +155,8 @@ fn parse_replicas(value: &str) -> Result<usize, String> {
 }
 
 fn parse_event_max_bytes(value: &str) -> Result<usize, String> {
-    // NATS refuses messages over its max_payload (1 MiB by default).
-    settings::bounded(value, 1, 1_048_576)
+    // NATS refuses messages over its max_payload (1 MiB by default), headers included.
+    settings::bounded(value, 1, NATS_MAX_PAYLOAD - HEADER_ROOM_BYTES)
 }
 
 #[cfg(test)]

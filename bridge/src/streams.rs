@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 use rakuda_schema::channel::{DLQ_STREAM_SUBJECTS, STREAM_SUBJECTS};
 
-use crate::config::{Config, DEFAULT_DEDUP_WINDOW};
+use crate::config::Config;
 
 /// How long the DLQ keeps rejected messages, and how many.
 const DLQ_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
@@ -21,9 +21,10 @@ pub fn event_stream(config: &Config) -> stream::Config {
         max_age: config.stream_max_age,
         // Bounded by `STREAM_MAX_MESSAGES` (validated to fit an i64).
         max_messages: i64::try_from(config.stream_max_messages).unwrap_or(i64::MAX),
-        max_message_size: i32::try_from(config.event_max_bytes).unwrap_or(i32::MAX),
+        // From EVENT_MAX_BYTES, so the validator and the stream agree on what fits.
+        max_message_size: i32::try_from(config.stream_max_message_bytes()).unwrap_or(i32::MAX),
         num_replicas: config.stream_replicas,
-        duplicate_window: DEFAULT_DEDUP_WINDOW,
+        duplicate_window: config.stream_duplicate_window,
         storage: stream::StorageType::File,
         discard: stream::DiscardPolicy::Old,
         retention: stream::RetentionPolicy::Limits,
@@ -42,7 +43,7 @@ pub fn dlq_stream(config: &Config) -> stream::Config {
         max_age: DLQ_MAX_AGE,
         max_messages: DLQ_MAX_MESSAGES,
         num_replicas: config.stream_replicas,
-        duplicate_window: DEFAULT_DEDUP_WINDOW,
+        duplicate_window: config.stream_duplicate_window,
         storage: stream::StorageType::File,
         discard: stream::DiscardPolicy::Old,
         ..Default::default()
