@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use rakuda_service::backoff::Backoff;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 /// How often the feed checks that the stream is still the one it is reading. An ordered
@@ -40,11 +40,17 @@ pub enum FeedItem {
 pub struct Feed {
     pub jetstream: jetstream::Context,
     pub stream_name: String,
+    /// Whether the NATS client is connected: after a reconnect the consumer is made anew at
+    /// once, since a restarted server has lost it (ordered consumers live in memory) and
+    /// waiting for the stall check would hold events back for seconds.
+    pub connected: watch::Receiver<bool>,
+    /// `gateway_feed_failures_total`.
+    pub failures: metrics::Counter,
 }
 
 impl Feed {
     /// Reads until `shutdown` or until the pipeline is gone.
-    pub async fn run(self, out: mpsc::Sender<FeedItem>, shutdown: CancellationToken) {
+    pub async fn run(mut self, out: mpsc::Sender<FeedItem>, shutdown: CancellationToken) {
         let mut backoff = Backoff::new();
         let mut warned = false;
         // (epoch, next sequence to read) once known.
@@ -52,11 +58,16 @@ impl Feed {
         loop {
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                outcome = self.read(&mut position, &out, &mut warned) => outcome,
+                outcome = self.read(&mut position, &out, &mut warned, &mut backoff) => outcome,
             };
             match outcome {
                 ReadEnd::PipelineGone => return,
+                ReadEnd::Reconnected => {
+                    tracing::info!(stream = %self.stream_name, "reconnected to NATS; reading the stream with a new consumer");
+                    continue;
+                }
                 ReadEnd::Failed(error) => {
+                    self.failures.increment(1);
                     if !warned {
                         tracing::warn!(%error, stream = %self.stream_name, "stream feed interrupted; retrying with backoff");
                         warned = true;
@@ -71,10 +82,11 @@ impl Feed {
     }
 
     async fn read(
-        &self,
+        &mut self,
         position: &mut Option<(u64, u64)>,
         out: &mpsc::Sender<FeedItem>,
         warned: &mut bool,
+        backoff: &mut Backoff,
     ) -> ReadEnd {
         let stream = match self.jetstream.get_stream(&self.stream_name).await {
             Ok(stream) => stream,
@@ -116,14 +128,33 @@ impl Feed {
         };
         tracing::info!(stream = %self.stream_name, epoch, from_seq = start_seq, "reading the stream");
         *warned = false;
+        // Reading again: the next outage starts from the shortest delay, not from where the
+        // last one left off (after a few outages every recovery would wait the maximum).
+        backoff.reset();
         let mut check = tokio::time::interval(STREAM_CHECK_INTERVAL);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         check.reset();
         let mut received_since_check = false;
         let mut stalled_checks = 0;
+        self.connected.mark_unchanged();
+        let mut disconnected = false;
+        let mut watching = true;
         loop {
             let message = tokio::select! {
                 message = messages.next() => message,
+                changed = self.connected.changed(), if watching => {
+                    if changed.is_err() {
+                        // The watcher is gone (shutting down); the stall check still guards.
+                        watching = false;
+                        continue;
+                    }
+                    let now_connected = *self.connected.borrow_and_update();
+                    if now_connected && disconnected {
+                        return ReadEnd::Reconnected;
+                    }
+                    disconnected |= !now_connected;
+                    continue;
+                }
                 _ = check.tick() => {
                     let received = std::mem::take(&mut received_since_check);
                     match self.jetstream.get_stream(&self.stream_name).await {
@@ -174,5 +205,7 @@ impl Feed {
 
 enum ReadEnd {
     PipelineGone,
+    /// NATS came back after a disconnect: read again at once with a new consumer.
+    Reconnected,
     Failed(String),
 }

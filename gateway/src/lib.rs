@@ -139,10 +139,13 @@ pub async fn run(
     let background = CancellationToken::new();
     let tasks = TaskTracker::new();
     let (feed_out, feed_in) = mpsc::channel(FEED_QUEUE_CAPACITY);
+    let (connected_tx, connected) = tokio::sync::watch::channel(false);
     tasks.spawn_on(
         Feed {
             jetstream,
             stream_name,
+            connected,
+            failures: metrics.feed_failures.clone(),
         }
         .run(feed_out, background.clone()),
         ingest.handle(),
@@ -155,7 +158,10 @@ pub async fn run(
     tasks.spawn(rakuda_service::nats::watch_connection(
         nats.clone(),
         background.clone(),
-        move |connected| gauge.nats_connected.set(if connected { 1.0 } else { 0.0 }),
+        move |connected| {
+            gauge.nats_connected.set(if connected { 1.0 } else { 0.0 });
+            connected_tx.send_replace(connected);
+        },
     ));
     tasks.spawn(canary::run(app.clone(), background.clone()));
     tasks.spawn(cluster::run(app.clone(), background.clone()));

@@ -82,6 +82,7 @@ pub struct GatewayMetrics {
     handle: PrometheusHandle,
     events_received: HashMap<EventType, Counter>,
     pub events_invalid: Counter,
+    pub feed_failures: Counter,
     events_coalesced: HashMap<EventType, Counter>,
     pub frames_single: Counter,
     pub frames_batch: Counter,
@@ -131,6 +132,12 @@ impl GatewayMetrics {
             "gateway_events_invalid_total",
             Unit::Count,
             "Stream messages that were not valid events (skipped).",
+        );
+        describe(
+            r,
+            "gateway_feed_failures_total",
+            Unit::Count,
+            "Times reading the stream failed and is retried with backoff (stream gone, consumer lost or stalled).",
         );
         describe(
             r,
@@ -221,6 +228,7 @@ impl GatewayMetrics {
             handle: recorder.handle(),
             events_received: by_type("gateway_events_received_total"),
             events_invalid: counter(r, "gateway_events_invalid_total", &[]),
+            feed_failures: counter(r, "gateway_feed_failures_total", &[]),
             events_coalesced: by_type("gateway_events_coalesced_total"),
             frames_single: counter(r, "gateway_frames_emitted_total", &[("kind", "single")]),
             frames_batch: counter(r, "gateway_frames_emitted_total", &[("kind", "batch")]),
