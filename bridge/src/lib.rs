@@ -65,6 +65,12 @@ pub async fn run(
         metrics.clone(),
         background.clone(),
     ));
+    // Keeps the publish-latency histogram's memory flat when nothing scrapes /metrics.
+    tasks.spawn(rakuda_service::metric::keep_up(
+        metrics.handle(),
+        rakuda_service::metric::UPKEEP_INTERVAL,
+        background.clone(),
+    ));
 
     let redis = redis::Client::open(config.redis_url.as_str()).map_err(Error::RedisUrl)?;
     let nats = rakuda_service::nats::connect("rakuda-bridge".into(), config.nats_url.clone())

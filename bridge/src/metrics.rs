@@ -167,6 +167,11 @@ impl BridgeMetrics {
         self.nats_up.load(Ordering::Relaxed)
     }
 
+    /// The recorder's handle, for the upkeep task.
+    pub fn handle(&self) -> PrometheusHandle {
+        self.handle.clone()
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         self.handle.render()

@@ -163,6 +163,12 @@ pub async fn run(
             connected_tx.send_replace(connected);
         },
     ));
+    // Keeps the latency histograms' memory flat when nothing scrapes /metrics.
+    tasks.spawn(rakuda_service::metric::keep_up(
+        metrics.handle(),
+        rakuda_service::metric::UPKEEP_INTERVAL,
+        background.clone(),
+    ));
     tasks.spawn(canary::run(app.clone(), background.clone()));
     tasks.spawn(cluster::run(app.clone(), background.clone()));
 

@@ -283,6 +283,11 @@ impl GatewayMetrics {
         }
     }
 
+    /// The recorder's handle, for the upkeep task.
+    pub fn handle(&self) -> PrometheusHandle {
+        self.handle.clone()
+    }
+
     pub fn render(&self) -> String {
         self.handle.render()
     }

@@ -1,11 +1,19 @@
-//! Registering metrics on a recorder the component owns.
+//! Registering metrics on a recorder the component owns, and keeping its memory flat.
 //!
 //! No global recorder is installed: each bridge or gateway has its own, so several can run in
 //! one test process and each exports only its own numbers. Handles are registered once, up
 //! front, with labels from closed sets, so every series is exported (as 0) from the start.
 
+use std::time::Duration;
+
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, Unit};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+use tokio_util::sync::CancellationToken;
+
+/// How often pending histogram observations are folded into their buckets.
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 const METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
@@ -65,5 +73,21 @@ pub fn describe(recorder: &PrometheusRecorder, name: &'static str, unit: Unit, h
         recorder.describe_histogram(key, Some(unit), help.into());
     } else {
         recorder.describe_gauge(key, Some(unit), help.into());
+    }
+}
+
+/// Folds pending histogram observations into their buckets every `every`, until `stop`.
+///
+/// The recorder keeps every observation until the next render or upkeep. With nothing scraping
+/// `/metrics` (a deploy without Prometheus, or Prometheus down for a day) memory grew by about a
+/// word per observation without end: 0.7 GB an hour for a gateway at 200,000 deliveries/s.
+pub async fn keep_up(handle: PrometheusHandle, every: Duration, stop: CancellationToken) {
+    let mut upkeep = tokio::time::interval(every);
+    upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = upkeep.tick() => handle.run_upkeep(),
+        }
     }
 }
