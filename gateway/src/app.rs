@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::limits::Connections;
 use crate::metrics::GatewayMetrics;
+use crate::replay_budget::ReplayBudget;
 use crate::token::TokenSigner;
 
 pub struct App {
@@ -29,6 +30,7 @@ pub struct App {
     pub keys: ApiKeys,
     pub tokens: TokenSigner,
     pub connections: Arc<Connections>,
+    pub replay_budget: Arc<ReplayBudget>,
     pub canary: Canary,
     pub cluster: Cluster,
     pub started: Instant,
@@ -71,6 +73,11 @@ impl App {
             keys: ApiKeys::new(&config.api_key),
             tokens,
             connections: Connections::new(config.max_connections, config.max_connections_per_key),
+            replay_budget: ReplayBudget::new(
+                config.replay_budget_bytes,
+                config.replay_connection_max_bytes,
+                metrics.replay_bytes_in_flight.clone(),
+            ),
             canary: Canary::new(config.canary_interval, config.canary_degraded_after),
             cluster: Cluster::default(),
             config,

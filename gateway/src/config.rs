@@ -18,6 +18,8 @@ pub const DEFAULT_SSE_RETRY_MS: u64 = 3_000;
 pub const DEFAULT_CLIENT_QUEUE_CAPACITY: usize = 1_024;
 pub const DEFAULT_REPLAY_RING_CAPACITY: usize = 10_000;
 pub const DEFAULT_RESUME_MAX_EVENTS: usize = 100_000;
+pub const DEFAULT_REPLAY_BUDGET_BYTES: usize = 128 * 1024 * 1024;
+pub const DEFAULT_REPLAY_CONNECTION_MAX_BYTES: usize = 16 * 1024 * 1024;
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_DRAIN_WINDOW: Duration = Duration::from_secs(5);
@@ -101,6 +103,15 @@ pub struct Config {
     /// Most events one resume replays from JetStream; further behind gets `event: reset`.
     #[arg(long, env = "RESUME_MAX_EVENTS", default_value_t = DEFAULT_RESUME_MAX_EVENTS, value_parser = settings::nonzero)]
     pub resume_max_events: usize,
+
+    /// Bytes all resumes on this instance may hold at once (events fetched from JetStream, the
+    /// frame being written); a resume that does not fit gets `reset` (`replay_budget`).
+    #[arg(long, env = "REPLAY_BUDGET_BYTES", default_value_t = DEFAULT_REPLAY_BUDGET_BYTES, value_parser = settings::nonzero)]
+    pub replay_budget_bytes: usize,
+
+    /// Bytes one resume may hold; a bigger one gets `reset` (`replay_budget`).
+    #[arg(long, env = "REPLAY_CONNECTION_MAX_BYTES", default_value_t = DEFAULT_REPLAY_CONNECTION_MAX_BYTES, value_parser = settings::nonzero)]
+    pub replay_connection_max_bytes: usize,
 
     /// Browser origins allowed by CORS, comma separated; empty allows none (same origin only).
     #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
@@ -197,6 +208,8 @@ impl Config {
             client_queue_capacity: DEFAULT_CLIENT_QUEUE_CAPACITY,
             replay_ring_capacity: DEFAULT_REPLAY_RING_CAPACITY,
             resume_max_events: DEFAULT_RESUME_MAX_EVENTS,
+            replay_budget_bytes: DEFAULT_REPLAY_BUDGET_BYTES,
+            replay_connection_max_bytes: DEFAULT_REPLAY_CONNECTION_MAX_BYTES,
             cors_origins: Vec::new(),
             gateway_instance_id: None,
             gateway_drain_timeout: DEFAULT_DRAIN_TIMEOUT,

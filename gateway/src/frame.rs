@@ -39,13 +39,8 @@ pub enum FrameKind {
 }
 
 impl OutFrame {
+    /// A live frame, in both forms (its connections speak either), announcing `cursor`.
     pub fn encode(folded: &Folded, cursor: Cursor) -> OutFrame {
-        OutFrame::encode_announcing(folded, cursor, true)
-    }
-
-    /// `announce` false leaves the cursor off the wire: for replay frames before the last, so a
-    /// client cut off mid-replay keeps its old cursor.
-    pub fn encode_announcing(folded: &Folded, cursor: Cursor, announce: bool) -> OutFrame {
         let event_type = folded.event_type();
         let kind = match folded {
             Folded::Single(_) => FrameKind::Single,
@@ -59,8 +54,8 @@ impl OutFrame {
             max_seq: folded.max_seq(),
             cursor,
             newest: folded.newest().unwrap_or_else(OffsetDateTime::now_utc),
-            sse: sse_record(announce.then_some(cursor), event_type.as_str(), &json),
-            ws: ws_message(announce.then_some(cursor), event_type.as_str(), &json),
+            sse: sse_record(Some(cursor), event_type.as_str(), &json),
+            ws: ws_message(Some(cursor), event_type.as_str(), &json),
         }
     }
 }
@@ -109,7 +104,18 @@ impl OutFrame {
 
 /// An SSE record. `data` must be one line (compact JSON is).
 pub fn sse_record(id: Option<Cursor>, event: &str, data: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(data.len() + event.len() + 48);
+    sse_record_with(id, event, data.len(), |out| out.put_slice(data))
+}
+
+/// An SSE record whose `data` is written by `write` (at most about `data_len` bytes), straight
+/// into the record: a replay frame is serialized once, in the one form its connection needs.
+pub fn sse_record_with(
+    id: Option<Cursor>,
+    event: &str,
+    data_len: usize,
+    write: impl FnOnce(&mut BytesMut),
+) -> Bytes {
+    let mut out = BytesMut::with_capacity(data_len + event.len() + 48);
     if let Some(id) = id {
         out.put_slice(b"id: ");
         out.put_slice(id.to_string().as_bytes());
@@ -118,9 +124,29 @@ pub fn sse_record(id: Option<Cursor>, event: &str, data: &[u8]) -> Bytes {
     out.put_slice(b"event: ");
     out.put_slice(event.as_bytes());
     out.put_slice(b"\ndata: ");
-    out.put_slice(data);
+    write(&mut out);
     out.put_slice(b"\n\n");
     out.freeze()
+}
+
+/// A coalesced frame as an SSE record (replays: only the form the connection needs).
+pub fn sse_folded(folded: &Folded, id: Option<Cursor>) -> Bytes {
+    sse_record_with(id, folded.event_type().as_str(), folded.json_len(), |out| {
+        folded.write_json(out)
+    })
+}
+
+/// A coalesced frame as a WebSocket text message (replays).
+pub fn ws_folded(folded: &Folded, id: Option<Cursor>) -> Utf8Bytes {
+    ws_message_with(id, folded.event_type().as_str(), folded.json_len(), |out| {
+        folded.write_json(out)
+    })
+}
+
+/// What a coalesced frame costs while it is written: the message, plus the copy a WebSocket
+/// keeps in its write buffer until the socket takes it.
+pub fn folded_frame_bytes(folded: &Folded) -> usize {
+    2 * folded.json_len() + 256
 }
 
 /// `retry: <ms>`: how long a browser waits before reconnecting.
@@ -147,7 +173,17 @@ pub fn reset_json(reason: &str) -> Vec<u8> {
 /// A WebSocket text frame: `{"id":"<cursor>","event":"<name>","data":<json>}`; `data` is
 /// spliced in as is, so a frame's JSON is serialized once for both transports.
 pub fn ws_message(id: Option<Cursor>, event: &str, data: &[u8]) -> Utf8Bytes {
-    let mut out = BytesMut::with_capacity(data.len() + event.len() + 48);
+    ws_message_with(id, event, data.len(), |out| out.put_slice(data))
+}
+
+/// A WebSocket text frame whose `data` is written by `write`.
+pub fn ws_message_with(
+    id: Option<Cursor>,
+    event: &str,
+    data_len: usize,
+    write: impl FnOnce(&mut BytesMut),
+) -> Utf8Bytes {
+    let mut out = BytesMut::with_capacity(data_len + event.len() + 48);
     out.put_u8(b'{');
     if let Some(id) = id {
         out.put_slice(b"\"id\":\"");
@@ -157,9 +193,10 @@ pub fn ws_message(id: Option<Cursor>, event: &str, data: &[u8]) -> Utf8Bytes {
     out.put_slice(b"\"event\":\"");
     out.put_slice(event.as_bytes());
     out.put_slice(b"\",\"data\":");
-    out.put_slice(data);
+    write(&mut out);
     out.put_u8(b'}');
-    // Built from UTF-8 pieces only (event names are ASCII, data is serde_json output).
+    // Built from UTF-8 pieces only: event names are ASCII, data is a validated event's bytes or
+    // serde_json output.
     Utf8Bytes::try_from(out.freeze()).unwrap_or_else(|_| Utf8Bytes::from_static("{}"))
 }
 

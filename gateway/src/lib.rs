@@ -46,6 +46,7 @@ pub mod limits;
 pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
+pub mod replay_budget;
 pub mod resume;
 pub mod routes;
 pub mod sse;

@@ -102,6 +102,7 @@ pub struct GatewayMetrics {
     pub canary_age: Gauge,
     pub degraded: Gauge,
     pub max_connections: Gauge,
+    pub replay_bytes_in_flight: Gauge,
 }
 
 impl GatewayMetrics {
@@ -219,6 +220,12 @@ impl GatewayMetrics {
         );
         describe(
             r,
+            "gateway_replay_bytes_in_flight",
+            Unit::Bytes,
+            "Bytes held by resumes being written (REPLAY_BUDGET_BYTES caps it).",
+        );
+        describe(
+            r,
             "gateway_fanout_duration_seconds",
             Unit::Seconds,
             "Time to hand one frame to every connection.",
@@ -280,6 +287,7 @@ impl GatewayMetrics {
             canary_age: gauge(r, "gateway_canary_age_seconds", &[]),
             degraded: gauge(r, "gateway_degraded", &[]),
             max_connections: gauge(r, "gateway_max_connections", &[]),
+            replay_bytes_in_flight: gauge(r, "gateway_replay_bytes_in_flight", &[]),
         }
     }
 

@@ -6,6 +6,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use rakuda_schema::{Heartbeat, Timestamp};
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::time::Sleep;
@@ -13,12 +15,14 @@ use tokio::time::Sleep;
 use crate::app::App;
 use crate::auth::Principal;
 use crate::channels::ChannelSet;
+use crate::coalesce::Folded;
 use crate::cursor::{Cursor, MalformedCursor};
 use crate::error::ApiError;
-use crate::frame::{FrameKind, OutFrame};
+use crate::frame::{sse_folded, ws_folded, FrameKind, OutFrame};
 use crate::hub::Subscription;
 use crate::limits::Permit;
 use crate::metrics::Transport;
+use crate::replay_budget::Reservation;
 use crate::resume::Plan;
 
 /// Most queued frames handed over for one write.
@@ -122,8 +126,42 @@ pub enum Start {
     Nothing,
     /// `reset` with this reason and the cursor to continue from.
     Reset(&'static str, Cursor),
-    /// Missed events, coalesced; only the last frame announces the cursor.
-    Replay(Vec<OutFrame>),
+    /// Missed events, coalesced.
+    Replay(Replay),
+}
+
+/// Missed events, coalesced, serialized one frame at a time in the form the connection speaks
+/// (never both), while their bytes are reserved in the replay budget; only the last frame
+/// announces the cursor, so a client cut off mid-replay keeps its old one.
+pub struct Replay {
+    frames: Vec<Folded>,
+    cursor: Cursor,
+    _reservation: Reservation,
+}
+
+impl Replay {
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// The cursor the frame at `index` announces, if it does.
+    fn id(&self, index: usize) -> Option<Cursor> {
+        (index + 1 == self.frames.len()).then_some(self.cursor)
+    }
+
+    /// The frames as SSE records, each made when it is asked for.
+    pub fn sse_records(&self) -> impl Iterator<Item = Bytes> + '_ {
+        (0..self.frames.len()).map(|index| sse_folded(&self.frames[index], self.id(index)))
+    }
+
+    /// The frames as WebSocket messages, each made when it is asked for.
+    pub fn ws_messages(&self) -> impl Iterator<Item = Utf8Bytes> + '_ {
+        (0..self.frames.len()).map(|index| ws_folded(&self.frames[index], self.id(index)))
+    }
 }
 
 /// The next thing for the client.
@@ -178,18 +216,15 @@ impl Outbox {
         };
         let start = match plan {
             Plan::Reset(reason) => Start::Reset(reason, present),
-            Plan::Replay { frames, .. } if !frames.is_empty() => {
-                let last = frames.len() - 1;
-                Start::Replay(
-                    frames
-                        .iter()
-                        .enumerate()
-                        .map(|(index, folded)| {
-                            OutFrame::encode_announcing(folded, present, index == last)
-                        })
-                        .collect(),
-                )
-            }
+            Plan::Replay {
+                frames,
+                reservation,
+                ..
+            } if !frames.is_empty() => Start::Replay(Replay {
+                frames,
+                cursor: present,
+                _reservation: reservation,
+            }),
             _ => Start::Nothing,
         };
         let samples_latency = app.samples_latency();

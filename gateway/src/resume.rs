@@ -15,8 +15,10 @@ use crate::channels::ChannelSet;
 use crate::coalesce::{coalesce_replay, Folded};
 use crate::cursor::{Cursor, MalformedCursor};
 use crate::event::StreamEvent;
+use crate::frame::folded_frame_bytes;
 use crate::hub::Subscription;
 use crate::metrics::ReplaySource;
+use crate::replay_budget::Reservation;
 
 /// How long fetching missed events from JetStream may take before the client is reset instead.
 const STREAM_REPLAY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,10 +28,12 @@ const STREAM_REPLAY_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum Plan {
     /// No cursor: live only.
     Live,
-    /// Missed events, coalesced; live frames follow.
+    /// Missed events, coalesced; live frames follow. `reservation` holds their bytes in the
+    /// replay budget until they are written.
     Replay {
         frames: Vec<Folded>,
         source: ReplaySource,
+        reservation: Reservation,
     },
     /// The cursor is ahead of this instance (another instance is further along): skip live
     /// events up to it.
@@ -79,10 +83,12 @@ async fn decide(
         return Plan::Reset("stream_recreated");
     }
     let watermark = subscription.watermark;
+    let mut reservation = app.replay_budget.start();
     if cursor.seq == watermark {
         return Plan::Replay {
             frames: Vec::new(),
             source: ReplaySource::Ring,
+            reservation,
         };
     }
     if cursor.seq > watermark {
@@ -99,10 +105,12 @@ async fn decide(
             .iter()
             .filter(|e| channels.contains(Channel::of(e.event_type)))
             .cloned();
-        return Plan::Replay {
-            frames: coalesce_replay(events, max_events),
-            source: ReplaySource::Ring,
-        };
+        // The events are the ring's; what the replay adds is the frame being written.
+        return replay(
+            coalesce_replay(events, max_events),
+            ReplaySource::Ring,
+            reservation,
+        );
     }
     let Some((first, _)) = stream_bounds(app).await else {
         return Plan::Reset("replay_failed");
@@ -116,15 +124,17 @@ async fn decide(
     }
     match tokio::time::timeout(
         STREAM_REPLAY_TIMEOUT,
-        fetch(app, cursor.seq + 1, watermark, channels),
+        fetch(app, cursor.seq + 1, watermark, channels, &mut reservation),
     )
     .await
     {
-        Ok(Ok(events)) => Plan::Replay {
-            frames: coalesce_replay(events, max_events),
-            source: ReplaySource::Stream,
-        },
-        Ok(Err(error)) => {
+        Ok(Ok(events)) => replay(
+            coalesce_replay(events, max_events),
+            ReplaySource::Stream,
+            reservation,
+        ),
+        Ok(Err(FetchError::OverBudget)) => Plan::Reset("replay_budget"),
+        Ok(Err(FetchError::Stream(error))) => {
             tracing::warn!(%error, from = cursor.seq + 1, to = watermark, "replay from the stream failed; resetting the client");
             Plan::Reset("replay_failed")
         }
@@ -139,6 +149,29 @@ async fn decide(
     }
 }
 
+/// A replay of `frames` once the biggest of them (the one being written at a time) fits in the
+/// budget; `reset` (`replay_budget`) when it does not.
+fn replay(frames: Vec<Folded>, source: ReplaySource, mut reservation: Reservation) -> Plan {
+    let biggest = frames.iter().map(folded_frame_bytes).max().unwrap_or(0);
+    if !reservation.grow(biggest) {
+        return Plan::Reset("replay_budget");
+    }
+    Plan::Replay {
+        frames,
+        source,
+        reservation,
+    }
+}
+
+/// Why events could not be fetched for a replay.
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    #[error("the replay is over REPLAY_CONNECTION_MAX_BYTES or REPLAY_BUDGET_BYTES")]
+    OverBudget,
+    #[error("{0}")]
+    Stream(String),
+}
+
 /// The stream's first and last sequence now.
 async fn stream_bounds(app: &App) -> Option<(u64, u64)> {
     let stream = app
@@ -151,18 +184,20 @@ async fn stream_bounds(app: &App) -> Option<(u64, u64)> {
 }
 
 /// Client events with `from <= seq <= to` on the given channels, read with a short-lived
-/// ordered consumer.
+/// ordered consumer; every event kept is reserved in the replay budget first.
 async fn fetch(
     app: &App,
     from: u64,
     to: u64,
     channels: ChannelSet,
-) -> Result<Vec<Arc<StreamEvent>>, String> {
+    reservation: &mut Reservation,
+) -> Result<Vec<Arc<StreamEvent>>, FetchError> {
+    let failed = |error: &dyn std::fmt::Display| FetchError::Stream(error.to_string());
     let stream = app
         .jetstream
         .get_stream(&app.config.stream_name)
         .await
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| failed(&error))?;
     let consumer = stream
         .create_consumer(pull::OrderedConfig {
             deliver_policy: DeliverPolicy::ByStartSequence {
@@ -171,17 +206,14 @@ async fn fetch(
             ..Default::default()
         })
         .await
-        .map_err(|error| error.to_string())?;
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| failed(&error))?;
+    let mut messages = consumer.messages().await.map_err(|error| failed(&error))?;
     let mut events = Vec::new();
     while let Some(message) = messages.next().await {
-        let message = message.map_err(|error| error.to_string())?;
+        let message = message.map_err(|error| failed(&error))?;
         let seq = message
             .info()
-            .map_err(|error| error.to_string())?
+            .map_err(|error| failed(&error))?
             .stream_sequence;
         if seq > to {
             break;
@@ -196,6 +228,9 @@ async fn fetch(
                 seq,
                 message.payload.clone(),
             ) {
+                if !reservation.grow(event.message_len()) {
+                    return Err(FetchError::OverBudget);
+                }
                 events.push(Arc::new(event));
             }
         }

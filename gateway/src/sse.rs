@@ -101,9 +101,16 @@ fn log_resume(app: &App, cursor: Option<&Result<Cursor, MalformedCursor>>, plan:
             reason,
             "resume impossible; client will be reset"
         ),
-        Plan::Replay { frames, source } => {
-            tracing::debug!(frames = frames.len(), source = source.as_str(), "resuming")
-        }
+        Plan::Replay {
+            frames,
+            source,
+            reservation,
+        } => tracing::debug!(
+            frames = frames.len(),
+            source = source.as_str(),
+            bytes = reservation.bytes(),
+            "resuming"
+        ),
         Plan::Live | Plan::SkipThrough(_) => {}
     }
 }
@@ -148,9 +155,13 @@ fn connection(
         match start {
             Start::Nothing => {}
             Start::Reset(reason, cursor) => yield Ok(sse_reset(Some(cursor), reason)),
-            Start::Replay(frames) => {
-                outbox.count_sent(frames.len());
-                yield Ok(join(frames.iter().map(|frame| &frame.sse)));
+            Start::Replay(replay) => {
+                // One record per write: only the record being written exists at a time, and
+                // the replay's reservation is given back once the last one was taken.
+                outbox.count_sent(replay.len());
+                for record in replay.sse_records() {
+                    yield Ok(record);
+                }
             }
         }
         // A heartbeat at once: the client learns the instance and holds a cursor from the

@@ -153,25 +153,33 @@ impl Session {
             plan,
             self.channels,
         );
-        let first = match start {
-            Start::Nothing => Vec::new(),
+        let started = match start {
+            Start::Nothing => Ok(()),
             Start::Reset(reason, cursor) => {
-                vec![ws_message(Some(cursor), "reset", &reset_json(reason))]
+                feed(sink, ws_message(Some(cursor), "reset", &reset_json(reason))).await
             }
-            Start::Replay(frames) => {
-                outbox.count_sent(frames.len());
-                frames.into_iter().map(|frame| frame.ws).collect()
+            Start::Replay(replay) => {
+                // Fed one at a time: the sink takes the next only once the last is on its way,
+                // so only the message being written exists; the reservation goes with `replay`.
+                outbox.count_sent(replay.len());
+                let mut fed = Ok(());
+                for message in replay.ws_messages() {
+                    fed = feed(sink, message).await;
+                    if fed.is_err() {
+                        break;
+                    }
+                }
+                fed
             }
         };
         // Then a heartbeat at once: the client holds a cursor from the first second.
         let (cursor, beat) = outbox.heartbeat();
-        let mut first = first;
-        first.push(ws_message(
+        let heartbeat = ws_message(
             Some(cursor),
             "heartbeat",
             &serde_json::to_vec(&beat).unwrap_or_default(),
-        ));
-        if send_all(sink, first).await.is_err() {
+        );
+        if started.is_err() || send_all(sink, vec![heartbeat]).await.is_err() {
             return End::ClientGone;
         }
 
@@ -342,6 +350,11 @@ impl Session {
         }
         None
     }
+}
+
+/// Queues one message (waiting while the socket is full).
+async fn feed(sink: &mut Sink, message: Utf8Bytes) -> Result<(), axum::Error> {
+    sink.feed(Message::Text(message)).await
 }
 
 /// Queues every message, then flushes once: one write for several frames.

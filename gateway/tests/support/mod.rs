@@ -222,8 +222,24 @@ pub async fn wait_for_rejections(gateway: &RunningGateway, expected: &[(&str, f6
 
 /// GET an API path with the test key; returns status and JSON body.
 pub async fn get_json(gateway: &RunningGateway, path: &str) -> (u16, Value) {
+    get_json_url(&gateway.url, path).await
+}
+
+/// One sample of `<base>/metrics`; 0 when absent.
+pub async fn metric_url(base: &str, sample: &str) -> f64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    sample_value(&text, sample).unwrap_or(0.0)
+}
+
+/// GET `<base><path>` with the test key; returns status and JSON body.
+pub async fn get_json_url(base: &str, path: &str) -> (u16, Value) {
     let response = reqwest::Client::new()
-        .get(format!("{}{path}", gateway.url))
+        .get(format!("{base}{path}"))
         .header("X-API-Key", API_KEY)
         .send()
         .await
