@@ -23,6 +23,7 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_REDIS_KEEPALIVE: Duration = Duration::from_secs(5);
+pub const DEFAULT_BEACON_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// Room in a stored message for the headers the bridge adds (`Nats-Msg-Id` on events; reason,
 /// message, source channel and size on the DLQ): JetStream's `max_message_size` and NATS's
@@ -87,6 +88,12 @@ pub struct Config {
     #[arg(long, env = "REDIS_KEEPALIVE", default_value = "5s", value_parser = settings::positive_duration)]
     pub redis_keepalive: Duration,
 
+    /// How often the bridge publishes a beacon and reports its subscription to the shared
+    /// registry in Redis (`1s`). A bridge silent for five intervals (at least 2 s) is taken as
+    /// gone; a gap nobody covered is reported within a few intervals.
+    #[arg(long, env = "BRIDGE_BEACON_INTERVAL", default_value = "1s", value_parser = settings::positive_duration)]
+    pub bridge_beacon_interval: Duration,
+
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     #[arg(long, env = "BRIDGE_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
     pub bridge_metrics_addr: SocketAddr,
@@ -119,6 +126,7 @@ impl Config {
             event_max_bytes: rakuda_schema::DEFAULT_MAX_EVENT_BYTES,
             stream_duplicate_window: DEFAULT_DUPLICATE_WINDOW,
             redis_keepalive: DEFAULT_REDIS_KEEPALIVE,
+            bridge_beacon_interval: DEFAULT_BEACON_INTERVAL,
             bridge_metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9101)),
             bridge_queue_capacity: DEFAULT_QUEUE_CAPACITY,
             bridge_max_in_flight: DEFAULT_MAX_IN_FLIGHT,

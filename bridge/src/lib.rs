@@ -15,8 +15,11 @@
 //! - [`streams`] — idempotent creation of the event and DLQ streams.
 //! - [`metrics`], [`http`] — `/metrics`, `/healthz`, `/readyz`.
 //! - [`reject_log`] — rate-limited reject logging.
+//! - [`coverage`] — beacons and the registry the bridges share: gap markers when nobody was
+//!   subscribed to Redis.
 
 pub mod config;
+pub mod coverage;
 pub mod http;
 pub mod metrics;
 pub mod publisher;
@@ -36,6 +39,7 @@ use tokio_util::task::TaskTracker;
 pub use config::Config;
 pub use metrics::BridgeMetrics;
 
+use coverage::{Coverage, CoverageTask};
 use publisher::Publisher;
 use subscriber::Subscriber;
 
@@ -84,6 +88,22 @@ pub async fn run(
     ));
     let jetstream = jetstream_context(nats.clone(), config.bridge_max_in_flight);
 
+    // Beacons and the registry first, so the first subscription knows where it begins.
+    let coverage = Arc::new(Coverage::new());
+    coverage.attach_gauge(metrics.stored_through_beacon.clone());
+    let stop_coverage = CancellationToken::new();
+    let coverage_task = tokio::spawn(
+        CoverageTask::new(
+            redis.clone(),
+            &config.redis_channel_prefix,
+            coverage.clone(),
+            jetstream.clone(),
+            metrics.clone(),
+            config.bridge_beacon_interval,
+        )
+        .run(stop_coverage.clone()),
+    );
+
     let (queue, queued) = mpsc::channel(config.bridge_queue_capacity);
     let subscriber = Subscriber::new(
         redis,
@@ -91,6 +111,7 @@ pub async fn run(
         Validator::new(config.event_max_bytes),
         queue,
         metrics.clone(),
+        coverage.clone(),
         config.redis_keepalive,
     );
     let drain_timeout = config.bridge_drain_timeout;
@@ -98,7 +119,7 @@ pub async fn run(
     let stop_reading = shutdown.child_token();
     let mut reader = tokio::spawn(subscriber.run(stop_reading.clone()));
     let mut publisher =
-        tokio::spawn(Publisher::new(jetstream, config, metrics.clone()).run(queued));
+        tokio::spawn(Publisher::new(jetstream, config, metrics.clone(), coverage).run(queued));
 
     let (mut reader_done, mut publisher_done) = (false, false);
     let outcome = tokio::select! {
@@ -128,6 +149,12 @@ pub async fn run(
                 tracing::warn!(timeout = ?drain_timeout, "drain timeout expired with events unacknowledged");
             }
         }
+    }
+    // What this bridge read is stored (or the drain gave up): its subscription ends in the
+    // registry, so another bridge, or its successor, decides whether anyone covered it.
+    stop_coverage.cancel();
+    if let Ok(coverage_task) = coverage_task.await {
+        coverage_task.close().await;
     }
     if let Err(error) = nats.flush().await {
         tracing::debug!(%error, "final NATS flush failed");

@@ -6,8 +6,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use metrics::{Counter, Gauge, Histogram, Unit};
 use metrics_exporter_prometheus::PrometheusHandle;
-use rakuda_schema::{RejectReason, CHANNELS};
+use rakuda_schema::{GapReason, RejectReason, CHANNELS};
 use rakuda_service::metric::{counter, describe, gauge, histogram, recorder};
+
+/// Why a subscription (a span) ended; the `reason` label of `bridge_subscriptions_ended_total`.
+pub const SUBSCRIPTION_END_REASONS: [&str; 4] = [
+    // Redis closed the connection: a restart, or it cut a subscriber whose output buffer
+    // passed `client-output-buffer-limit pubsub`.
+    "connection_closed",
+    // A Redis that hung without closing: the keepalive ping got no answer.
+    "keepalive_failed",
+    // A message was dropped because the publish queue stayed full.
+    "queue_full",
+    // This bridge was silent longer than the staleness limit and was taken as gone.
+    "liveness_lapsed",
+];
 
 /// Every metric the bridge exports. Labels come from closed sets (channels, reject reasons).
 pub struct BridgeMetrics {
@@ -24,6 +37,10 @@ pub struct BridgeMetrics {
     redis_connected: Gauge,
     pub redis_reconnects: Counter,
     nats_connected: Gauge,
+    subscriptions_ended: HashMap<&'static str, Counter>,
+    source_gaps: HashMap<&'static str, Counter>,
+    pub coverage_errors: Counter,
+    pub stored_through_beacon: Gauge,
     redis_up: AtomicBool,
     nats_up: AtomicBool,
 }
@@ -115,6 +132,30 @@ impl BridgeMetrics {
         );
         describe(
             r,
+            "bridge_subscriptions_ended_total",
+            Unit::Count,
+            "Redis subscriptions (spans) that ended, by reason; each is checked for a source gap.",
+        );
+        describe(
+            r,
+            "bridge_source_gaps_total",
+            Unit::Count,
+            "Source gap markers this bridge wrote: no bridge was subscribed for a while (start: nothing known before).",
+        );
+        describe(
+            r,
+            "bridge_stored_through_beacon",
+            Unit::Count,
+            "The beacon up to which everything the current subscription read is in the stream (0: none yet).",
+        );
+        describe(
+            r,
+            "bridge_coverage_errors_total",
+            Unit::Count,
+            "Rounds in which the coverage registry in Redis could not be reached.",
+        );
+        describe(
+            r,
             "bridge_nats_connected",
             Unit::Count,
             "1 while connected to NATS, else 0.",
@@ -134,6 +175,27 @@ impl BridgeMetrics {
             redis_connected: gauge(r, "bridge_redis_connected", &[]),
             redis_reconnects: counter(r, "bridge_redis_reconnects_total", &[]),
             nats_connected: gauge(r, "bridge_nats_connected", &[]),
+            subscriptions_ended: SUBSCRIPTION_END_REASONS
+                .into_iter()
+                .map(|reason| {
+                    (
+                        reason,
+                        counter(r, "bridge_subscriptions_ended_total", &[("reason", reason)]),
+                    )
+                })
+                .collect(),
+            source_gaps: [GapReason::Start, GapReason::Departed]
+                .into_iter()
+                .map(|reason| {
+                    let label = gap_label(reason);
+                    (
+                        label,
+                        counter(r, "bridge_source_gaps_total", &[("reason", label)]),
+                    )
+                })
+                .collect(),
+            coverage_errors: counter(r, "bridge_coverage_errors_total", &[]),
+            stored_through_beacon: gauge(r, "bridge_stored_through_beacon", &[]),
             redis_up: AtomicBool::new(false),
             nats_up: AtomicBool::new(false),
         }
@@ -147,6 +209,21 @@ impl BridgeMetrics {
     /// The counter of rejects for a reason.
     pub fn rejected(&self, reason: RejectReason) -> Option<&Counter> {
         self.rejected.get(&reason)
+    }
+
+    /// A subscription ended for `reason` (one of [`SUBSCRIPTION_END_REASONS`]).
+    pub fn subscription_ended(&self, reason: &'static str) {
+        match self.subscriptions_ended.get(reason) {
+            Some(counter) => counter.increment(1),
+            None => debug_assert!(false, "unknown subscription end reason {reason}"),
+        }
+    }
+
+    /// This bridge wrote a source gap marker.
+    pub fn source_gap(&self, reason: GapReason) {
+        if let Some(counter) = self.source_gaps.get(gap_label(reason)) {
+            counter.increment(1);
+        }
     }
 
     pub fn set_redis_connected(&self, up: bool) {
@@ -178,6 +255,13 @@ impl BridgeMetrics {
     }
 }
 
+fn gap_label(reason: GapReason) -> &'static str {
+    match reason {
+        GapReason::Start => "start",
+        GapReason::Departed => "departed",
+    }
+}
+
 impl Default for BridgeMetrics {
     fn default() -> Self {
         BridgeMetrics::new()
@@ -206,6 +290,9 @@ mod tests {
             "bridge_redis_connected",
             "bridge_redis_reconnects_total",
             "bridge_nats_connected",
+            "bridge_subscriptions_ended_total{reason=\"queue_full\"}",
+            "bridge_source_gaps_total{reason=\"departed\"}",
+            "bridge_coverage_errors_total",
         ] {
             assert!(
                 text.lines()

@@ -14,6 +14,9 @@
 //!
 //! The retry queue holds only messages that were in flight: while it is not empty nothing new
 //! is taken from the queue, so it never holds more than `BRIDGE_MAX_IN_FLIGHT` messages.
+//!
+//! Coverage checkpoints ([`Checkpoint`]) travel in the queue between messages and are "acked"
+//! in order like them: when one comes out, every message queued before it is in the stream.
 
 use std::collections::VecDeque;
 use std::future::IntoFuture;
@@ -30,24 +33,34 @@ use rakuda_schema::{Reject, RejectReason};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
+use crate::coverage::{Checkpoint, Coverage};
 use crate::metrics::BridgeMetrics;
 use crate::reject_log::{RejectLog, REJECT_LOG_INTERVAL};
 use crate::route::{reroute_to_dlq, Outgoing, Verdict};
 use crate::streams;
 use rakuda_service::backoff::Backoff;
 
-type AckFuture = BoxFuture<'static, Result<PublishAck, PublishError>>;
+/// A publish's ack; `None` for a checkpoint, which needs none.
+type AckFuture = BoxFuture<'static, Result<Option<PublishAck>, PublishError>>;
+
+/// What the subscriber hands to the publisher, in Redis's order.
+#[derive(Debug)]
+pub enum Queued {
+    Message(Outgoing),
+    Checkpoint(Checkpoint),
+}
 
 pub struct Publisher {
     jetstream: jetstream::Context,
     config: Config,
     metrics: Arc<BridgeMetrics>,
+    coverage: Arc<Coverage>,
     refusals: RejectLog,
 }
 
-/// Messages sent and awaiting their acks, oldest first; `acks` resolves in the same order.
+/// Items sent and awaiting their acks, oldest first; `acks` resolves in the same order.
 struct Window {
-    sent: VecDeque<(Outgoing, Instant)>,
+    sent: VecDeque<(Queued, Instant)>,
     acks: FuturesOrdered<AckFuture>,
 }
 
@@ -85,7 +98,7 @@ pub fn classify(error: &PublishError) -> Failure {
 /// What became of one publish.
 enum Sent {
     Ok,
-    Retry(Outgoing, PublishError),
+    Retry(Queued, PublishError),
 }
 
 impl Publisher {
@@ -93,11 +106,13 @@ impl Publisher {
         jetstream: jetstream::Context,
         config: Config,
         metrics: Arc<BridgeMetrics>,
+        coverage: Arc<Coverage>,
     ) -> Publisher {
         Publisher {
             jetstream,
             config,
             metrics,
+            coverage,
             refusals: RejectLog::new(REJECT_LOG_INTERVAL),
         }
     }
@@ -129,7 +144,7 @@ impl Publisher {
     }
 
     /// Publishes until `queue` is closed and empty and every ack is in.
-    pub async fn run(mut self, mut queue: mpsc::Receiver<Outgoing>) {
+    pub async fn run(mut self, mut queue: mpsc::Receiver<Queued>) {
         self.ensure_streams().await;
         let max_in_flight = self.config.bridge_max_in_flight;
         let mut window = Window {
@@ -137,7 +152,7 @@ impl Publisher {
             acks: FuturesOrdered::new(),
         };
         // Messages to send again, in order, before anything new.
-        let mut retry: VecDeque<Outgoing> = VecDeque::new();
+        let mut retry: VecDeque<Queued> = VecDeque::new();
         let mut backoff = Backoff::new();
         let mut failing = false;
         let mut queue_open = true;
@@ -176,12 +191,22 @@ impl Publisher {
                     }
                 }
                 Some(result) = window.acks.next(), if !window.acks.is_empty() => {
-                    let Some((outgoing, sent_at)) = window.sent.pop_front() else { continue };
+                    let Some((queued, sent_at)) = window.sent.pop_front() else { continue };
                     self.metrics.in_flight.set(window.sent.len() as f64);
+                    let outgoing = match queued {
+                        Queued::Checkpoint(checkpoint) => {
+                            // Everything queued before it is acknowledged.
+                            self.coverage.stored(&checkpoint);
+                            continue;
+                        }
+                        Queued::Message(outgoing) => outgoing,
+                    };
                     match result.map_err(|error| (classify(&error), error)) {
                         Ok(ack) => {
                             self.metrics.publish_latency.record(sent_at.elapsed().as_secs_f64());
-                            self.record_ack(&outgoing, &ack);
+                            if let Some(ack) = ack {
+                                self.record_ack(&outgoing, &ack);
+                            }
                             if failing {
                                 tracing::info!("publishing to NATS again");
                                 failing = false;
@@ -191,7 +216,7 @@ impl Publisher {
                         Err((Failure::Refused(why), _)) => {
                             // The acks behind it are independent: they resolve as they come.
                             if let Some(dlq) = self.refused(outgoing, why) {
-                                if let Sent::Retry(dlq, _) = self.send(dlq, &mut window).await {
+                                if let Sent::Retry(dlq, _) = self.send(Queued::Message(dlq), &mut window).await {
                                     retry.push_back(dlq);
                                 }
                             }
@@ -202,9 +227,9 @@ impl Publisher {
                                 failing = true;
                             }
                             // Everything after the failed message goes again too, behind it.
-                            let mut again: VecDeque<Outgoing> = VecDeque::with_capacity(window.sent.len() + retry.len() + 1);
-                            again.push_back(outgoing);
-                            again.extend(window.sent.drain(..).map(|(outgoing, _)| outgoing));
+                            let mut again: VecDeque<Queued> = VecDeque::with_capacity(window.sent.len() + retry.len() + 1);
+                            again.push_back(Queued::Message(outgoing));
+                            again.extend(window.sent.drain(..).map(|(queued, _)| queued));
                             again.extend(retry.drain(..));
                             retry = again;
                             window.acks = FuturesOrdered::new();
@@ -219,9 +244,21 @@ impl Publisher {
     }
 
     /// Sends one message. A refusal before sending (over `max_payload`) reroutes it to the DLQ
-    /// at once; a transient failure hands it back for a retry.
-    async fn send(&mut self, outgoing: Outgoing, window: &mut Window) -> Sent {
-        let mut outgoing = outgoing;
+    /// at once; a transient failure hands it back for a retry. A checkpoint takes its place in
+    /// the window, to come out behind everything sent before it.
+    async fn send(&mut self, queued: Queued, window: &mut Window) -> Sent {
+        let mut outgoing = match queued {
+            Queued::Message(outgoing) => outgoing,
+            Queued::Checkpoint(checkpoint) => {
+                window
+                    .acks
+                    .push_back(Box::pin(futures::future::ready(Ok(None))));
+                window
+                    .sent
+                    .push_back((Queued::Checkpoint(checkpoint), Instant::now()));
+                return Sent::Ok;
+            }
+        };
         loop {
             let publish = PublishMessage::build()
                 .payload(outgoing.payload.clone())
@@ -232,13 +269,18 @@ impl Publisher {
                 .await
             {
                 Ok(ack) => {
-                    window.acks.push_back(Box::pin(ack.into_future()));
-                    window.sent.push_back((outgoing, Instant::now()));
+                    let ack = ack.into_future();
+                    window
+                        .acks
+                        .push_back(Box::pin(async move { ack.await.map(Some) }));
+                    window
+                        .sent
+                        .push_back((Queued::Message(outgoing), Instant::now()));
                     self.metrics.in_flight.set(window.sent.len() as f64);
                     return Sent::Ok;
                 }
                 Err(error) => match classify(&error) {
-                    Failure::Transient => return Sent::Retry(outgoing, error),
+                    Failure::Transient => return Sent::Retry(Queued::Message(outgoing), error),
                     Failure::Refused(why) => match self.refused(outgoing, why) {
                         Some(dlq) => outgoing = dlq,
                         None => return Sent::Ok,

@@ -3,7 +3,8 @@
 //! The connection is re-established with backoff whenever it drops or stops answering pings.
 //! Redis pub/sub does not buffer for absent subscribers, so the reader must never stall: the
 //! hand-off queue is bounded and a full queue is waited on only briefly before a message is
-//! dropped and counted.
+//! dropped and counted. Every subscription, and every drop, is a span for [`crate::coverage`]:
+//! beacons read on the beacon channel go into the queue as checkpoints.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,9 +16,11 @@ use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::coverage::Coverage;
 use crate::metrics::BridgeMetrics;
+use crate::publisher::Queued;
 use crate::reject_log::{RejectLog, REJECT_LOG_INTERVAL};
-use crate::route::{route, Outgoing, Verdict};
+use crate::route::{route, Verdict};
 use rakuda_service::backoff::Backoff;
 
 /// How long the reader waits for room in a full queue before dropping a message.
@@ -29,8 +32,11 @@ pub struct Subscriber {
     pattern: String,
     prefix: String,
     validator: Validator,
-    queue: mpsc::Sender<Outgoing>,
+    queue: mpsc::Sender<Queued>,
     metrics: Arc<BridgeMetrics>,
+    coverage: Arc<Coverage>,
+    /// `<prefix>control:beacon`
+    beacon_channel: String,
     rejects: RejectLog,
     /// How often the subscription is pinged, and how long a reply may take, to detect a Redis
     /// that hangs without closing the connection.
@@ -40,25 +46,32 @@ pub struct Subscriber {
 /// Why a subscription ended.
 enum End {
     Shutdown,
-    Lost(&'static str),
+    /// Redis closed the connection (a restart, or the pub/sub output buffer limit).
+    Closed,
+    /// Redis stopped answering the keepalive ping.
+    Unresponsive,
 }
 
 impl Subscriber {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: redis::Client,
         prefix: String,
         validator: Validator,
-        queue: mpsc::Sender<Outgoing>,
+        queue: mpsc::Sender<Queued>,
         metrics: Arc<BridgeMetrics>,
+        coverage: Arc<Coverage>,
         keepalive: Duration,
     ) -> Subscriber {
         Subscriber {
             client,
             pattern: format!("{prefix}*"),
+            beacon_channel: format!("{prefix}{}", rakuda_schema::channel::BEACON_CHANNEL),
             prefix,
             validator,
             queue,
             metrics,
+            coverage,
             rejects: RejectLog::new(REJECT_LOG_INTERVAL),
             keepalive,
         }
@@ -85,12 +98,24 @@ impl Subscriber {
                     subscribed_before = true;
                     tracing::info!(pattern = %self.pattern, "subscribed to redis");
                     backoff.reset();
+                    self.coverage.begin();
                     let end = self.forward(sink, stream, &shutdown).await;
                     self.metrics.set_redis_connected(false);
+                    self.coverage.end();
                     match end {
                         End::Shutdown => return,
-                        End::Lost(why) => {
-                            tracing::warn!(why, "redis subscription lost; reconnecting");
+                        End::Closed => {
+                            self.metrics.subscription_ended("connection_closed");
+                            tracing::warn!(
+                                "redis closed the subscription (a restart, or the subscriber's output buffer passed client-output-buffer-limit pubsub); reconnecting"
+                            );
+                            warned = true;
+                        }
+                        End::Unresponsive => {
+                            self.metrics.subscription_ended("keepalive_failed");
+                            tracing::warn!(
+                                "redis stopped answering the keepalive ping; reconnecting"
+                            );
                             warned = true;
                         }
                     }
@@ -136,8 +161,16 @@ impl Subscriber {
                 _ = shutdown.cancelled() => return End::Shutdown,
                 message = stream.next() => {
                     let Some(message) = message else {
-                        return End::Lost("connection closed");
+                        return End::Closed;
                     };
+                    if message.get_channel_name() == self.beacon_channel {
+                        if let Some(checkpoint) = self.coverage.beacon(message.get_payload_bytes()) {
+                            // Behind everything read so far; skipping one when the queue is
+                            // full only delays what the span can claim.
+                            let _ = self.queue.try_send(Queued::Checkpoint(checkpoint));
+                        }
+                        continue;
+                    }
                     let channel = message.get_channel_name().to_owned();
                     let payload = Bytes::copy_from_slice(message.get_payload_bytes());
                     if !self.hand_off(&channel, payload).await {
@@ -149,7 +182,7 @@ impl Subscriber {
                     // reply proves the connection alive.
                     let ping = tokio::time::timeout(self.keepalive, sink.ping::<redis::Value>()).await;
                     if !matches!(ping, Ok(Ok(_))) {
-                        return End::Lost("keepalive ping failed");
+                        return End::Unresponsive;
                     }
                 }
             }
@@ -166,7 +199,7 @@ impl Subscriber {
             }
             self.rejects.record(reject, channel, Instant::now());
         }
-        let outgoing = match self.queue.try_send(outgoing) {
+        let outgoing = match self.queue.try_send(Queued::Message(outgoing)) {
             Ok(()) => {
                 self.update_queue_depth();
                 return true;
@@ -184,10 +217,13 @@ impl Subscriber {
             Ok(Err(_closed)) => false,
             Err(_elapsed) => {
                 self.metrics.dropped.increment(1);
+                self.metrics.subscription_ended("queue_full");
+                // What this subscription claims ends here; it carries on as a new one.
+                self.coverage.begin();
                 tracing::error!(
-                    channel,
+                    channel = channel.escape_debug().to_string(),
                     capacity = self.queue.max_capacity(),
-                    "publish queue full for {QUEUE_FULL_WAIT:?}; message dropped"
+                    "publish queue full for {QUEUE_FULL_WAIT:?}; message dropped (a source gap unless another bridge stored it)"
                 );
                 true
             }

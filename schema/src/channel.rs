@@ -19,6 +19,13 @@ pub const DLQ_STREAM_SUBJECTS: &str = "rakuda.dlq.>";
 pub const REJECT_REASON_HEADER: &str = "Rakuda-Reject-Reason";
 /// Header that carries the Redis channel a rejected message arrived on.
 pub const SOURCE_CHANNEL_HEADER: &str = "Rakuda-Source-Channel";
+/// Where bridges record, in the stream, that events may have been lost before this point
+/// because no bridge was subscribed to Redis (a [`crate::SourceGap`]). Gateways answer it with
+/// `reset` (`source_gap`).
+pub const SOURCE_GAP_SUBJECT: &str = "rakuda.realtime.control.source_gap";
+/// The Redis channel (after the prefix) the bridges' beacons travel on. Workers must not
+/// publish here: deploy Redis with an ACL that lets them publish only on the event channels.
+pub const BEACON_CHANNEL: &str = "control:beacon";
 
 /// How a debounce batch folds several events of one type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,10 +12,12 @@
 //! - [`json`] — strict JSON reading: no repeated keys, raw values kept as written.
 //! - [`validate`] — checks raw bytes against the contract and names the reason for a reject.
 //! - [`reject`] — the closed set of reject reasons.
+//! - [`control`] — what bridges write into the stream besides events (source gaps).
 //! - [`frame`] — what a gateway sends to clients (event with `seq`, batch, heartbeat, reset).
 //! - [`typescript`] — the generated TypeScript definitions.
 
 pub mod channel;
+pub mod control;
 pub mod event;
 pub mod frame;
 pub mod json;
@@ -24,6 +26,7 @@ pub mod typescript;
 pub mod validate;
 
 pub use channel::{Channel, Coalesce, CHANNELS};
+pub use control::{GapReason, SourceGap};
 pub use event::{Action, EventType, Payload, RealTimeEvent, Timestamp};
 pub use frame::{BatchFrame, Heartbeat, ResetNotice, SequencedEvent};
 pub use reject::{Reject, RejectReason};

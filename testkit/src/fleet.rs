@@ -156,6 +156,32 @@ impl Service {
         }
     }
 
+    /// Waits up to `within` until a sample of its `/metrics` satisfies `check`.
+    pub async fn wait_for_metric(
+        &self,
+        sample: &str,
+        check: impl Fn(f64) -> bool,
+        within: Duration,
+    ) -> Result<(), Error> {
+        let url = format!("{}/metrics", self.url());
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(response) = reqwest::get(&url).await {
+                let text = response.text().await.unwrap_or_default();
+                if crate::wait::sample_value(&text, sample).is_some_and(&check) {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Service {
+                    name: self.name.clone(),
+                    message: format!("{sample} not as expected within {within:?}"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// SIGKILL, as a crash or the OOM killer would, and reap it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

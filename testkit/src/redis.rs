@@ -12,16 +12,25 @@ use crate::process::{log_path, path_arg, signal, spawn_on_free_port, Error, Serv
 pub struct RedisServer {
     port: u16,
     dir: TempDir,
+    /// Settings on top of the defaults (`--name value` pairs), kept for restarts.
+    extra: Vec<String>,
     process: Option<ServerProcess>,
 }
 
 impl RedisServer {
     pub fn start() -> Result<RedisServer, Error> {
+        RedisServer::start_with(&[])
+    }
+
+    /// A server with extra settings, e.g. `["--client-output-buffer-limit", "pubsub 1mb 0 0"]`.
+    pub fn start_with(extra: &[&str]) -> Result<RedisServer, Error> {
         let dir = tempfile::Builder::new().prefix("rakuda-redis-").tempdir()?;
-        let (port, process) = spawn_on_free_port(5, |port| spawn(&dir, port))?;
+        let extra: Vec<String> = extra.iter().map(|arg| (*arg).to_owned()).collect();
+        let (port, process) = spawn_on_free_port(5, |port| spawn(&dir, port, &extra))?;
         Ok(RedisServer {
             port,
             dir,
+            extra,
             process: Some(process),
         })
     }
@@ -50,7 +59,7 @@ impl RedisServer {
     /// Starts the server again on the same port.
     pub fn restart(&mut self) -> Result<(), Error> {
         self.stop();
-        self.process = Some(spawn(&self.dir, self.port)?);
+        self.process = Some(spawn(&self.dir, self.port, &self.extra)?);
         Ok(())
     }
 
@@ -72,8 +81,8 @@ impl RedisServer {
     }
 }
 
-fn spawn(dir: &TempDir, port: u16) -> Result<ServerProcess, Error> {
-    let args = [
+fn spawn(dir: &TempDir, port: u16, extra: &[String]) -> Result<ServerProcess, Error> {
+    let mut args = vec![
         "--port".to_string(),
         port.to_string(),
         "--bind".into(),
@@ -85,6 +94,7 @@ fn spawn(dir: &TempDir, port: u16) -> Result<ServerProcess, Error> {
         "--dir".into(),
         path_arg(dir.path()),
     ];
+    args.extend(extra.iter().cloned());
     ServerProcess::spawn(
         "redis-server",
         "redis-server",

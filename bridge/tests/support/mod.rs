@@ -51,7 +51,8 @@ pub async fn start_bridge(config: Config) -> RunningBridge {
     RunningBridge::start(|listener, shutdown| rakuda_bridge::run(config, listener, shutdown)).await
 }
 
-/// Waits until the stream exists and holds `n` messages.
+/// Waits until the stream exists and holds `n` messages, not counting the bridges' own
+/// control messages (source gap markers) in the event stream.
 pub async fn wait_for_stream_len(jetstream: &jetstream::Context, stream: &str, n: u64) {
     eventually(&format!("{n} messages in {stream}"), || async {
         let info = jetstream
@@ -61,13 +62,34 @@ pub async fn wait_for_stream_len(jetstream: &jetstream::Context, stream: &str, n
             .get_info()
             .await
             .ok()?;
-        (info.state.messages == n).then_some(())
+        if info.state.messages < n {
+            return None;
+        }
+        let events = read_stream(jetstream, stream).await;
+        (events.len() as u64 == n).then_some(())
     })
     .await
 }
 
-/// Every message of a stream, in stream order.
+/// Is this one of the bridges' control messages (a source gap marker)?
+pub fn is_control(message: &StreamMessage) -> bool {
+    message
+        .subject
+        .as_str()
+        .starts_with("rakuda.realtime.control.")
+}
+
+/// Every message of a stream but the control messages, in stream order.
 pub async fn read_stream(jetstream: &jetstream::Context, stream: &str) -> Vec<StreamMessage> {
+    read_whole_stream(jetstream, stream)
+        .await
+        .into_iter()
+        .filter(|message| !is_control(message))
+        .collect()
+}
+
+/// Every message of a stream, control messages included, in stream order.
+pub async fn read_whole_stream(jetstream: &jetstream::Context, stream: &str) -> Vec<StreamMessage> {
     let stream = bounded("get stream", jetstream.get_stream(stream))
         .await
         .expect("stream exists");
