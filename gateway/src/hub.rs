@@ -26,6 +26,8 @@ pub struct Hub {
 
 struct Ring {
     events: VecDeque<Arc<StreamEvent>>,
+    /// Sequences of the source gap markers the ring covers (a few at most), oldest first.
+    gaps: VecDeque<u64>,
     capacity: usize,
     /// Highest sequence the ring no longer (or never did) cover.
     floor: u64,
@@ -37,8 +39,16 @@ pub struct Subscription {
     pub epoch: u64,
     /// Every event at or below it was published before the subscription.
     pub watermark: u64,
-    /// Events after the requested sequence up to the watermark, when the ring still has them all.
-    pub from_ring: Option<Vec<Arc<StreamEvent>>>,
+    /// What the ring holds after the requested sequence up to the watermark, when it still
+    /// covers all of it.
+    pub from_ring: Option<FromRing>,
+}
+
+/// The ring's part of a resume.
+pub struct FromRing {
+    pub events: Vec<Arc<StreamEvent>>,
+    /// A source gap marker lies in the range: events may be missing that no replay can give.
+    pub gap: bool,
 }
 
 impl Hub {
@@ -48,6 +58,7 @@ impl Hub {
         Hub {
             state: Mutex::new(Ring {
                 events: VecDeque::with_capacity(ring_capacity.min(65_536)),
+                gaps: VecDeque::new(),
                 capacity: ring_capacity.max(1),
                 floor: 0,
             }),
@@ -69,6 +80,7 @@ impl Hub {
     pub fn start(&self, epoch: u64, last_seq: u64) {
         let mut ring = self.lock();
         ring.events.clear();
+        ring.gaps.clear();
         ring.floor = last_seq;
         self.epoch.store(epoch, Ordering::Release);
         self.watermark.store(last_seq, Ordering::Release);
@@ -83,6 +95,15 @@ impl Hub {
             }
         }
         ring.events.push_back(event);
+        let floor = ring.floor;
+        while ring.gaps.front().is_some_and(|gap| *gap <= floor) {
+            ring.gaps.pop_front();
+        }
+    }
+
+    /// Remembers a source gap marker at `seq`, so a resume across it gets `reset`.
+    pub fn record_gap(&self, seq: u64) {
+        self.lock().gaps.push_back(seq);
     }
 
     /// Sends a frame to every connection and moves the watermark to its cursor.
@@ -128,13 +149,20 @@ impl Hub {
         let frames = self.frames.subscribe();
         let ring = self.lock();
         let watermark = self.watermark.load(Ordering::Acquire);
-        let from_ring = after.filter(|after| *after >= ring.floor).map(|after| {
-            ring.events
-                .iter()
-                .filter(|event| event.seq > after && event.seq <= watermark)
-                .cloned()
-                .collect()
-        });
+        let from_ring = after
+            .filter(|after| *after >= ring.floor)
+            .map(|after| FromRing {
+                events: ring
+                    .events
+                    .iter()
+                    .filter(|event| event.seq > after && event.seq <= watermark)
+                    .cloned()
+                    .collect(),
+                gap: ring
+                    .gaps
+                    .iter()
+                    .any(|gap| *gap > after && *gap <= watermark),
+            });
         Subscription {
             frames,
             epoch: self.epoch.load(Ordering::Acquire),
@@ -183,13 +211,10 @@ mod tests {
         }
         let mut sub = hub.subscribe(Some(12));
         assert_eq!((sub.epoch, sub.watermark), (7, 15));
-        let seqs: Vec<u64> = sub
-            .from_ring
-            .expect("ring covers 12")
-            .iter()
-            .map(|e| e.seq)
-            .collect();
+        let from_ring = sub.from_ring.expect("ring covers 12");
+        let seqs: Vec<u64> = from_ring.events.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, vec![13, 14, 15]);
+        assert!(!from_ring.gap);
         hub.record(event(EventType::OrderReceived, 16, "o"));
         hub.publish(frame(16));
         assert_eq!(sub.frames.try_recv().expect("frame").max_seq, 16);
@@ -216,10 +241,24 @@ mod tests {
             .subscribe(Some(12))
             .from_ring
             .expect("covers")
+            .events
             .iter()
             .map(|e| e.seq)
             .collect();
         assert_eq!(seqs, vec![13, 14, 15]);
+    }
+
+    #[test]
+    fn a_resume_across_a_source_gap_learns_of_it() {
+        let hub = Hub::new(16, 100);
+        hub.start(7, 0);
+        hub.record(event(EventType::OrderReceived, 1, "o"));
+        hub.record_gap(2);
+        hub.advance(2);
+        hub.record(event(EventType::OrderReceived, 3, "o"));
+        hub.advance(3);
+        assert!(hub.subscribe(Some(1)).from_ring.expect("covers").gap);
+        assert!(!hub.subscribe(Some(2)).from_ring.expect("covers").gap);
     }
 
     /// Subscriptions taken while frames are being published on another thread: the frame just

@@ -83,6 +83,7 @@ pub struct GatewayMetrics {
     events_received: HashMap<EventType, Counter>,
     pub events_invalid: Counter,
     pub feed_failures: Counter,
+    pub source_gaps: Counter,
     events_coalesced: HashMap<EventType, Counter>,
     pub frames_single: Counter,
     pub frames_batch: Counter,
@@ -139,6 +140,12 @@ impl GatewayMetrics {
             "gateway_feed_failures_total",
             Unit::Count,
             "Times reading the stream failed and is retried with backoff (stream gone, consumer lost or stalled).",
+        );
+        describe(
+            r,
+            "gateway_source_gaps_total",
+            Unit::Count,
+            "Source gap markers read from the stream: every client was sent reset (source_gap).",
         );
         describe(
             r,
@@ -236,6 +243,7 @@ impl GatewayMetrics {
             events_received: by_type("gateway_events_received_total"),
             events_invalid: counter(r, "gateway_events_invalid_total", &[]),
             feed_failures: counter(r, "gateway_feed_failures_total", &[]),
+            source_gaps: counter(r, "gateway_source_gaps_total", &[]),
             events_coalesced: by_type("gateway_events_coalesced_total"),
             frames_single: counter(r, "gateway_frames_emitted_total", &[("kind", "single")]),
             frames_batch: counter(r, "gateway_frames_emitted_total", &[("kind", "batch")]),

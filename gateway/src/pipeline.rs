@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
 use bytes::Bytes;
+use rakuda_schema::channel::SOURCE_GAP_SUBJECT;
 use rakuda_schema::{Channel, Validator};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -85,6 +86,10 @@ impl Pipeline {
     fn on_message(&mut self, seq: u64, subject: &str, payload: Bytes, now: Instant) {
         self.last_seq = seq;
         self.flush_due(now);
+        if subject == SOURCE_GAP_SUBJECT {
+            self.on_source_gap(seq, &payload);
+            return;
+        }
         // The bridge's own validator: a message is an event for both or for neither.
         let parsed = match Channel::by_subject(subject) {
             Some(channel) => StreamEvent::parse(&Validator::new(usize::MAX), channel, seq, payload)
@@ -128,6 +133,22 @@ impl Pipeline {
             Some(folded) => self.emit(folded),
             None => self.advance(),
         }
+    }
+
+    /// A bridge recorded that events published on Redis before this point may be lost: every
+    /// client refetches, and a resume across it gets `reset` too.
+    fn on_source_gap(&mut self, seq: u64, payload: &[u8]) {
+        let marker = serde_json::from_slice::<rakuda_schema::SourceGap>(payload).ok();
+        tracing::warn!(
+            seq,
+            reason = ?marker.as_ref().map(|m| m.reason),
+            spans = ?marker.as_ref().map(|m| &m.spans),
+            "source gap: no bridge was subscribed to Redis for a while; clients must refetch"
+        );
+        self.app.metrics.source_gaps.increment(1);
+        self.app.hub.record_gap(seq);
+        self.advance();
+        self.app.hub.reset_all("source_gap");
     }
 
     fn flush_due(&mut self, now: Instant) {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use futures::StreamExt;
+use rakuda_schema::channel::SOURCE_GAP_SUBJECT;
 use rakuda_schema::{Channel, Validator};
 
 use crate::app::App;
@@ -100,8 +101,12 @@ async fn decide(
         };
     }
     let max_events = app.config.debounce_max_batch_events;
-    if let Some(events) = &subscription.from_ring {
-        let events = events
+    if let Some(from_ring) = &subscription.from_ring {
+        if from_ring.gap {
+            return Plan::Reset("source_gap");
+        }
+        let events = from_ring
+            .events
             .iter()
             .filter(|e| channels.contains(Channel::of(e.event_type)))
             .cloned();
@@ -134,6 +139,7 @@ async fn decide(
             reservation,
         ),
         Ok(Err(FetchError::OverBudget)) => Plan::Reset("replay_budget"),
+        Ok(Err(FetchError::SourceGap)) => Plan::Reset("source_gap"),
         Ok(Err(FetchError::Stream(error))) => {
             tracing::warn!(%error, from = cursor.seq + 1, to = watermark, "replay from the stream failed; resetting the client");
             Plan::Reset("replay_failed")
@@ -168,6 +174,8 @@ fn replay(frames: Vec<Folded>, source: ReplaySource, mut reservation: Reservatio
 enum FetchError {
     #[error("the replay is over REPLAY_CONNECTION_MAX_BYTES or REPLAY_BUDGET_BYTES")]
     OverBudget,
+    #[error("a source gap lies in the range")]
+    SourceGap,
     #[error("{0}")]
     Stream(String),
 }
@@ -217,6 +225,9 @@ async fn fetch(
             .stream_sequence;
         if seq > to {
             break;
+        }
+        if message.subject.as_str() == SOURCE_GAP_SUBJECT {
+            return Err(FetchError::SourceGap);
         }
         let channel = Channel::by_subject(message.subject.as_str())
             .filter(|channel| !channel.internal && channels.contains(channel));

@@ -51,16 +51,16 @@ async fn a_thousand_in_one_window_are_the_leading_event_plus_one_batch_of_999() 
 
     let leading = client.next_event().await.expect("leading event");
     assert!(!leading.is_batch());
-    assert_eq!(leading.seqs(), vec![1]);
+    assert_eq!(leading.seqs(), vec![BASE + 1]);
     let batch = client.next_event().await.expect("batch");
     assert!(batch.is_batch());
     let json = batch.json();
     assert_eq!(json["type"], "INVENTORY_CHANGE");
     assert_eq!(json["count"], 999);
-    assert_eq!(batch.seqs(), (2..=1000).collect::<Vec<_>>());
+    assert_eq!(batch.seqs(), (BASE + 2..=BASE + 1000).collect::<Vec<_>>());
     assert_eq!(
         batch.id_seq(),
-        Some(1000),
+        Some(BASE + 1000),
         "the cursor covers the whole batch"
     );
     gateway
@@ -85,11 +85,12 @@ async fn prices_over_ten_products_fold_to_the_latest_of_each() {
     assert_eq!(json["count"], 999);
     let listed = json["events"].as_array().expect("events");
     assert_eq!(listed.len(), 10, "one event per product id");
-    // The latest of each id: sequences 991..=1000.
-    assert_eq!(batch.seqs(), (991..=1000).collect::<Vec<_>>());
+    // The latest of each id: events 991..=1000.
+    assert_eq!(batch.seqs(), (BASE + 991..=BASE + 1000).collect::<Vec<_>>());
     for event in listed {
-        let seq = event["seq"].as_u64().expect("seq") as usize;
-        let sent: serde_json::Value = serde_json::from_str(&events[seq - 1].1).expect("json");
+        let seq = event["seq"].as_u64().expect("seq") - BASE;
+        let sent: serde_json::Value =
+            serde_json::from_str(&events[seq as usize - 1].1).expect("json");
         assert_eq!(event["payload"], sent["payload"]);
     }
     gateway.stop().await;
@@ -104,7 +105,9 @@ async fn every_order_in_a_window_is_kept() {
         &burst(EventType::OrderReceived, 300, 1, "same_order_id"),
     )
     .await;
-    let records = client.events_covering(&(1..=300).collect::<Vec<_>>()).await;
+    let records = client
+        .events_covering(&(BASE + 1..=BASE + 300).collect::<Vec<_>>())
+        .await;
     assert_eq!(records.len(), 2, "leading event and one batch");
     assert_eq!(records[1].json()["count"], 299);
     assert_eq!(records[1].seqs().len(), 299);
@@ -116,11 +119,12 @@ async fn window_zero_passes_every_event_through_singly() {
     let (stack, gateway, mut client) = setup(0).await;
     let mut redis = stack.redis_connection().await;
     publish_all(&mut redis, &burst(EventType::ListingUpdate, 200, 5, "l")).await;
-    let records = client.events_covering(&(1..=200).collect::<Vec<_>>()).await;
+    let expected: Vec<u64> = (BASE + 1..=BASE + 200).collect();
+    let records = client.events_covering(&expected).await;
     assert_eq!(records.len(), 200);
     assert!(records.iter().all(|r| !r.is_batch()));
     let seqs: Vec<u64> = records.iter().flat_map(|r| r.seqs()).collect();
-    assert_eq!(seqs, (1..=200).collect::<Vec<_>>(), "in order");
+    assert_eq!(seqs, expected, "in order");
     gateway.stop().await;
 }
 
@@ -131,9 +135,9 @@ async fn types_do_not_wait_for_each_other_and_the_cursor_stays_honest() {
     // Two inventory events: the second is held for the window.
     publish_all(&mut redis, &burst(EventType::InventoryChange, 2, 2, "p")).await;
     let leading = client.next_event().await.expect("leading inventory event");
-    assert_eq!(leading.seqs(), vec![1]);
+    assert_eq!(leading.seqs(), vec![BASE + 1]);
     let jetstream = stack.jetstream().await;
-    wait_for_stream_seq(&jetstream, 2).await;
+    wait_for_stream_seq(&jetstream, BASE + 2).await;
 
     let started = Instant::now();
     publish_event(&mut redis, EventType::OrderReceived, "o1").await;
@@ -143,16 +147,16 @@ async fn types_do_not_wait_for_each_other_and_the_cursor_stays_honest() {
         started.elapsed().as_millis() < u128::from(WINDOW_MS) / 2,
         "the order did not wait for inventory"
     );
-    // Inventory seq 2 is still held, so the order's cursor must not claim it.
-    assert_eq!(order.seqs(), vec![3]);
-    assert_eq!(order.id_seq(), Some(1));
+    // Inventory event 2 is still held, so the order's cursor must not claim it.
+    assert_eq!(order.seqs(), vec![BASE + 3]);
+    assert_eq!(order.id_seq(), Some(BASE + 1));
 
     let batch = client.next_event().await.expect("inventory batch");
     assert!(batch.is_batch());
-    assert_eq!(batch.seqs(), vec![2]);
+    assert_eq!(batch.seqs(), vec![BASE + 2]);
     assert_eq!(
         batch.id_seq(),
-        Some(3),
+        Some(BASE + 3),
         "once flushed, the cursor covers everything"
     );
     gateway.stop().await;

@@ -33,7 +33,7 @@ async fn each_type_reaches_the_client_with_event_id_and_json() {
         publish(&mut redis, &redis_channel(event_type), &json).await;
         let record = client.next_event().await.expect("event");
         assert_eq!(record.event.as_deref(), Some(event_type.as_str()));
-        let seq = index as u64 + 1;
+        let seq = BASE + index as u64 + 1;
         assert_eq!(
             record.id.as_deref(),
             Some(format!("{epoch}-{seq}").as_str())
@@ -127,7 +127,8 @@ async fn heartbeats_arrive_at_the_set_interval() {
     let last = beats.last().expect("beat").json();
     assert_eq!(last["instance"], "gw-test");
     assert_eq!(
-        last["seq"], 1,
+        last["seq"],
+        BASE + 1,
         "the heartbeat carries the last sequence sent"
     );
     assert!(last["time"].as_str().is_some_and(|t| t.ends_with('Z')));
@@ -136,7 +137,7 @@ async fn heartbeats_arrive_at_the_set_interval() {
         .expect("beat")
         .id
         .as_deref()
-        .is_some_and(|id| id.ends_with("-1")));
+        .is_some_and(|id| id.ends_with(&format!("-{}", BASE + 1))));
     gateway.stop().await;
 }
 
@@ -154,21 +155,25 @@ async fn a_heartbeat_claims_the_events_the_client_filtered_out() {
     let mut redis = stack.redis_connection().await;
     publish_event(&mut redis, EventType::OrderReceived, "o1").await;
     let order = client.next_event().await.expect("the order");
-    assert_eq!(order.seqs(), vec![1]);
+    assert_eq!(order.seqs(), vec![BASE + 1]);
     publish_event(&mut redis, EventType::InventoryChange, "p1").await;
     publish_event(&mut redis, EventType::InventoryChange, "p2").await;
-    // The client never sees 2 and 3, but a resume from its cursor must not replay them: the
-    // heartbeat after them claims them.
-    let claimed = bounded("a heartbeat claiming seq 3", async {
+    // The client never sees events 2 and 3, but a resume from its cursor must not replay them:
+    // the heartbeat after them claims them.
+    let third = BASE + 3;
+    let claimed = bounded("a heartbeat claiming the third event", async {
         loop {
             let record = client.next().await.expect("record");
-            if record.event.as_deref() == Some("heartbeat") && record.json()["seq"] == 3 {
+            if record.event.as_deref() == Some("heartbeat") && record.json()["seq"] == third {
                 return record;
             }
         }
     })
     .await;
-    assert!(claimed.id.as_deref().is_some_and(|id| id.ends_with("-3")));
+    assert!(claimed
+        .id
+        .as_deref()
+        .is_some_and(|id| id.ends_with(&format!("-{third}"))));
     gateway.stop().await;
 }
 
@@ -268,8 +273,9 @@ async fn the_workers_bytes_reach_sse_and_websocket_clients_unchanged() {
     )
     .await;
 
+    let seq = BASE + 1;
     let expected = format!(
-        r#"{{"type":"ORDER_RECEIVED","seq":1,"payload":{payload},"timestamp":{timestamp}}}"#
+        r#"{{"type":"ORDER_RECEIVED","seq":{seq},"payload":{payload},"timestamp":{timestamp}}}"#
     );
     let record = sse.next_event().await.expect("event");
     assert_eq!(record.data, expected);

@@ -235,7 +235,9 @@ async fn cluster_stats_list_every_instance_and_name_a_frozen_one() {
     let mut redis = stack.redis_connection().await;
     publish_all(&mut redis, &burst(EventType::OrderReceived, 5, 5, "o")).await;
     for client in &mut clients {
-        client.events_covering(&[1, 2, 3, 4, 5]).await;
+        client
+            .events_covering(&(BASE + 1..=BASE + 5).collect::<Vec<_>>())
+            .await;
     }
 
     let cluster = |url: String| async move {
@@ -349,6 +351,14 @@ async fn the_canary_proves_the_path_and_never_reaches_clients() {
     })
     .await;
     gateway.wait_for_metric("gateway_degraded", 0.0).await;
+
+    // With the only bridge away, events published meanwhile are lost: the client is told.
+    gateway
+        .wait_for_metric("gateway_source_gaps_total", 1.0)
+        .await;
+    let reset = client.next_event().await.expect("reset");
+    assert_eq!(reset.event.as_deref(), Some("reset"));
+    assert_eq!(reset.json()["reason"], "source_gap");
 
     // Nothing but the one order ever reached the client.
     publish_event(&mut redis, EventType::ListingUpdate, "l1").await;

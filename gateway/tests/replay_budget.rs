@@ -70,13 +70,14 @@ async fn non_reading_resumes_stay_within_the_budget_and_the_rest_are_reset() {
     publish_all(&mut redis, &padded_orders(EVENTS, EVENT_BYTES)).await;
     eventually("every event in the gateway's ring", || async {
         let (_, status) = get_json_url(&gateway.url, "/api/realtime/status").await;
-        (status["nats"]["stream"]["lastSequence"].as_u64() == Some(EVENTS as u64)).then_some(())
+        (status["nats"]["stream"]["lastSequence"].as_u64() == Some(BASE + EVENTS as u64))
+            .then_some(())
     })
     .await;
     let before = gateway.rss_kib();
 
     // Each replay is one batch of 1,000 orders (about 20 MB): two fit in the budget.
-    let cursor = format!("{epoch}-0");
+    let cursor = format!("{epoch}-{BASE}");
     let mut stuck = Vec::new();
     for _ in 0..2 {
         stuck.push(resuming_client(&gateway.url, &cursor).await);

@@ -56,13 +56,15 @@ async fn a_second_instance_replays_every_missed_event_coalesced() {
         &burst(EventType::OrderReceived, 10, 10, "before"),
     )
     .await;
-    let seen = client.events_covering(&(1..=10).collect::<Vec<_>>()).await;
+    let seen = client
+        .events_covering(&(BASE + 1..=BASE + 10).collect::<Vec<_>>())
+        .await;
     let cursor = seen
         .iter()
         .rev()
         .find_map(|r| r.id.clone())
         .expect("a cursor");
-    assert!(cursor.ends_with("-10"), "{cursor}");
+    assert!(cursor.ends_with(&format!("-{}", BASE + 10)), "{cursor}");
     drop(client);
 
     // Missed while disconnected: 30 orders, 20 inventory changes over 5 products.
@@ -76,7 +78,7 @@ async fn a_second_instance_replays_every_missed_event_coalesced() {
         &burst(EventType::InventoryChange, 20, 5, "prod"),
     )
     .await;
-    wait_for_watermark(&second, 60).await;
+    wait_for_watermark(&second, BASE + 60).await;
 
     let mut resumed = resume(&second, &cursor).await;
     let orders = resumed.next_event().await.expect("replayed orders");
@@ -85,26 +87,26 @@ async fn a_second_instance_replays_every_missed_event_coalesced() {
     assert_eq!(orders.json()["count"], 30);
     assert_eq!(
         orders.seqs(),
-        (11..=40).collect::<Vec<_>>(),
+        (BASE + 11..=BASE + 40).collect::<Vec<_>>(),
         "every missed order, none from before"
     );
     assert_eq!(inventory.event.as_deref(), Some("INVENTORY_CHANGE"));
     assert_eq!(inventory.json()["count"], 20);
     assert_eq!(
         inventory.seqs(),
-        (56..=60).collect::<Vec<_>>(),
+        (BASE + 56..=BASE + 60).collect::<Vec<_>>(),
         "the latest state of each product"
     );
     assert!(
         orders.id.is_none(),
         "only the last replay frame moves the cursor"
     );
-    assert_eq!(inventory.id_seq(), Some(60));
+    assert_eq!(inventory.id_seq(), Some(BASE + 60));
 
     // Then live, with no gap.
     publish_all(&mut redis, &burst(EventType::ListingUpdate, 1, 1, "live")).await;
     let live = resumed.next_event().await.expect("live event");
-    assert_eq!(live.seqs(), vec![61]);
+    assert_eq!(live.seqs(), vec![BASE + 61]);
     second
         .wait_for_metric("gateway_replays_total{source=\"ring\"}", 1.0)
         .await;
@@ -120,12 +122,12 @@ async fn a_cursor_older_than_the_ring_is_served_from_the_stream() {
     let gateway = start_gateway(config).await;
     let mut redis = stack.redis_connection().await;
     publish_all(&mut redis, &burst(EventType::OrderReceived, 40, 40, "o")).await;
-    wait_for_watermark(&gateway, 40).await;
+    wait_for_watermark(&gateway, BASE + 40).await;
     let epoch = epoch(&gateway).await;
 
-    let mut resumed = resume(&gateway, &format!("{epoch}-10")).await;
+    let mut resumed = resume(&gateway, &format!("{epoch}-{}", BASE + 10)).await;
     let replay = resumed.next_event().await.expect("replay");
-    assert_eq!(replay.seqs(), (11..=40).collect::<Vec<_>>());
+    assert_eq!(replay.seqs(), (BASE + 11..=BASE + 40).collect::<Vec<_>>());
     gateway
         .wait_for_metric("gateway_replays_total{source=\"stream\"}", 1.0)
         .await;
@@ -141,7 +143,7 @@ async fn cursors_that_cannot_be_honoured_get_reset() {
     let gateway = start_gateway(config).await;
     let mut redis = stack.redis_connection().await;
     publish_all(&mut redis, &burst(EventType::PriceChange, 50, 50, "p")).await;
-    wait_for_watermark(&gateway, 50).await;
+    wait_for_watermark(&gateway, BASE + 50).await;
     let epoch = epoch(&gateway).await;
 
     for (cursor, reason) in [
@@ -155,7 +157,7 @@ async fn cursors_that_cannot_be_honoured_get_reset() {
         assert_eq!(reset.event.as_deref(), Some("reset"), "{cursor}");
         assert_eq!(reset.json()["reason"], reason, "{cursor}");
         // The reset moves the client to the present.
-        assert_eq!(reset.id, Some(format!("{epoch}-50")));
+        assert_eq!(reset.id, Some(format!("{epoch}-{}", BASE + 50)));
     }
     gateway
         .wait_for_metric("gateway_replays_total{source=\"reset\"}", 4.0)
@@ -170,7 +172,9 @@ async fn a_deleted_and_recreated_stream_resets_clients_and_old_cursors() {
     let mut redis = stack.redis_connection().await;
     let mut client = SseClient::connect(&format!("{}/api/realtime/events", gateway.url)).await;
     publish_all(&mut redis, &burst(EventType::OrderReceived, 5, 5, "old")).await;
-    let seen = client.events_covering(&[1, 2, 3, 4, 5]).await;
+    let seen = client
+        .events_covering(&(BASE + 1..=BASE + 5).collect::<Vec<_>>())
+        .await;
     let old_cursor = seen.last().and_then(|r| r.id.clone()).expect("cursor");
 
     recreate_stream(&stack, &mut redis).await;
@@ -192,8 +196,8 @@ async fn a_client_connected_across_a_recreated_stream_gets_the_new_streams_event
     let gateway = start_gateway(stack.gateway_config()).await;
     let mut redis = stack.redis_connection().await;
     publish_all(&mut redis, &burst(EventType::OrderReceived, 5, 5, "old")).await;
-    wait_for_watermark(&gateway, 5).await;
-    // Connected at the old stream's seq 5: its sequences restart at 1 in the new stream.
+    wait_for_watermark(&gateway, BASE + 5).await;
+    // Connected at the old stream's seq 6: its sequences restart at 1 in the new stream.
     let mut client = SseClient::connect(&format!("{}/api/realtime/events", gateway.url)).await;
 
     recreate_stream(&stack, &mut redis).await;

@@ -35,8 +35,12 @@ async fn stats_agree_with_metrics_and_status_tracks_connections() {
     publish_all(&mut redis, &burst(EventType::PriceChange, 20, 4, "p")).await;
     publish_all(&mut redis, &burst(EventType::OrderReceived, 1, 1, "o")).await;
     // The leading price, the order, then the batch with the latest price per product.
-    first.events_covering(&[1, 20, 21]).await;
-    second.events_covering(&[1, 20, 21]).await;
+    first
+        .events_covering(&[BASE + 1, BASE + 20, BASE + 21])
+        .await;
+    second
+        .events_covering(&[BASE + 1, BASE + 20, BASE + 21])
+        .await;
     let _ = reqwest::get(format!("{url}?channels=nope")).await;
 
     drop(first);

@@ -23,7 +23,7 @@ async fn every_type_arrives_as_the_documented_frame() {
         let json = event_json(event_type, &format!("w{index}"));
         publish(&mut redis, &redis_channel(event_type), &json).await;
         let frame = ws_next(&mut socket).await.expect("frame");
-        let seq = index as u64 + 1;
+        let seq = BASE + index as u64 + 1;
         assert_eq!(frame["id"], format!("{epoch}-{seq}"));
         assert_eq!(frame["event"], event_type.as_str());
         assert_eq!(frame["data"]["type"], event_type.as_str());
@@ -123,9 +123,9 @@ async fn resume_with_last_event_id_on_another_instance() {
     }
     drop(socket);
     publish_all(&mut redis, &burst(EventType::OrderReceived, 7, 7, "missed")).await;
-    eventually("second instance at seq 10", || async {
+    eventually("second instance at the tenth event", || async {
         let (_, status) = get_json(&second, "/api/realtime/status").await;
-        (status["nats"]["stream"]["lastSequence"] == 10).then_some(())
+        (status["nats"]["stream"]["lastSequence"] == BASE + 10).then_some(())
     })
     .await;
 
@@ -145,8 +145,11 @@ async fn resume_with_last_event_id_on_another_instance() {
         .iter()
         .filter_map(|e| e["seq"].as_u64())
         .collect();
-    assert_eq!(seqs, (4..=10).collect::<Vec<_>>());
-    assert!(replay["id"].as_str().expect("id").ends_with("-10"));
+    assert_eq!(seqs, (BASE + 4..=BASE + 10).collect::<Vec<_>>());
+    assert!(replay["id"]
+        .as_str()
+        .expect("id")
+        .ends_with(&format!("-{}", BASE + 10)));
     first.stop().await;
     second.stop().await;
 }

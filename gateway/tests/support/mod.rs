@@ -19,6 +19,11 @@ pub use rakuda_testkit::wait::{bounded, eventually, sample_value, WAIT};
 
 pub const API_KEY: &str = "test-api-key-0001";
 
+/// The stream sequence before a test's first event: [`Stack::start`] waits for the bridge's
+/// `start` source gap marker, which takes sequence 1 of a new stream. Event `n` of a test
+/// (counting from 1) has sequence `BASE + n`.
+pub const BASE: u64 = 1;
+
 /// Redis, NATS and a bridge between them.
 pub struct Stack {
     pub redis: RedisServer,
@@ -38,6 +43,8 @@ impl Stack {
         let nats = NatsServer::start().expect("start nats-server");
         let mut config =
             rakuda_bridge::Config::new(redis.url(), vec![nats.url().parse().expect("nats url")]);
+        // Gaps are found within a few beacons: quickly, in tests.
+        config.bridge_beacon_interval = Duration::from_millis(100);
         adjust(&mut config);
         let bridge_config = config.clone();
         let bridge = rakuda_testkit::InProcess::start(|listener, shutdown| {
@@ -61,6 +68,13 @@ impl Stack {
                 .map(|_| ())
         })
         .await;
+        // The first bridge on a new Redis records that it knows nothing of what came before
+        // (a `start` source gap); the tests' gateways start after it, so it is history to them.
+        if let Some(bridge) = &stack.bridge {
+            bridge
+                .wait_for_metric("bridge_source_gaps_total{reason=\"start\"}", 1.0)
+                .await;
+        }
         stack
     }
 

@@ -200,7 +200,10 @@ fn handle(tally: &mut Tally, event: &str, id: Option<&str>, data: &[u8], receive
                 reason: String,
             }
             match serde_json::from_slice::<Reset>(data) {
-                Ok(reset) => tally.resets.push(reset.reason),
+                Ok(reset) => {
+                    tally.resets.push(reset.reason);
+                    tally.resets_after_marks.push(tally.marks.len());
+                }
                 Err(_) => tally.bad_frames += 1,
             }
         }

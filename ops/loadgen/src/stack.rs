@@ -75,6 +75,15 @@ impl Stack {
             dir.path().join("bridge.log"),
         );
         bridge.start().await?;
+        // Storing what it reads: its `start` gap marker is in the stream before any gateway
+        // reads it, so no subscriber is told of a gap at the start of a run.
+        bridge
+            .wait_for_metric(
+                "bridge_stored_through_beacon",
+                |stored| stored > 0.0,
+                std::time::Duration::from_secs(60),
+            )
+            .await?;
 
         let gateway_port = free_port()?;
         let mut gateway_env = common;

@@ -93,6 +93,9 @@ pub struct Tally {
     pub sessions: Vec<Session>,
     /// `reset` reasons received.
     pub resets: Vec<String>,
+    /// For each reset, how many distinct marked events had arrived before it: a reset that
+    /// tells of lost events must come after the last event before the loss.
+    pub resets_after_marks: Vec<usize>,
     /// Connection attempts the server refused or that failed before streaming.
     pub failed_connects: u64,
     pub last_error: Option<String>,
