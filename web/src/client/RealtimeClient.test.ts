@@ -565,6 +565,23 @@ describe("frames", () => {
     expect(frames).toHaveLength(1);
   });
 
+  it("a source gap is a reset like any other: the listeners hear it and the stream carries on", async () => {
+    const { client } = makeClient();
+    const reasons: string[] = [];
+    const seqs: number[] = [];
+    client.onReset((reason) => reasons.push(reason));
+    client.on("*", (e) => seqs.push(e.seq));
+    const source = await startOpen(client);
+
+    source.emit("ORDER_RECEIVED", event("ORDER_RECEIVED", 7));
+    source.emit("reset", { reason: "source_gap" }, "1795366240958-9");
+    source.emit("ORDER_RECEIVED", event("ORDER_RECEIVED", 10));
+
+    expect(reasons).toEqual(["source_gap"]);
+    expect(seqs).toEqual([7, 10]);
+    expect(client.state).toBe("open");
+  });
+
   it("on reset: calls the listeners, clears dedup and stays open", async () => {
     const { client } = makeClient();
     const reasons: string[] = [];

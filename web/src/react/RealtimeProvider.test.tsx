@@ -83,11 +83,13 @@ describe("RealtimeProvider invalidation", () => {
     expect(invalidatedKeys(spy)).toEqual([["products"], ["inventory"]]);
   });
 
-  it("invalidates every query on reset", () => {
+  // A source gap (no bridge was subscribed for a while) and a resume over the replay budget
+  // are resets like any other: whatever reason, the screen refetches.
+  it.each(["cursor_expired", "source_gap", "replay_budget"])("invalidates every query on reset (%s)", (reason) => {
     const { client, spy } = setup();
     queryClient.setQueryData(["orders"], []);
     queryClient.setQueryData(["unrelated", 1], "x");
-    client.emitReset("cursor_expired");
+    client.emitReset(reason);
     expect(spy).toHaveBeenCalledTimes(1);
     expect(spy.mock.calls[0]).toEqual([]);
     expect(queryClient.getQueryState(["orders"])?.isInvalidated).toBe(true);

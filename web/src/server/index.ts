@@ -9,6 +9,7 @@ export type {
   BuildOptions,
   BuiltRealtimeEvent,
   InvalidRealtimeEventReason,
+  PublishOutcome,
   RealtimeEventInput,
   RedisPublisher,
 } from "./publish.js";

@@ -255,7 +255,7 @@ describe("publishRealtimeEvent", () => {
   it("publishes the built message on the built channel and returns the receiver count", async () => {
     const publish = vi.fn(async (_channel: string, _message: string) => 1);
     const input: RealtimeEventInput = { type: "ORDER_RECEIVED", payload: { id: "ord_9", action: "created" }, timestamp: TS };
-    await expect(publishRealtimeEvent({ publish }, input)).resolves.toBe(1);
+    await expect(publishRealtimeEvent({ publish }, input)).resolves.toEqual({ status: "delivered", receivers: 1 });
     const built = buildRealtimeEvent(input);
     expect(publish).toHaveBeenCalledExactlyOnceWith(built.channel, built.message);
     await publishRealtimeEvent({ publish }, input, { prefix: "x:" });
@@ -266,6 +266,18 @@ describe("publishRealtimeEvent", () => {
     const publish = vi.fn(async () => 1);
     await expect(publishRealtimeEvent({ publish }, event({ type: "CANARY" }) as RealtimeEventInput)).rejects.toMatchObject({ reason: "internal_type" });
     expect(publish).not.toHaveBeenCalled();
+  });
+
+  it("reports a reply of 0 subscribers as no_listener, with what to publish again", async () => {
+    const publish = vi.fn(async (_channel: string, _message: string) => 0);
+    const input: RealtimeEventInput = { type: "ORDER_RECEIVED", payload: { id: "ord_9", action: "created" }, timestamp: TS };
+    const built = buildRealtimeEvent(input);
+    await expect(publishRealtimeEvent({ publish }, input)).resolves.toEqual({
+      status: "no_listener",
+      receivers: 0,
+      channel: built.channel,
+      message: built.message,
+    });
   });
 });
 
@@ -440,9 +452,23 @@ describe("against a real Redis", () => {
         timestamp: new Date(),
       };
       const built = buildRealtimeEvent(input);
-      await expect(publishRealtimeEvent(redis, input)).resolves.toBe(1);
+      await expect(publishRealtimeEvent(redis, input)).resolves.toEqual({ status: "delivered", receivers: 1 });
       await expect(inbox.next()).resolves.toEqual({ channel: `${REDIS_CHANNEL_PREFIX}${row.name}`, message: built.message });
     }
+    expect(inbox.pending).toBe(0);
+  });
+
+  it("says no_listener when no bridge is subscribed (Redis answers 0)", async () => {
+    const redis = connected();
+    // Nothing subscribes to this prefix: as on a Redis with no bridge running.
+    const input: RealtimeEventInput = { type: "INVENTORY_CHANGE", payload: { id: "prod_1", action: "updated" }, timestamp: TS };
+    const outcome = await publishRealtimeEvent(redis, input, { prefix: "nobody:listens:" });
+    expect(outcome).toEqual({
+      status: "no_listener",
+      receivers: 0,
+      channel: "nobody:listens:inventory",
+      message: buildRealtimeEvent(input).message,
+    });
     expect(inbox.pending).toBe(0);
   });
 
@@ -459,7 +485,7 @@ describe("against a real Redis", () => {
     }
     // Pub/sub delivers in order, so if the sentinel is the next message, nothing came before it.
     const sentinel: RealtimeEventInput = { type: "PRICE_CHANGE", payload: { id: "sentinel", action: "updated" }, timestamp: TS };
-    await expect(publishRealtimeEvent(redis, sentinel)).resolves.toBe(1);
+    await expect(publishRealtimeEvent(redis, sentinel)).resolves.toEqual({ status: "delivered", receivers: 1 });
     await expect(inbox.next()).resolves.toEqual({ channel: `${REDIS_CHANNEL_PREFIX}pricing`, message: buildRealtimeEvent(sentinel).message });
     expect(inbox.pending).toBe(0);
   });
@@ -485,7 +511,7 @@ describe("against a real Redis", () => {
     ];
     for (const input of inputs) {
       const built = buildRealtimeEvent(input);
-      await expect(publishRealtimeEvent(redis, input)).resolves.toBe(1);
+      await expect(publishRealtimeEvent(redis, input)).resolves.toEqual({ status: "delivered", receivers: 1 });
       const received = await inbox.next();
       expect(received).toEqual({ channel: built.channel, message: built.message });
       const verdict = bridgeValidate(received.channel.slice(REDIS_CHANNEL_PREFIX.length), received.message);
@@ -494,7 +520,7 @@ describe("against a real Redis", () => {
 
     // The default timestamp (now) too; its text cannot be predicted, so only the rest is compared.
     const stamped: RealtimeEventInput = { type: "ORDER_RECEIVED", payload: { id: "ord_now", action: "created" } };
-    await expect(publishRealtimeEvent(redis, stamped)).resolves.toBe(1);
+    await expect(publishRealtimeEvent(redis, stamped)).resolves.toEqual({ status: "delivered", receivers: 1 });
     const now = await inbox.next();
     expect(now.channel).toBe(`${REDIS_CHANNEL_PREFIX}orders`);
     expect(now.message).toMatch(/^\{"type":"ORDER_RECEIVED","payload":\{"id":"ord_now","action":"created"\},"timestamp":"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z"\}$/);

@@ -180,18 +180,30 @@ export function buildRealtimeEvent(
 }
 
 /**
- * Checks, then publishes an event. Resolves to the number of subscribers that received it, as
- * Redis reports it: the bridge counts as one, so 0 means no bridge is listening and the event is
- * lost (pub/sub keeps nothing). Rejects with InvalidRealtimeEvent, before touching Redis, if the
- * bridge would refuse the event.
+ * What Redis said of a publish.
+ * - `delivered`: `receivers` subscribers took it (each bridge counts as one; two for HA).
+ * - `no_listener`: Redis answered 0 subscribers. No bridge was subscribed, so the event is gone
+ *   (pub/sub keeps nothing). Dashboards are told of the gap (`reset`, `source_gap`) once a bridge
+ *   is back, so nothing is lost silently; log it (it means the bridges are down), and publish
+ *   `message` on `channel` again later if the event matters on its own.
+ */
+export type PublishOutcome =
+  | { status: "delivered"; receivers: number }
+  | { status: "no_listener"; receivers: 0; channel: string; message: string };
+
+/**
+ * Checks, then publishes an event, and says whether any bridge heard it (see PublishOutcome).
+ * Rejects with InvalidRealtimeEvent, before touching Redis, if the bridge would refuse the event.
  */
 export async function publishRealtimeEvent(
   redis: RedisPublisher,
   input: RealtimeEventInput,
   options: BuildOptions = {},
-): Promise<number> {
+): Promise<PublishOutcome> {
   const { channel, message } = buildRealtimeEvent(input, options);
-  return redis.publish(channel, message);
+  const receivers = await redis.publish(channel, message);
+  if (receivers > 0) return { status: "delivered", receivers };
+  return { status: "no_listener", receivers: 0, channel, message };
 }
 
 /** The channel row for `type`, looked up in the generated table (the one mapping there is). */
