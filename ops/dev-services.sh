@@ -49,8 +49,9 @@ if reachable "$redis_host" "$redis_port"; then
   echo "dev: redis is up at $redis_host:$redis_port"
 elif is_local "$redis_host"; then
   echo "dev: starting redis-server on $redis_port (log: .dev/redis.log)"
-  "$(server redis-server)" --daemonize yes --bind 127.0.0.1 --port "$redis_port" --save "" \
-    --appendonly no --dir "$PWD/.dev" --logfile "$PWD/.dev/redis.log"
+  # ops/redis/redis.conf: the settings the bridge relies on (pub/sub output buffer limit).
+  "$(server redis-server)" "$PWD/ops/redis/redis.conf" --daemonize yes --bind 127.0.0.1 \
+    --port "$redis_port" --save "" --appendonly no --dir "$PWD/.dev" --logfile "$PWD/.dev/redis.log"
   wait_for redis "$redis_host" "$redis_port"
 else
   echo "dev: REDIS_URL=$REDIS_URL does not answer and is not local; start it first" >&2
