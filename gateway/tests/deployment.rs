@@ -165,7 +165,7 @@ async fn a_fleet_behind_nginx_delivers_every_event_through_crashes_drains_and_ou
         bridge
             .wait_for_metric(
                 "bridge_stored_through_beacon",
-                |stored| stored > 0.0,
+                |stored| stored.is_some_and(|stored| stored > 0.0),
                 DELIVERY_WAIT,
             )
             .await

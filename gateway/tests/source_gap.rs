@@ -95,7 +95,11 @@ async fn bridge_metric(bridge: &Service, sample: &str) -> f64 {
 /// Waits until the bridge stores what it reads, so it can cover for another.
 async fn wait_covering(bridge: &Service) {
     bridge
-        .wait_for_metric("bridge_stored_through_beacon", |stored| stored > 0.0, WAIT)
+        .wait_for_metric(
+            "bridge_stored_through_beacon",
+            |stored| stored.is_some_and(|stored| stored > 0.0),
+            WAIT,
+        )
         .await
         .expect("the bridge stores what it reads");
 }

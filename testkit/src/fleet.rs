@@ -156,11 +156,12 @@ impl Service {
         }
     }
 
-    /// Waits up to `within` until a sample of its `/metrics` satisfies `check`.
+    /// Waits up to `within` until a sample of its `/metrics` satisfies `check` (given `None`
+    /// while the sample is absent).
     pub async fn wait_for_metric(
         &self,
         sample: &str,
-        check: impl Fn(f64) -> bool,
+        check: impl Fn(Option<f64>) -> bool,
         within: Duration,
     ) -> Result<(), Error> {
         let url = format!("{}/metrics", self.url());
@@ -168,7 +169,7 @@ impl Service {
         loop {
             if let Ok(response) = reqwest::get(&url).await {
                 let text = response.text().await.unwrap_or_default();
-                if crate::wait::sample_value(&text, sample).is_some_and(&check) {
+                if check(crate::wait::sample_value(&text, sample)) {
                     return Ok(());
                 }
             }

@@ -93,6 +93,13 @@ impl Row {
         if let Some(back) = med(reports, |r| r.all_back_after_ms) {
             extra.push(format!("all back after {back:.0} ms"));
         }
+        if let Some(gateway) = med(reports, |r| r.gateway_growth_kib_per_min) {
+            let bridge = med(reports, |r| r.bridge_growth_kib_per_min);
+            extra.push(format!(
+                "RSS growth without a scraper: gateway {gateway:+.0} KiB/min, bridge {} KiB/min",
+                bridge.map_or("–".to_owned(), |b| format!("{b:+.0}"))
+            ));
+        }
         if reports.iter().any(|r| !r.steps.is_empty()) {
             match med(reports, |r| r.peak_deliveries_per_sec) {
                 Some(peak) => extra.push(format!("peak {}/s", count(peak))),

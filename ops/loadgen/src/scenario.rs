@@ -42,6 +42,14 @@ pub enum Workload {
         seconds: f64,
         kick_after_seconds: f64,
     },
+    /// `rate` events/s for `seconds` with nothing scraping `/metrics`, the gateway's and the
+    /// bridge's RSS read every `sample_seconds`: memory must stay flat (no per-observation
+    /// growth in the metrics recorder).
+    Soak {
+        rate: f64,
+        seconds: f64,
+        sample_seconds: f64,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -106,6 +114,15 @@ impl Scenario {
                 rate,
                 seconds: 3.0,
                 kick_after_seconds: 1.0,
+            },
+            Workload::Soak {
+                rate,
+                seconds,
+                sample_seconds,
+            } => Workload::Soak {
+                rate,
+                seconds: (seconds / f).max(4.0),
+                sample_seconds: (sample_seconds / f).max(0.5),
             },
         };
         self
@@ -180,7 +197,35 @@ pub fn standard() -> Vec<Scenario> {
                 kick_after_seconds: 3.0,
             },
         ),
+        Scenario::new(
+            "soak",
+            Sse,
+            1_000,
+            Workload::Soak {
+                rate: 200.0,
+                seconds: 90.0,
+                sample_seconds: 5.0,
+            },
+        ),
     ]
+}
+
+/// Memory growth in KiB per minute: the slope of a least-squares line through `(seconds, KiB)`
+/// samples, leaving out the first quarter (start-up, buffers filling).
+pub fn growth_kib_per_min(samples: &[(f64, u64)]) -> Option<f64> {
+    let steady = &samples[samples.len() / 4..];
+    if steady.len() < 3 {
+        return None;
+    }
+    let n = steady.len() as f64;
+    let mean_t = steady.iter().map(|(t, _)| t).sum::<f64>() / n;
+    let mean_v = steady.iter().map(|(_, v)| *v as f64).sum::<f64>() / n;
+    let (mut covariance, mut variance) = (0.0, 0.0);
+    for (t, v) in steady {
+        covariance += (t - mean_t) * (*v as f64 - mean_v);
+        variance += (t - mean_t) * (t - mean_t);
+    }
+    (variance > 0.0).then(|| covariance / variance * 60.0)
 }
 
 /// Latency quantiles in milliseconds.
@@ -279,6 +324,9 @@ pub struct Report {
     pub all_back_after_ms: Option<f64>,
     /// Saturation: the highest deliveries/s with p99 under the limit and nothing lost.
     pub peak_deliveries_per_sec: Option<f64>,
+    /// Soak: RSS growth of the gateway and the bridge, KiB per minute, with no scraper.
+    pub gateway_growth_kib_per_min: Option<f64>,
+    pub bridge_growth_kib_per_min: Option<f64>,
     pub steps: Vec<Step>,
 }
 
@@ -486,6 +534,37 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Ru
             }
             settle_flow(&mut report, &subscribers, count, workload_started).await;
         }
+        Workload::Soak {
+            rate,
+            seconds,
+            sample_seconds,
+        } => {
+            let count = (rate * seconds) as u64;
+            let publisher = {
+                let events = events.clone();
+                let mut redis = redis.clone();
+                let rate = *rate;
+                tokio::spawn(async move { events.paced(&mut redis, 0, count, rate).await })
+            };
+            let mut gateway = Vec::new();
+            let mut bridge = Vec::new();
+            while !publisher.is_finished() {
+                let reading = stack.reading();
+                let at = workload_started.elapsed().as_secs_f64();
+                gateway.push((at, reading.gateway.rss_kib));
+                bridge.push((at, reading.bridge.rss_kib));
+                tokio::time::sleep(Duration::from_secs_f64(*sample_seconds)).await;
+            }
+            match publisher.await {
+                Ok(result) => {
+                    result?;
+                }
+                Err(_) => eprintln!("rakuda-loadgen: the publisher task panicked"),
+            }
+            settle_flow(&mut report, &subscribers, count, workload_started).await;
+            report.gateway_growth_kib_per_min = growth_kib_per_min(&gateway);
+            report.bridge_growth_kib_per_min = growth_kib_per_min(&bridge);
+        }
     }
     report.workload_seconds = workload_started.elapsed().as_secs_f64();
     report.steal_percent = procstat::machine()
@@ -568,6 +647,18 @@ mod tests {
         assert_eq!(q.p999, 999.0);
         assert_eq!(q.max, 1000.0);
         assert!(Quantiles::of(&mut []).is_none());
+    }
+
+    #[test]
+    fn growth_is_the_slope_after_the_warm_up() {
+        // 1 MiB a minute after a first quarter that jumps.
+        let mut samples: Vec<(f64, u64)> = (0..4).map(|i| (i as f64, 5_000 * i as u64)).collect();
+        samples.extend((4..40).map(|i| (i as f64 * 6.0, 100_000 + i as u64 * 6 * 1024 / 60)));
+        let growth = growth_kib_per_min(&samples).expect("enough samples");
+        assert!((growth - 1024.0).abs() < 1.0, "{growth}");
+        let flat: Vec<(f64, u64)> = (0..20).map(|i| (i as f64, 50_000)).collect();
+        assert_eq!(growth_kib_per_min(&flat), Some(0.0));
+        assert_eq!(growth_kib_per_min(&flat[..2]), None);
     }
 
     #[test]

@@ -76,11 +76,12 @@ impl Stack {
         );
         bridge.start().await?;
         // Storing what it reads: its `start` gap marker is in the stream before any gateway
-        // reads it, so no subscriber is told of a gap at the start of a run.
+        // reads it, so no subscriber is told of a gap at the start of a run. (A bridge built
+        // before source gaps existed has no such metric: A/B runs against older builds.)
         bridge
             .wait_for_metric(
                 "bridge_stored_through_beacon",
-                |stored| stored > 0.0,
+                |stored| stored.is_none_or(|stored| stored > 0.0),
                 std::time::Duration::from_secs(60),
             )
             .await?;

@@ -71,3 +71,12 @@ async fn a_reconnect_storm_brings_every_client_back_without_loss() {
     assert_eq!(report.lost, 0, "{report:?}");
     assert_eq!(report.deliveries, report.expected_deliveries);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soak_samples_memory_while_events_flow() {
+    let report = run(standard("soak", Transport::Sse).scaled_down(50)).await;
+    assert_eq!(report.connected, 20);
+    assert_eq!(report.lost, 0, "{report:?}");
+    assert!(report.gateway_growth_kib_per_min.is_some(), "{report:?}");
+    assert!(report.bridge_growth_kib_per_min.is_some(), "{report:?}");
+}
