@@ -203,7 +203,7 @@ pub fn standard() -> Vec<Scenario> {
             1_000,
             Workload::Soak {
                 rate: 200.0,
-                seconds: 90.0,
+                seconds: 150.0,
                 sample_seconds: 5.0,
             },
         ),
@@ -211,9 +211,10 @@ pub fn standard() -> Vec<Scenario> {
 }
 
 /// Memory growth in KiB per minute: the slope of a least-squares line through `(seconds, KiB)`
-/// samples, leaving out the first quarter (start-up, buffers filling).
+/// samples, leaving out the first half: start-up, and the replay ring filling (10,000 events
+/// take 50 s at 200/s), which is growth that stops.
 pub fn growth_kib_per_min(samples: &[(f64, u64)]) -> Option<f64> {
-    let steady = &samples[samples.len() / 4..];
+    let steady = &samples[samples.len() / 2..];
     if steady.len() < 3 {
         return None;
     }
@@ -651,14 +652,14 @@ mod tests {
 
     #[test]
     fn growth_is_the_slope_after_the_warm_up() {
-        // 1 MiB a minute after a first quarter that jumps.
-        let mut samples: Vec<(f64, u64)> = (0..4).map(|i| (i as f64, 5_000 * i as u64)).collect();
-        samples.extend((4..40).map(|i| (i as f64 * 6.0, 100_000 + i as u64 * 6 * 1024 / 60)));
+        // 1 MiB a minute after a first half that jumps.
+        let mut samples: Vec<(f64, u64)> = (0..20).map(|i| (i as f64, 5_000 * i as u64)).collect();
+        samples.extend((20..40).map(|i| (i as f64 * 6.0, 200_000 + i as u64 * 6 * 1024 / 60)));
         let growth = growth_kib_per_min(&samples).expect("enough samples");
         assert!((growth - 1024.0).abs() < 1.0, "{growth}");
         let flat: Vec<(f64, u64)> = (0..20).map(|i| (i as f64, 50_000)).collect();
         assert_eq!(growth_kib_per_min(&flat), Some(0.0));
-        assert_eq!(growth_kib_per_min(&flat[..2]), None);
+        assert_eq!(growth_kib_per_min(&flat[..4]), None);
     }
 
     #[test]
