@@ -14,9 +14,15 @@
 //! - [`calibrate`] — how fast the machine is right now at a loopback write.
 //! - [`scenario`] — the standard scenarios and the runner that measures one.
 //! - [`report`] — tables, medians and the generated part of docs/BENCHMARKS.md.
+//! - [`loopback`] — the guard that keeps the command line's load on this machine.
+//! - [`cli`] — the `rakuda-loadgen` command line.
+//! - [`commands`] — what each subcommand does: `subscribe`, `publish`, `scenario`, `bench`.
 
 pub mod calibrate;
+pub mod cli;
 pub mod client;
+pub mod commands;
+pub mod loopback;
 pub mod marker;
 pub mod procstat;
 pub mod publish;

@@ -52,6 +52,8 @@ impl Default for LoadEvents {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
+    #[error("no event types to publish: give `LoadEvents::types` at least one")]
+    NoEventTypes,
     #[error("no client channel carries event type {0:?}")]
     NoChannel(EventType),
     #[error("cannot publish to Redis: {0}")]
@@ -77,7 +79,8 @@ impl LoadEvents {
 
     /// Event number `n` as (Redis channel, JSON), stamped with the current time.
     pub fn event(&self, n: u64) -> Result<(String, String), PublishError> {
-        let event_type = self.types[(n % self.types.len().max(1) as u64) as usize];
+        let index = (n % self.types.len().max(1) as u64) as usize;
+        let event_type = *self.types.get(index).ok_or(PublishError::NoEventTypes)?;
         let channel = self.channel(event_type)?;
         let id = match self.distinct_ids {
             Some(ids) => format!("lg_{}", n % ids.max(1)),
@@ -192,5 +195,14 @@ mod tests {
             assert_eq!(value["payload"]["data"]["lg_n"], n);
             assert!(value["payload"]["data"]["lg_sent_us"].as_u64() > Some(0));
         }
+    }
+
+    #[test]
+    fn no_event_types_is_an_error_not_a_panic() {
+        let events = LoadEvents {
+            types: Vec::new(),
+            ..LoadEvents::default()
+        };
+        assert!(matches!(events.event(0), Err(PublishError::NoEventTypes)));
     }
 }

@@ -6,29 +6,18 @@
 //! - [`sample`] — one sample event (`rakuda-sim publish`).
 //! - [`traffic`] — a realistic day in fast-forward (`rakuda-sim run`, used by `just dev`).
 //! - [`probe`] — publish-to-receive latency through the whole stack (`rakuda-sim probe`).
+//! - [`validate`] — a message checked as the bridge would (`rakuda-sim validate`).
 //! - [`sse`] — reading a Server-Sent Events stream record by record.
+//! - [`cli`] — the `rakuda-sim` command line.
+//! - [`commands`] — what each subcommand does with what was parsed.
 
+pub mod cli;
+pub mod commands;
 pub mod probe;
 pub mod sample;
 pub mod sse;
 pub mod traffic;
+pub mod validate;
 
+pub use commands::Error;
 pub use sample::{publish, sample_event};
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("unknown channel `{0}`: use one of inventory, orders, pricing, listings")]
-    UnknownChannel(String),
-    #[error("unknown action `{0}`: use created, updated or deleted")]
-    UnknownAction(String),
-    #[error("--data must be a JSON object, e.g. '{{\"isAvailable\":false}}': {0}")]
-    BadData(String),
-    #[error("cannot publish to redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("gateway request failed: {0}")]
-    Http(#[from] reqwest::Error),
-    #[error("the gateway answered {status}: {body}")]
-    Gateway { status: u16, body: String },
-    #[error("{0}")]
-    Probe(String),
-}

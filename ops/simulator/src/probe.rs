@@ -11,7 +11,18 @@ use rakuda_schema::{Action, Channel, EventType, RealTimeEvent};
 use serde_json::{json, Value};
 
 use crate::sse::SseParser;
-use crate::Error;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("cannot publish to redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("gateway request failed: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("the gateway answered {status}: {body}")]
+    Gateway { status: u16, body: String },
+    #[error("the gateway closed the stream")]
+    StreamClosed,
+}
 
 /// What a probe run measured, in microseconds.
 #[derive(Debug, Clone)]
@@ -44,7 +55,7 @@ impl Probe<'_> {
         &self,
         redis: &mut redis::aio::MultiplexedConnection,
         prefix: &str,
-    ) -> Result<Latencies, Error> {
+    ) -> Result<Latencies, ProbeError> {
         let response = reqwest::Client::new()
             .get(format!(
                 "{}/api/realtime/events?channels=orders",
@@ -55,7 +66,7 @@ impl Probe<'_> {
             .await?;
         if !response.status().is_success() {
             let status = response.status().as_u16();
-            return Err(Error::Gateway {
+            return Err(ProbeError::Gateway {
                 status,
                 body: response.text().await.unwrap_or_default(),
             });
@@ -92,7 +103,7 @@ impl Probe<'_> {
             while pending.contains_key(&nonce) {
                 let chunk = match tokio::time::timeout_at(deadline, body.next()).await {
                     Ok(Some(chunk)) => chunk?,
-                    Ok(None) => return Err(Error::Probe("the gateway closed the stream".into())),
+                    Ok(None) => return Err(ProbeError::StreamClosed),
                     Err(_) => break,
                 };
                 parser.push(&chunk);

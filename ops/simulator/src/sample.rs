@@ -3,7 +3,17 @@
 use rakuda_schema::{Action, Channel, RealTimeEvent};
 use serde_json::{Map, Value};
 
-use crate::Error;
+#[derive(Debug, thiserror::Error)]
+pub enum SampleError {
+    #[error("unknown channel `{0}`: use one of inventory, orders, pricing, listings")]
+    UnknownChannel(String),
+    #[error("unknown action `{0}`: use created, updated or deleted")]
+    UnknownAction(String),
+    #[error("--data must be a JSON object, e.g. '{{\"isAvailable\":false}}': {0}")]
+    BadData(String),
+    #[error("cannot publish to redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
 
 /// A sample event for a channel, stamped now.
 pub fn sample_event(
@@ -11,18 +21,18 @@ pub fn sample_event(
     id: &str,
     action: &str,
     data: Option<&str>,
-) -> Result<(&'static Channel, RealTimeEvent), Error> {
+) -> Result<(&'static Channel, RealTimeEvent), SampleError> {
     let channel = Channel::by_name(channel)
         .filter(|c| !c.internal)
-        .ok_or_else(|| Error::UnknownChannel(channel.to_owned()))?;
+        .ok_or_else(|| SampleError::UnknownChannel(channel.to_owned()))?;
     let action =
-        Action::from_wire(action).ok_or_else(|| Error::UnknownAction(action.to_owned()))?;
+        Action::from_wire(action).ok_or_else(|| SampleError::UnknownAction(action.to_owned()))?;
     let mut event = RealTimeEvent::now(channel.event_type, id, action);
     if let Some(data) = data {
         match serde_json::from_str::<Value>(data) {
             Ok(Value::Object(object)) => event = event.with_data(object),
-            Ok(_) => return Err(Error::BadData("not an object".into())),
-            Err(error) => return Err(Error::BadData(error.to_string())),
+            Ok(_) => return Err(SampleError::BadData("not an object".into())),
+            Err(error) => return Err(SampleError::BadData(error.to_string())),
         }
     } else {
         event = event.with_data(default_data(channel));
@@ -36,7 +46,7 @@ pub async fn publish(
     prefix: &str,
     channel: &Channel,
     event: &RealTimeEvent,
-) -> Result<(String, i64), Error> {
+) -> Result<(String, i64), SampleError> {
     // Serializing our own well-formed types cannot fail.
     let json = serde_json::to_string(event).unwrap_or_default();
     let receivers: i64 = redis::cmd("PUBLISH")
@@ -85,15 +95,15 @@ mod tests {
     fn bad_arguments_are_named() {
         assert!(matches!(
             sample_event("canary", "x", "updated", None),
-            Err(Error::UnknownChannel(_))
+            Err(SampleError::UnknownChannel(_))
         ));
         assert!(matches!(
             sample_event("orders", "x", "shipped", None),
-            Err(Error::UnknownAction(_))
+            Err(SampleError::UnknownAction(_))
         ));
         assert!(matches!(
             sample_event("orders", "x", "created", Some("[1]")),
-            Err(Error::BadData(_))
+            Err(SampleError::BadData(_))
         ));
     }
 }

@@ -9,7 +9,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
 
-use crate::Error;
+#[derive(Debug, thiserror::Error)]
+pub enum TrafficError {
+    #[error("cannot publish to redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
 
 /// How the day goes.
 #[derive(Debug, Clone)]
@@ -36,7 +40,7 @@ pub async fn run(
     redis: &mut redis::aio::MultiplexedConnection,
     prefix: &str,
     traffic: &Traffic,
-) -> Result<u64, Error> {
+) -> Result<u64, TrafficError> {
     let mut rng = StdRng::seed_from_u64(traffic.seed);
     let started = tokio::time::Instant::now();
     let mut published = 0u64;
@@ -84,7 +88,7 @@ async fn send(
     redis: &mut redis::aio::MultiplexedConnection,
     prefix: &str,
     events: &[RealTimeEvent],
-) -> Result<u64, Error> {
+) -> Result<u64, TrafficError> {
     let mut pipe = redis::pipe();
     for event in events {
         // Our own well-formed types always serialize.
