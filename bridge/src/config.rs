@@ -145,26 +145,41 @@ impl Config {
     }
 }
 
-fn parse_redis_url(value: &str) -> Result<String, String> {
-    redis::Client::open(value)
-        .map(|_| value.to_owned())
-        .map_err(|error| format!("not a Redis URL (expected redis://host:port[/db]): {error}"))
+/// Why a bridge setting was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("not a Redis URL (expected redis://host:port[/db]): {0}")]
+    RedisUrl(#[source] redis::RedisError),
+    #[error("must be a non-empty channel prefix without glob characters")]
+    ChannelPrefix,
+    #[error(transparent)]
+    Setting(#[from] settings::SettingError),
 }
 
-fn parse_prefix(value: &str) -> Result<String, String> {
+fn parse_redis_url(value: &str) -> Result<String, ConfigError> {
+    redis::Client::open(value)
+        .map(|_| value.to_owned())
+        .map_err(ConfigError::RedisUrl)
+}
+
+fn parse_prefix(value: &str) -> Result<String, ConfigError> {
     if value.is_empty() || value.contains(['*', '?', '[', ']']) {
-        return Err("must be a non-empty channel prefix without glob characters".into());
+        return Err(ConfigError::ChannelPrefix);
     }
     Ok(value.to_owned())
 }
 
-fn parse_replicas(value: &str) -> Result<usize, String> {
-    settings::bounded(value, 1, 5)
+fn parse_replicas(value: &str) -> Result<usize, ConfigError> {
+    Ok(settings::bounded(value, 1, 5)?)
 }
 
-fn parse_event_max_bytes(value: &str) -> Result<usize, String> {
+fn parse_event_max_bytes(value: &str) -> Result<usize, ConfigError> {
     // NATS refuses messages over its max_payload (1 MiB by default), headers included.
-    settings::bounded(value, 1, NATS_MAX_PAYLOAD - HEADER_ROOM_BYTES)
+    Ok(settings::bounded(
+        value,
+        1,
+        NATS_MAX_PAYLOAD - HEADER_ROOM_BYTES,
+    )?)
 }
 
 #[cfg(test)]

@@ -1,20 +1,41 @@
 //! Parsers for setting values. Used as clap `value_parser`s, so an error reads
-//! `invalid value 'x' for '--name <VARIABLE>': <what these functions say>`.
+//! `invalid value 'x' for '--name <VARIABLE>': <the SettingError's message>`.
 
 use std::time::Duration;
 
 use async_nats::ServerAddr;
 
+/// Why a setting's value was refused; the message says what a good value looks like.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingError {
+    #[error("not a NATS URL (expected nats://host:port): {0}")]
+    NatsUrl(String),
+    #[error("must be letters, digits, `_` or `-`")]
+    StreamName,
+    #[error("not a duration like `30s` or `24h`: {0}")]
+    Duration(#[from] humantime::DurationError),
+    #[error("must be longer than zero")]
+    ZeroDuration,
+    #[error("not a Redis URL (expected redis://host:port[/db])")]
+    RedisUrl,
+    #[error("not a whole number: {0}")]
+    WholeNumber(#[from] std::num::ParseIntError),
+    #[error("must be at least 1")]
+    Zero,
+    #[error("must be between {min} and {max}")]
+    OutOfRange { min: usize, max: usize },
+}
+
 /// A NATS server URL (`nats://host:port`); several are given as a comma list.
-pub fn nats_url(value: &str) -> Result<ServerAddr, String> {
+pub fn nats_url(value: &str) -> Result<ServerAddr, SettingError> {
     value
         .trim()
         .parse::<ServerAddr>()
-        .map_err(|error| format!("not a NATS URL (expected nats://host:port): {error}"))
+        .map_err(|error| SettingError::NatsUrl(error.to_string()))
 }
 
 /// A JetStream stream name.
-pub fn stream_name(value: &str) -> Result<String, String> {
+pub fn stream_name(value: &str) -> Result<String, SettingError> {
     let valid = !value.is_empty()
         && value
             .chars()
@@ -22,53 +43,49 @@ pub fn stream_name(value: &str) -> Result<String, String> {
     if valid {
         Ok(value.to_owned())
     } else {
-        Err("must be letters, digits, `_` or `-`".into())
+        Err(SettingError::StreamName)
     }
 }
 
 /// A duration like `30s`, `15m` or `24h`, longer than zero.
-pub fn positive_duration(value: &str) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(value)
-        .map_err(|error| format!("not a duration like `30s` or `24h`: {error}"))?;
+pub fn positive_duration(value: &str) -> Result<Duration, SettingError> {
+    let duration = humantime::parse_duration(value)?;
     if duration.is_zero() {
-        return Err("must be longer than zero".into());
+        return Err(SettingError::ZeroDuration);
     }
     Ok(duration)
 }
 
 /// A duration like `5s`; zero allowed (it means "off" where a setting says so).
-pub fn duration(value: &str) -> Result<Duration, String> {
-    humantime::parse_duration(value)
-        .map_err(|error| format!("not a duration like `5s` or `0s`: {error}"))
+pub fn duration(value: &str) -> Result<Duration, SettingError> {
+    Ok(humantime::parse_duration(value)?)
 }
 
 /// A Redis URL (`redis://host:port[/db]`).
-pub fn redis_url(value: &str) -> Result<String, String> {
+pub fn redis_url(value: &str) -> Result<String, SettingError> {
     let valid = ["redis://", "rediss://", "redis+unix://", "unix://"]
         .iter()
         .any(|scheme| value.starts_with(scheme) && value.len() > scheme.len());
     if valid && !value.contains(char::is_whitespace) {
         Ok(value.to_owned())
     } else {
-        Err("not a Redis URL (expected redis://host:port[/db])".into())
+        Err(SettingError::RedisUrl)
     }
 }
 
 /// A whole number of at least 1.
-pub fn nonzero(value: &str) -> Result<usize, String> {
-    match value.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(error) => Err(format!("not a whole number: {error}")),
+pub fn nonzero(value: &str) -> Result<usize, SettingError> {
+    match value.parse::<usize>()? {
+        0 => Err(SettingError::Zero),
+        n => Ok(n),
     }
 }
 
 /// A whole number between `min` and `max`.
-pub fn bounded(value: &str, min: usize, max: usize) -> Result<usize, String> {
-    match value.parse::<usize>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        Ok(_) => Err(format!("must be between {min} and {max}")),
-        Err(error) => Err(format!("not a whole number: {error}")),
+pub fn bounded(value: &str, min: usize, max: usize) -> Result<usize, SettingError> {
+    match value.parse::<usize>()? {
+        n if (min..=max).contains(&n) => Ok(n),
+        _ => Err(SettingError::OutOfRange { min, max }),
     }
 }
 
@@ -135,7 +152,14 @@ mod tests {
         assert_eq!(positive_duration("24h"), Ok(Duration::from_secs(86_400)));
         assert!(positive_duration("0s").is_err());
         assert_eq!(nonzero("3"), Ok(3));
-        assert_eq!(nonzero("0"), Err("must be at least 1".into()));
-        assert_eq!(bounded("7", 1, 5), Err("must be between 1 and 5".into()));
+        assert_eq!(
+            nonzero("0").map_err(|e| e.to_string()),
+            Err("must be at least 1".into())
+        );
+        assert_eq!(
+            bounded("7", 1, 5).map_err(|e| e.to_string()),
+            Err("must be between 1 and 5".into())
+        );
+        assert!(matches!(nonzero("x"), Err(SettingError::WholeNumber(_))));
     }
 }

@@ -1,12 +1,27 @@
 //! The first steps of every binary's `main`.
 
+/// Why a program could not start; the message names the file or setting to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot read .env: {0}")]
+    DotEnv(#[source] dotenvy::Error),
+    #[error("{program}: cannot listen on {variable}={addr}: {source}")]
+    Listen {
+        program: String,
+        variable: String,
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Loads `.env` from the working directory into the environment. A missing file is normal;
 /// a malformed one is a setting error, returned so `main` can name it and exit.
-pub fn load_dotenv() -> Result<(), String> {
+pub fn load_dotenv() -> Result<(), StartupError> {
     match dotenvy::dotenv() {
         Ok(_) => Ok(()),
         Err(error) if error.not_found() => Ok(()),
-        Err(error) => Err(format!("cannot read .env: {error}")),
+        Err(error) => Err(StartupError::DotEnv(error)),
     }
 }
 
@@ -25,8 +40,13 @@ pub async fn bind(
     program: &str,
     variable: &str,
     addr: std::net::SocketAddr,
-) -> Result<tokio::net::TcpListener, String> {
+) -> Result<tokio::net::TcpListener, StartupError> {
     tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|error| format!("{program}: cannot listen on {variable}={addr}: {error}"))
+        .map_err(|source| StartupError::Listen {
+            program: program.to_owned(),
+            variable: variable.to_owned(),
+            addr,
+            source,
+        })
 }

@@ -216,8 +216,8 @@ impl CoverageTask {
         Ok(())
     }
 
-    async fn publish(&self, marker: &SourceGap) -> Result<(), String> {
-        let payload = serde_json::to_vec(marker).map_err(|error| error.to_string())?;
+    async fn publish(&self, marker: &SourceGap) -> Result<(), MarkerError> {
+        let payload = serde_json::to_vec(marker)?;
         // The same decision written twice (a retry, another bridge reclaiming it) is stored once.
         let id = content_hash(
             SOURCE_GAP_SUBJECT,
@@ -228,10 +228,19 @@ impl CoverageTask {
         let ack = self
             .jetstream
             .publish_with_headers(SOURCE_GAP_SUBJECT, headers, Bytes::from(payload))
-            .await
-            .map_err(|error| error.to_string())?;
-        ack.await.map(|_| ()).map_err(|error| error.to_string())
+            .await?;
+        ack.await?;
+        Ok(())
     }
+}
+
+/// Why a gap marker is not in the stream yet; it is retried on the next round either way.
+#[derive(Debug, thiserror::Error)]
+enum MarkerError {
+    #[error("cannot encode the marker: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("JetStream did not store the marker: {0}")]
+    Publish(#[from] async_nats::jetstream::context::PublishError),
 }
 
 fn gap(reason: GapReason, spans: Vec<String>, coverage: &Coverage) -> SourceGap {
