@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::event::{EventType, Payload, RealTimeEvent, Timestamp};
+use crate::vocabulary::ResetReason;
 
 /// An event as delivered to a client: the worker's event plus its stream sequence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
@@ -64,7 +65,7 @@ pub struct Heartbeat {
 /// The `reset` event: the client missed events it cannot get back and must refetch everything.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct ResetNotice {
-    pub reason: String,
+    pub reason: ResetReason,
 }
 
 #[cfg(test)]

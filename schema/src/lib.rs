@@ -14,6 +14,8 @@
 //! - [`reject`] — the closed set of reject reasons.
 //! - [`control`] — what bridges write into the stream besides events (source gaps).
 //! - [`frame`] — what a gateway sends to clients (event with `seq`, batch, heartbeat, reset).
+//! - [`vocabulary`] — the gateway's closed sets: refusals, resets, replay sources, close codes.
+//! - [`ws`] — the WebSocket envelope: client ops and the server's non-event messages.
 //! - [`typescript`] — the generated TypeScript definitions.
 
 pub mod channel;
@@ -24,6 +26,8 @@ pub mod json;
 pub mod reject;
 pub mod typescript;
 pub mod validate;
+pub mod vocabulary;
+pub mod ws;
 
 pub use channel::{Channel, Coalesce, CHANNELS};
 pub use control::{GapReason, SourceGap};
@@ -31,3 +35,5 @@ pub use event::{Action, EventType, Payload, RealTimeEvent, Timestamp};
 pub use frame::{BatchFrame, Heartbeat, ResetNotice, SequencedEvent};
 pub use reject::{Reject, RejectReason};
 pub use validate::{validate, ValidEvent, Validator, DEFAULT_MAX_EVENT_BYTES};
+pub use vocabulary::{ClientResetReason, CloseCode, ReplaySource, RequestRefusal, ResetReason};
+pub use ws::{ClientOp, Pong, Subscribed, WsErrorKind, WsErrorNotice};

@@ -4,10 +4,14 @@
 
 use ts_rs::{Config, TS};
 
+use strum::IntoEnumIterator;
+
 use crate::channel::{CHANNELS, DEFAULT_REDIS_CHANNEL_PREFIX, SUBJECT_PREFIX};
 use crate::event::{Action, EventType, Payload, RealTimeEvent, Timestamp};
 use crate::frame::{BatchFrame, Heartbeat, ResetNotice, SequencedEvent};
 use crate::validate::DEFAULT_MAX_EVENT_BYTES;
+use crate::vocabulary::{CloseCode, RequestRefusal, ResetReason};
+use crate::ws::{ClientOp, Pong, Subscribed, WsErrorKind, WsErrorNotice};
 
 /// Where the generated file lives, relative to the repository root.
 pub const CHECKED_IN_PATH: &str = "web/src/generated/schema.ts";
@@ -24,7 +28,14 @@ pub fn definitions() -> String {
         SequencedEvent::decl(&cfg),
         BatchFrame::decl(&cfg),
         Heartbeat::decl(&cfg),
+        ResetReason::decl(&cfg),
         ResetNotice::decl(&cfg),
+        RequestRefusal::decl(&cfg),
+        ClientOp::decl(&cfg),
+        Subscribed::decl(&cfg),
+        Pong::decl(&cfg),
+        WsErrorKind::decl(&cfg),
+        WsErrorNotice::decl(&cfg),
     ];
 
     let mut out = String::from(
@@ -39,6 +50,35 @@ pub fn definitions() -> String {
 
     out.push_str("/** Every frame a client can receive on the event stream. */\n");
     out.push_str("export type Frame = SequencedEvent | BatchFrame;\n\n");
+
+    out.push_str(
+        "/** Every message of the WebSocket transport: `{\"id\"?, \"event\", \"data\"}`; `id` is the resume cursor. */\n",
+    );
+    out.push_str(
+        "export type ServerMessage =\n\
+         \x20 | { id?: string; event: Exclude<EventType, \"CANARY\">; data: Frame }\n\
+         \x20 | { id: string; event: \"heartbeat\"; data: Heartbeat }\n\
+         \x20 | { id?: string; event: \"reset\"; data: ResetNotice }\n\
+         \x20 | { event: \"subscribed\"; data: Subscribed }\n\
+         \x20 | { event: \"pong\"; data: Pong }\n\
+         \x20 | { event: \"error\"; data: WsErrorNotice };\n\n",
+    );
+
+    out.push_str("/** How the gateway closes a WebSocket, by name. */\n");
+    out.push_str("export const CLOSE_CODES = {\n");
+    for code in CloseCode::iter() {
+        out.push_str(&format!("  {}: {},\n", code.as_str(), code.code()));
+    }
+    out.push_str("} as const;\n\n");
+    out.push_str("export type CloseCode = (typeof CLOSE_CODES)[keyof typeof CLOSE_CODES];\n\n");
+    out.push_str("/** Every reset reason, for code that lists them. */\n");
+    out.push_str(&format!(
+        "export const RESET_REASONS = [{}] as const;\n\n",
+        ResetReason::iter()
+            .map(|reason| format!("\"{reason}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
 
     out.push_str(&format!(
         "export const REDIS_CHANNEL_PREFIX = \"{DEFAULT_REDIS_CHANNEL_PREFIX}\";\n"
@@ -95,6 +135,13 @@ mod tests {
             "seq: number",
             "batch: true",
             "truncated?: boolean",
+            "export type ResetReason = \"invalid_cursor\" | \"stream_recreated\"",
+            "\"source_gap\" | \"slow_client\"",
+            "export type ResetNotice = { reason: ResetReason, }",
+            "\"too_many_connections_for_key\"",
+            "{ \"op\": \"subscribe\", channels: Array<ChannelName>, }",
+            "event: \"reset\"; data: ResetNotice }",
+            "try_again_later: 1013,",
         ] {
             assert!(ts.contains(needle), "missing `{needle}` in:\n{ts}");
         }

@@ -1,8 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Mock } from "vitest";
-import type { BatchFrame, EventType, SequencedEvent } from "../generated/schema";
+import { CLOSE_CODES } from "../generated/schema";
+import type { BatchFrame, EventType, SequencedEvent, ServerMessage } from "../generated/schema";
 import { RealtimeClient, backoffDelay } from "./index";
-import type { ConnectionState, RealtimeClientOptions, RealtimeFrame } from "./index";
+import type { ConnectionState, RealtimeClientOptions, RealtimeFrame, ResetCause } from "./index";
 
 // ---- fakes: just enough of EventSource, WebSocket and fetch for the client ----
 
@@ -71,7 +72,8 @@ class FakeWebSocket extends FakeTarget {
     this.dispatch("close", event);
   }
 
-  send(message: unknown): void {
+  /** A server message, typed by the generated envelope. */
+  send(message: ServerMessage): void {
     this.dispatch("message", new MessageEvent("message", { data: JSON.stringify(message) }));
   }
 }
@@ -567,7 +569,7 @@ describe("frames", () => {
 
   it("a source gap is a reset like any other: the listeners hear it and the stream carries on", async () => {
     const { client } = makeClient();
-    const reasons: string[] = [];
+    const reasons: ResetCause[] = [];
     const seqs: number[] = [];
     client.onReset((reason) => reasons.push(reason));
     client.on("*", (e) => seqs.push(e.seq));
@@ -584,7 +586,7 @@ describe("frames", () => {
 
   it("on reset: calls the listeners, clears dedup and stays open", async () => {
     const { client } = makeClient();
-    const reasons: string[] = [];
+    const reasons: ResetCause[] = [];
     const seqs: number[] = [];
     client.onReset((reason) => reasons.push(reason));
     client.on("*", (e) => seqs.push(e.seq));
@@ -664,7 +666,7 @@ describe("WebSocket transport", () => {
     const { client, states } = makeClient({ transport: "ws", channels: ["inventory"] });
     const seqs: number[] = [];
     const frames: RealtimeFrame[] = [];
-    const reasons: string[] = [];
+    const reasons: ResetCause[] = [];
     client.on("*", (e) => seqs.push(e.seq));
     client.onFrame((f) => frames.push(f));
     client.onReset((r) => reasons.push(r));
@@ -730,8 +732,8 @@ describe("WebSocket transport", () => {
     await settle();
     const socket = lastSocket();
     socket.simulateOpen();
-    socket.send({ event: "heartbeat", data: heartbeat() });
-    socket.simulateClose(1012); // gateway draining
+    socket.send({ id: "e-1", event: "heartbeat", data: heartbeat() });
+    socket.simulateClose(CLOSE_CODES.service_restart); // gateway draining
     socket.simulateClose(1006);
     expect(socket.closed).toBe(true);
     await vi.advanceTimersByTimeAsync(3000);

@@ -1,9 +1,10 @@
 // The framework-free browser client: tokens, SSE or WebSocket transport, resume cursor, dedup
 // by seq, heartbeat watchdog and reconnect backoff. See docs/PROTOCOL.md for the wire format.
-import { CHANNELS } from "../generated/schema";
-import type { BatchFrame, EventType, Heartbeat, SequencedEvent } from "../generated/schema";
+import { CHANNELS, CLOSE_CODES, RESET_REASONS } from "../generated/schema";
+import type { BatchFrame, EventType, Heartbeat, ResetReason, SequencedEvent, ServerMessage } from "../generated/schema";
 import type {
   ConnectionState,
+  ResetCause,
   RealtimeClientApi,
   RealtimeClientOptions,
   RealtimeFrame,
@@ -160,7 +161,7 @@ export class RealtimeClient implements RealtimeClientApi {
 
   private readonly eventListeners = new Map<EventType | "*", Set<Listener<SequencedEvent>>>();
   private readonly frameListeners = new Set<Listener<RealtimeFrame>>();
-  private readonly resetListeners = new Set<Listener<string>>();
+  private readonly resetListeners = new Set<Listener<ResetCause>>();
   private readonly stateListeners = new Set<Listener<ConnectionState>>();
 
   private readonly seen = new RecentSeqs(DEDUP_CAPACITY);
@@ -237,7 +238,7 @@ export class RealtimeClient implements RealtimeClientApi {
     return addTo(this.frameListeners, listener);
   }
 
-  onReset(listener: (reason: string) => void): Unsubscribe {
+  onReset(listener: (reason: ResetCause) => void): Unsubscribe {
     return addTo(this.resetListeners, listener);
   }
 
@@ -312,7 +313,7 @@ export class RealtimeClient implements RealtimeClientApi {
       if (live()) this.fail("websocket error");
     });
     socket.addEventListener("close", (event: CloseEvent) => {
-      if (live()) this.fail(`websocket closed (${event.code}${event.reason ? `: ${event.reason}` : ""})`);
+      if (live()) this.fail(`websocket closed (${closeName(event.code)}${event.reason ? `: ${event.reason}` : ""})`);
     });
   }
 
@@ -470,7 +471,7 @@ export class RealtimeClient implements RealtimeClientApi {
   }
 
   private handleReset(data: unknown): void {
-    const reason = isRecord(data) && typeof data.reason === "string" ? data.reason : "unknown";
+    const reason = isRecord(data) && isResetReason(data.reason) ? data.reason : "unknown";
     // The seqs of a recreated stream start again; old ones would hide new events.
     this.seen.clear();
     for (const listener of [...this.resetListeners]) safeCall(listener, reason);
@@ -530,14 +531,26 @@ function parseJson(text: unknown): unknown {
   }
 }
 
-/** A WebSocket text frame `{"id"?, "event", "data"}`; null for anything else. */
+/** `1012 service_restart` for the gateway's own close codes, the number for any other. */
+function closeName(code: number): string {
+  const named = Object.entries(CLOSE_CODES).find(([, value]) => value === code);
+  return named ? `${code} ${named[0]}` : String(code);
+}
+
+function isResetReason(value: unknown): value is ResetReason {
+  return (RESET_REASONS as readonly unknown[]).includes(value);
+}
+
+/** A WebSocket text frame, a ServerMessage (generated from the gateway's schema); null for
+ * anything else. Its `data` is checked where it is used, like SSE's. */
 function parseWebSocketMessage(raw: unknown): IncomingMessage | null {
   const parsed = parseJson(raw);
   if (!isRecord(parsed) || typeof parsed.event !== "string") return null;
+  const message = parsed as Partial<ServerMessage> & Record<string, unknown>;
   return {
-    event: parsed.event,
-    data: parsed.data,
-    id: typeof parsed.id === "string" && parsed.id !== "" ? parsed.id : null,
+    event: String(message.event),
+    data: message.data,
+    id: typeof message.id === "string" && message.id !== "" ? message.id : null,
   };
 }
 

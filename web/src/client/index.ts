@@ -5,6 +5,7 @@ export type {
   RealtimeClientApi,
   RealtimeClientOptions,
   RealtimeFrame,
+  ResetCause,
   TokenGrant,
   Unsubscribe,
 } from "./types";

@@ -1,6 +1,9 @@
 // The contract of the framework-free client: the React layer and the dashboard are written
 // against these types. Event shapes come from the generated schema (never written by hand).
-import type { ChannelName, EventType, Heartbeat, SequencedEvent } from "../generated/schema";
+import type { ChannelName, EventType, Heartbeat, ResetReason, SequencedEvent } from "../generated/schema";
+
+/** Why the server said to refetch: a generated reason, or `unknown` for one this client predates. */
+export type ResetCause = ResetReason | "unknown";
 
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
 
@@ -59,6 +62,6 @@ export interface RealtimeClientApi {
   /** Once per frame (a batch is one call). */
   onFrame(listener: (frame: RealtimeFrame) => void): Unsubscribe;
   /** The server said events were missed that cannot be replayed: refetch everything. */
-  onReset(listener: (reason: string) => void): Unsubscribe;
+  onReset(listener: (reason: ResetCause) => void): Unsubscribe;
   onState(listener: (state: ConnectionState) => void): Unsubscribe;
 }

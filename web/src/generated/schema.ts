@@ -34,10 +34,46 @@ batch: true, count: number, events: Array<SequencedEvent>, truncated?: boolean, 
 
 export type Heartbeat = { instance: string, seq: number, time: Timestamp, };
 
-export type ResetNotice = { reason: string, };
+export type ResetReason = "invalid_cursor" | "stream_recreated" | "cursor_expired" | "cursor_ahead_of_stream" | "too_far_behind" | "replay_failed" | "replay_budget" | "source_gap" | "slow_client";
+
+export type ResetNotice = { reason: ResetReason, };
+
+export type RequestRefusal = "missing_credentials" | "invalid_api_key" | "invalid_token" | "token_expired" | "channel_not_allowed" | "api_key_required" | "unknown_channel" | "bad_request" | "realtime_disabled" | "draining" | "too_many_connections" | "too_many_connections_for_key" | "uri_too_long" | "headers_too_large" | "not_websocket";
+
+export type ClientOp = { "op": "subscribe", channels: Array<ChannelName>, } | { "op": "unsubscribe", channels: Array<ChannelName>, } | { "op": "ping" };
+
+export type Subscribed = { channels: Array<ChannelName>, };
+
+export type Pong = { time: Timestamp, };
+
+export type WsErrorKind = "bad_frame";
+
+export type WsErrorNotice = { error: WsErrorKind, message: string, };
 
 /** Every frame a client can receive on the event stream. */
 export type Frame = SequencedEvent | BatchFrame;
+
+/** Every message of the WebSocket transport: `{"id"?, "event", "data"}`; `id` is the resume cursor. */
+export type ServerMessage =
+  | { id?: string; event: Exclude<EventType, "CANARY">; data: Frame }
+  | { id: string; event: "heartbeat"; data: Heartbeat }
+  | { id?: string; event: "reset"; data: ResetNotice }
+  | { event: "subscribed"; data: Subscribed }
+  | { event: "pong"; data: Pong }
+  | { event: "error"; data: WsErrorNotice };
+
+/** How the gateway closes a WebSocket, by name. */
+export const CLOSE_CODES = {
+  policy_violation: 1008,
+  too_big: 1009,
+  service_restart: 1012,
+  try_again_later: 1013,
+} as const;
+
+export type CloseCode = (typeof CLOSE_CODES)[keyof typeof CLOSE_CODES];
+
+/** Every reset reason, for code that lists them. */
+export const RESET_REASONS = ["invalid_cursor", "stream_recreated", "cursor_expired", "cursor_ahead_of_stream", "too_far_behind", "replay_failed", "replay_budget", "source_gap", "slow_client"] as const;
 
 export const REDIS_CHANNEL_PREFIX = "rakuda:realtime:";
 export const SUBJECT_PREFIX = "rakuda.realtime.";

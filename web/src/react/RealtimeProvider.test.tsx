@@ -85,7 +85,7 @@ describe("RealtimeProvider invalidation", () => {
 
   // A source gap (no bridge was subscribed for a while) and a resume over the replay budget
   // are resets like any other: whatever reason, the screen refetches.
-  it.each(["cursor_expired", "source_gap", "replay_budget"])("invalidates every query on reset (%s)", (reason) => {
+  it.each(["cursor_expired", "source_gap", "replay_budget"] as const)("invalidates every query on reset (%s)", (reason) => {
     const { client, spy } = setup();
     queryClient.setQueryData(["orders"], []);
     queryClient.setQueryData(["unrelated", 1], "x");

@@ -6,6 +6,7 @@ import type {
   RealtimeClientApi,
   RealtimeClientOptions,
   RealtimeFrame,
+  ResetCause,
   Unsubscribe,
 } from "../client/types";
 import type { Action, EventType, Heartbeat, SequencedEvent } from "../generated/schema";
@@ -60,7 +61,7 @@ export class FakeRealtimeClient implements RealtimeClientApi {
   onFrame(listener: (frame: RealtimeFrame) => void): Unsubscribe {
     return add(this.frameListeners, listener);
   }
-  onReset(listener: (reason: string) => void): Unsubscribe {
+  onReset(listener: (reason: ResetCause) => void): Unsubscribe {
     return add(this.resetListeners, listener);
   }
   onState(listener: (state: ConnectionState) => void): Unsubscribe {
@@ -90,7 +91,7 @@ export class FakeRealtimeClient implements RealtimeClientApi {
   emitFrame(frame: RealtimeFrame, at?: Date): void {
     act(() => this.deliver(frame, at));
   }
-  emitReset(reason = "stream_recreated"): void {
+  emitReset(reason: ResetCause = "stream_recreated"): void {
     act(() => {
       for (const l of [...this.resetListeners]) l(reason);
     });

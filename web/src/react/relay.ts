@@ -7,6 +7,7 @@ import type {
   ConnectionState,
   RealtimeClientApi,
   RealtimeFrame,
+  ResetCause,
   Unsubscribe,
 } from "../client/types";
 import type { EventType, Heartbeat, SequencedEvent } from "../generated/schema";
@@ -22,7 +23,7 @@ export class ClientRelay implements RealtimeClientApi {
 
   private readonly eventListeners = new Map<EventType | "*", Set<Listener<SequencedEvent>>>();
   private readonly frameListeners = new Set<Listener<RealtimeFrame>>();
-  private readonly resetListeners = new Set<Listener<string>>();
+  private readonly resetListeners = new Set<Listener<ResetCause>>();
   private readonly stateListeners = new Set<Listener<ConnectionState>>();
 
   constructor(idleState: ConnectionState) {
@@ -97,7 +98,7 @@ export class ClientRelay implements RealtimeClientApi {
   onFrame(listener: (frame: RealtimeFrame) => void): Unsubscribe {
     return addTo(this.frameListeners, listener);
   }
-  onReset(listener: (reason: string) => void): Unsubscribe {
+  onReset(listener: (reason: ResetCause) => void): Unsubscribe {
     return addTo(this.resetListeners, listener);
   }
   onState(listener: (state: ConnectionState) => void): Unsubscribe {

@@ -1,0 +1,208 @@
+//! The gateway's closed vocabularies: why a request was refused, why a client is reset, where a
+//! resume came from, how a WebSocket is closed. Each is an enum matched exhaustively wherever it
+//! is used, so a new variant cannot be left out of a metric or a client silently; `iter()`
+//! (strum) lists every variant, and the TypeScript unions of `web/` are generated from them.
+
+use serde::{Deserialize, Serialize};
+use strum::{EnumCount, EnumIter, IntoStaticStr};
+use ts_rs::TS;
+
+/// Why a request was refused: the `error` field of the JSON body, and the `reason` label of
+/// `gateway_requests_rejected_total`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    TS,
+    EnumIter,
+    EnumCount,
+    IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum RequestRefusal {
+    /// Neither an `X-API-Key` header nor a `?token=`.
+    MissingCredentials,
+    /// The key matches no configured key.
+    InvalidApiKey,
+    /// A malformed, altered or foreign token.
+    InvalidToken,
+    /// Past `expiresAt`: fetch a new one.
+    TokenExpired,
+    /// `?channels=` outside what the token allows.
+    ChannelNotAllowed,
+    /// A token cannot mint tokens.
+    ApiKeyRequired,
+    /// `?channels=` names no client channel.
+    UnknownChannel,
+    /// A query, body or request head that cannot be read; also an unknown path (404).
+    BadRequest,
+    /// `REALTIME_ENABLED=false`.
+    RealtimeDisabled,
+    /// The gateway is shutting down.
+    Draining,
+    /// `MAX_CONNECTIONS` reached.
+    TooManyConnections,
+    /// `MAX_CONNECTIONS_PER_KEY` reached.
+    TooManyConnectionsForKey,
+    /// Over `MAX_URI_BYTES`.
+    UriTooLong,
+    /// Over `MAX_HEADER_BYTES`.
+    HeadersTooLarge,
+    /// `/api/realtime/ws` without a WebSocket upgrade.
+    NotWebsocket,
+}
+
+/// Why a client gets `event: reset` (the `reason` of [`crate::ResetNotice`]): it missed
+/// events it cannot get back and must refetch everything.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    TS,
+    EnumIter,
+    EnumCount,
+    IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ResetReason {
+    /// The resume cursor is not `<epoch>-<seq>`.
+    InvalidCursor,
+    /// The stream was deleted and recreated (or the cursor is from another epoch).
+    StreamRecreated,
+    /// The cursor is older than the stream keeps and not in the ring.
+    CursorExpired,
+    /// The cursor is beyond the stream's last sequence.
+    CursorAheadOfStream,
+    /// More than `RESUME_MAX_EVENTS` missed.
+    TooFarBehind,
+    /// JetStream did not answer the replay in time.
+    ReplayFailed,
+    /// The replay would hold more memory than the replay budget allows.
+    ReplayBudget,
+    /// No bridge was subscribed to Redis for a while: events may be lost at the source.
+    SourceGap,
+    /// The client fell a whole queue behind; the connection is closed.
+    SlowClient,
+}
+
+/// Why the gateway reset or closed a live client: the `reason` label of
+/// `gateway_clients_reset_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, EnumCount, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum ClientResetReason {
+    /// It fell a whole queue behind (`reset` `slow_client`).
+    Lagged,
+    /// The stream was recreated (`reset` `stream_recreated`).
+    StreamRecreated,
+    /// A source gap (`reset` `source_gap`).
+    SourceGap,
+    /// A WebSocket client that did not answer a ping.
+    Unresponsive,
+    /// A WebSocket client that sent too many malformed frames (close 1008).
+    BadFrames,
+    /// A WebSocket client that sent a frame over the limit (close 1009).
+    FrameTooLarge,
+}
+
+/// Where a resume's missed events came from: the `source` label of `gateway_replays_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, EnumCount, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum ReplaySource {
+    /// The instance's ring of recent events.
+    Ring,
+    /// JetStream, by sequence.
+    Stream,
+    /// Nothing could be replayed: the client got `reset`.
+    Reset,
+}
+
+/// How the gateway closes a WebSocket (RFC 6455 and the IANA registry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, EnumCount, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum CloseCode {
+    /// 1008: too many malformed frames.
+    PolicyViolation,
+    /// 1009: a frame or message over `WS_MAX_FRAME_BYTES`.
+    TooBig,
+    /// 1012: the gateway is restarting (draining): reconnect.
+    ServiceRestart,
+    /// 1013: the client fell behind: reconnect and refetch.
+    TryAgainLater,
+}
+
+impl CloseCode {
+    /// The number on the wire.
+    pub fn code(self) -> u16 {
+        match self {
+            CloseCode::PolicyViolation => 1008,
+            CloseCode::TooBig => 1009,
+            CloseCode::ServiceRestart => 1012,
+            CloseCode::TryAgainLater => 1013,
+        }
+    }
+}
+
+macro_rules! wire_names {
+    ($($kind:ty),*) => {$(
+        impl $kind {
+            /// The wire (and label) name, `snake_case`.
+            pub fn as_str(self) -> &'static str {
+                self.into()
+            }
+        }
+
+        impl std::fmt::Display for $kind {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+
+wire_names!(
+    RequestRefusal,
+    ResetReason,
+    ClientResetReason,
+    ReplaySource,
+    CloseCode
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strum::IntoEnumIterator;
+
+    #[test]
+    fn wire_names_are_the_serde_names() {
+        for refusal in RequestRefusal::iter() {
+            assert_eq!(
+                serde_json::to_string(&refusal).expect("json"),
+                format!("\"{}\"", refusal.as_str())
+            );
+        }
+        for reason in ResetReason::iter() {
+            assert_eq!(
+                serde_json::to_string(&reason).expect("json"),
+                format!("\"{}\"", reason.as_str())
+            );
+        }
+        assert_eq!(
+            RequestRefusal::TooManyConnectionsForKey.as_str(),
+            "too_many_connections_for_key"
+        );
+        assert_eq!(ClientResetReason::FrameTooLarge.as_str(), "frame_too_large");
+        assert_eq!(CloseCode::TryAgainLater.code(), 1013);
+    }
+}
