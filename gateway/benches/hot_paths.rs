@@ -7,12 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use rakuda_gateway::coalesce::Folded;
-use rakuda_gateway::cursor::Cursor;
-use rakuda_gateway::debounce::Debouncer;
 use rakuda_gateway::event::StreamEvent;
-use rakuda_gateway::frame::OutFrame;
-use rakuda_gateway::hub::Hub;
+use rakuda_gateway::fanout::coalesce::Folded;
+use rakuda_gateway::fanout::frame::OutFrame;
+use rakuda_gateway::fanout::{Cursor, Hub};
+use rakuda_gateway::ingest::debounce::Debouncer;
 use rakuda_schema::{Action, Channel, EventType, RealTimeEvent, Validator};
 use serde_json::{Map, Value};
 
@@ -111,11 +110,9 @@ fn debounce_step(c: &mut Criterion) {
 
 fn fan_out(c: &mut Criterion) {
     const CONNECTIONS: usize = 10_000;
-    let hub = Hub::new(1024, 1024);
+    let hub = Hub::new(1024);
     hub.start(1, 0);
-    let mut receivers: Vec<_> = (0..CONNECTIONS)
-        .map(|_| hub.subscribe(None).frames)
-        .collect();
+    let mut receivers: Vec<_> = (0..CONNECTIONS).map(|_| hub.tap().messages).collect();
     let cursor = Cursor { epoch: 1, seq: 1 };
     let frame = Folded::Single(sequenced(1, EventType::OrderReceived));
     let mut group = c.benchmark_group("fan_out");

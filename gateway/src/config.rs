@@ -240,40 +240,47 @@ impl Config {
     }
 }
 
-fn parse_api_key(value: &str) -> Result<String, String> {
+/// Why a gateway setting was refused; the message says what a good value looks like.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("each key must be at least {MIN_API_KEY_LEN} characters")]
+    ApiKeyTooShort,
+    #[error("must be at least {MIN_TOKEN_SECRET_LEN} characters")]
+    TokenSecretTooShort,
+    #[error("`{0}` has no index.html: build the dashboard first, or unset it")]
+    NoDashboardIndex(String),
+    #[error("each origin must look like https://host[:port], without a path")]
+    Origin,
+}
+
+fn parse_api_key(value: &str) -> Result<String, ConfigError> {
     let key = value.trim();
     if key.len() < MIN_API_KEY_LEN {
-        return Err(format!(
-            "each key must be at least {MIN_API_KEY_LEN} characters"
-        ));
+        return Err(ConfigError::ApiKeyTooShort);
     }
     Ok(key.to_owned())
 }
 
-fn parse_token_secret(value: &str) -> Result<String, String> {
+fn parse_token_secret(value: &str) -> Result<String, ConfigError> {
     if value.len() < MIN_TOKEN_SECRET_LEN {
-        return Err(format!(
-            "must be at least {MIN_TOKEN_SECRET_LEN} characters"
-        ));
+        return Err(ConfigError::TokenSecretTooShort);
     }
     Ok(value.to_owned())
 }
 
-fn parse_dashboard_dir(value: &str) -> Result<std::path::PathBuf, String> {
+fn parse_dashboard_dir(value: &str) -> Result<std::path::PathBuf, ConfigError> {
     let dir = std::path::PathBuf::from(value);
     if !dir.join("index.html").is_file() {
-        return Err(format!(
-            "`{value}` has no index.html: build the dashboard first, or unset it"
-        ));
+        return Err(ConfigError::NoDashboardIndex(value.to_owned()));
     }
     Ok(dir)
 }
 
-fn parse_origin(value: &str) -> Result<String, String> {
+fn parse_origin(value: &str) -> Result<String, ConfigError> {
     let origin = value.trim();
     let scheme_ok = origin.starts_with("http://") || origin.starts_with("https://");
     if !scheme_ok || origin.ends_with('/') || origin.parse::<axum::http::HeaderValue>().is_err() {
-        return Err("each origin must look like https://host[:port], without a path".into());
+        return Err(ConfigError::Origin);
     }
     Ok(origin.to_owned())
 }

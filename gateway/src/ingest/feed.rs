@@ -45,7 +45,7 @@ pub struct Feed {
     /// waiting for the stall check would hold events back for seconds.
     pub connected: watch::Receiver<bool>,
     /// `gateway_feed_failures_total`.
-    pub failures: metrics::Counter,
+    pub failures: rakuda_service::metric::ReadableCounter,
 }
 
 impl Feed {

@@ -12,8 +12,8 @@ use std::time::Duration;
 use rakuda_schema::EventType;
 use tokio::time::Instant;
 
-use crate::coalesce::{Folded, Pending};
 use crate::event::StreamEvent;
+use crate::fanout::coalesce::{Folded, Pending};
 
 pub struct Debouncer {
     window: Duration,

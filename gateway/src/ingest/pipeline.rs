@@ -2,25 +2,53 @@
 //! resumes, debounce, and publish frames with a cursor that never claims more than was sent.
 
 use std::sync::Arc;
-use std::time::Instant as StdInstant;
+use std::time::{Duration, Instant as StdInstant};
 
 use bytes::Bytes;
 use rakuda_schema::channel::SOURCE_GAP_SUBJECT;
-use rakuda_schema::{Channel, Validator};
+use rakuda_schema::{Channel, EventType, ResetReason, Validator};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
-use crate::coalesce::Folded;
-use crate::cursor::Cursor;
-use crate::debounce::Debouncer;
+use super::debounce::Debouncer;
+use super::feed::FeedItem;
+use super::Reading;
 use crate::event::StreamEvent;
-use crate::feed::FeedItem;
-use crate::frame::{FrameKind, OutFrame};
+use crate::fanout::coalesce::Folded;
+use crate::fanout::frame::{FrameKind, OutFrame};
+use crate::fanout::{Cursor, Hub};
+use crate::fleet::canary::Canary;
+use crate::metrics::IngestMetrics;
+use crate::resume::ring::Ring;
+
+/// How the pipeline shapes the feed.
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineSettings {
+    /// `SSE_DEBOUNCE_WINDOW`; zero sends every event on its own.
+    pub debounce_window: Duration,
+    /// `DEBOUNCE_MAX_BATCH_EVENTS`.
+    pub max_batch_events: usize,
+    /// `SSE_HEARTBEAT_INTERVAL`: a tick goes through the hub this often.
+    pub heartbeat_interval: Duration,
+}
+
+/// What the pipeline writes to and reports on.
+pub struct PipelineOutputs {
+    pub hub: Arc<Hub>,
+    pub ring: Arc<Ring>,
+    pub metrics: Arc<IngestMetrics>,
+    /// Set once the stream's position is known, for `/readyz`.
+    pub reading: Reading,
+    /// Told when this instance's own canary comes back.
+    pub canary: Arc<Canary>,
+    /// This instance's name: its canary carries it.
+    pub instance: Arc<str>,
+}
 
 pub struct Pipeline {
-    app: Arc<App>,
+    out: PipelineOutputs,
+    settings: PipelineSettings,
     debouncer: Debouncer,
     epoch: u64,
     /// The last sequence read from the stream.
@@ -28,24 +56,21 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(app: Arc<App>) -> Pipeline {
-        let debouncer = Debouncer::new(
-            app.config.debounce_window(),
-            app.config.debounce_max_batch_events,
-        );
+    pub fn new(out: PipelineOutputs, settings: PipelineSettings) -> Pipeline {
         Pipeline {
-            app,
-            debouncer,
+            debouncer: Debouncer::new(settings.debounce_window, settings.max_batch_events),
+            out,
+            settings,
             epoch: 0,
             last_seq: 0,
         }
     }
 
     pub async fn run(mut self, mut feed: mpsc::Receiver<FeedItem>, shutdown: CancellationToken) {
-        // Heartbeats are ticks in the frame queue, sent from here: in order with the frames, so
-        // the cursor a heartbeat claims is never ahead of what its connection has written, and
-        // no connection keeps a timer of its own.
-        let every = self.app.config.heartbeat_interval();
+        // Heartbeats are ticks in the hub, sent from here: in order with the frames, so the
+        // cursor a heartbeat claims is never ahead of what its connection has written, and no
+        // connection keeps a timer of its own.
+        let every = self.settings.heartbeat_interval;
         let mut heartbeat = tokio::time::interval_at(Instant::now() + every, every);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -54,7 +79,7 @@ impl Pipeline {
                 biased;
                 _ = shutdown.cancelled() => return,
                 _ = sleep_until(deadline), if deadline.is_some() => self.flush_due(Instant::now()),
-                _ = heartbeat.tick() => self.app.hub.tick(),
+                _ = heartbeat.tick() => self.out.hub.tick(),
                 item = feed.recv() => match item {
                     None => return,
                     Some(FeedItem::Start { epoch, last_seq }) => self.start(epoch, last_seq),
@@ -71,15 +96,16 @@ impl Pipeline {
         self.epoch = epoch;
         self.last_seq = last_seq;
         self.debouncer = Debouncer::new(
-            self.app.config.debounce_window(),
-            self.app.config.debounce_max_batch_events,
+            self.settings.debounce_window,
+            self.settings.max_batch_events,
         );
-        self.app.hub.start(epoch, last_seq);
-        self.app.metrics.stream_last_sequence.set(last_seq as f64);
-        self.app.mark_feed_started();
+        self.out.ring.start(epoch, last_seq);
+        self.out.hub.start(epoch, last_seq);
+        self.out.metrics.stream_last_sequence.set(last_seq as f64);
+        self.out.reading.mark();
         if restarted {
             tracing::warn!(epoch, "the stream was recreated; clients must refetch");
-            self.app.hub.reset_all("stream_recreated");
+            self.out.hub.reset_all(ResetReason::StreamRecreated);
         }
     }
 
@@ -100,26 +126,24 @@ impl Pipeline {
         let (channel, event) = match parsed {
             Ok(parsed) => parsed,
             Err(why) => {
-                self.app.metrics.events_invalid.increment(1);
+                self.out.metrics.events_invalid.increment(1);
                 tracing::debug!(
                     seq,
-                    subject,
-                    why,
+                    subject = subject.escape_debug().to_string(),
+                    why = why.escape_debug().to_string(),
                     "skipped a stream message that is not a valid event"
                 );
                 self.advance();
                 return;
             }
         };
-        self.app.metrics.event_received(event.event_type);
+        self.out.metrics.event_received(event.event_type);
         if channel.internal {
             // The canary flows through the whole path but reaches no client.
-            if event.event_type == rakuda_schema::EventType::Canary
-                && *event.id == *self.app.instance
-            {
-                self.app.canary.observe();
+            if event.event_type == EventType::Canary && *event.id == *self.out.instance {
+                self.out.canary.observe();
                 let latency = time::OffsetDateTime::now_utc() - event.published;
-                self.app
+                self.out
                     .metrics
                     .canary_latency
                     .record(latency.as_seconds_f64().max(0.0));
@@ -128,7 +152,7 @@ impl Pipeline {
             return;
         }
         let event = Arc::new(event);
-        self.app.hub.record(event.clone());
+        self.out.ring.record(event.clone());
         match self.debouncer.push(event, now) {
             Some(folded) => self.emit(folded),
             None => self.advance(),
@@ -145,10 +169,10 @@ impl Pipeline {
             spans = ?marker.as_ref().map(|m| &m.spans),
             "source gap: no bridge was subscribed to Redis for a while; clients must refetch"
         );
-        self.app.metrics.source_gaps.increment(1);
-        self.app.hub.record_gap(seq);
+        self.out.metrics.source_gaps.increment(1);
+        self.out.ring.record_gap(seq);
         self.advance();
-        self.app.hub.reset_all("source_gap");
+        self.out.hub.reset_all(ResetReason::SourceGap);
     }
 
     fn flush_due(&mut self, now: Instant) {
@@ -167,8 +191,8 @@ impl Pipeline {
 
     fn advance(&self) {
         let watermark = self.watermark();
-        self.app.hub.advance(watermark);
-        self.app.metrics.stream_last_sequence.set(watermark as f64);
+        self.out.hub.advance(watermark);
+        self.out.metrics.stream_last_sequence.set(watermark as f64);
     }
 
     fn emit(&self, folded: Folded) {
@@ -178,22 +202,18 @@ impl Pipeline {
             seq: self.watermark(),
         };
         let frame = OutFrame::encode(&folded, cursor);
-        match frame.kind {
-            FrameKind::Single => self.app.metrics.frames_single.increment(1),
-            FrameKind::Batch => {
-                self.app.metrics.frames_batch.increment(1);
-                if let Folded::Batch(batch) = &folded {
-                    self.app
-                        .metrics
-                        .events_coalesced(batch.event_type, u64::from(batch.count));
-                }
+        match (frame.kind, &folded) {
+            (FrameKind::Batch, Folded::Batch(batch)) => {
+                self.out.metrics.frames_batch.increment(1);
+                self.out
+                    .metrics
+                    .events_coalesced(batch.event_type, u64::from(batch.count));
             }
-            // `encode` makes only event frames.
-            FrameKind::Reset | FrameKind::Tick | FrameKind::Drain => {}
+            _ => self.out.metrics.frames_single.increment(1),
         }
-        self.app.hub.publish(frame);
-        self.app.metrics.stream_last_sequence.set(cursor.seq as f64);
-        self.app
+        self.out.hub.publish(frame);
+        self.out.metrics.stream_last_sequence.set(cursor.seq as f64);
+        self.out
             .metrics
             .fanout_duration
             .record(started.elapsed().as_secs_f64());

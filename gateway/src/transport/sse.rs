@@ -2,31 +2,35 @@
 //!
 //! Per connection: a jittered `retry:` first, then what resume decided, then live frames
 //! (shared bytes, several queued frames in one write), a `heartbeat` event every interval, and
-//! `reset` + close for a client that fell a whole queue behind. The stream ends itself on
-//! shutdown, with a fresh jittered `retry:` so clients reconnect elsewhere, spread out.
+//! `reset` + close for a client that fell a whole queue behind. The stream ends itself when its
+//! turn in a drain comes, with a fresh jittered `retry:` so clients reconnect elsewhere, spread
+//! out.
 
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use axum::Extension;
 use bytes::{Bytes, BytesMut};
+use rakuda_schema::ResetReason;
 
-use crate::app::App;
-use crate::auth::Principal;
+use super::admission::{admit, Admission, ConnectQuery};
+use super::{jittered_retry, Streams};
 use crate::channels::ChannelSet;
-use crate::cursor::{Cursor, MalformedCursor};
-use crate::error::ApiError;
-use crate::frame::{sse_heartbeat, sse_reset, sse_retry};
+use crate::edge::auth::Principal;
+use crate::edge::limits::Permit;
+use crate::edge::ApiError;
+use crate::fanout::frame::{sse_heartbeat, sse_reset, sse_retry};
+use crate::fanout::outbox::{Next, Outbox};
 use crate::metrics::Transport;
-use crate::outbox::{admit, Admission, ConnectQuery, DrainTurn, Next, Outbox, Start};
-use crate::resume::{self, Plan};
+use crate::resume::replay::Start;
+use crate::resume::Resumption;
 
 pub async fn events(
-    State(app): State<Arc<App>>,
+    State(streams): State<Arc<Streams>>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     query: Result<Query<ConnectQuery>, QueryRejection>,
@@ -39,15 +43,10 @@ pub async fn events(
         channels,
         cursor,
         permit,
-    } = admit(&app, &principal, query, header_cursor)?;
+    } = admit(&streams, &principal, query, header_cursor)?;
+    let resumption = streams.resumer.resume(cursor, channels).await;
 
-    let subscription = app
-        .hub
-        .subscribe(cursor.as_ref().and_then(|c| c.as_ref().ok()).map(|c| c.seq));
-    let plan = resume::plan(&app, cursor.clone(), &subscription, channels).await;
-    log_resume(&app, cursor.as_ref(), &plan);
-
-    let body = Body::from_stream(connection(app, subscription, plan, channels, permit));
+    let body = Body::from_stream(connection(streams, resumption, channels, permit));
     let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(
@@ -63,95 +62,42 @@ pub async fn events(
     Ok(response)
 }
 
-/// The channels the connection receives: what it asked for, within what its credential allows.
-pub fn requested_channels(
-    app: &App,
-    principal: &Principal,
-    requested: Option<&str>,
-) -> Result<ChannelSet, ApiError> {
-    let allowed = principal.allowed_channels();
-    let Some(requested) = requested.filter(|list| !list.trim().is_empty()) else {
-        return Ok(allowed);
-    };
-    let requested = ChannelSet::parse(requested).map_err(|error| {
-        app.reject(
-            StatusCode::BAD_REQUEST,
-            "unknown_channel",
-            error.to_string(),
-        )
-    })?;
-    if !requested.is_subset_of(allowed) {
-        return Err(app.reject(
-            StatusCode::FORBIDDEN,
-            "channel_not_allowed",
-            format!(
-                "this token allows only {}; request a token for the channels you need",
-                allowed.names().join(", ")
-            ),
-        ));
-    }
-    Ok(requested)
-}
-
-fn log_resume(app: &App, cursor: Option<&Result<Cursor, MalformedCursor>>, plan: &Plan) {
-    match plan {
-        Plan::Reset(reason) => tracing::info!(
-            instance = %app.instance,
-            cursor = ?cursor.map(|c| c.as_ref().map(ToString::to_string).unwrap_or_else(|e| e.0.clone())),
-            reason,
-            "resume impossible; client will be reset"
-        ),
-        Plan::Replay {
-            frames,
-            source,
-            reservation,
-        } => tracing::debug!(
-            frames = frames.len(),
-            source = source.as_str(),
-            bytes = reservation.bytes(),
-            "resuming"
-        ),
-        Plan::Live | Plan::SkipThrough(_) => {}
-    }
-}
-
 /// Counts the connection open while it lives.
-struct ConnectionGuard {
-    app: Arc<App>,
-    transport: Transport,
-}
+struct Opened(Arc<Streams>);
 
-impl ConnectionGuard {
-    fn new(app: Arc<App>, transport: Transport) -> ConnectionGuard {
-        app.metrics.connection_opened(transport);
-        ConnectionGuard { app, transport }
+impl Opened {
+    fn new(streams: Arc<Streams>) -> Opened {
+        streams.metrics.opened(Transport::Sse);
+        Opened(streams)
     }
 }
 
-impl Drop for ConnectionGuard {
+impl Drop for Opened {
     fn drop(&mut self) {
-        self.app.metrics.connection_closed(self.transport);
+        self.0.metrics.closed(Transport::Sse);
     }
-}
-
-/// A reconnect delay with up to 50% jitter, so a fleet restart does not stampede.
-pub fn jittered_retry(base_ms: u64) -> u64 {
-    base_ms + rand::random_range(0..=base_ms / 2)
 }
 
 fn connection(
-    app: Arc<App>,
-    subscription: crate::hub::Subscription,
-    plan: Plan,
+    streams: Arc<Streams>,
+    resumption: Resumption,
     channels: ChannelSet,
-    permit: crate::limits::Permit,
+    permit: Permit,
 ) -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> {
     async_stream::stream! {
         let _permit = permit;
-        let _guard = ConnectionGuard::new(app.clone(), Transport::Sse);
-        let (mut outbox, start) = Outbox::new(app.clone(), Transport::Sse, subscription, plan, channels);
+        let _opened = Opened::new(streams.clone());
+        let Resumption { tap, start, skip_through } = resumption;
+        let mut outbox = Outbox::new(
+            tap.messages,
+            tap.epoch,
+            skip_through,
+            channels,
+            streams.delivery(Transport::Sse),
+        );
+        let retry_ms = streams.settings.sse_retry_ms;
 
-        yield Ok(sse_retry(jittered_retry(app.config.sse_retry)));
+        yield Ok(sse_retry(jittered_retry(retry_ms)));
         match start {
             Start::Nothing => {}
             Start::Reset(reason, cursor) => yield Ok(sse_reset(Some(cursor), reason)),
@@ -170,13 +116,13 @@ fn connection(
         yield Ok(sse_heartbeat(Some(cursor), &beat));
 
         // Once draining, the connection keeps streaming until its turn to close. Heartbeats
-        // come as ticks in the frame queue (see `Pipeline::run`).
-        let mut drain = DrainTurn::new(&app);
+        // come as ticks through the hub (see `ingest::pipeline`).
+        let mut drain = streams.drain.turn();
         loop {
             tokio::select! {
                 biased;
                 _ = drain.arrived() => {
-                    yield Ok(sse_retry(jittered_retry(app.config.sse_retry)));
+                    yield Ok(sse_retry(jittered_retry(retry_ms)));
                     break;
                 }
                 next = outbox.next() => match next {
@@ -193,12 +139,12 @@ fn connection(
                             drain.start();
                         }
                         if lagged {
-                            yield Ok(sse_reset(None, "slow_client"));
+                            yield Ok(sse_reset(None, ResetReason::SlowClient));
                             break;
                         }
                     }
                     Next::Lagged => {
-                        yield Ok(sse_reset(None, "slow_client"));
+                        yield Ok(sse_reset(None, ResetReason::SlowClient));
                         break;
                     }
                     Next::Closed => break,
@@ -220,17 +166,4 @@ fn join<'a>(mut records: impl ExactSizeIterator<Item = &'a Bytes> + Clone) -> By
         out.extend_from_slice(record);
     }
     out.freeze()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_stays_within_half_the_base() {
-        for _ in 0..1000 {
-            let retry = jittered_retry(3000);
-            assert!((3000..=4500).contains(&retry));
-        }
-    }
 }

@@ -1,16 +1,8 @@
-//! What one instance takes on: connections in total and per API key, and the size of a request
-//! line and headers. Every refusal is a JSON error, counted by reason.
+//! What one instance takes on: streaming connections in total (`MAX_CONNECTIONS`) and per API
+//! key (`MAX_CONNECTIONS_PER_KEY`). A slot is a [`Permit`], held for the connection's life.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
-use crate::app::App;
-use crate::error::ApiError;
 
 /// Open client connections, in total and per key.
 pub struct Connections {
@@ -93,69 +85,6 @@ impl Drop for Permit {
             }
         }
     }
-}
-
-impl App {
-    /// A slot for a new client connection, or the JSON refusal (also while draining).
-    pub fn admit(&self, key: &str) -> Result<Permit, ApiError> {
-        if self.draining() {
-            return Err(self.reject(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "draining",
-                "this gateway is shutting down; reconnect to another instance",
-            ));
-        }
-        self.connections.acquire(key).map_err(|refusal| match refusal {
-            Refusal::Instance { max } => self.reject(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too_many_connections",
-                format!("this gateway holds its maximum of {max} connections (MAX_CONNECTIONS); try another instance"),
-            ),
-            Refusal::Key { max } => self.reject(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_connections_for_key",
-                format!("this API key already holds {max} connections on this gateway (MAX_CONNECTIONS_PER_KEY)"),
-            ),
-        })
-    }
-}
-
-/// Middleware: refuses over-long URIs (414) and oversized headers (431) before any work.
-pub async fn request_size(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    let uri_len = request
-        .uri()
-        .path_and_query()
-        .map_or(0, |pq| pq.as_str().len());
-    if uri_len > app.config.max_uri_bytes {
-        return app
-            .reject(
-                StatusCode::URI_TOO_LONG,
-                "uri_too_long",
-                format!(
-                    "the request URI is {uri_len} bytes, over the limit of {} (MAX_URI_BYTES)",
-                    app.config.max_uri_bytes
-                ),
-            )
-            .into_response();
-    }
-    let header_bytes: usize = request
-        .headers()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    if header_bytes > app.config.max_header_bytes {
-        return app
-            .reject(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "headers_too_large",
-                format!(
-                    "the request headers are {header_bytes} bytes, over the limit of {} (MAX_HEADER_BYTES)",
-                    app.config.max_header_bytes
-                ),
-            )
-            .into_response();
-    }
-    next.run(request).await
 }
 
 #[cfg(test)]

@@ -2,11 +2,11 @@
 //! `{"id":"<cursor>","event":"<TYPE>","data":{...}}`, with the same auth, resume cursor
 //! (`?lastEventId=`), debounce output and bounded queue.
 //!
-//! Client → server: `{"op":"subscribe","channels":[...]}`, `{"op":"unsubscribe","channels":[...]}`,
-//! `{"op":"ping"}`. A malformed frame gets an `error` frame naming the problem; more than
-//! `WS_MAX_BAD_FRAMES` of them close the connection with 1008 (policy violation), and a frame
-//! over `WS_MAX_FRAME_BYTES` with 1009 (too big). The server pings every heartbeat interval
-//! and closes a client that has not answered the previous ping.
+//! Client → server: the schema's `ClientOp` (`subscribe`, `unsubscribe`, `ping`). A malformed
+//! frame gets an `error` message naming the problem; more than `WS_MAX_BAD_FRAMES` of them close
+//! the connection with 1008 (policy violation), and a frame over `WS_MAX_FRAME_BYTES` with 1009
+//! (too big). The server pings every heartbeat interval and closes a client that has not
+//! answered the previous ping.
 
 use std::sync::Arc;
 
@@ -16,28 +16,24 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
-use futures::stream::SplitSink;
+use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use rakuda_schema::Timestamp;
-use serde::Deserialize;
-use serde_json::json;
+use rakuda_schema::{
+    ClientOp, ClientResetReason, CloseCode, Pong, RequestRefusal, ResetReason, Subscribed,
+    Timestamp, WsErrorKind, WsErrorNotice,
+};
 
-use crate::app::App;
-use crate::auth::Principal;
+use super::admission::{admit, Admission, ConnectQuery};
+use super::Streams;
 use crate::channels::ChannelSet;
-use crate::error::ApiError;
-use crate::frame::{reset_json, ws_message, OutFrame};
-use crate::hub::Subscription;
-use crate::limits::Permit;
+use crate::edge::auth::Principal;
+use crate::edge::limits::Permit;
+use crate::edge::ApiError;
+use crate::fanout::frame::{ws_heartbeat, ws_message, ws_reset, OutFrame};
+use crate::fanout::outbox::{Next, Outbox};
 use crate::metrics::Transport;
-use crate::outbox::{admit, Admission, ConnectQuery, DrainTurn, Next, Outbox, Start};
-use crate::resume::{self, Plan};
-
-/// Close codes (RFC 6455 and the IANA registry).
-pub const CLOSE_POLICY_VIOLATION: u16 = 1008;
-pub const CLOSE_TOO_BIG: u16 = 1009;
-pub const CLOSE_SERVICE_RESTART: u16 = 1012;
-pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
+use crate::resume::replay::Start;
+use crate::resume::Resumption;
 
 /// Small buffers: tungstenite's defaults (128 KiB read) would cost more per idle connection
 /// than everything else the connection holds. Clients only send small JSON ops; a rare larger
@@ -46,15 +42,15 @@ const READ_BUFFER_BYTES: usize = 1024;
 const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 
 pub async fn upgrade(
-    State(app): State<Arc<App>>,
+    State(streams): State<Arc<Streams>>,
     Extension(principal): Extension<Principal>,
     query: Result<Query<ConnectQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let upgrade = upgrade.map_err(|rejection| {
-        app.reject(
+        streams.refusals.refuse(
             StatusCode::BAD_REQUEST,
-            "not_websocket",
+            RequestRefusal::NotWebsocket,
             format!("this endpoint speaks WebSocket: {rejection}"),
         )
     })?;
@@ -62,43 +58,31 @@ pub async fn upgrade(
         channels,
         cursor,
         permit,
-    } = admit(&app, &principal, query, None)?;
-    let max_frame = app.config.ws_max_frame_bytes;
+    } = admit(&streams, &principal, query, None)?;
+    let max_frame = streams.settings.ws_max_frame_bytes;
     Ok(upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_frame_size(max_frame)
         .max_message_size(max_frame)
         .on_upgrade(move |socket| async move {
-            let subscription = app
-                .hub
-                .subscribe(cursor.as_ref().and_then(|c| c.as_ref().ok()).map(|c| c.seq));
             // Boxed: planning a resume (possibly a JetStream read) is a big future, and held
             // inline it would size every session's task for its whole life (6 KiB, massif).
-            let plan = Box::pin(resume::plan(&app, cursor, &subscription, channels)).await;
+            let resumption = Box::pin(streams.resumer.resume(cursor, channels)).await;
             Session {
-                app,
                 allowed: principal.allowed_channels(),
                 channels,
                 bad_frames: 0,
                 _permit: permit,
+                streams,
             }
-            .run(socket, subscription, plan)
+            .run(socket, resumption)
             .await;
         }))
 }
 
-/// A client op.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "op", rename_all = "lowercase")]
-enum ClientOp {
-    Subscribe { channels: Vec<String> },
-    Unsubscribe { channels: Vec<String> },
-    Ping,
-}
-
 struct Session {
-    app: Arc<App>,
+    streams: Arc<Streams>,
     /// What the credential allows; `channels` stays within it.
     allowed: ChannelSet,
     channels: ChannelSet,
@@ -109,7 +93,7 @@ struct Session {
 /// How a session ended, for the close frame and the metrics.
 enum End {
     ClientGone,
-    Close(u16, &'static str),
+    Close(CloseCode, &'static str),
     /// The client stopped answering: drop the connection without a handshake.
     Unresponsive,
 }
@@ -117,47 +101,47 @@ enum End {
 type Sink = SplitSink<WebSocket, Message>;
 
 impl Session {
-    async fn run(mut self, socket: WebSocket, subscription: Subscription, plan: Plan) {
-        self.app.metrics.connection_opened(Transport::Ws);
+    async fn run(mut self, socket: WebSocket, resumption: Resumption) {
+        let metrics = self.streams.metrics.clone();
+        metrics.opened(Transport::Ws);
         let (mut sink, mut incoming) = socket.split();
-        let end = self
-            .serve(&mut sink, &mut incoming, subscription, plan)
-            .await;
-        match end {
+        match self.serve(&mut sink, &mut incoming, resumption).await {
             End::Close(code, reason) => {
                 let frame = CloseFrame {
-                    code,
+                    code: code.code(),
                     reason: Utf8Bytes::from_static(reason),
                 };
                 let _ = sink.send(Message::Close(Some(frame))).await;
                 let _ = sink.close().await;
             }
-            End::Unresponsive => self.app.metrics.client_reset("unresponsive"),
+            End::Unresponsive => metrics.client_reset(ClientResetReason::Unresponsive),
             End::ClientGone => {}
         }
-        self.app.metrics.connection_closed(Transport::Ws);
+        metrics.closed(Transport::Ws);
     }
 
     async fn serve(
         &mut self,
         sink: &mut Sink,
-        incoming: &mut futures::stream::SplitStream<WebSocket>,
-        subscription: Subscription,
-        plan: Plan,
+        incoming: &mut SplitStream<WebSocket>,
+        resumption: Resumption,
     ) -> End {
-        let app = self.app.clone();
-        let (mut outbox, start) = Outbox::new(
-            app.clone(),
-            Transport::Ws,
-            subscription,
-            plan,
+        let streams = self.streams.clone();
+        let Resumption {
+            tap,
+            start,
+            skip_through,
+        } = resumption;
+        let mut outbox = Outbox::new(
+            tap.messages,
+            tap.epoch,
+            skip_through,
             self.channels,
+            streams.delivery(Transport::Ws),
         );
         let started = match start {
             Start::Nothing => Ok(()),
-            Start::Reset(reason, cursor) => {
-                feed(sink, ws_message(Some(cursor), "reset", &reset_json(reason))).await
-            }
+            Start::Reset(reason, cursor) => feed(sink, ws_reset(Some(cursor), reason)).await,
             Start::Replay(replay) => {
                 // Fed one at a time: the sink takes the next only once the last is on its way,
                 // so only the message being written exists; the reservation goes with `replay`.
@@ -174,27 +158,26 @@ impl Session {
         };
         // Then a heartbeat at once: the client holds a cursor from the first second.
         let (cursor, beat) = outbox.heartbeat();
-        let heartbeat = ws_message(
-            Some(cursor),
-            "heartbeat",
-            &serde_json::to_vec(&beat).unwrap_or_default(),
-        );
-        if started.is_err() || send_all(sink, vec![heartbeat]).await.is_err() {
+        if started.is_err()
+            || send_all(sink, vec![ws_heartbeat(Some(cursor), &beat)])
+                .await
+                .is_err()
+        {
             return End::ClientGone;
         }
 
-        // Heartbeats (and pings) come as ticks in the frame queue (see `Pipeline::run`).
+        // Heartbeats (and pings) come as ticks through the hub (see `ingest::pipeline`).
         let mut awaiting_pong = false;
-        let mut drain = DrainTurn::new(&app);
+        let mut drain = streams.drain.turn();
         loop {
             tokio::select! {
                 biased;
                 _ = drain.arrived() => {
-                    return End::Close(CLOSE_SERVICE_RESTART, "service restart: reconnect");
+                    return End::Close(CloseCode::ServiceRestart, "service restart: reconnect");
                 }
                 message = incoming.next() => match message {
                     None | Some(Ok(Message::Close(_))) => return End::ClientGone,
-                    Some(Err(error)) => return self.read_failed(&error),
+                    Some(Err(error)) => return self.read_failed(error),
                     Some(Ok(Message::Pong(_))) => awaiting_pong = false,
                     // Pings are answered by the WebSocket layer itself.
                     Some(Ok(Message::Ping(_))) => {}
@@ -222,8 +205,7 @@ impl Session {
                                 return End::Unresponsive;
                             }
                             let (cursor, beat) = outbox.heartbeat();
-                            let data = serde_json::to_vec(&beat).unwrap_or_default();
-                            let sent = send_all(sink, vec![ws_message(Some(cursor), "heartbeat", &data)]).await;
+                            let sent = send_all(sink, vec![ws_heartbeat(Some(cursor), &beat)]).await;
                             if sent.is_err() || sink.send(Message::Ping(Default::default())).await.is_err() {
                                 return End::ClientGone;
                             }
@@ -237,29 +219,33 @@ impl Session {
                         }
                     }
                     Next::Lagged => return self.lagged(sink).await,
-                    Next::Closed => return End::Close(CLOSE_SERVICE_RESTART, "service restart: reconnect"),
+                    Next::Closed => return End::Close(CloseCode::ServiceRestart, "service restart: reconnect"),
                 },
             }
         }
     }
 
     /// The read side failed: a frame over the limit, or a broken connection.
-    fn read_failed(&self, error: &axum::Error) -> End {
-        let text = error.to_string();
-        if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
-            self.app.metrics.client_reset("frame_too_large");
-            return End::Close(CLOSE_TOO_BIG, "frame too large (WS_MAX_FRAME_BYTES)");
+    fn read_failed(&self, error: axum::Error) -> End {
+        let too_big = error
+            .into_inner()
+            .downcast_ref::<tungstenite::Error>()
+            .is_some_and(|error| matches!(error, tungstenite::Error::Capacity(_)));
+        if too_big {
+            self.streams
+                .metrics
+                .client_reset(ClientResetReason::FrameTooLarge);
+            return End::Close(CloseCode::TooBig, "frame too large (WS_MAX_FRAME_BYTES)");
         }
         End::ClientGone
     }
 
     async fn lagged(&self, sink: &mut Sink) -> End {
-        let _ = send_all(
-            sink,
-            vec![ws_message(None, "reset", &reset_json("slow_client"))],
+        let _ = send_all(sink, vec![ws_reset(None, ResetReason::SlowClient)]).await;
+        End::Close(
+            CloseCode::TryAgainLater,
+            "fell behind: reconnect and refetch",
         )
-        .await;
-        End::Close(CLOSE_TRY_AGAIN_LATER, "fell behind: reconnect and refetch")
     }
 
     /// Handles one client op; `Some` ends the session.
@@ -274,10 +260,11 @@ impl Session {
             }
         };
         let reply = match op {
-            ClientOp::Ping => ws_message(
-                None,
+            ClientOp::Ping => data_message(
                 "pong",
-                json!({ "time": Timestamp::now() }).to_string().as_bytes(),
+                &Pong {
+                    time: Timestamp::now(),
+                },
             ),
             ClientOp::Subscribe { channels } | ClientOp::Unsubscribe { channels }
                 if channels.is_empty() =>
@@ -292,15 +279,11 @@ impl Session {
                     Err(error) => return self.bad_frame(sink, &error.to_string()).await,
                 };
                 if !set.is_subset_of(self.allowed) {
-                    return self
-                        .bad_frame(
-                            sink,
-                            &format!(
-                                "this credential allows only {}",
-                                self.allowed.names().join(", ")
-                            ),
-                        )
-                        .await;
+                    let message = format!(
+                        "this credential allows only {}",
+                        self.allowed.names().join(", ")
+                    );
+                    return self.bad_frame(sink, &message).await;
                 }
                 self.channels = self.channels.union(set);
                 self.subscribed_reply()
@@ -321,35 +304,44 @@ impl Session {
     }
 
     fn subscribed_reply(&self) -> Utf8Bytes {
-        ws_message(
-            None,
-            "subscribed",
-            json!({ "channels": self.channels.names() })
-                .to_string()
-                .as_bytes(),
-        )
+        let channels = self
+            .channels
+            .names()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        data_message("subscribed", &Subscribed { channels })
     }
 
-    /// Answers a malformed frame with an error frame; past the limit, ends with 1008.
+    /// Answers a malformed frame with an error message; past the limit, ends with 1008.
     async fn bad_frame(&mut self, sink: &mut Sink, message: &str) -> Option<End> {
         self.bad_frames += 1;
-        self.app.metrics.ws_bad_frames.increment(1);
-        let error = json!({ "error": "bad_frame", "message": message }).to_string();
-        if send_all(sink, vec![ws_message(None, "error", error.as_bytes())])
+        let metrics = &self.streams.metrics;
+        metrics.ws_bad_frames.increment(1);
+        let notice = WsErrorNotice {
+            error: WsErrorKind::BadFrame,
+            message: message.to_owned(),
+        };
+        if send_all(sink, vec![data_message("error", &notice)])
             .await
             .is_err()
         {
             return Some(End::ClientGone);
         }
-        if self.bad_frames > self.app.config.ws_max_bad_frames {
-            self.app.metrics.client_reset("bad_frames");
+        if self.bad_frames > self.streams.settings.ws_max_bad_frames {
+            metrics.client_reset(ClientResetReason::BadFrames);
             return Some(End::Close(
-                CLOSE_POLICY_VIOLATION,
+                CloseCode::PolicyViolation,
                 "too many malformed frames",
             ));
         }
         None
     }
+}
+
+/// A message without a cursor whose `data` is `value` (the schema's types serialize).
+fn data_message(event: &str, value: &impl serde::Serialize) -> Utf8Bytes {
+    ws_message(None, event, &serde_json::to_vec(value).unwrap_or_default())
 }
 
 /// Queues one message (waiting while the socket is full).
@@ -371,21 +363,4 @@ async fn send_frames(sink: &mut Sink, frames: &[Arc<OutFrame>]) -> Result<(), ax
         sink.feed(Message::Text(frame.ws.clone())).await?;
     }
     sink.flush().await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn client_ops_parse() {
-        let op: ClientOp =
-            serde_json::from_str(r#"{"op":"subscribe","channels":["orders"]}"#).expect("op");
-        assert!(matches!(op, ClientOp::Subscribe { channels } if channels == ["orders"]));
-        assert!(matches!(
-            serde_json::from_str::<ClientOp>(r#"{"op":"ping"}"#),
-            Ok(ClientOp::Ping)
-        ));
-        assert!(serde_json::from_str::<ClientOp>(r#"{"op":"dance"}"#).is_err());
-    }
 }

@@ -1,12 +1,13 @@
-//! Frames as they go on the wire, serialized once per frame and shared by every connection.
+//! Frames as they go on the wire, serialized once per frame and shared by every connection, and
+//! the encoders of both transports (an SSE record, a WebSocket text message).
 
 use axum::extract::ws::Utf8Bytes;
 use bytes::{BufMut, Bytes, BytesMut};
-use rakuda_schema::{Channel, Heartbeat, ResetNotice};
+use rakuda_schema::{Channel, Heartbeat, ResetNotice, ResetReason};
 use time::OffsetDateTime;
 
-use crate::coalesce::Folded;
-use crate::cursor::Cursor;
+use super::coalesce::Folded;
+use super::cursor::Cursor;
 
 /// One frame for every connection: the SSE record is built once and its bytes shared.
 #[derive(Debug)]
@@ -14,6 +15,8 @@ pub struct OutFrame {
     /// The channel of the events inside; `None` for a reset, which every connection gets.
     pub channel: Option<&'static Channel>,
     pub kind: FrameKind,
+    /// For a reset, why.
+    pub reset: Option<ResetReason>,
     /// Highest event sequence inside the frame.
     pub max_seq: u64,
     /// The resume cursor this frame carries.
@@ -32,10 +35,6 @@ pub enum FrameKind {
     Batch,
     /// `event: reset`: the client must refetch everything.
     Reset,
-    /// Not for the wire: time for every connection's heartbeat (see [`OutFrame::tick`]).
-    Tick,
-    /// Not for the wire: the gateway is draining; each connection picks its moment to close.
-    Drain,
 }
 
 impl OutFrame {
@@ -51,6 +50,7 @@ impl OutFrame {
         OutFrame {
             channel: Some(Channel::of(event_type)),
             kind,
+            reset: None,
             max_seq: folded.max_seq(),
             cursor,
             newest: folded.newest().unwrap_or_else(OffsetDateTime::now_utc),
@@ -62,42 +62,16 @@ impl OutFrame {
 
 impl OutFrame {
     /// A reset for every connection, carrying the cursor the client continues from.
-    pub fn reset(reason: &str, cursor: Cursor) -> OutFrame {
+    pub fn reset(reason: ResetReason, cursor: Cursor) -> OutFrame {
         OutFrame {
             channel: None,
             kind: FrameKind::Reset,
+            reset: Some(reason),
             max_seq: cursor.seq,
             cursor,
             newest: OffsetDateTime::now_utc(),
             sse: sse_reset(Some(cursor), reason),
-            ws: ws_message(Some(cursor), "reset", &reset_json(reason)),
-        }
-    }
-}
-
-impl OutFrame {
-    /// The heartbeat tick, carrying the hub's watermark. Published by the task that publishes
-    /// every frame, so a connection reaches it only after every frame published before it: by
-    /// then it has written or filtered out everything the watermark covers, and its heartbeat
-    /// may claim that cursor.
-    pub fn tick(cursor: Cursor) -> OutFrame {
-        OutFrame::control(FrameKind::Tick, cursor)
-    }
-
-    /// The notice that the gateway is draining.
-    pub fn drain(cursor: Cursor) -> OutFrame {
-        OutFrame::control(FrameKind::Drain, cursor)
-    }
-
-    fn control(kind: FrameKind, cursor: Cursor) -> OutFrame {
-        OutFrame {
-            channel: None,
-            kind,
-            max_seq: cursor.seq,
-            cursor,
-            newest: OffsetDateTime::now_utc(),
-            sse: Bytes::new(),
-            ws: Utf8Bytes::from_static(""),
+            ws: ws_reset(Some(cursor), reason),
         }
     }
 }
@@ -159,15 +133,22 @@ pub fn sse_heartbeat(id: Option<Cursor>, heartbeat: &Heartbeat) -> Bytes {
     sse_record(id, "heartbeat", &json)
 }
 
-pub fn sse_reset(id: Option<Cursor>, reason: &str) -> Bytes {
+pub fn sse_reset(id: Option<Cursor>, reason: ResetReason) -> Bytes {
     sse_record(id, "reset", &reset_json(reason))
 }
 
-pub fn reset_json(reason: &str) -> Vec<u8> {
-    serde_json::to_vec(&ResetNotice {
-        reason: reason.to_owned(),
-    })
-    .unwrap_or_else(|_| b"{}".to_vec())
+pub fn ws_reset(id: Option<Cursor>, reason: ResetReason) -> Utf8Bytes {
+    ws_message(id, "reset", &reset_json(reason))
+}
+
+/// A heartbeat as a WebSocket message.
+pub fn ws_heartbeat(id: Option<Cursor>, heartbeat: &Heartbeat) -> Utf8Bytes {
+    let json = serde_json::to_vec(heartbeat).unwrap_or_else(|_| b"{}".to_vec());
+    ws_message(id, "heartbeat", &json)
+}
+
+fn reset_json(reason: ResetReason) -> Vec<u8> {
+    serde_json::to_vec(&ResetNotice { reason }).unwrap_or_else(|_| b"{}".to_vec())
 }
 
 /// A WebSocket text frame: `{"id":"<cursor>","event":"<name>","data":<json>}`; `data` is
@@ -243,7 +224,7 @@ mod tests {
     fn reset_and_retry_records() {
         assert_eq!(&sse_retry(3712)[..], b"retry: 3712\n\n");
         assert_eq!(
-            &sse_reset(None, "slow_client")[..],
+            &sse_reset(None, ResetReason::SlowClient)[..],
             b"event: reset\ndata: {\"reason\":\"slow_client\"}\n\n"
         );
     }

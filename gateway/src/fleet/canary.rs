@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rakuda_schema::{Action, Channel, EventType, RealTimeEvent};
+use rakuda_schema::{Action, EventType, RealTimeEvent};
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
+use crate::metrics::FleetMetrics;
 
 /// How often the age gauge and the degraded state are refreshed.
 const REFRESH: Duration = Duration::from_secs(1);
@@ -38,6 +38,11 @@ impl Canary {
             started: Instant::now(),
             last_seen_ms: AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// `CANARY_DEGRADED_AFTER`.
+    pub fn degraded_after(&self) -> Duration {
+        self.degraded_after
     }
 
     pub fn enabled(&self) -> bool {
@@ -77,78 +82,92 @@ pub fn canary_event(instance: &str) -> RealTimeEvent {
     RealTimeEvent::now(EventType::Canary, instance, Action::Updated).with_data(data)
 }
 
-/// Publishes the canary every interval and keeps the gauges and the degraded state current.
-pub async fn run(app: Arc<App>, stop: CancellationToken) {
-    let client = match redis::Client::open(app.config.redis_url.as_str()) {
-        Ok(client) => client,
-        Err(error) => {
-            tracing::error!(%error, "REDIS_URL is not usable; the canary is off");
-            return;
-        }
-    };
-    let channel = Channel::of(EventType::Canary).redis_channel(&app.config.redis_channel_prefix);
-    let mut connection: Option<redis::aio::MultiplexedConnection> = None;
-    let mut refresh = tokio::time::interval(REFRESH);
-    let mut next_send = tokio::time::Instant::now();
-    let mut was_degraded = false;
-    let mut warned = false;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = refresh.tick() => {}
-        }
-        if app.canary.enabled() && tokio::time::Instant::now() >= next_send {
-            next_send += app.canary.interval;
-            match send(&client, &mut connection, &channel, &app.instance).await {
-                Ok(()) => warned = false,
-                Err(error) => {
-                    connection = None;
-                    if !warned {
-                        tracing::warn!(%error, "cannot publish the canary to redis");
-                        warned = true;
+/// What the canary task needs.
+pub struct CanaryTask {
+    pub redis: redis::Client,
+    /// `<prefix>canary`
+    pub channel: String,
+    pub instance: Arc<str>,
+    pub canary: Arc<Canary>,
+    pub metrics: Arc<FleetMetrics>,
+}
+
+/// Why a canary could not be published.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error("redis did not answer within {REDIS_TIMEOUT:?}")]
+    Timeout,
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("cannot serialize the canary: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl CanaryTask {
+    /// Publishes the canary every interval and keeps the gauges and the degraded state current,
+    /// until `stop`.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut connection: Option<redis::aio::MultiplexedConnection> = None;
+        let mut refresh = tokio::time::interval(REFRESH);
+        let mut next_send = tokio::time::Instant::now();
+        let mut was_degraded = false;
+        let mut warned = false;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = refresh.tick() => {}
+            }
+            if self.canary.enabled() && tokio::time::Instant::now() >= next_send {
+                next_send += self.canary.interval;
+                match self.send(&mut connection).await {
+                    Ok(()) => warned = false,
+                    Err(error) => {
+                        connection = None;
+                        if !warned {
+                            tracing::warn!(%error, "cannot publish the canary to redis");
+                            warned = true;
+                        }
                     }
                 }
             }
-        }
-        app.metrics.canary_age.set(app.canary.age().as_secs_f64());
-        let degraded = app.canary.degraded();
-        app.metrics.degraded.set(if degraded { 1.0 } else { 0.0 });
-        if degraded != was_degraded {
-            if degraded {
-                tracing::warn!(age = ?app.canary.age(), "degraded: no canary came back; events are not flowing end to end");
-            } else {
-                tracing::info!("canary is back: events flow end to end again");
+            self.metrics.canary_age.set(self.canary.age().as_secs_f64());
+            let degraded = self.canary.degraded();
+            self.metrics.degraded.set(if degraded { 1.0 } else { 0.0 });
+            if degraded != was_degraded {
+                if degraded {
+                    tracing::warn!(age = ?self.canary.age(), "degraded: no canary came back; events are not flowing end to end");
+                } else {
+                    tracing::info!("canary is back: events flow end to end again");
+                }
+                was_degraded = degraded;
             }
-            was_degraded = degraded;
         }
     }
-}
 
-async fn send(
-    client: &redis::Client,
-    connection: &mut Option<redis::aio::MultiplexedConnection>,
-    channel: &str,
-    instance: &str,
-) -> Result<(), String> {
-    if connection.is_none() {
-        let fresh = tokio::time::timeout(REDIS_TIMEOUT, client.get_multiplexed_async_connection())
+    async fn send(
+        &self,
+        connection: &mut Option<redis::aio::MultiplexedConnection>,
+    ) -> Result<(), SendError> {
+        let redis = match connection {
+            Some(redis) => redis,
+            None => {
+                let fresh = tokio::time::timeout(
+                    REDIS_TIMEOUT,
+                    self.redis.get_multiplexed_async_connection(),
+                )
+                .await
+                .map_err(|_| SendError::Timeout)??;
+                connection.insert(fresh)
+            }
+        };
+        let payload = serde_json::to_string(&canary_event(&self.instance))?;
+        let mut command = redis::cmd("PUBLISH");
+        command.arg(&self.channel).arg(payload);
+        tokio::time::timeout(REDIS_TIMEOUT, command.query_async::<i64>(redis))
             .await
-            .map_err(|_| "redis did not answer".to_owned())?
-            .map_err(|error| error.to_string())?;
-        *connection = Some(fresh);
+            .map_err(|_| SendError::Timeout)??;
+        Ok(())
     }
-    let Some(redis) = connection.as_mut() else {
-        return Err("no redis connection".into());
-    };
-    let payload =
-        serde_json::to_string(&canary_event(instance)).map_err(|error| error.to_string())?;
-    let mut command = redis::cmd("PUBLISH");
-    command.arg(channel).arg(payload);
-    tokio::time::timeout(REDIS_TIMEOUT, command.query_async::<i64>(redis))
-        .await
-        .map_err(|_| "redis did not answer".to_owned())?
-        .map_err(|error| error.to_string())?;
-    Ok(())
 }
 
 #[cfg(test)]

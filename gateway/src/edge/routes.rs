@@ -1,0 +1,145 @@
+//! The edge's routes: status, stats and token under `/api/realtime/`, the public health and
+//! metrics endpoints, the dashboard for every other path, and CORS. The streaming routes are the
+//! transports'; `crate::gateway` puts them all together behind one auth layer.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use bytes::Bytes;
+use rakuda_schema::RequestRefusal;
+use serde::Deserialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::services::{ServeDir, ServeFile};
+
+use super::auth::{Principal, API_KEY_HEADER};
+use super::error::{ApiError, Refusals};
+use super::stats::{self, StatusSources};
+use super::token::TokenSigner;
+use crate::channels::ChannelSet;
+
+/// What `POST /api/realtime/token` needs.
+pub struct Minting {
+    pub tokens: Arc<TokenSigner>,
+    pub refusals: Refusals,
+}
+
+/// `/api/realtime/status`, `/stats` and `/token`; the caller puts them behind auth.
+pub fn realtime_routes(status: Arc<StatusSources>, minting: Arc<Minting>) -> Router {
+    let status_routes = Router::new()
+        .route("/api/realtime/status", get(stats::status_handler))
+        .route("/api/realtime/stats", get(stats::stats_handler))
+        .with_state(status);
+    let token_routes = Router::new()
+        .route("/api/realtime/token", post(token))
+        .with_state(minting);
+    status_routes.merge(token_routes)
+}
+
+/// `/metrics` (for the scraper), `/healthz`, `/readyz`: no credential.
+pub fn public_routes(status: Arc<StatusSources>) -> Router {
+    Router::new()
+        .route("/metrics", get(stats::metrics_handler))
+        .route("/healthz", get(stats::healthz))
+        .route("/readyz", get(stats::readyz))
+        .with_state(status)
+}
+
+/// Every other path: the dashboard when `dashboard` is set (its client-side routes fall back to
+/// `index.html`), else a JSON 404.
+pub fn with_fallback(router: Router, dashboard: Option<&PathBuf>, refusals: Refusals) -> Router {
+    match dashboard {
+        Some(dir) => router
+            .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
+        None => router.fallback(move || {
+            let refusals = refusals.clone();
+            async move { not_found(&refusals) }
+        }),
+    }
+}
+
+fn not_found(refusals: &Refusals) -> ApiError {
+    refusals.refuse(
+        StatusCode::NOT_FOUND,
+        RequestRefusal::BadRequest,
+        "no such endpoint; see /api/realtime/status",
+    )
+}
+
+/// CORS for `CORS_ORIGINS`; none when the list is empty (same origin only).
+pub fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| o.parse().ok()).collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderName::from_static(API_KEY_HEADER),
+                axum::http::HeaderName::from_static("last-event-id"),
+            ]),
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct TokenRequest {
+    /// Channel names; all client channels when absent.
+    channels: Option<Vec<String>>,
+}
+
+/// `POST /api/realtime/token`: a short-lived token for `EventSource`. Needs the API key itself.
+async fn token(
+    State(minting): State<Arc<Minting>>,
+    Extension(principal): Extension<Principal>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let refusals = &minting.refusals;
+    let Principal::ApiKey { key_id } = principal else {
+        return Err(refusals.refuse(
+            StatusCode::FORBIDDEN,
+            RequestRefusal::ApiKeyRequired,
+            "tokens are minted with the X-API-Key header, not with another token",
+        ));
+    };
+    let request = if body.iter().all(u8::is_ascii_whitespace) {
+        TokenRequest::default()
+    } else {
+        serde_json::from_slice::<TokenRequest>(&body).map_err(|error| {
+            refusals.refuse(
+                StatusCode::BAD_REQUEST,
+                RequestRefusal::BadRequest,
+                format!("body must be JSON like {{\"channels\":[\"orders\"]}}: {error}"),
+            )
+        })?
+    };
+    let channels = match request.channels {
+        None => ChannelSet::all(),
+        Some(names) => {
+            ChannelSet::from_names(names.iter().map(String::as_str)).map_err(|error| {
+                refusals.refuse(
+                    StatusCode::BAD_REQUEST,
+                    RequestRefusal::UnknownChannel,
+                    error.to_string(),
+                )
+            })?
+        }
+    };
+    let (token, expires_at) = minting
+        .tokens
+        .issue(&key_id, channels, OffsetDateTime::now_utc());
+    Ok(Json(json!({
+        "token": token,
+        "expiresAt": rakuda_schema::Timestamp::from_instant(expires_at).as_str(),
+        "expiresInSeconds": minting.tokens.ttl().as_secs(),
+        "channels": channels.names(),
+    })))
+}

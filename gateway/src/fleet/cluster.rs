@@ -1,0 +1,171 @@
+//! Cluster-wide stats over NATS request/reply.
+//!
+//! Every gateway announces itself on `rakuda.gateway.presence` each second and answers requests
+//! on `rakuda.gateway.stats` with its stats snapshot. `GET /api/realtime/stats?scope=cluster` on
+//! any instance asks them all, waits at most `CLUSTER_STATS_TIMEOUT`, adds the typed snapshots up,
+//! and names the instances it knows to be alive (announced within the last few seconds) that did
+//! not answer in time.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::{GatewayMetrics, StatsSnapshot};
+
+pub const PRESENCE_SUBJECT: &str = "rakuda.gateway.presence";
+pub const STATS_SUBJECT: &str = "rakuda.gateway.stats";
+const PRESENCE_INTERVAL: Duration = Duration::from_secs(1);
+/// An instance not heard from for this long is no longer expected to answer.
+const PRESENCE_TTL: Duration = Duration::from_secs(5);
+
+/// This instance's place in the cluster: it announces itself, remembers who else did, and
+/// answers and asks for stats.
+pub struct Cluster {
+    nats: async_nats::Client,
+    instance: Arc<str>,
+    metrics: Arc<GatewayMetrics>,
+    timeout: Duration,
+    peers: Mutex<HashMap<String, Instant>>,
+}
+
+/// Every live instance's stats, their totals, and who did not answer in time.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterStats {
+    pub scope: &'static str,
+    pub instances: Vec<StatsSnapshot>,
+    pub totals: StatsSnapshot,
+    pub missing: Vec<String>,
+    pub timeout_ms: u64,
+}
+
+impl Cluster {
+    /// `timeout` is `CLUSTER_STATS_TIMEOUT`.
+    pub fn new(
+        nats: async_nats::Client,
+        instance: Arc<str>,
+        metrics: Arc<GatewayMetrics>,
+        timeout: Duration,
+    ) -> Cluster {
+        Cluster {
+            nats,
+            instance,
+            metrics,
+            timeout,
+            peers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn peers(&self) -> MutexGuard<'_, HashMap<String, Instant>> {
+        // Each update is one insert or retain: a panic leaves the map consistent.
+        self.peers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn heard(&self, instance: String) {
+        let mut peers = self.peers();
+        let now = Instant::now();
+        peers.insert(instance, now);
+        peers.retain(|_, seen| now.duration_since(*seen) < PRESENCE_TTL * 4);
+    }
+
+    /// Instances announced within [`PRESENCE_TTL`].
+    pub fn alive(&self) -> BTreeSet<String> {
+        self.peers()
+            .iter()
+            .filter(|(_, seen)| seen.elapsed() < PRESENCE_TTL)
+            .map(|(instance, _)| instance.clone())
+            .collect()
+    }
+
+    /// Announces this instance, tracks the others, and answers stats requests, until `stop`.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let (mut presence, mut requests) = loop {
+            match (
+                self.nats.subscribe(PRESENCE_SUBJECT).await,
+                self.nats.subscribe(STATS_SUBJECT).await,
+            ) {
+                (Ok(presence), Ok(requests)) => break (presence, requests),
+                (Err(error), _) | (_, Err(error)) => {
+                    tracing::warn!(%error, "cannot subscribe for cluster stats; retrying");
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(PRESENCE_INTERVAL) => {}
+                    }
+                }
+            }
+        };
+        let mut announce = tokio::time::interval(PRESENCE_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = announce.tick() => {
+                    let name = Bytes::copy_from_slice(self.instance.as_bytes());
+                    let _ = self.nats.publish(PRESENCE_SUBJECT, name).await;
+                }
+                Some(message) = presence.next() => {
+                    if let Ok(instance) = std::str::from_utf8(&message.payload) {
+                        self.heard(instance.to_owned());
+                    }
+                }
+                Some(request) = requests.next() => {
+                    if let Some(reply) = request.reply {
+                        let snapshot = self.metrics.snapshot(&self.instance);
+                        let body = serde_json::to_vec(&snapshot).unwrap_or_default();
+                        let _ = self.nats.publish(reply, body.into()).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Asks every instance for its stats and adds them up.
+    pub async fn gather(&self) -> ClusterStats {
+        let mut expected = self.alive();
+        expected.insert(self.instance.to_string());
+        let mut rows: Vec<StatsSnapshot> = Vec::new();
+        let inbox = self.nats.new_inbox();
+        let gathered = async {
+            let mut replies = self.nats.subscribe(inbox.clone()).await.ok()?;
+            self.nats
+                .publish_with_reply(STATS_SUBJECT, inbox.clone(), Bytes::new())
+                .await
+                .ok()?;
+            let mut answered = BTreeSet::new();
+            let deadline = tokio::time::Instant::now() + self.timeout;
+            while !expected.is_subset(&answered) {
+                let Ok(Some(message)) = tokio::time::timeout_at(deadline, replies.next()).await
+                else {
+                    break;
+                };
+                let Ok(row) = serde_json::from_slice::<StatsSnapshot>(&message.payload) else {
+                    continue;
+                };
+                if answered.insert(row.instance.clone()) {
+                    rows.push(row);
+                }
+            }
+            Some(answered)
+        }
+        .await;
+        let answered = gathered.unwrap_or_default();
+        rows.sort_by(|a, b| a.instance.cmp(&b.instance));
+        let mut totals = StatsSnapshot::default();
+        for row in &rows {
+            totals.add(row);
+        }
+        ClusterStats {
+            scope: "cluster",
+            instances: rows,
+            totals,
+            missing: expected.difference(&answered).cloned().collect(),
+            timeout_ms: self.timeout.as_millis() as u64,
+        }
+    }
+}

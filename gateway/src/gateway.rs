@@ -1,0 +1,346 @@
+//! The gateway's parts put together, in three steps: [`Gateway::build`] makes every component
+//! and hands each the few handles it uses; [`Gateway::spawn`] starts them; [`Running::drain`]
+//! stops them in order once the shutdown token is cancelled.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::{middleware, Router};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::edge::auth::{self, ApiKeys, Auth};
+use crate::edge::limits::Connections;
+use crate::edge::routes::{self, Minting};
+use crate::edge::stats::{ShownSettings, StatusSources};
+use crate::edge::token::TokenSigner;
+use crate::edge::Refusals;
+use crate::fanout::Hub;
+use crate::fleet::canary::{Canary, CanaryTask};
+use crate::fleet::cluster::Cluster;
+use crate::fleet::drain::{self, DrainSignal};
+use crate::ingest::feed::Feed;
+use crate::ingest::pipeline::{Pipeline, PipelineOutputs, PipelineSettings};
+use crate::ingest::thread::IngestThread;
+use crate::ingest::{self, Reading};
+use crate::metrics::GatewayMetrics;
+use crate::resume::budget::ReplayBudget;
+use crate::resume::ring::Ring;
+use crate::resume::stream::StreamReader;
+use crate::resume::{ResumeLimits, Resumer};
+use crate::transport::head::HeadLimits;
+use crate::transport::listener::Listener;
+use crate::transport::{self, StreamSettings, Streams};
+use rakuda_schema::{Channel, EventType};
+
+/// After the drain, how long the connections still open get to finish.
+const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot set up the NATS client for NATS_URL: {0}")]
+    Nats(#[source] async_nats::ConnectError),
+    #[error("cannot start the ingest thread: {0}")]
+    Ingest(#[source] std::io::Error),
+    #[error("the ingest thread stopped while connecting to NATS")]
+    IngestStopped,
+    #[error("REDIS_URL is not usable: {0}")]
+    RedisUrl(#[source] redis::RedisError),
+}
+
+/// Every component, built and not yet running.
+pub struct Gateway {
+    instance: Arc<str>,
+    thread: IngestThread,
+    nats: async_nats::Client,
+    metrics: Arc<GatewayMetrics>,
+    hub: Arc<Hub>,
+    connected: (watch::Sender<bool>, watch::Receiver<bool>),
+    feed: Feed,
+    pipeline: Pipeline,
+    canary: CanaryTask,
+    cluster: Arc<Cluster>,
+    listener: Listener,
+    drain_timeout: Duration,
+}
+
+/// The gateway running: what [`Running::drain`] stops.
+pub struct Running {
+    instance: Arc<str>,
+    thread: IngestThread,
+    hub: Arc<Hub>,
+    metrics: Arc<GatewayMetrics>,
+    drain_timeout: Duration,
+    /// The feed, the pipeline and the watchers: they outlive the drain, so streams keep
+    /// receiving until they close.
+    background: CancellationToken,
+    tasks: TaskTracker,
+    stop_accepting: CancellationToken,
+    accepting: JoinHandle<()>,
+    connections: TaskTracker,
+}
+
+impl Gateway {
+    /// Connects to NATS (on the ingest thread) and makes every component. `shutdown` is the
+    /// drain signal: cancelled on SIGTERM.
+    pub async fn build(config: Config, shutdown: &CancellationToken) -> Result<Gateway, Error> {
+        let instance: Arc<str> = config
+            .gateway_instance_id
+            .clone()
+            .unwrap_or_else(|| format!("gw-{:06x}", rand::random::<u32>() & 0xff_ffff))
+            .into();
+        let metrics = Arc::new(GatewayMetrics::new());
+        metrics
+            .fleet
+            .max_connections
+            .set(config.max_connections as f64);
+        // The NATS client lives on the ingest thread: its connection task reads the stream there.
+        let thread = IngestThread::start().map_err(Error::Ingest)?;
+        let nats = thread
+            .spawn(rakuda_service::nats::connect(
+                format!("rakuda-gateway {instance}"),
+                config.nats_url.clone(),
+            ))
+            .await
+            .map_err(|_| Error::IngestStopped)?
+            .map_err(Error::Nats)?;
+        let jetstream = async_nats::jetstream::context::ContextBuilder::new()
+            .timeout(rakuda_service::nats::REQUEST_TIMEOUT)
+            .build(nats.clone());
+        let connected = watch::channel(false);
+        let hub = Arc::new(Hub::new(config.client_queue_capacity));
+        let ring = Arc::new(Ring::new(config.replay_ring_capacity));
+        let canary = Arc::new(Canary::new(
+            config.canary_interval,
+            config.canary_degraded_after,
+        ));
+        let reading = Reading::default();
+        let refusals = Refusals::new(metrics.edge.clone());
+        let drain = DrainSignal::new(shutdown.clone(), config.gateway_drain_window);
+        let tokens = Arc::new(match &config.token_secret {
+            Some(secret) => TokenSigner::new(secret.as_bytes(), config.token_ttl),
+            None => TokenSigner::derived_from_keys(&config.api_key, config.token_ttl),
+        });
+        let cluster = Arc::new(Cluster::new(
+            nats.clone(),
+            instance.clone(),
+            metrics.clone(),
+            config.cluster_stats_timeout,
+        ));
+
+        let feed = Feed {
+            jetstream: jetstream.clone(),
+            stream_name: config.stream_name.clone(),
+            connected: connected.1.clone(),
+            failures: metrics.ingest.feed_failures.clone(),
+        };
+        let pipeline = Pipeline::new(
+            PipelineOutputs {
+                hub: hub.clone(),
+                ring: ring.clone(),
+                metrics: metrics.ingest.clone(),
+                reading: reading.clone(),
+                canary: canary.clone(),
+                instance: instance.clone(),
+            },
+            PipelineSettings {
+                debounce_window: config.debounce_window(),
+                max_batch_events: config.debounce_max_batch_events,
+                heartbeat_interval: config.heartbeat_interval(),
+            },
+        );
+        let streams = Arc::new(Streams::new(
+            Resumer {
+                hub: hub.clone(),
+                ring,
+                stream: StreamReader {
+                    jetstream,
+                    name: config.stream_name.clone(),
+                },
+                budget: ReplayBudget::new(
+                    config.replay_budget_bytes,
+                    config.replay_connection_max_bytes,
+                    metrics.connections.replay_bytes_in_flight.clone(),
+                ),
+                metrics: metrics.connections.clone(),
+                limits: ResumeLimits {
+                    max_batch_events: config.debounce_max_batch_events,
+                    max_events: config.resume_max_events,
+                },
+            },
+            Connections::new(config.max_connections, config.max_connections_per_key),
+            drain.clone(),
+            refusals.clone(),
+            metrics.connections.clone(),
+            instance.clone(),
+            StreamSettings {
+                sse_retry_ms: config.sse_retry,
+                ws_max_frame_bytes: config.ws_max_frame_bytes,
+                ws_max_bad_frames: config.ws_max_bad_frames,
+            },
+        ));
+        let status = Arc::new(StatusSources {
+            instance: instance.clone(),
+            started: Instant::now(),
+            metrics: metrics.clone(),
+            hub: hub.clone(),
+            reading,
+            nats_connected: connected.1.clone(),
+            canary: canary.clone(),
+            drain,
+            cluster: cluster.clone(),
+            refusals: refusals.clone(),
+            settings: shown_settings(&config),
+        });
+        let auth = Arc::new(Auth {
+            keys: ApiKeys::new(&config.api_key),
+            tokens: tokens.clone(),
+            refusals: refusals.clone(),
+            enabled: config.realtime_enabled,
+        });
+        let minting = Arc::new(Minting {
+            tokens,
+            refusals: refusals.clone(),
+        });
+        let router = router(&config, streams, status, minting, auth, refusals.clone());
+        let redis = redis::Client::open(config.redis_url.as_str()).map_err(Error::RedisUrl)?;
+        Ok(Gateway {
+            canary: CanaryTask {
+                redis,
+                channel: Channel::of(EventType::Canary).redis_channel(&config.redis_channel_prefix),
+                instance: instance.clone(),
+                canary,
+                metrics: metrics.fleet.clone(),
+            },
+            listener: Listener {
+                router,
+                limits: HeadLimits {
+                    max_uri_bytes: config.max_uri_bytes,
+                    max_header_bytes: config.max_header_bytes,
+                },
+                refusals,
+                stall_timeout: config.client_stall_timeout,
+                connections: TaskTracker::new(),
+            },
+            drain_timeout: config.gateway_drain_timeout,
+            instance,
+            thread,
+            nats,
+            metrics,
+            hub,
+            connected,
+            feed,
+            pipeline,
+            cluster,
+        })
+    }
+
+    /// Starts the background work and serves `listener`.
+    pub fn spawn(self, listener: TcpListener) -> Running {
+        let background = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        ingest::spawn(&self.thread, &tasks, self.feed, self.pipeline, &background);
+        let (connected, _) = self.connected;
+        let gauge = self.metrics.fleet.clone();
+        tasks.spawn(rakuda_service::nats::watch_connection(
+            self.nats.clone(),
+            background.clone(),
+            move |up| {
+                gauge.nats_connected.set(if up { 1.0 } else { 0.0 });
+                connected.send_replace(up);
+            },
+        ));
+        // Keeps the latency histograms' memory flat when nothing scrapes /metrics.
+        tasks.spawn(rakuda_service::metric::keep_up(
+            self.metrics.handle(),
+            rakuda_service::metric::UPKEEP_INTERVAL,
+            background.clone(),
+        ));
+        tasks.spawn(self.canary.run(background.clone()));
+        tasks.spawn(self.cluster.run(background.clone()));
+
+        // The listener stays open while draining, so late arrivals get a 503 that names the
+        // reason instead of a refused connection; it closes once the last stream is gone.
+        let stop_accepting = CancellationToken::new();
+        let connections = self.listener.connections.clone();
+        let accepting = tokio::spawn(self.listener.run(listener, stop_accepting.clone()));
+        tracing::info!(instance = %self.instance, "gateway started");
+        Running {
+            instance: self.instance,
+            thread: self.thread,
+            hub: self.hub,
+            metrics: self.metrics,
+            drain_timeout: self.drain_timeout,
+            background,
+            tasks,
+            stop_accepting,
+            accepting,
+            connections,
+        }
+    }
+}
+
+impl Running {
+    /// Every open stream closes at its moment within the drain window (at most the drain
+    /// timeout), then the listener, the connections left, the background tasks and the ingest
+    /// thread stop, in that order.
+    pub async fn drain(self) {
+        drain::drain(&self.hub, &self.metrics.connections, self.drain_timeout).await;
+        self.stop_accepting.cancel();
+        let _ = self.accepting.await;
+        self.connections.close();
+        if tokio::time::timeout(SERVER_STOP_TIMEOUT, self.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after the drain; leaving them");
+        }
+        self.background.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.thread.stop().await;
+        tracing::info!(instance = %self.instance, "gateway stopped");
+    }
+}
+
+/// Every route: the streams and the edge's own under one auth layer, the public ones, the
+/// dashboard, CORS.
+fn router(
+    config: &Config,
+    streams: Arc<Streams>,
+    status: Arc<StatusSources>,
+    minting: Arc<Minting>,
+    auth: Arc<Auth>,
+    refusals: Refusals,
+) -> Router {
+    let realtime = transport::routes(streams)
+        .merge(routes::realtime_routes(status.clone(), minting))
+        .route_layer(middleware::from_fn_with_state(auth, auth::require));
+    let router = Router::new()
+        .merge(realtime)
+        .merge(routes::public_routes(status));
+    let router = routes::with_fallback(router, config.gateway_dashboard_dir.as_ref(), refusals);
+    match routes::cors(&config.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+fn shown_settings(config: &Config) -> ShownSettings {
+    ShownSettings {
+        enabled: config.realtime_enabled,
+        stream_name: config.stream_name.clone(),
+        debounce_window_ms: config.sse_debounce_window,
+        debounce_max_batch_events: config.debounce_max_batch_events,
+        heartbeat_interval_ms: config.sse_heartbeat_interval,
+        retry_ms: config.sse_retry,
+        client_queue_capacity: config.client_queue_capacity,
+        replay_ring_capacity: config.replay_ring_capacity,
+        token_ttl_seconds: config.token_ttl.as_secs(),
+        readyz_fail_when_degraded: config.readyz_fail_when_degraded,
+    }
+}

@@ -1,0 +1,277 @@
+//! The gateway's metrics, on a recorder it owns, grouped by the stage that records them: each
+//! component gets its own group and nothing else. `/metrics` renders them all; `/stats` and the
+//! cluster stats read the very same counters through a typed [`StatsSnapshot`].
+//!
+//! Every labelled series is registered up front from a closed set (an enum listed with strum's
+//! `iter()`), and recorded by indexing with the enum itself, so a new variant is a new series,
+//! never a silently dropped one.
+
+mod snapshot;
+
+use std::sync::Arc;
+
+use metrics::{Gauge, Histogram, Unit};
+use metrics_exporter_prometheus::PrometheusHandle;
+use metrics_exporter_prometheus::PrometheusRecorder;
+use rakuda_schema::{ClientResetReason, EventType, ReplaySource, RequestRefusal};
+use rakuda_service::metric::{
+    describe, gauge, histogram, readable_counter, readable_gauge, recorder, ReadableCounter,
+    ReadableGauge,
+};
+use strum::{EnumCount, IntoEnumIterator};
+
+pub use snapshot::{ConnectionCounts, FramesEmitted, PerTransport, StatsSnapshot};
+
+/// How a client is connected. A closed set: it is a label.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum Transport {
+    Sse,
+    Ws,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// One counter per variant of `E`, registered as `name{label="<variant>"}`.
+fn per_variant<E, const N: usize>(
+    r: &PrometheusRecorder,
+    name: &'static str,
+    label: &'static str,
+) -> [ReadableCounter; N]
+where
+    E: IntoEnumIterator + Into<&'static str>,
+{
+    let counters: Vec<ReadableCounter> = E::iter()
+        .map(|variant| readable_counter(r, name, &[(label, variant.into())]))
+        .collect();
+    // strum's COUNT is the number of variants `iter()` yields, so the lengths agree.
+    counters
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("one counter per variant"))
+}
+
+/// What the ingest thread records: the stream as it is read, debounced and fanned out.
+pub struct IngestMetrics {
+    events_received: [ReadableCounter; 5],
+    pub events_invalid: ReadableCounter,
+    events_coalesced: [ReadableCounter; 5],
+    pub frames_single: ReadableCounter,
+    pub frames_batch: ReadableCounter,
+    pub feed_failures: ReadableCounter,
+    pub source_gaps: ReadableCounter,
+    pub stream_last_sequence: Gauge,
+    pub fanout_duration: Histogram,
+    pub canary_latency: Histogram,
+}
+
+impl IngestMetrics {
+    pub fn event_received(&self, event_type: EventType) {
+        self.events_received[type_index(event_type)].increment(1);
+    }
+
+    pub fn events_coalesced(&self, event_type: EventType, count: u64) {
+        self.events_coalesced[type_index(event_type)].increment(count);
+    }
+}
+
+fn type_index(event_type: EventType) -> usize {
+    EventType::ALL
+        .iter()
+        .position(|t| *t == event_type)
+        .unwrap_or(0)
+}
+
+/// What client connections record, whatever their transport.
+pub struct ConnectionMetrics {
+    frames_sent: [ReadableCounter; Transport::COUNT],
+    opened: [ReadableCounter; Transport::COUNT],
+    closed: [ReadableCounter; Transport::COUNT],
+    current: [ReadableGauge; Transport::COUNT],
+    clients_reset: [ReadableCounter; ClientResetReason::COUNT],
+    replays: [ReadableCounter; ReplaySource::COUNT],
+    pub event_latency: Histogram,
+    pub ws_bad_frames: ReadableCounter,
+    pub replay_bytes_in_flight: Gauge,
+}
+
+impl ConnectionMetrics {
+    pub fn frames_sent(&self, transport: Transport, count: u64) {
+        self.frames_sent[transport as usize].increment(count);
+    }
+
+    pub fn opened(&self, transport: Transport) {
+        self.opened[transport as usize].increment(1);
+        self.current[transport as usize].increment();
+    }
+
+    pub fn closed(&self, transport: Transport) {
+        self.closed[transport as usize].increment(1);
+        self.current[transport as usize].decrement();
+    }
+
+    /// Connections open now.
+    pub fn current(&self, transport: Transport) -> u64 {
+        self.current[transport as usize].get()
+    }
+
+    pub fn client_reset(&self, reason: ClientResetReason) {
+        self.clients_reset[reason as usize].increment(1);
+    }
+
+    pub fn replay(&self, source: ReplaySource) {
+        self.replays[source as usize].increment(1);
+    }
+}
+
+/// What the HTTP edge records.
+pub struct EdgeMetrics {
+    requests_rejected: [ReadableCounter; RequestRefusal::COUNT],
+}
+
+impl EdgeMetrics {
+    pub fn request_rejected(&self, reason: RequestRefusal) {
+        self.requests_rejected[reason as usize].increment(1);
+    }
+}
+
+/// What the fleet's watchers record: NATS, the canary, the connection limit.
+pub struct FleetMetrics {
+    pub nats_connected: Gauge,
+    pub canary_age: Gauge,
+    pub degraded: Gauge,
+    pub max_connections: Gauge,
+}
+
+pub struct GatewayMetrics {
+    handle: PrometheusHandle,
+    pub ingest: Arc<IngestMetrics>,
+    pub connections: Arc<ConnectionMetrics>,
+    pub edge: Arc<EdgeMetrics>,
+    pub fleet: Arc<FleetMetrics>,
+}
+
+impl GatewayMetrics {
+    pub fn new() -> GatewayMetrics {
+        let recorder = recorder();
+        let r = &recorder;
+        describe_all(r);
+        let by_type = |name: &'static str| -> [ReadableCounter; 5] {
+            EventType::ALL.map(|t| readable_counter(r, name, &[("type", t.as_str())]))
+        };
+        let by_transport = |name: &'static str| -> [ReadableCounter; Transport::COUNT] {
+            per_variant::<Transport, { Transport::COUNT }>(r, name, "transport")
+        };
+        let current: Vec<ReadableGauge> = Transport::iter()
+            .map(|t| readable_gauge(r, "gateway_connections", &[("transport", t.as_str())]))
+            .collect();
+        let current: [ReadableGauge; Transport::COUNT] = current
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one gauge per transport"));
+        GatewayMetrics {
+            handle: recorder.handle(),
+            ingest: Arc::new(IngestMetrics {
+                events_received: by_type("gateway_events_received_total"),
+                events_invalid: readable_counter(r, "gateway_events_invalid_total", &[]),
+                events_coalesced: by_type("gateway_events_coalesced_total"),
+                frames_single: readable_counter(
+                    r,
+                    "gateway_frames_emitted_total",
+                    &[("kind", "single")],
+                ),
+                frames_batch: readable_counter(
+                    r,
+                    "gateway_frames_emitted_total",
+                    &[("kind", "batch")],
+                ),
+                feed_failures: readable_counter(r, "gateway_feed_failures_total", &[]),
+                source_gaps: readable_counter(r, "gateway_source_gaps_total", &[]),
+                stream_last_sequence: gauge(r, "gateway_stream_last_sequence", &[]),
+                fanout_duration: histogram(r, "gateway_fanout_duration_seconds"),
+                canary_latency: histogram(r, "gateway_canary_latency_seconds"),
+            }),
+            connections: Arc::new(ConnectionMetrics {
+                frames_sent: by_transport("gateway_frames_sent_total"),
+                opened: by_transport("gateway_connections_opened_total"),
+                closed: by_transport("gateway_connections_closed_total"),
+                current,
+                clients_reset: per_variant::<ClientResetReason, { ClientResetReason::COUNT }>(
+                    r,
+                    "gateway_clients_reset_total",
+                    "reason",
+                ),
+                replays: per_variant::<ReplaySource, { ReplaySource::COUNT }>(
+                    r,
+                    "gateway_replays_total",
+                    "source",
+                ),
+                event_latency: histogram(r, "gateway_event_latency_seconds"),
+                ws_bad_frames: readable_counter(r, "gateway_ws_bad_frames_total", &[]),
+                replay_bytes_in_flight: gauge(r, "gateway_replay_bytes_in_flight", &[]),
+            }),
+            edge: Arc::new(EdgeMetrics {
+                requests_rejected: per_variant::<RequestRefusal, { RequestRefusal::COUNT }>(
+                    r,
+                    "gateway_requests_rejected_total",
+                    "reason",
+                ),
+            }),
+            fleet: Arc::new(FleetMetrics {
+                nats_connected: gauge(r, "gateway_nats_connected", &[]),
+                canary_age: gauge(r, "gateway_canary_age_seconds", &[]),
+                degraded: gauge(r, "gateway_degraded", &[]),
+                max_connections: gauge(r, "gateway_max_connections", &[]),
+            }),
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    /// The recorder's handle, for the upkeep task.
+    pub fn handle(&self) -> PrometheusHandle {
+        self.handle.clone()
+    }
+}
+
+impl Default for GatewayMetrics {
+    fn default() -> Self {
+        GatewayMetrics::new()
+    }
+}
+
+fn describe_all(r: &PrometheusRecorder) {
+    for (name, unit, help) in [
+        ("gateway_events_received_total", Unit::Count, "Events read from the stream, by type."),
+        ("gateway_events_invalid_total", Unit::Count, "Stream messages that were not valid events (skipped)."),
+        ("gateway_feed_failures_total", Unit::Count, "Times reading the stream failed and is retried with backoff (stream gone, consumer lost or stalled)."),
+        ("gateway_source_gaps_total", Unit::Count, "Source gap markers read from the stream: every client was sent reset (source_gap)."),
+        ("gateway_events_coalesced_total", Unit::Count, "Events delivered inside debounce batch frames instead of one frame each, by type."),
+        ("gateway_frames_emitted_total", Unit::Count, "Frames produced for fan-out, by kind (single, batch)."),
+        ("gateway_frames_sent_total", Unit::Count, "Frames written to client connections, by transport."),
+        ("gateway_connections_opened_total", Unit::Count, "Client connections opened, by transport."),
+        ("gateway_connections_closed_total", Unit::Count, "Client connections closed, by transport."),
+        ("gateway_connections", Unit::Count, "Client connections open now, by transport."),
+        ("gateway_clients_reset_total", Unit::Count, "Clients sent `reset` or closed by the gateway, by reason (lagged: fell behind the queue)."),
+        ("gateway_replays_total", Unit::Count, "Resumes, by where the missed events came from (ring, stream) or reset."),
+        ("gateway_requests_rejected_total", Unit::Count, "Requests refused, by reason."),
+        ("gateway_nats_connected", Unit::Count, "1 while connected to NATS, else 0."),
+        ("gateway_stream_last_sequence", Unit::Count, "Sequence up to which every event was sent to clients (the resume watermark)."),
+        ("gateway_event_latency_seconds", Unit::Seconds, "Event timestamp (worker) to frame written to a client (one connection in 16 records)."),
+        ("gateway_max_connections", Unit::Count, "MAX_CONNECTIONS: connections this instance accepts before answering 503 (for the connection-limit alert)."),
+        ("gateway_replay_bytes_in_flight", Unit::Bytes, "Bytes held by resumes being written (REPLAY_BUDGET_BYTES caps it)."),
+        ("gateway_fanout_duration_seconds", Unit::Seconds, "Time to hand one frame to every connection."),
+        ("gateway_ws_bad_frames_total", Unit::Count, "Malformed frames WebSocket clients sent (each answered with an error frame)."),
+        ("gateway_canary_latency_seconds", Unit::Seconds, "Full-path latency of this gateway's own canary (Redis -> bridge -> NATS -> gateway)."),
+        ("gateway_degraded", Unit::Count, "1 while no canary came back for CANARY_DEGRADED_AFTER, else 0."),
+    ] {
+        describe(r, name, unit, help);
+    }
+}

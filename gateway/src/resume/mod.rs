@@ -1,0 +1,250 @@
+//! Resume after a reconnect, on any instance: the events after the client's cursor, from this
+//! instance's ring when it still has them, else from JetStream by sequence, coalesced per type
+//! exactly as debounce would, within the replay budget. A cursor that cannot be honoured gives
+//! `reset`: the client refetches everything.
+//!
+//! - [`ring`] — recent events (and source gap markers) in memory.
+//! - [`stream`] — missed events read back from JetStream.
+//! - [`budget`] — the memory replays may hold, per connection and in all.
+//! - [`replay`] — what a connection sends before going live.
+
+pub mod budget;
+pub mod replay;
+pub mod ring;
+pub mod stream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rakuda_schema::{Channel, ReplaySource, ResetReason};
+
+use crate::channels::ChannelSet;
+use crate::fanout::coalesce::{coalesce_replay, Folded};
+use crate::fanout::cursor::MalformedCursor;
+use crate::fanout::frame::folded_frame_bytes;
+use crate::fanout::{Cursor, Hub, Tap};
+use crate::metrics::ConnectionMetrics;
+use budget::{ReplayBudget, Reservation};
+use replay::{Replay, Start};
+use ring::{FromRing, Ring};
+use stream::{FetchError, StreamReader};
+
+/// How long fetching missed events from JetStream may take before the client is reset instead.
+const STREAM_REPLAY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the client missed, decided.
+enum Plan {
+    /// No cursor: live only.
+    Live,
+    /// Missed events, coalesced; `reservation` holds their bytes until they are written.
+    Replay {
+        frames: Vec<Folded>,
+        source: ReplaySource,
+        reservation: Reservation,
+    },
+    /// The cursor is ahead of this instance (another instance is further along): skip live
+    /// events up to it.
+    SkipThrough(u64),
+    /// Send `reset` with this reason, then live.
+    Reset(ResetReason),
+}
+
+/// Where a new connection starts: its tap on the hub, what it sends first, and the sequence up
+/// to which live frames were already sent to the client.
+pub struct Resumption {
+    pub tap: Tap,
+    pub start: Start,
+    pub skip_through: u64,
+}
+
+/// Settings of resumes.
+#[derive(Debug, Clone, Copy)]
+pub struct ResumeLimits {
+    /// `DEBOUNCE_MAX_BATCH_EVENTS`: a replay batch lists no more than a live one.
+    pub max_batch_events: usize,
+    /// `RESUME_MAX_EVENTS`: further behind gets `reset`.
+    pub max_events: usize,
+}
+
+/// Decides and assembles resumes; one per gateway, shared by every connection.
+pub struct Resumer {
+    pub hub: Arc<Hub>,
+    pub ring: Arc<Ring>,
+    pub stream: StreamReader,
+    pub budget: Arc<ReplayBudget>,
+    pub metrics: Arc<ConnectionMetrics>,
+    pub limits: ResumeLimits,
+}
+
+impl Resumer {
+    /// Taps the hub and decides what the client presenting `cursor` (if any) missed.
+    pub async fn resume(
+        &self,
+        cursor: Option<Result<Cursor, MalformedCursor>>,
+        channels: ChannelSet,
+    ) -> Resumption {
+        let (tap, from_ring) = self.tap(cursor.as_ref().and_then(|c| c.as_ref().ok()));
+        let plan = self
+            .decide(cursor.as_ref(), &tap, from_ring, channels)
+            .await;
+        log(cursor.as_ref(), &plan);
+        match &plan {
+            Plan::Replay { source, .. } => self.metrics.replay(*source),
+            Plan::Reset(_) => self.metrics.replay(ReplaySource::Reset),
+            Plan::Live | Plan::SkipThrough(_) => {}
+        }
+        let present = Cursor {
+            epoch: tap.epoch,
+            seq: tap.watermark,
+        };
+        let skip_through = match plan {
+            Plan::SkipThrough(seq) => seq,
+            _ => tap.watermark,
+        };
+        let start = match plan {
+            Plan::Reset(reason) => Start::Reset(reason, present),
+            Plan::Replay {
+                frames,
+                reservation,
+                ..
+            } if !frames.is_empty() => Start::Replay(Replay::new(frames, present, reservation)),
+            _ => Start::Nothing,
+        };
+        Resumption {
+            tap,
+            start,
+            skip_through,
+        }
+    }
+
+    /// The hub tap and, for a cursor, the ring's events after it. The ring is read after the
+    /// watermark: every event at or below it was recorded before the watermark moved.
+    fn tap(&self, cursor: Option<&Cursor>) -> (Tap, Option<FromRing>) {
+        let tap = self.hub.tap();
+        let from_ring = cursor.and_then(|c| self.ring.after(tap.epoch, c.seq, tap.watermark));
+        (tap, from_ring)
+    }
+
+    async fn decide(
+        &self,
+        cursor: Option<&Result<Cursor, MalformedCursor>>,
+        tap: &Tap,
+        from_ring: Option<FromRing>,
+        channels: ChannelSet,
+    ) -> Plan {
+        let cursor = match cursor {
+            None => return Plan::Live,
+            Some(Err(_)) => return Plan::Reset(ResetReason::InvalidCursor),
+            Some(Ok(cursor)) => *cursor,
+        };
+        if cursor.epoch != tap.epoch {
+            return Plan::Reset(ResetReason::StreamRecreated);
+        }
+        let watermark = tap.watermark;
+        let mut reservation = self.budget.start();
+        if cursor.seq == watermark {
+            // Nothing missed: counted as a (empty) replay from the ring.
+            return Plan::Replay {
+                frames: Vec::new(),
+                source: ReplaySource::Ring,
+                reservation,
+            };
+        }
+        if cursor.seq > watermark {
+            // Another instance may simply be ahead of this one; only a cursor past the stream's
+            // end is wrong.
+            return match self.stream.bounds().await {
+                Some((_, last)) if cursor.seq <= last => Plan::SkipThrough(cursor.seq),
+                Some(_) => Plan::Reset(ResetReason::CursorAheadOfStream),
+                None => Plan::Reset(ResetReason::ReplayFailed),
+            };
+        }
+        let max_events = self.limits.max_batch_events;
+        if let Some(from_ring) = from_ring {
+            if from_ring.gap {
+                return Plan::Reset(ResetReason::SourceGap);
+            }
+            let events = from_ring
+                .events
+                .into_iter()
+                .filter(|e| channels.contains(Channel::of(e.event_type)));
+            // The events are the ring's; what the replay adds is the frame being written.
+            return replay(
+                coalesce_replay(events, max_events),
+                ReplaySource::Ring,
+                reservation,
+            );
+        }
+        let Some((first, _)) = self.stream.bounds().await else {
+            return Plan::Reset(ResetReason::ReplayFailed);
+        };
+        if cursor.seq + 1 < first {
+            return Plan::Reset(ResetReason::CursorExpired);
+        }
+        if watermark - cursor.seq > self.limits.max_events as u64 {
+            return Plan::Reset(ResetReason::TooFarBehind);
+        }
+        let (from, to) = (cursor.seq + 1, watermark);
+        let fetched = tokio::time::timeout(
+            STREAM_REPLAY_TIMEOUT,
+            self.stream.fetch(from, to, channels, &mut reservation),
+        )
+        .await;
+        match fetched {
+            Ok(Ok(events)) => replay(
+                coalesce_replay(events, max_events),
+                ReplaySource::Stream,
+                reservation,
+            ),
+            Ok(Err(FetchError::OverBudget)) => Plan::Reset(ResetReason::ReplayBudget),
+            Ok(Err(FetchError::SourceGap)) => Plan::Reset(ResetReason::SourceGap),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, from, to, "replay from the stream failed; resetting the client");
+                Plan::Reset(ResetReason::ReplayFailed)
+            }
+            Err(_) => {
+                tracing::warn!(
+                    from,
+                    to,
+                    "replay from the stream timed out; resetting the client"
+                );
+                Plan::Reset(ResetReason::ReplayFailed)
+            }
+        }
+    }
+}
+
+/// A replay of `frames` once the biggest of them (the one being written at a time) fits in the
+/// budget; `reset` (`replay_budget`) when it does not.
+fn replay(frames: Vec<Folded>, source: ReplaySource, mut reservation: Reservation) -> Plan {
+    let biggest = frames.iter().map(folded_frame_bytes).max().unwrap_or(0);
+    if !reservation.grow(biggest) {
+        return Plan::Reset(ResetReason::ReplayBudget);
+    }
+    Plan::Replay {
+        frames,
+        source,
+        reservation,
+    }
+}
+
+fn log(cursor: Option<&Result<Cursor, MalformedCursor>>, plan: &Plan) {
+    match plan {
+        Plan::Reset(reason) => tracing::info!(
+            cursor = ?cursor.map(|c| c.as_ref().map(ToString::to_string).unwrap_or_else(|e| e.0.clone())),
+            reason = reason.as_str(),
+            "resume impossible; client will be reset"
+        ),
+        Plan::Replay {
+            frames,
+            source,
+            reservation,
+        } => tracing::debug!(
+            frames = frames.len(),
+            source = source.as_str(),
+            bytes = reservation.bytes(),
+            "resuming"
+        ),
+        Plan::Live | Plan::SkipThrough(_) => {}
+    }
+}

@@ -1,0 +1,141 @@
+//! The instance's memory of recent events, for resumes: a resume whose missed events are all
+//! still here is served without asking JetStream. It also remembers the source gap markers it
+//! covers, so a resume across one gets `reset` instead of a replay that looks complete.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::event::StreamEvent;
+
+pub struct Ring {
+    state: Mutex<State>,
+}
+
+struct State {
+    /// The stream the events belong to.
+    epoch: u64,
+    events: VecDeque<Arc<StreamEvent>>,
+    /// Sequences of the source gap markers the ring covers (a few at most), oldest first.
+    gaps: VecDeque<u64>,
+    capacity: usize,
+    /// Highest sequence the ring no longer (or never did) cover.
+    floor: u64,
+}
+
+/// The ring's part of a resume.
+pub struct FromRing {
+    pub events: Vec<Arc<StreamEvent>>,
+    /// A source gap marker lies in the range: events may be missing that no replay can give.
+    pub gap: bool,
+}
+
+impl Ring {
+    /// Keeps the last `capacity` client events.
+    pub fn new(capacity: usize) -> Ring {
+        Ring {
+            state: Mutex::new(State {
+                epoch: 0,
+                events: VecDeque::with_capacity(capacity.min(65_536)),
+                gaps: VecDeque::new(),
+                capacity: capacity.max(1),
+                floor: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every mutation is a push, a pop or a clear: a panic leaves the ring consistent, so a
+        // poisoned lock is still safe to use.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// (Re)starts on a stream: nothing at or below `last_seq` is covered.
+    pub fn start(&self, epoch: u64, last_seq: u64) {
+        let mut state = self.lock();
+        state.epoch = epoch;
+        state.events.clear();
+        state.gaps.clear();
+        state.floor = last_seq;
+    }
+
+    /// Keeps a client event.
+    pub fn record(&self, event: Arc<StreamEvent>) {
+        let mut state = self.lock();
+        if state.events.len() == state.capacity {
+            if let Some(evicted) = state.events.pop_front() {
+                state.floor = evicted.seq;
+            }
+        }
+        state.events.push_back(event);
+        let floor = state.floor;
+        while state.gaps.front().is_some_and(|gap| *gap <= floor) {
+            state.gaps.pop_front();
+        }
+    }
+
+    /// Remembers a source gap marker at `seq`.
+    pub fn record_gap(&self, seq: u64) {
+        self.lock().gaps.push_back(seq);
+    }
+
+    /// The events of stream `epoch` after `after` up to `watermark`, when the ring still holds
+    /// every one of them; `None` when it does not (or holds another stream).
+    pub fn after(&self, epoch: u64, after: u64, watermark: u64) -> Option<FromRing> {
+        let state = self.lock();
+        if state.epoch != epoch || after < state.floor {
+            return None;
+        }
+        let in_range = |seq: u64| seq > after && seq <= watermark;
+        Some(FromRing {
+            events: state
+                .events
+                .iter()
+                .filter(|event| in_range(event.seq))
+                .cloned()
+                .collect(),
+            gap: state.gaps.iter().any(|gap| in_range(*gap)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::tests::event;
+    use rakuda_schema::EventType;
+
+    fn seqs(from: Option<FromRing>) -> Option<Vec<u64>> {
+        from.map(|from| from.events.iter().map(|event| event.seq).collect())
+    }
+
+    #[test]
+    fn the_ring_covers_what_it_holds_and_nothing_else() {
+        let ring = Ring::new(3);
+        ring.start(7, 10);
+        assert!(ring.after(7, 9, 10).is_none(), "before the gateway started");
+        for seq in 11..=15 {
+            ring.record(event(EventType::OrderReceived, seq, "o"));
+        }
+        assert!(ring.after(7, 11, 15).is_none(), "12 was evicted");
+        assert_eq!(seqs(ring.after(7, 12, 15)), Some(vec![13, 14, 15]));
+        assert_eq!(
+            seqs(ring.after(7, 12, 14)),
+            Some(vec![13, 14]),
+            "up to the watermark"
+        );
+        assert!(ring.after(8, 12, 15).is_none(), "another stream");
+    }
+
+    #[test]
+    fn a_resume_across_a_source_gap_learns_of_it() {
+        let ring = Ring::new(100);
+        ring.start(7, 0);
+        ring.record(event(EventType::OrderReceived, 1, "o"));
+        ring.record_gap(2);
+        ring.record(event(EventType::OrderReceived, 3, "o"));
+        assert!(ring.after(7, 1, 3).expect("covers").gap);
+        assert!(!ring.after(7, 2, 3).expect("covers").gap);
+    }
+}

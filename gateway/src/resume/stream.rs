@@ -1,0 +1,99 @@
+//! Reading missed events back from JetStream, by sequence, for a resume the ring cannot serve.
+
+use std::sync::Arc;
+
+use async_nats::jetstream::{self, consumer::pull, consumer::DeliverPolicy};
+use futures::StreamExt;
+use rakuda_schema::channel::SOURCE_GAP_SUBJECT;
+use rakuda_schema::{Channel, Validator};
+
+use super::budget::Reservation;
+use crate::channels::ChannelSet;
+use crate::event::StreamEvent;
+
+/// Why events could not be fetched for a replay.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("the replay is over REPLAY_CONNECTION_MAX_BYTES or REPLAY_BUDGET_BYTES")]
+    OverBudget,
+    #[error("a source gap lies in the range")]
+    SourceGap,
+    #[error("cannot find the stream: {0}")]
+    Stream(#[from] jetstream::context::GetStreamError),
+    #[error("cannot create a consumer to replay from: {0}")]
+    Consumer(#[from] jetstream::stream::ConsumerError),
+    #[error("cannot read the replay consumer: {0}")]
+    Read(String),
+}
+
+/// The event stream, as resumes read it.
+#[derive(Clone)]
+pub struct StreamReader {
+    pub jetstream: jetstream::Context,
+    pub name: String,
+}
+
+impl StreamReader {
+    /// The stream's first and last sequence now.
+    pub async fn bounds(&self) -> Option<(u64, u64)> {
+        let stream = self.jetstream.get_stream(&self.name).await.ok()?;
+        let state = &stream.cached_info().state;
+        Some((state.first_sequence, state.last_sequence))
+    }
+
+    /// Client events with `from <= seq <= to` on the given channels, read with a short-lived
+    /// ordered consumer; every event kept is reserved in the replay budget first.
+    pub async fn fetch(
+        &self,
+        from: u64,
+        to: u64,
+        channels: ChannelSet,
+        reservation: &mut Reservation,
+    ) -> Result<Vec<Arc<StreamEvent>>, FetchError> {
+        let stream = self.jetstream.get_stream(&self.name).await?;
+        let consumer = stream
+            .create_consumer(pull::OrderedConfig {
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: from,
+                },
+                ..Default::default()
+            })
+            .await?;
+        let read = |error: &dyn std::fmt::Display| FetchError::Read(error.to_string());
+        let mut messages = consumer.messages().await.map_err(|error| read(&error))?;
+        let mut events = Vec::new();
+        while let Some(message) = messages.next().await {
+            let message = message.map_err(|error| read(&error))?;
+            let seq = message
+                .info()
+                .map_err(|error| read(&error))?
+                .stream_sequence;
+            if seq > to {
+                break;
+            }
+            if message.subject.as_str() == SOURCE_GAP_SUBJECT {
+                return Err(FetchError::SourceGap);
+            }
+            let channel = Channel::by_subject(message.subject.as_str())
+                .filter(|channel| !channel.internal && channels.contains(channel));
+            if let Some(channel) = channel {
+                // What the live pipeline skips as invalid, a replay skips too.
+                if let Ok(event) = StreamEvent::parse(
+                    &Validator::new(usize::MAX),
+                    channel,
+                    seq,
+                    message.payload.clone(),
+                ) {
+                    if !reservation.grow(event.message_len()) {
+                        return Err(FetchError::OverBudget);
+                    }
+                    events.push(Arc::new(event));
+                }
+            }
+            if seq == to {
+                break;
+            }
+        }
+        Ok(events)
+    }
+}

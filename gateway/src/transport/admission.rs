@@ -1,0 +1,113 @@
+//! What both transports check before a client may stream: its query, its channels against its
+//! credential, the drain, and the connection limits. Every refusal is a counted JSON error.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::Query;
+use axum::http::StatusCode;
+use rakuda_schema::RequestRefusal;
+
+use super::Streams;
+use crate::channels::ChannelSet;
+use crate::edge::auth::Principal;
+use crate::edge::limits::{Permit, Refusal};
+use crate::edge::{ApiError, Refusals};
+use crate::fanout::cursor::{Cursor, MalformedCursor};
+
+/// The query both transports take: `channels=inventory,orders`, `lastEventId=<cursor>`.
+#[derive(Debug, serde::Deserialize)]
+pub struct ConnectQuery {
+    channels: Option<String>,
+    #[serde(rename = "lastEventId")]
+    last_event_id: Option<String>,
+}
+
+/// A connection the gateway agreed to serve.
+pub struct Admission {
+    pub channels: ChannelSet,
+    /// The resume cursor presented, if any (parsed; a malformed one gets `reset`).
+    pub cursor: Option<Result<Cursor, MalformedCursor>>,
+    pub permit: Permit,
+}
+
+/// Checks a new connection. `header_cursor` is SSE's `Last-Event-ID`, which wins over the query.
+pub fn admit(
+    streams: &Streams,
+    principal: &Principal,
+    query: Result<Query<ConnectQuery>, QueryRejection>,
+    header_cursor: Option<&str>,
+) -> Result<Admission, ApiError> {
+    let refusals = &streams.refusals;
+    let Query(query) = query.map_err(|rejection| {
+        refusals.refuse(
+            StatusCode::BAD_REQUEST,
+            RequestRefusal::BadRequest,
+            format!("bad query string: {rejection}"),
+        )
+    })?;
+    let channels = requested_channels(refusals, principal, query.channels.as_deref())?;
+    let permit = slot(streams, principal.subject())?;
+    let cursor = header_cursor
+        .map(str::to_owned)
+        .or(query.last_event_id)
+        .filter(|text| !text.is_empty())
+        .map(|text| text.parse::<Cursor>());
+    Ok(Admission {
+        channels,
+        cursor,
+        permit,
+    })
+}
+
+/// The channels the connection receives: what it asked for, within what its credential allows.
+fn requested_channels(
+    refusals: &Refusals,
+    principal: &Principal,
+    requested: Option<&str>,
+) -> Result<ChannelSet, ApiError> {
+    let allowed = principal.allowed_channels();
+    let Some(requested) = requested.filter(|list| !list.trim().is_empty()) else {
+        return Ok(allowed);
+    };
+    let requested = ChannelSet::parse(requested).map_err(|error| {
+        refusals.refuse(
+            StatusCode::BAD_REQUEST,
+            RequestRefusal::UnknownChannel,
+            error.to_string(),
+        )
+    })?;
+    if !requested.is_subset_of(allowed) {
+        return Err(refusals.refuse(
+            StatusCode::FORBIDDEN,
+            RequestRefusal::ChannelNotAllowed,
+            format!(
+                "this token allows only {}; request a token for the channels you need",
+                allowed.names().join(", ")
+            ),
+        ));
+    }
+    Ok(requested)
+}
+
+/// A slot for a new client connection, or the JSON refusal (also while draining).
+fn slot(streams: &Streams, key: &str) -> Result<Permit, ApiError> {
+    let refusals = &streams.refusals;
+    if streams.drain.is_draining() {
+        return Err(refusals.refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            RequestRefusal::Draining,
+            "this gateway is shutting down; reconnect to another instance",
+        ));
+    }
+    streams.connections.acquire(key).map_err(|refusal| match refusal {
+        Refusal::Instance { max } => refusals.refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            RequestRefusal::TooManyConnections,
+            format!("this gateway holds its maximum of {max} connections (MAX_CONNECTIONS); try another instance"),
+        ),
+        Refusal::Key { max } => refusals.refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            RequestRefusal::TooManyConnectionsForKey,
+            format!("this API key already holds {max} connections on this gateway (MAX_CONNECTIONS_PER_KEY)"),
+        ),
+    })
+}

@@ -1,0 +1,123 @@
+//! The transports: how frames reach a client, and how a client's request gets in.
+//!
+//! - [`listener`] — the accept loop: every request head read and checked in one place.
+//! - [`head`] — reading a request head within bounds.
+//! - [`socket`], [`respond`] — SSE served straight on the socket, written with one system call
+//!   per chunk.
+//! - [`admission`] — what both transports check before streaming: query, channels, limits.
+//! - [`sse`] — `GET /api/realtime/events`.
+//! - [`ws`] — `GET /api/realtime/ws` and its client ops.
+
+pub mod admission;
+pub mod head;
+pub mod listener;
+pub mod respond;
+pub mod socket;
+pub mod sse;
+pub mod ws;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+
+use crate::edge::limits::Connections;
+use crate::edge::Refusals;
+use crate::fanout::outbox::Delivery;
+use crate::fleet::drain::DrainSignal;
+use crate::metrics::{ConnectionMetrics, Transport};
+use crate::resume::Resumer;
+
+/// One connection in this many records its deliveries in `gateway_event_latency_seconds`. The
+/// Prometheus recorder keeps every observation until the next scrape or upkeep (every 5 s), so
+/// recording all of them held 60 MB at 500k deliveries/s between scrapes; a fixed share of
+/// connections measures the same distribution.
+pub const LATENCY_SAMPLE_EVERY: u64 = 16;
+
+/// How the transports behave.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamSettings {
+    /// `SSE_RETRY` in milliseconds (each client gets up to 50% more).
+    pub sse_retry_ms: u64,
+    /// `WS_MAX_FRAME_BYTES`.
+    pub ws_max_frame_bytes: usize,
+    /// `WS_MAX_BAD_FRAMES`.
+    pub ws_max_bad_frames: usize,
+}
+
+/// What every streaming connection shares, whatever its transport.
+pub struct Streams {
+    pub resumer: Resumer,
+    pub connections: Arc<Connections>,
+    pub drain: DrainSignal,
+    pub refusals: Refusals,
+    pub metrics: Arc<ConnectionMetrics>,
+    /// This instance's name, in heartbeats.
+    pub instance: Arc<str>,
+    pub settings: StreamSettings,
+    /// Connections opened so far: picks which ones record delivery latency.
+    opened: AtomicU64,
+}
+
+impl Streams {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        resumer: Resumer,
+        connections: Arc<Connections>,
+        drain: DrainSignal,
+        refusals: Refusals,
+        metrics: Arc<ConnectionMetrics>,
+        instance: Arc<str>,
+        settings: StreamSettings,
+    ) -> Streams {
+        Streams {
+            resumer,
+            connections,
+            drain,
+            refusals,
+            metrics,
+            instance,
+            settings,
+            opened: AtomicU64::new(0),
+        }
+    }
+
+    /// How a new connection of `transport` reports what it delivered; the first connection
+    /// samples latency, then one in [`LATENCY_SAMPLE_EVERY`].
+    pub fn delivery(&self, transport: Transport) -> Delivery {
+        Delivery {
+            transport,
+            metrics: self.metrics.clone(),
+            samples_latency: self.opened.fetch_add(1, Ordering::Relaxed) % LATENCY_SAMPLE_EVERY
+                == 0,
+            instance: self.instance.clone(),
+        }
+    }
+}
+
+/// `/api/realtime/events` and `/api/realtime/ws`; the caller puts them behind auth.
+pub fn routes(streams: Arc<Streams>) -> Router {
+    Router::new()
+        .route("/api/realtime/events", get(sse::events))
+        .route("/api/realtime/ws", get(ws::upgrade))
+        .with_state(streams)
+}
+
+/// A reconnect delay with up to 50% jitter, so a fleet restart does not stampede.
+pub fn jittered_retry(base_ms: u64) -> u64 {
+    base_ms + rand::random_range(0..=base_ms / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_half_the_base() {
+        for _ in 0..1000 {
+            let retry = jittered_retry(3000);
+            assert!((3000..=4500).contains(&retry));
+        }
+    }
+}
