@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::head::{read_head, HeadLimits};
+use super::head::{read_head, Head, HeadLimits};
 use super::respond::write_response;
 use super::socket;
 use crate::edge::Refusals;
@@ -64,8 +64,9 @@ impl Listener {
             let routers = (self.router.clone(), one_request.clone());
             let refusals = self.refusals.clone();
             let limits = self.limits;
+            let tracker = self.connections.clone();
             self.connections
-                .spawn(connection(stream, peer, routers, refusals, limits));
+                .spawn(connection(stream, peer, routers, refusals, limits, tracker));
         }
     }
 }
@@ -77,6 +78,7 @@ async fn connection(
     (router, one_request): (Router, Router),
     refusals: Refusals,
     limits: HeadLimits,
+    tracker: TaskTracker,
 ) {
     let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, limits)).await {
         Ok(Ok(head)) => head,
@@ -91,14 +93,33 @@ async fn connection(
             return;
         }
     };
-    if socket::is_sse(&head.request) {
-        socket::serve(stream, head.request, router).await;
+    let Head { request, read } = head;
+    if socket::is_sse(&request) {
+        // The request holds copies of what it needs: the bytes read go now, not when the
+        // stream ends hours later.
+        drop(read);
+        let version = request.version();
+        let response = socket::route(request, router).await;
+        // The stream gets a task of its own: this one's future is sized for reading and routing
+        // the request too, and a stream lives for hours.
+        tracker.spawn(socket::stream(stream, response, version));
         return;
     }
-    let io = TokioIo::new(Replayed {
-        read: head.read,
-        stream,
-    });
+    // Boxed: this task's future is as large as its largest await, and an SSE stream (the
+    // branch above) lives for hours; held inline, hyper's connection state would be part of
+    // every stream's memory.
+    Box::pin(serve_with_hyper(stream, read, peer, one_request, limits)).await;
+}
+
+/// hyper serves one request (or a WebSocket upgrade) from the head already read.
+async fn serve_with_hyper(
+    stream: TcpStream,
+    read: Bytes,
+    peer: SocketAddr,
+    one_request: Router,
+    limits: HeadLimits,
+) {
+    let io = TokioIo::new(Replayed { read, stream });
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .max_buf_size(limits.buffer_bytes().max(8192))
@@ -137,6 +158,10 @@ impl AsyncRead for Replayed {
             let take = self.read.len().min(buf.remaining());
             buf.put_slice(&self.read[..take]);
             self.read.advance(take);
+            if !self.read.has_remaining() {
+                // Free the head buffer: after an upgrade this IO lives as long as the WebSocket.
+                self.read = Bytes::new();
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.stream).poll_read(cx, buf)

@@ -9,7 +9,8 @@
 //! written by hand: the head, then each body chunk in one write.
 
 use axum::body::Body;
-use axum::http::{Method, Request};
+use axum::http::{Method, Request, Version};
+use axum::response::Response;
 use axum::Router;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -25,14 +26,16 @@ pub fn is_sse(request: &Request<Body>) -> bool {
     request.method() == Method::GET && request.uri().path() == SSE_PATH
 }
 
-/// Runs `request` through the router and writes the response, streaming until it ends or the
-/// client goes away.
-pub async fn serve(mut stream: TcpStream, request: Request<Body>, router: Router) {
-    let version = request.version();
-    let response = match router.oneshot(request).await {
+/// Runs `request` through the router (auth, limits, admission, resume).
+pub async fn route(request: Request<Body>, router: Router) -> Response {
+    match router.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
-    };
+    }
+}
+
+/// Writes `response` and streams its body until it ends or the client goes away.
+pub async fn stream(mut stream: TcpStream, response: Response, version: Version) {
     if let Err(error) = write_response(&mut stream, response, version).await {
         tracing::debug!(%error, "SSE client connection ended");
     }
