@@ -5,11 +5,13 @@
 //! `invalid value 'abc' for '--stream-max-messages <STREAM_MAX_MESSAGES>'`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_nats::ServerAddr;
 use clap::Parser;
-use rakuda_service::settings;
+use rakuda_service::nats::NatsAuth;
+use rakuda_service::settings::{self, Secret};
 
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
@@ -41,9 +43,15 @@ pub const NATS_MAX_PAYLOAD: usize = 1_048_576;
     about = "Mirrors Redis rakuda:realtime:* into NATS JetStream"
 )]
 pub struct Config {
-    /// Redis server whose pub/sub channels are mirrored.
-    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, value_parser = parse_redis_url)]
-    pub redis_url: String,
+    /// Redis server whose pub/sub channels are mirrored. An ACL user and password go in the
+    /// URL (`redis://user:password@host:port`); `rediss://` for TLS. Checked at start-up, and
+    /// never repeated in a message, since it may hold a password.
+    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, value_parser = Secret::parse, hide_env_values = true)]
+    pub redis_url: Secret,
+
+    /// PEM file of the CA that signed Redis's certificate, for `rediss://` with a private CA.
+    #[arg(long, env = "REDIS_TLS_CA")]
+    pub redis_tls_ca: Option<PathBuf>,
 
     /// NATS servers, comma separated (several for a cluster).
     #[arg(long, env = "NATS_URL", default_value = DEFAULT_NATS_URL, value_delimiter = ',', value_parser = settings::nats_url)]
@@ -109,13 +117,17 @@ pub struct Config {
     /// On SIGTERM, how long to wait for queued events and in-flight acks (`10s`).
     #[arg(long, env = "BRIDGE_DRAIN_TIMEOUT", default_value = "10s", value_parser = settings::positive_duration)]
     pub bridge_drain_timeout: Duration,
+
+    #[command(flatten)]
+    pub nats_auth: NatsAuth,
 }
 
 impl Config {
     /// Defaults for everything but the two servers.
     pub fn new(redis_url: impl Into<String>, nats_url: Vec<ServerAddr>) -> Config {
         Config {
-            redis_url: redis_url.into(),
+            redis_url: Secret::from(redis_url.into()),
+            redis_tls_ca: None,
             nats_url,
             redis_channel_prefix: rakuda_schema::channel::DEFAULT_REDIS_CHANNEL_PREFIX.into(),
             stream_name: DEFAULT_STREAM_NAME.into(),
@@ -131,6 +143,7 @@ impl Config {
             bridge_queue_capacity: DEFAULT_QUEUE_CAPACITY,
             bridge_max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             bridge_drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            nats_auth: NatsAuth::default(),
         }
     }
 
@@ -139,27 +152,36 @@ impl Config {
         self.event_max_bytes + HEADER_ROOM_BYTES
     }
 
+    /// What clap could not check: the Redis URL (which may hold a password, so clap must not
+    /// repeat it) and the NATS credentials. `main` calls it first, to exit with status 2.
+    pub fn check(&self) -> Result<(), CheckError> {
+        rakuda_service::redis::client(self.redis_url.expose(), self.redis_tls_ca.as_deref())?;
+        self.nats_auth.check()?;
+        Ok(())
+    }
+
     /// The Redis pattern the bridge subscribes to.
     pub fn redis_pattern(&self) -> String {
         format!("{}*", self.redis_channel_prefix)
     }
 }
 
+/// Why the settings, as a whole, cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Redis(#[from] rakuda_service::redis::RedisSettingError),
+    #[error(transparent)]
+    Nats(#[from] rakuda_service::nats::NatsAuthError),
+}
+
 /// Why a bridge setting was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("not a Redis URL (expected redis://host:port[/db]): {0}")]
-    RedisUrl(#[source] redis::RedisError),
     #[error("must be a non-empty channel prefix without glob characters")]
     ChannelPrefix,
     #[error(transparent)]
     Setting(#[from] settings::SettingError),
-}
-
-fn parse_redis_url(value: &str) -> Result<String, ConfigError> {
-    redis::Client::open(value)
-        .map(|_| value.to_owned())
-        .map_err(ConfigError::RedisUrl)
 }
 
 fn parse_prefix(value: &str) -> Result<String, ConfigError> {
@@ -216,7 +238,6 @@ mod tests {
     fn errors_name_the_variable() {
         for (args, variable) in [
             (vec!["--stream-max-messages", "abc"], "STREAM_MAX_MESSAGES"),
-            (vec!["--redis-url", "http//nope"], "REDIS_URL"),
             (vec!["--nats-url", "nats://a:notaport"], "NATS_URL"),
             (vec!["--stream-max-age", "forever"], "STREAM_MAX_AGE"),
             (vec!["--event-max-bytes", "0"], "EVENT_MAX_BYTES"),
@@ -228,6 +249,18 @@ mod tests {
             let error = parse(&args).expect_err("bad value").to_string();
             assert!(error.contains(variable), "{error}");
         }
+    }
+
+    #[test]
+    fn a_bad_redis_url_is_named_without_being_repeated() {
+        let parsed = parse(&["--redis-url", "http//user:hunter22@nope"]).expect("clap takes it");
+        let error = parsed.check().expect_err("bad URL").to_string();
+        assert!(error.contains("REDIS_URL"), "{error}");
+        assert!(!error.contains("hunter22"), "{error}");
+        assert!(
+            !format!("{parsed:?}").contains("hunter22"),
+            "Debug hides it too"
+        );
     }
 
     /// `.env.example` is what a newcomer copies: it must list every setting with its default.

@@ -45,10 +45,12 @@ use subscriber::Subscriber;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("REDIS_URL is not usable: {0}")]
-    RedisUrl(#[source] redis::RedisError),
-    #[error("cannot set up the NATS client for NATS_URL: {0}")]
-    Nats(#[source] async_nats::ConnectError),
+    #[error(transparent)]
+    Settings(#[from] config::CheckError),
+    #[error(transparent)]
+    Redis(#[from] rakuda_service::redis::RedisSettingError),
+    #[error(transparent)]
+    Nats(#[from] rakuda_service::nats::ConnectError),
     #[error("the {0} task stopped unexpectedly")]
     TaskEnded(&'static str),
 }
@@ -76,10 +78,15 @@ pub async fn run(
         background.clone(),
     ));
 
-    let redis = redis::Client::open(config.redis_url.as_str()).map_err(Error::RedisUrl)?;
-    let nats = rakuda_service::nats::connect("rakuda-bridge".into(), config.nats_url.clone())
-        .await
-        .map_err(Error::Nats)?;
+    config.check()?;
+    let redis =
+        rakuda_service::redis::client(config.redis_url.expose(), config.redis_tls_ca.as_deref())?;
+    let nats = rakuda_service::nats::connect(
+        "rakuda-bridge".into(),
+        config.nats_url.clone(),
+        &config.nats_auth,
+    )
+    .await?;
     let gauge = metrics.clone();
     tasks.spawn(rakuda_service::nats::watch_connection(
         nats.clone(),

@@ -15,6 +15,10 @@ async fn main() -> ExitCode {
     }
     // Exits with status 2 and a message naming the variable when a setting is bad.
     let config = Config::parse();
+    if let Err(error) = config.check() {
+        eprintln!("rakuda-bridge: {error}");
+        return ExitCode::from(2);
+    }
     startup::init_logging();
 
     let listener = match startup::bind(
@@ -32,7 +36,7 @@ async fn main() -> ExitCode {
     };
     tracing::info!(
         metrics = %config.bridge_metrics_addr,
-        redis = %config.redis_url,
+        redis = %rakuda_service::redis::redacted(config.redis_url.expose()),
         nats = ?config.nats_url.iter().map(|addr| format!("{}:{}", addr.host(), addr.port())).collect::<Vec<_>>(),
         pattern = %config.redis_pattern(),
         stream = %config.stream_name,

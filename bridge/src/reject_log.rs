@@ -28,9 +28,11 @@ impl RejectLog {
         if let Some(suppressed) = self.admit(reject.reason, now) {
             tracing::warn!(
                 reason = %reject.reason,
-                channel = redis_channel,
+                // Both carry a worker's bytes: escaped (`\n` stays two characters), so a
+                // message cannot forge a log line.
+                channel = redis_channel.escape_debug().to_string(),
                 suppressed,
-                error = %reject.message,
+                error = reject.message.escape_debug().to_string(),
                 "rejected message sent to the DLQ"
             );
         }

@@ -1,5 +1,6 @@
-//! The `rakuda-bridge` binary: bad settings stop it with a message naming the variable;
-//! SIGTERM drains and exits 0.
+//! The `rakuda-bridge` binary: bad settings stop it with a message naming the variable (and
+//! never the password a URL holds); SIGTERM drains and exits 0; a worker's bytes cannot forge a
+//! log line.
 
 mod support;
 
@@ -41,6 +42,71 @@ fn bad_settings_exit_non_zero_naming_the_variable() {
             "{variable}={value}: the message must name the variable, got:\n{stderr}"
         );
     }
+}
+
+#[test]
+fn a_password_in_a_bad_redis_url_is_never_printed() {
+    let (mut command, _dir) = bridge_command(&[("REDIS_URL", "http//bridge:hunter2222@redis")]);
+    let output = command.output().expect("run rakuda-bridge");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("REDIS_URL"), "{stderr}");
+    assert!(!stderr.contains("hunter2222"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_cannot_forge_a_log_line() {
+    let backbone = Backbone::start();
+    let metrics_port = rakuda_testkit::free_port().expect("free port");
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let (mut command, dir) = bridge_command(&[
+        ("REDIS_URL", &backbone.redis.url()),
+        ("NATS_URL", &backbone.nats.url()),
+        ("BRIDGE_METRICS_ADDR", &metrics_addr),
+        ("RUST_LOG", "info"),
+    ]);
+    let log_path = dir.path().join("bridge.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    // Logs go to stdout.
+    let mut child = command
+        .stdout(log)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn rakuda-bridge");
+    eventually("bridge /readyz answers 200", || async {
+        let response = reqwest::get(format!("http://{metrics_addr}/readyz"))
+            .await
+            .ok()?;
+        response.status().is_success().then_some(())
+    })
+    .await;
+
+    // A type and a channel name that each carry a line of their own.
+    let forged = r#"{"type":"ORDER_RECEIVED\nFORGED ERROR admin logged in","payload":{"id":"o1","action":"created"},"timestamp":"2026-11-22T10:00:00.000Z"}"#;
+    let mut redis = backbone.redis().await;
+    publish(&mut redis, "rakuda:realtime:orders", forged).await;
+    publish(
+        &mut redis,
+        "rakuda:realtime:x\nFORGED WARN from a channel",
+        "{}",
+    )
+    .await;
+    let jetstream = backbone.jetstream().await;
+    wait_for_stream_len(&jetstream, "RAKUDA_DLQ", 2).await;
+
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log_path).expect("read log");
+    assert!(
+        text.lines()
+            .all(|line| !line.trim_start().starts_with("FORGED")),
+        "a forged line got into the log:\n{text}"
+    );
+    // Still logged, escaped: the newline is the two characters `\n`.
+    assert!(
+        text.contains("\\nFORGED"),
+        "the reject is still logged:\n{text}"
+    );
 }
 
 #[test]

@@ -56,6 +56,16 @@ pub enum RequestRefusal {
     HeadersTooLarge,
     /// `/api/realtime/ws` without a WebSocket upgrade.
     NotWebsocket,
+    /// `MAX_UNAUTHENTICATED_CONNECTIONS` sockets are already waiting to authenticate.
+    TooManyUnauthenticated,
+    /// The request (head or body) did not arrive within `REQUEST_READ_TIMEOUT`.
+    RequestTimeout,
+    /// Over `AUTH_FAILURES_PER_MINUTE` failed attempts from this address: wait `Retry-After`.
+    TooManyAuthFailures,
+    /// `/status` and `/stats` need the API key or an admin-scoped token.
+    AdminRequired,
+    /// A WebSocket from a browser origin not in `CORS_ORIGINS`.
+    OriginNotAllowed,
 }
 
 /// Why a client gets `event: reset` (the `reason` of [`crate::ResetNotice`]): it missed
@@ -114,6 +124,8 @@ pub enum ClientResetReason {
     BadFrames,
     /// A WebSocket client that sent a frame over the limit (close 1009).
     FrameTooLarge,
+    /// The token the stream was opened with expired (SSE ends, WebSocket closes with 4001).
+    TokenExpired,
 }
 
 /// Where a resume's missed events came from: the `source` label of `gateway_replays_total`.
@@ -140,6 +152,8 @@ pub enum CloseCode {
     ServiceRestart,
     /// 1013: the client fell behind: reconnect and refetch.
     TryAgainLater,
+    /// 4001: the token expired: reconnect with a fresh one (and the cursor).
+    TokenExpired,
 }
 
 impl CloseCode {
@@ -150,6 +164,7 @@ impl CloseCode {
             CloseCode::TooBig => 1009,
             CloseCode::ServiceRestart => 1012,
             CloseCode::TryAgainLater => 1013,
+            CloseCode::TokenExpired => 4001,
         }
     }
 }

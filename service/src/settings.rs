@@ -16,8 +16,6 @@ pub enum SettingError {
     Duration(#[from] humantime::DurationError),
     #[error("must be longer than zero")]
     ZeroDuration,
-    #[error("not a Redis URL (expected redis://host:port[/db])")]
-    RedisUrl,
     #[error("not a whole number: {0}")]
     WholeNumber(#[from] std::num::ParseIntError),
     #[error("must be at least 1")]
@@ -61,18 +59,6 @@ pub fn duration(value: &str) -> Result<Duration, SettingError> {
     Ok(humantime::parse_duration(value)?)
 }
 
-/// A Redis URL (`redis://host:port[/db]`).
-pub fn redis_url(value: &str) -> Result<String, SettingError> {
-    let valid = ["redis://", "rediss://", "redis+unix://", "unix://"]
-        .iter()
-        .any(|scheme| value.starts_with(scheme) && value.len() > scheme.len());
-    if valid && !value.contains(char::is_whitespace) {
-        Ok(value.to_owned())
-    } else {
-        Err(SettingError::RedisUrl)
-    }
-}
-
 /// A whole number of at least 1.
 pub fn nonzero(value: &str) -> Result<usize, SettingError> {
     match value.parse::<usize>()? {
@@ -86,6 +72,43 @@ pub fn bounded(value: &str, min: usize, max: usize) -> Result<usize, SettingErro
     match value.parse::<usize>()? {
         n if (min..=max).contains(&n) => Ok(n),
         _ => Err(SettingError::OutOfRange { min, max }),
+    }
+}
+
+/// A setting that is a secret (a key, a password, a signing secret). Its `Debug` never shows the
+/// value, and it is parsed without checks so that clap, which repeats a refused value in its
+/// error, never prints it: each program checks its secrets after parsing, with messages that
+/// name the setting only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// A clap value parser that cannot fail.
+    pub fn parse(value: &str) -> Result<Secret, std::convert::Infallible> {
+        Ok(Secret(value.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Secret {
+        Secret(value.to_owned())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Secret {
+        Secret(value)
     }
 }
 
