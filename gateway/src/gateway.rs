@@ -12,12 +12,17 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
-use crate::edge::auth::{self, ApiKeys, Auth};
+use crate::config::{Config, ConfigError};
+use crate::edge::auth::{self, Auth};
+use crate::edge::auth_failures::AuthFailures;
+use crate::edge::client_addr::TrustedProxies;
 use crate::edge::limits::Connections;
+use crate::edge::origin::AllowedOrigins;
 use crate::edge::routes::{self, Minting};
 use crate::edge::stats::{ShownSettings, StatusSources};
 use crate::edge::token::TokenSigner;
+use crate::edge::unauthenticated::Unauthenticated;
+use crate::edge::ApiKeys;
 use crate::edge::Refusals;
 use crate::fanout::Hub;
 use crate::fleet::canary::{Canary, CanaryTask};
@@ -42,14 +47,16 @@ const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot set up the NATS client for NATS_URL: {0}")]
-    Nats(#[source] async_nats::ConnectError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Nats(#[from] rakuda_service::nats::ConnectError),
     #[error("cannot start the ingest thread: {0}")]
     Ingest(#[source] std::io::Error),
     #[error("the ingest thread stopped while connecting to NATS")]
     IngestStopped,
-    #[error("REDIS_URL is not usable: {0}")]
-    RedisUrl(#[source] redis::RedisError),
+    #[error(transparent)]
+    Redis(#[from] rakuda_service::redis::RedisSettingError),
 }
 
 /// Every component, built and not yet running.
@@ -88,6 +95,7 @@ impl Gateway {
     /// Connects to NATS (on the ingest thread) and makes every component. `shutdown` is the
     /// drain signal: cancelled on SIGTERM.
     pub async fn build(config: Config, shutdown: &CancellationToken) -> Result<Gateway, Error> {
+        config.check()?;
         let instance: Arc<str> = config
             .gateway_instance_id
             .clone()
@@ -101,13 +109,13 @@ impl Gateway {
         // The NATS client lives on the ingest thread: its connection task reads the stream there.
         let thread = IngestThread::start().map_err(Error::Ingest)?;
         let nats = thread
-            .spawn(rakuda_service::nats::connect(
-                format!("rakuda-gateway {instance}"),
-                config.nats_url.clone(),
-            ))
+            .spawn({
+                let (servers, auth) = (config.nats_url.clone(), config.nats_auth.clone());
+                let name = format!("rakuda-gateway {instance}");
+                async move { rakuda_service::nats::connect(name, servers, &auth).await }
+            })
             .await
-            .map_err(|_| Error::IngestStopped)?
-            .map_err(Error::Nats)?;
+            .map_err(|_| Error::IngestStopped)??;
         let jetstream = async_nats::jetstream::context::ContextBuilder::new()
             .timeout(rakuda_service::nats::REQUEST_TIMEOUT)
             .build(nats.clone());
@@ -121,10 +129,7 @@ impl Gateway {
         let reading = Reading::default();
         let refusals = Refusals::new(metrics.edge.clone());
         let drain = DrainSignal::new(shutdown.clone(), config.gateway_drain_window);
-        let tokens = Arc::new(match &config.token_secret {
-            Some(secret) => TokenSigner::new(secret.as_bytes(), config.token_ttl),
-            None => TokenSigner::derived_from_keys(&config.api_key, config.token_ttl),
-        });
+        let tokens = Arc::new(token_signer(&config));
         let cluster = Arc::new(Cluster::new(
             nats.clone(),
             instance.clone(),
@@ -182,6 +187,7 @@ impl Gateway {
                 ws_max_frame_bytes: config.ws_max_frame_bytes,
                 ws_max_bad_frames: config.ws_max_bad_frames,
             },
+            AllowedOrigins::new(config.cors_origins.clone()),
         ));
         let status = Arc::new(StatusSources {
             instance: instance.clone(),
@@ -197,9 +203,14 @@ impl Gateway {
             settings: shown_settings(&config),
         });
         let auth = Arc::new(Auth {
-            keys: ApiKeys::new(&config.api_key),
+            keys: ApiKeys::new(&config.api_key)?,
             tokens: tokens.clone(),
             refusals: refusals.clone(),
+            failures: AuthFailures::new(
+                std::num::NonZeroU32::new(config.auth_failures_per_minute)
+                    .unwrap_or(std::num::NonZeroU32::MIN),
+            ),
+            proxies: TrustedProxies::new(config.trusted_proxies.clone()),
             enabled: config.realtime_enabled,
         });
         let minting = Arc::new(Minting {
@@ -207,7 +218,10 @@ impl Gateway {
             refusals: refusals.clone(),
         });
         let router = router(&config, streams, status, minting, auth, refusals.clone());
-        let redis = redis::Client::open(config.redis_url.as_str()).map_err(Error::RedisUrl)?;
+        let redis = rakuda_service::redis::client(
+            config.redis_url.expose(),
+            config.redis_tls_ca.as_deref(),
+        )?;
         Ok(Gateway {
             canary: CanaryTask {
                 redis,
@@ -222,6 +236,11 @@ impl Gateway {
                     max_uri_bytes: config.max_uri_bytes,
                     max_header_bytes: config.max_header_bytes,
                 },
+                read_timeout: config.request_read_timeout,
+                unauthenticated: Unauthenticated::new(
+                    config.max_unauthenticated_connections,
+                    metrics.edge.unauthenticated.clone(),
+                ),
                 refusals,
                 stall_timeout: config.client_stall_timeout,
                 connections: TaskTracker::new(),
@@ -327,6 +346,21 @@ fn router(
     match routes::cors(&config.cors_origins) {
         Some(cors) => router.layer(cors),
         None => router,
+    }
+}
+
+/// Signs with the first `TOKEN_SECRET`, accepts the others; in dev mode without one, a secret
+/// of this process alone.
+fn token_signer(config: &Config) -> TokenSigner {
+    let mut secrets = config.token_secret.iter().map(|s| s.expose().as_bytes());
+    match secrets.next() {
+        Some(signing) => TokenSigner::new(signing, config.token_ttl).also_accepting(secrets),
+        None => {
+            tracing::warn!(
+                "GATEWAY_DEV_MODE without TOKEN_SECRET: tokens work on this instance only"
+            );
+            TokenSigner::random(config.token_ttl)
+        }
     }
 }
 

@@ -15,6 +15,10 @@ async fn main() -> ExitCode {
     }
     // Exits with status 2 and a message naming the variable when a setting is bad.
     let config = Config::parse();
+    if let Err(error) = config.check() {
+        eprintln!("rakuda-gateway: {error}");
+        return ExitCode::from(2);
+    }
     startup::init_logging();
 
     let listener = match startup::bind("rakuda-gateway", "GATEWAY_ADDR", config.gateway_addr).await

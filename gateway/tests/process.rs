@@ -12,57 +12,85 @@ use tokio::io::AsyncReadExt;
 
 #[test]
 fn bad_settings_exit_non_zero_naming_the_variable() {
+    const KEY: (&str, &str) = ("API_KEY", "long-enough-key");
+    const SECRET: (&str, &str) = ("TOKEN_SECRET", TOKEN_SECRET);
     for (settings, variable) in [
-        (vec![], "API_KEY"),
-        (vec![("API_KEY", "short")], "API_KEY"),
+        (vec![SECRET], "API_KEY"),
+        (vec![("API_KEY", "shorty7"), SECRET], "API_KEY"),
+        (vec![KEY], "TOKEN_SECRET"),
+        (
+            vec![KEY, ("TOKEN_SECRET", "tiny-secret-x9")],
+            "TOKEN_SECRET",
+        ),
         (
             vec![
-                ("API_KEY", "long-enough-key"),
-                ("SSE_DEBOUNCE_WINDOW", "soon"),
+                KEY,
+                SECRET,
+                (
+                    "TOKEN_SECRET",
+                    "ok-secret-of-32-bytes-long-0001,tiny-2nd-x9",
+                ),
             ],
+            "TOKEN_SECRET",
+        ),
+        (
+            vec![KEY, SECRET, ("SSE_DEBOUNCE_WINDOW", "soon")],
             "SSE_DEBOUNCE_WINDOW",
         ),
+        (vec![KEY, SECRET, ("NATS_URL", "nats://x:port")], "NATS_URL"),
         (
-            vec![
-                ("API_KEY", "long-enough-key"),
-                ("NATS_URL", "nats://x:port"),
-            ],
-            "NATS_URL",
-        ),
-        (
-            vec![
-                ("API_KEY", "long-enough-key"),
-                ("REALTIME_ENABLED", "perhaps"),
-            ],
+            vec![KEY, SECRET, ("REALTIME_ENABLED", "perhaps")],
             "REALTIME_ENABLED",
         ),
         (
-            vec![("API_KEY", "long-enough-key"), ("GATEWAY_ADDR", "anywhere")],
+            vec![KEY, SECRET, ("GATEWAY_ADDR", "anywhere")],
             "GATEWAY_ADDR",
         ),
         (
-            vec![
-                ("API_KEY", "long-enough-key"),
-                ("GATEWAY_DASHBOARD_DIR", "/nonexistent/dist"),
-            ],
+            vec![KEY, SECRET, ("GATEWAY_DASHBOARD_DIR", "/nonexistent/dist")],
             "GATEWAY_DASHBOARD_DIR",
         ),
+        (
+            vec![KEY, SECRET, ("REDIS_URL", "http//u:redis-pass-x9@h")],
+            "REDIS_URL",
+        ),
+        (vec![KEY, SECRET, ("NATS_USER", "gateway")], "NATS_PASSWORD"),
+        (
+            vec![KEY, SECRET, ("NATS_TLS_CA", "/nonexistent/ca.pem")],
+            "NATS_TLS_CA",
+        ),
+        (
+            vec![KEY, SECRET, ("TRUSTED_PROXIES", "somewhere")],
+            "TRUSTED_PROXIES",
+        ),
     ] {
-        let settings: Vec<(&str, String)> = settings
-            .into_iter()
-            .map(|(k, v)| (k, v.to_owned()))
-            .collect();
-        let (mut command, _dir) = gateway_command(&settings);
+        // A later duplicate replaces an earlier setting.
+        let mut merged: Vec<(&str, String)> = Vec::new();
+        for (name, value) in settings {
+            merged.retain(|(known, _)| *known != name);
+            merged.push((name, value.to_owned()));
+        }
+        let (mut command, _dir) = gateway_command(&merged);
         let output = command
             .stderr(Stdio::piped())
             .output()
             .expect("run rakuda-gateway");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{settings:?} must fail");
+        assert!(!output.status.success(), "{merged:?} must fail");
         assert!(
             stderr.contains(variable),
             "{variable}: the message must name it, got:\n{stderr}"
         );
+        // Secrets are never repeated, whatever is wrong with them.
+        for secret in [
+            "shorty7",
+            "tiny-secret-x9",
+            "tiny-2nd-x9",
+            "redis-pass-x9",
+            TOKEN_SECRET,
+        ] {
+            assert!(!stderr.contains(secret), "{secret} printed:\n{stderr}");
+        }
     }
 }
 

@@ -23,6 +23,8 @@ pub struct FleetConfig {
     /// Where `rakuda-bridge` and `rakuda-gateway` were built (`target/debug`).
     pub bin_dir: PathBuf,
     pub api_key: String,
+    /// `TOKEN_SECRET` of every gateway.
+    pub token_secret: String,
     pub bridges: usize,
     pub gateways: usize,
     /// Settings every bridge gets, on top of the addresses the fleet assigns.
@@ -39,6 +41,7 @@ impl FleetConfig {
         FleetConfig {
             bin_dir,
             api_key: "fleet-api-key".into(),
+            token_secret: "fleet-token-secret-0123456789abcd".into(),
             bridges: 2,
             gateways: 2,
             bridge_env: Vec::new(),
@@ -257,6 +260,7 @@ impl Fleet {
                 ("NATS_URL".to_owned(), nats.urls()),
                 ("STREAM_REPLICAS".to_owned(), "3".to_owned()),
                 ("API_KEY".to_owned(), config.api_key.clone()),
+                ("TOKEN_SECRET".to_owned(), config.token_secret.clone()),
                 ("RUST_LOG".to_owned(), "info".to_owned()),
             ];
             envs.extend(extra.iter().cloned());

@@ -109,6 +109,7 @@ export class Stack {
       {
         ...common,
         API_KEY: apiKey,
+        TOKEN_SECRET: "e2e-token-secret-0123456789abcdef",
         GATEWAY_ADDR: `127.0.0.1:${stack.gatewayPort}`,
         GATEWAY_DASHBOARD_DIR: path.join(ROOT, "web", "dist"),
         GATEWAY_DRAIN_WINDOW: "0s",

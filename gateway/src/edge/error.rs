@@ -2,8 +2,9 @@
 //! counted by reason as they are made.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rakuda_schema::RequestRefusal;
@@ -18,15 +19,31 @@ pub struct ApiError {
     pub status: StatusCode,
     pub reason: RequestRefusal,
     pub message: String,
+    /// `Retry-After`, in whole seconds (rounded up), when waiting helps.
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    pub fn retry_after(mut self, wait: Duration) -> ApiError {
+        self.retry_after = Some(wait);
+        self
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(json!({ "error": self.reason.as_str(), "message": self.message })),
         )
-            .into_response()
+            .into_response();
+        if let Some(wait) = self.retry_after {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+        response
     }
 }
 
@@ -52,6 +69,7 @@ impl Refusals {
             status,
             reason,
             message: message.into(),
+            retry_after: None,
         }
     }
 }

@@ -1,17 +1,29 @@
 //! The HTTP edge: who may come in and what they are told.
 //!
-//! - [`auth`] — API keys, tokens in requests, the middleware on `/api/realtime/*`.
-//! - [`token`] — signed, expiring tokens for `EventSource`.
+//! - [`auth`] — credentials in requests, scopes, the middleware on `/api/realtime/*`.
+//! - [`keys`] — the configured API keys and their ids.
+//! - [`token`] — signed, expiring tokens for `EventSource`; rotation of their secret.
+//! - [`auth_failures`] — failed attempts limited per client address.
+//! - [`client_addr`] — the client's address, through trusted proxies only.
+//! - [`unauthenticated`] — sockets not yet authenticated, counted and capped.
+//! - [`origin`] — which browser origins may open a WebSocket.
 //! - [`limits`] — connection slots, in total and per key.
 //! - [`error`] — refusals: a status, a JSON body, a count by reason.
 //! - [`stats`] — `/status`, `/stats`, `/metrics`, `/healthz`, `/readyz`.
-//! - [`routes`] — the edge's routes, the dashboard, CORS.
+//! - [`routes`] — the edge's routes, CORS; [`dashboard`] — the static dashboard.
 
 pub mod auth;
+pub mod auth_failures;
+pub mod client_addr;
+pub mod dashboard;
 pub mod error;
+pub mod keys;
 pub mod limits;
+pub mod origin;
 pub mod routes;
 pub mod stats;
 pub mod token;
+pub mod unauthenticated;
 
 pub use error::{ApiError, Refusals};
+pub use keys::ApiKeys;

@@ -16,12 +16,11 @@ use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::services::{ServeDir, ServeFile};
 
-use super::auth::{Principal, API_KEY_HEADER};
+use super::auth::{require_admin, Principal, API_KEY_HEADER};
 use super::error::{ApiError, Refusals};
 use super::stats::{self, StatusSources};
-use super::token::TokenSigner;
+use super::token::{Scope, TokenSigner};
 use crate::channels::ChannelSet;
 
 /// What `POST /api/realtime/token` needs.
@@ -30,12 +29,18 @@ pub struct Minting {
     pub refusals: Refusals,
 }
 
-/// `/api/realtime/status`, `/stats` and `/token`; the caller puts them behind auth.
+/// `/api/realtime/status`, `/stats` (administrators only) and `/token`; the caller puts them
+/// behind auth.
 pub fn realtime_routes(status: Arc<StatusSources>, minting: Arc<Minting>) -> Router {
+    let refusals = minting.refusals.clone();
     let status_routes = Router::new()
         .route("/api/realtime/status", get(stats::status_handler))
         .route("/api/realtime/stats", get(stats::stats_handler))
-        .with_state(status);
+        .with_state(status)
+        .route_layer(axum::middleware::from_fn_with_state(
+            refusals,
+            require_admin,
+        ));
     let token_routes = Router::new()
         .route("/api/realtime/token", post(token))
         .with_state(minting);
@@ -51,12 +56,10 @@ pub fn public_routes(status: Arc<StatusSources>) -> Router {
         .with_state(status)
 }
 
-/// Every other path: the dashboard when `dashboard` is set (its client-side routes fall back to
-/// `index.html`), else a JSON 404.
+/// Every other path: the dashboard when `dashboard` is set, else a JSON 404.
 pub fn with_fallback(router: Router, dashboard: Option<&PathBuf>, refusals: Refusals) -> Router {
     match dashboard {
-        Some(dir) => router
-            .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
+        Some(dir) => super::dashboard::serve(router, dir, refusals),
         None => router.fallback(move || {
             let refusals = refusals.clone();
             async move { not_found(&refusals) }
@@ -91,9 +94,13 @@ pub fn cors(origins: &[String]) -> Option<CorsLayer> {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TokenRequest {
     /// Channel names; all client channels when absent.
     channels: Option<Vec<String>>,
+    /// `stream` (the default) or `admin` (also `/status` and `/stats`).
+    #[serde(default)]
+    scope: Scope,
 }
 
 /// `POST /api/realtime/token`: a short-lived token for `EventSource`. Needs the API key itself.
@@ -117,7 +124,7 @@ async fn token(
             refusals.refuse(
                 StatusCode::BAD_REQUEST,
                 RequestRefusal::BadRequest,
-                format!("body must be JSON like {{\"channels\":[\"orders\"]}}: {error}"),
+                format!("body must be JSON like {{\"channels\":[\"orders\"],\"scope\":\"stream\"}}: {error}"),
             )
         })?
     };
@@ -133,13 +140,15 @@ async fn token(
             })?
         }
     };
-    let (token, expires_at) = minting
-        .tokens
-        .issue(&key_id, channels, OffsetDateTime::now_utc());
+    let (token, expires_at) =
+        minting
+            .tokens
+            .issue(&key_id, channels, request.scope, OffsetDateTime::now_utc());
     Ok(Json(json!({
         "token": token,
         "expiresAt": rakuda_schema::Timestamp::from_instant(expires_at).as_str(),
         "expiresInSeconds": minting.tokens.ttl().as_secs(),
         "channels": channels.names(),
+        "scope": request.scope,
     })))
 }

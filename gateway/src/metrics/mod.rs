@@ -132,6 +132,8 @@ impl ConnectionMetrics {
 /// What the HTTP edge records.
 pub struct EdgeMetrics {
     requests_rejected: [ReadableCounter; RequestRefusal::COUNT],
+    /// Sockets holding no authenticated request yet.
+    pub unauthenticated: ReadableGauge,
 }
 
 impl EdgeMetrics {
@@ -146,6 +148,9 @@ pub struct FleetMetrics {
     pub canary_age: Gauge,
     pub degraded: Gauge,
     pub max_connections: Gauge,
+    /// Cluster messages (presence, stats replies and requests) dropped as malformed, oversized
+    /// or too many.
+    pub cluster_dropped: ReadableCounter,
 }
 
 pub struct GatewayMetrics {
@@ -220,12 +225,14 @@ impl GatewayMetrics {
                     "gateway_requests_rejected_total",
                     "reason",
                 ),
+                unauthenticated: readable_gauge(r, "gateway_unauthenticated_connections", &[]),
             }),
             fleet: Arc::new(FleetMetrics {
                 nats_connected: gauge(r, "gateway_nats_connected", &[]),
                 canary_age: gauge(r, "gateway_canary_age_seconds", &[]),
                 degraded: gauge(r, "gateway_degraded", &[]),
                 max_connections: gauge(r, "gateway_max_connections", &[]),
+                cluster_dropped: readable_counter(r, "gateway_cluster_messages_dropped_total", &[]),
             }),
         }
     }
@@ -262,7 +269,9 @@ fn describe_all(r: &PrometheusRecorder) {
         ("gateway_clients_reset_total", Unit::Count, "Clients sent `reset` or closed by the gateway, by reason (lagged: fell behind the queue)."),
         ("gateway_replays_total", Unit::Count, "Resumes, by where the missed events came from (ring, stream) or reset."),
         ("gateway_requests_rejected_total", Unit::Count, "Requests refused, by reason."),
+        ("gateway_unauthenticated_connections", Unit::Count, "Sockets holding no authenticated request yet (capped by MAX_UNAUTHENTICATED_CONNECTIONS)."),
         ("gateway_nats_connected", Unit::Count, "1 while connected to NATS, else 0."),
+        ("gateway_cluster_messages_dropped_total", Unit::Count, "Presence and cluster-stats messages dropped: malformed, oversized, too many."),
         ("gateway_stream_last_sequence", Unit::Count, "Sequence up to which every event was sent to clients (the resume watermark)."),
         ("gateway_event_latency_seconds", Unit::Seconds, "Event timestamp (worker) to frame written to a client (one connection in 16 records)."),
         ("gateway_max_connections", Unit::Count, "MAX_CONNECTIONS: connections this instance accepts before answering 503 (for the connection-limit alert)."),

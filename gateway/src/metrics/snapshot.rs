@@ -26,8 +26,8 @@ impl PerTransport {
     }
 
     fn add(&mut self, other: &PerTransport) {
-        self.sse += other.sse;
-        self.ws += other.ws;
+        self.sse = self.sse.saturating_add(other.sse);
+        self.ws = self.ws.saturating_add(other.ws);
     }
 }
 
@@ -67,10 +67,11 @@ impl StatsSnapshot {
     /// Adds `other`'s counts into these.
     pub fn add(&mut self, other: &StatsSnapshot) {
         add_all(&mut self.events_received, &other.events_received);
-        self.events_invalid += other.events_invalid;
+        self.events_invalid = self.events_invalid.saturating_add(other.events_invalid);
         add_all(&mut self.events_coalesced, &other.events_coalesced);
-        self.frames_emitted.single += other.frames_emitted.single;
-        self.frames_emitted.batch += other.frames_emitted.batch;
+        let frames = &mut self.frames_emitted;
+        frames.single = frames.single.saturating_add(other.frames_emitted.single);
+        frames.batch = frames.batch.saturating_add(other.frames_emitted.batch);
         self.frames_sent.add(&other.frames_sent);
         self.connections.opened.add(&other.connections.opened);
         self.connections.closed.add(&other.connections.closed);

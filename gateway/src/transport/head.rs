@@ -84,7 +84,12 @@ pub async fn read_head(stream: &mut TcpStream, limits: HeadLimits) -> Result<Hea
             return Err(HeadError::TooLarge { limit });
         }
         if read.capacity() == read.len() {
-            read.reserve(read.len().min(limit - read.len()).max(INITIAL_HEAD_BYTES));
+            // Doubling, but never past the limit: `reserve` would round up to the next
+            // doubling (32 KiB for a 25 KiB limit); a fresh buffer of exactly the size does not.
+            let grown = (read.capacity() * 2).clamp(INITIAL_HEAD_BYTES, limit);
+            let mut bigger = BytesMut::with_capacity(grown);
+            bigger.extend_from_slice(&read);
+            read = bigger;
         }
         let got = stream
             .read_buf(&mut read)

@@ -1,19 +1,25 @@
-//! The accept loop. Every socket's request head is read here, into a bounded buffer, and refused
-//! here when it is too large or malformed, so every request gets one answer whichever path then
-//! serves it: SSE streams straight on the socket ([`super::socket`]), everything else by hyper,
-//! one request per connection, from the head already read.
+//! The accept loop. Every socket's request head is read here, into a bounded buffer, within
+//! `REQUEST_READ_TIMEOUT`, and refused here when it is too large, malformed or late, so every
+//! request gets one answer whichever path then serves it: SSE streams straight on the socket
+//! ([`super::socket`]), everything else by hyper, one request per connection, from the head
+//! already read. Until its request authenticates, a socket holds one of the
+//! `MAX_UNAUTHENTICATED_CONNECTIONS` slots; past them, new sockets are answered 503 at once.
+//! Nothing here polls: every wait is a read, an accept or a timer.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode, Version};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::{Buf, Bytes};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use rakuda_schema::RequestRefusal;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -22,15 +28,20 @@ use tokio_util::task::TaskTracker;
 use super::head::{read_head, Head, HeadLimits};
 use super::respond::write_response;
 use super::socket;
+use crate::edge::client_addr::PeerAddr;
+use crate::edge::unauthenticated::{Slot, Unauthenticated};
 use crate::edge::Refusals;
 
-/// How long the whole request head may take to arrive.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a refusal may take to write to a socket that does not read.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the accept loop needs.
 pub struct Listener {
     pub router: Router,
     pub limits: HeadLimits,
+    /// `REQUEST_READ_TIMEOUT`: the head, and a request's body, must arrive within it.
+    pub read_timeout: Duration,
+    pub unauthenticated: Unauthenticated,
     pub refusals: Refusals,
     /// `CLIENT_STALL_TIMEOUT`: the kernel drops a peer that accepts nothing for this long.
     pub stall_timeout: Duration,
@@ -42,13 +53,22 @@ impl Listener {
     /// Accepts on `listener` until `stop`.
     pub async fn run(self, listener: TcpListener, stop: CancellationToken) {
         // What hyper serves ends its connection after the response (an upgrade goes on as a
-        // WebSocket): every request head is read, and limited, by this loop.
+        // WebSocket): every request head is read, and limited, by this loop. Its body, if any,
+        // must arrive within the same deadline.
+        let deadline = Deadline {
+            timeout: self.read_timeout,
+            refusals: self.refusals.clone(),
+        };
         let one_request = self
             .router
             .clone()
+            .layer(axum::middleware::from_fn_with_state(
+                std::sync::Arc::new(deadline),
+                request_deadline,
+            ))
             .layer(axum::middleware::map_response(close_after));
         loop {
-            let (stream, peer) = tokio::select! {
+            let (mut stream, peer) = tokio::select! {
                 _ = stop.cancelled() => return,
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
@@ -61,73 +81,181 @@ impl Listener {
                 },
             };
             tune_client_socket(&stream, self.stall_timeout);
+            let Some(slot) = self.unauthenticated.hold() else {
+                let response = self.refusals.refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    RequestRefusal::TooManyUnauthenticated,
+                    "too many connections are waiting to authenticate; retry shortly",
+                );
+                let response = response.retry_after(Duration::from_secs(1)).into_response();
+                // Answered from its own task, so a peer that does not read cannot stall the loop.
+                self.connections.spawn(async move {
+                    let _ = tokio::time::timeout(
+                        REFUSAL_WRITE_TIMEOUT,
+                        write_response(&mut stream, response, Version::HTTP_11),
+                    )
+                    .await;
+                });
+                continue;
+            };
+            let connection = Connection {
+                peer,
+                slot,
+                limits: self.limits,
+                read_timeout: self.read_timeout,
+                refusals: self.refusals.clone(),
+                tracker: self.connections.clone(),
+            };
             let routers = (self.router.clone(), one_request.clone());
-            let refusals = self.refusals.clone();
-            let limits = self.limits;
-            let tracker = self.connections.clone();
-            self.connections
-                .spawn(connection(stream, peer, routers, refusals, limits, tracker));
+            self.connections.spawn(connection.serve(stream, routers));
         }
     }
 }
 
-/// One connection: its head, then the path that serves it.
-async fn connection(
-    mut stream: TcpStream,
+/// One accepted socket and what its connection needs.
+struct Connection {
     peer: SocketAddr,
-    (router, one_request): (Router, Router),
-    refusals: Refusals,
+    /// Held until the socket closes, or its request authenticates.
+    slot: Slot,
     limits: HeadLimits,
+    read_timeout: Duration,
+    refusals: Refusals,
+    /// Where an SSE stream's own task goes.
     tracker: TaskTracker,
-) {
-    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, limits)).await {
-        Ok(Ok(head)) => head,
-        Err(_) => return,
-        Ok(Err(error)) => {
-            if let Some((status, reason)) = error.refusal() {
-                tracing::debug!(%peer, %error, "request refused before routing");
-                let response = refusals.refuse(status, reason, error.to_string());
-                let _ =
-                    write_response(&mut stream, response.into_response(), Version::HTTP_11).await;
+}
+
+impl Connection {
+    /// Its head, then the path that serves it.
+    async fn serve(self, mut stream: TcpStream, (router, one_request): (Router, Router)) {
+        let Connection {
+            peer,
+            slot,
+            limits,
+            read_timeout,
+            refusals,
+            tracker,
+        } = self;
+        let head = match tokio::time::timeout(read_timeout, read_head(&mut stream, limits)).await {
+            Ok(Ok(head)) => head,
+            Err(_) => {
+                tracing::debug!(%peer, "no complete request head in time");
+                let response = refusals.refuse(
+                    StatusCode::REQUEST_TIMEOUT,
+                    RequestRefusal::RequestTimeout,
+                    "the request head did not arrive in time (REQUEST_READ_TIMEOUT)",
+                );
+                refuse(&mut stream, response.into_response()).await;
+                return;
             }
+            Ok(Err(error)) => {
+                if let Some((status, reason)) = error.refusal() {
+                    tracing::debug!(%peer, %error, "request refused before routing");
+                    let response = refusals.refuse(status, reason, error.to_string());
+                    refuse(&mut stream, response.into_response()).await;
+                }
+                return;
+            }
+        };
+        let Head { mut request, read } = head;
+        request.extensions_mut().insert(PeerAddr(peer));
+        request.extensions_mut().insert(slot.clone());
+        if socket::is_sse(&request) {
+            // The request holds copies of what it needs: the bytes read go now, not when the
+            // stream ends hours later.
+            drop(read);
+            drop(slot);
+            let version = request.version();
+            let response = socket::route(request, router).await;
+            // The stream gets a task of its own: this one's future is sized for reading and
+            // routing the request too, and a stream lives for hours.
+            tracker.spawn(socket::stream(stream, response, version));
             return;
         }
-    };
-    let Head { request, read } = head;
-    if socket::is_sse(&request) {
-        // The request holds copies of what it needs: the bytes read go now, not when the
-        // stream ends hours later.
-        drop(read);
-        let version = request.version();
-        let response = socket::route(request, router).await;
-        // The stream gets a task of its own: this one's future is sized for reading and routing
-        // the request too, and a stream lives for hours.
-        tracker.spawn(socket::stream(stream, response, version));
-        return;
+        // Boxed: this task's future is as large as its largest await; held inline, hyper's
+        // connection state would be in every connection's allocation.
+        let hyper = Hyper {
+            peer,
+            slot,
+            read_timeout,
+            limits,
+        };
+        Box::pin(hyper.serve(stream, read, one_request)).await;
     }
-    // Boxed: this task's future is as large as its largest await, and an SSE stream (the
-    // branch above) lives for hours; held inline, hyper's connection state would be part of
-    // every stream's memory.
-    Box::pin(serve_with_hyper(stream, read, peer, one_request, limits)).await;
 }
 
-/// hyper serves one request (or a WebSocket upgrade) from the head already read.
-async fn serve_with_hyper(
-    stream: TcpStream,
-    read: Bytes,
+/// What hyper needs to serve one request (or a WebSocket upgrade) from the head already read.
+struct Hyper {
     peer: SocketAddr,
-    one_request: Router,
+    slot: Slot,
+    read_timeout: Duration,
     limits: HeadLimits,
-) {
-    let io = TokioIo::new(Replayed { read, stream });
-    let served = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .max_buf_size(limits.buffer_bytes().max(8192))
-        .serve_connection(io, TowerToHyperService::new(one_request))
-        .with_upgrades()
-        .await;
-    if let Err(error) = served {
-        tracing::debug!(%peer, %error, "HTTP connection ended with an error");
+}
+
+impl Hyper {
+    async fn serve(self, stream: TcpStream, read: Bytes, one_request: Router) {
+        let Hyper {
+            peer,
+            slot,
+            read_timeout,
+            limits,
+        } = self;
+        let io = TokioIo::new(Replayed { read, stream });
+        // hyper parses the head again from the bytes already read; the copy of the slot and
+        // the peer go on its request.
+        let service = tower::ServiceExt::map_request(
+            one_request,
+            move |mut request: Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(PeerAddr(peer));
+                request.extensions_mut().insert(slot.clone());
+                request
+            },
+        );
+        let served = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(read_timeout)
+            .max_buf_size(limits.buffer_bytes().max(8192))
+            .serve_connection(io, TowerToHyperService::new(service))
+            .with_upgrades()
+            .await;
+        if let Err(error) = served {
+            tracing::debug!(%peer, %error, "HTTP connection ended with an error");
+        }
+    }
+}
+
+/// Writes a refusal, but gives up on a peer that does not read.
+async fn refuse(stream: &mut TcpStream, response: Response) {
+    let _ = tokio::time::timeout(
+        REFUSAL_WRITE_TIMEOUT,
+        write_response(stream, response, Version::HTTP_11),
+    )
+    .await;
+}
+
+/// What [`request_deadline`] needs.
+struct Deadline {
+    timeout: Duration,
+    refusals: Refusals,
+}
+
+/// A request served by hyper, its body included, must be read and answered in time: a client
+/// trickling a body holds nothing past `REQUEST_READ_TIMEOUT`. A WebSocket's response is the
+/// 101, so the session after it is not bound by this.
+async fn request_deadline(
+    axum::extract::State(deadline): axum::extract::State<std::sync::Arc<Deadline>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(deadline.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => deadline
+            .refusals
+            .refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                RequestRefusal::RequestTimeout,
+                "the request was not complete in time (REQUEST_READ_TIMEOUT)",
+            )
+            .into_response(),
     }
 }
 

@@ -22,7 +22,9 @@ use std::sync::Arc;
 use axum::routing::get;
 use axum::Router;
 
+use crate::edge::auth::Principal;
 use crate::edge::limits::Connections;
+use crate::edge::origin::AllowedOrigins;
 use crate::edge::Refusals;
 use crate::fanout::outbox::Delivery;
 use crate::fleet::drain::DrainSignal;
@@ -56,6 +58,8 @@ pub struct Streams {
     /// This instance's name, in heartbeats.
     pub instance: Arc<str>,
     pub settings: StreamSettings,
+    /// Browser origins a WebSocket may come from.
+    pub origins: AllowedOrigins,
     /// Connections opened so far: picks which ones record delivery latency.
     opened: AtomicU64,
 }
@@ -70,6 +74,7 @@ impl Streams {
         metrics: Arc<ConnectionMetrics>,
         instance: Arc<str>,
         settings: StreamSettings,
+        origins: AllowedOrigins,
     ) -> Streams {
         Streams {
             resumer,
@@ -79,6 +84,7 @@ impl Streams {
             metrics,
             instance,
             settings,
+            origins,
             opened: AtomicU64::new(0),
         }
     }
@@ -102,6 +108,25 @@ pub fn routes(streams: Arc<Streams>) -> Router {
         .route("/api/realtime/events", get(sse::events))
         .route("/api/realtime/ws", get(ws::upgrade))
         .with_state(streams)
+}
+
+/// When a stream opened by `principal` must end: its token's expiry (an API key does not
+/// expire). Past it the stream ends (SSE) or closes with 4001 (WebSocket), and the client
+/// reconnects with a fresh token and its cursor, so a token is never good for longer than its
+/// lifetime.
+pub fn expiry(principal: &Principal) -> Option<tokio::time::Instant> {
+    let expires_at = principal.expires_at()?;
+    let left = expires_at - time::OffsetDateTime::now_utc();
+    let left = std::time::Duration::try_from(left).unwrap_or_default();
+    Some(tokio::time::Instant::now() + left)
+}
+
+/// Completes at `at`; never when there is no expiry.
+pub async fn expired(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A reconnect delay with up to 50% jitter, so a fleet restart does not stampede.

@@ -4,7 +4,7 @@
 //! (shared bytes, several queued frames in one write), a `heartbeat` event every interval, and
 //! `reset` + close for a client that fell a whole queue behind. The stream ends itself when its
 //! turn in a drain comes, with a fresh jittered `retry:` so clients reconnect elsewhere, spread
-//! out.
+//! out, and when the token it was opened with expires.
 
 use std::sync::Arc;
 
@@ -15,10 +15,10 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use axum::Extension;
 use bytes::{Bytes, BytesMut};
-use rakuda_schema::ResetReason;
+use rakuda_schema::{ClientResetReason, ResetReason};
 
 use super::admission::{admit, Admission, ConnectQuery};
-use super::{jittered_retry, Streams};
+use super::{expired, expiry, jittered_retry, Streams};
 use crate::channels::ChannelSet;
 use crate::edge::auth::Principal;
 use crate::edge::limits::Permit;
@@ -45,8 +45,9 @@ pub async fn events(
         permit,
     } = admit(&streams, &principal, query, header_cursor)?;
     let resumption = streams.resumer.resume(cursor, channels).await;
+    let expires = expiry(&principal);
 
-    let body = Body::from_stream(connection(streams, resumption, channels, permit));
+    let body = Body::from_stream(connection(streams, resumption, channels, permit, expires));
     let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(
@@ -83,6 +84,7 @@ fn connection(
     resumption: Resumption,
     channels: ChannelSet,
     permit: Permit,
+    expires: Option<tokio::time::Instant>,
 ) -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> {
     async_stream::stream! {
         let _permit = permit;
@@ -122,6 +124,11 @@ fn connection(
             tokio::select! {
                 biased;
                 _ = drain.arrived() => {
+                    yield Ok(sse_retry(jittered_retry(retry_ms)));
+                    break;
+                }
+                _ = expired(expires) => {
+                    streams.metrics.client_reset(ClientResetReason::TokenExpired);
                     yield Ok(sse_retry(jittered_retry(retry_ms)));
                     break;
                 }

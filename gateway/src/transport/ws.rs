@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
 use futures::stream::{SplitSink, SplitStream};
@@ -24,7 +24,7 @@ use rakuda_schema::{
 };
 
 use super::admission::{admit, Admission, ConnectQuery};
-use super::Streams;
+use super::{expired, expiry, Streams};
 use crate::channels::ChannelSet;
 use crate::edge::auth::Principal;
 use crate::edge::limits::Permit;
@@ -44,9 +44,17 @@ const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 pub async fn upgrade(
     State(streams): State<Arc<Streams>>,
     Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
     query: Result<Query<ConnectQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    if !streams.origins.allows(&headers) {
+        return Err(streams.refusals.refuse(
+            StatusCode::FORBIDDEN,
+            RequestRefusal::OriginNotAllowed,
+            "this page's origin is not in the gateway's CORS_ORIGINS",
+        ));
+    }
     let upgrade = upgrade.map_err(|rejection| {
         streams.refusals.refuse(
             StatusCode::BAD_REQUEST,
@@ -71,6 +79,7 @@ pub async fn upgrade(
             let resumption = Box::pin(streams.resumer.resume(cursor, channels)).await;
             Session {
                 allowed: principal.allowed_channels(),
+                expires: expiry(&principal),
                 channels,
                 bad_frames: 0,
                 _permit: permit,
@@ -85,6 +94,8 @@ struct Session {
     streams: Arc<Streams>,
     /// What the credential allows; `channels` stays within it.
     allowed: ChannelSet,
+    /// When the token expires: the session closes with 4001.
+    expires: Option<tokio::time::Instant>,
     channels: ChannelSet,
     bad_frames: usize,
     _permit: Permit,
@@ -174,6 +185,10 @@ impl Session {
                 biased;
                 _ = drain.arrived() => {
                     return End::Close(CloseCode::ServiceRestart, "service restart: reconnect");
+                }
+                _ = expired(self.expires) => {
+                    streams.metrics.client_reset(ClientResetReason::TokenExpired);
+                    return End::Close(CloseCode::TokenExpired, "token expired: reconnect with a new token");
                 }
                 message = incoming.next() => match message {
                     None | Some(Ok(Message::Close(_))) => return End::ClientGone,

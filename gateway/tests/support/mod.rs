@@ -18,6 +18,8 @@ pub use rakuda_testkit::redis_client::{publish, publish_all, wait_for_subscriber
 pub use rakuda_testkit::wait::{bounded, eventually, sample_value, WAIT};
 
 pub const API_KEY: &str = "test-api-key-0001";
+/// The tests' token signing secret (32 bytes).
+pub const TOKEN_SECRET: &str = "test-token-secret-0123456789abcd";
 
 /// The stream sequence before a test's first event: [`Stack::start`] waits for the bridge's
 /// `start` source gap marker, which takes sequence 1 of a new stream. Event `n` of a test
@@ -96,7 +98,8 @@ impl Stack {
             vec![self.nats.url().parse().expect("nats url")],
             vec![API_KEY.into()],
         );
-        config.redis_url = self.redis.url();
+        config.redis_url = self.redis.url().into();
+        config.token_secret = vec![TOKEN_SECRET.into()];
         config.canary_interval = Duration::ZERO;
         config
     }
@@ -523,6 +526,7 @@ impl GatewayProcess {
             ("REDIS_URL", stack.redis.url()),
             ("CANARY_INTERVAL", "0s".to_owned()),
             ("API_KEY", API_KEY.to_owned()),
+            ("TOKEN_SECRET", TOKEN_SECRET.to_owned()),
             ("GATEWAY_ADDR", format!("127.0.0.1:{port}")),
         ];
         settings.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
@@ -549,6 +553,19 @@ impl GatewayProcess {
             .find_map(|line| line.strip_prefix("VmRSS:"))
             .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmRSS")
+    }
+
+    /// CPU time the process has used so far, in clock ticks (1/100 s on Linux).
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("proc stat");
+        // The command name may contain spaces: fields are counted after its closing paren.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
     }
 
     pub fn signal(&self, name: &str) {

@@ -58,6 +58,11 @@ impl Stack {
             ("REDIS_URL".to_owned(), redis.url()),
             ("NATS_URL".to_owned(), nats.url()),
             ("API_KEY".to_owned(), API_KEY.to_owned()),
+            // Benchmarks only: the bridge ignores it.
+            (
+                "TOKEN_SECRET".to_owned(),
+                "bench-token-secret-0123456789abc".to_owned(),
+            ),
             ("RUST_LOG".to_owned(), "warn".to_owned()),
         ];
 

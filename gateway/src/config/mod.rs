@@ -2,11 +2,19 @@
 //! value placeholder is the variable's name, so a bad value names it at start-up.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_nats::ServerAddr;
 use clap::Parser;
-use rakuda_service::settings;
+use ipnet::IpNet;
+use rakuda_service::nats::NatsAuth;
+use rakuda_service::settings::{self, Secret};
+
+mod checks;
+
+pub use checks::ConfigError;
+use checks::{parse_dashboard_dir, parse_origin, parse_trusted_proxy};
 
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 pub const DEFAULT_STREAM_NAME: &str = "RAKUDA_REALTIME";
@@ -34,6 +42,9 @@ pub const DEFAULT_MAX_URI_BYTES: usize = 8 * 1024;
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const DEFAULT_CLUSTER_STATS_TIMEOUT: Duration = Duration::from_secs(1);
 pub const DEFAULT_CLIENT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_MAX_UNAUTHENTICATED_CONNECTIONS: usize = 1_024;
+pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 30;
 /// Shortest accepted API key: anything shorter is guessable.
 pub const MIN_API_KEY_LEN: usize = 8;
 /// Shortest accepted token secret.
@@ -60,13 +71,19 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_ADDR", default_value = DEFAULT_GATEWAY_ADDR)]
     pub gateway_addr: SocketAddr,
 
-    /// API keys accepted in `X-API-Key`, comma separated (the existing apiKeyAuth keys).
-    #[arg(long, env = "API_KEY", required = true, value_delimiter = ',', value_parser = parse_api_key, hide_env_values = true)]
-    pub api_key: Vec<String>,
+    /// API keys accepted in `X-API-Key`, comma separated (the existing apiKeyAuth keys); each
+    /// may be written `id:key` to name it in logs, limits and tokens (else `key-<position>`).
+    #[arg(long, env = "API_KEY", required = true, value_delimiter = ',', value_parser = Secret::parse, hide_env_values = true)]
+    pub api_key: Vec<Secret>,
 
-    /// Secret that signs `/token` tokens; the same on every instance. Derived from API_KEY when unset.
-    #[arg(long, env = "TOKEN_SECRET", value_parser = parse_token_secret, hide_env_values = true)]
-    pub token_secret: Option<String>,
+    /// Secrets (32+ bytes) that sign `/token` tokens, comma separated, the same on every
+    /// instance: the first signs, every one verifies, so a new one can be rolled in first.
+    #[arg(long, env = "TOKEN_SECRET", value_delimiter = ',', value_parser = Secret::parse, hide_env_values = true)]
+    pub token_secret: Vec<Secret>,
+
+    /// `true` lets a single local gateway start without TOKEN_SECRET (a random one is used).
+    #[arg(long, env = "GATEWAY_DEV_MODE", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub gateway_dev_mode: bool,
 
     /// How long a `/token` token is valid (`15m`).
     #[arg(long, env = "TOKEN_TTL", default_value = "15m", value_parser = settings::positive_duration)]
@@ -118,7 +135,7 @@ pub struct Config {
     pub cors_origins: Vec<String>,
 
     /// This instance's name in /status, heartbeats and logs; `gw-<random>` when unset.
-    #[arg(long, env = "GATEWAY_INSTANCE_ID")]
+    #[arg(long, env = "GATEWAY_INSTANCE_ID", value_parser = checks::parse_instance_id)]
     pub gateway_instance_id: Option<String>,
 
     /// On SIGTERM, how long open connections get to close before the process exits.
@@ -155,8 +172,14 @@ pub struct Config {
     pub max_header_bytes: usize,
 
     /// Redis the canary is published on (the one the workers and the bridge use).
-    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, value_parser = settings::redis_url)]
-    pub redis_url: String,
+    /// An ACL user and password go in the URL (`redis://user:password@host:port`);
+    /// `rediss://` for TLS.
+    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, value_parser = Secret::parse, hide_env_values = true)]
+    pub redis_url: Secret,
+
+    /// PEM file of the CA that signed Redis's certificate, for `rediss://` with a private CA.
+    #[arg(long, env = "REDIS_TLS_CA")]
+    pub redis_tls_ca: Option<PathBuf>,
 
     /// Prefix of the Redis channels (the canary goes to `<prefix>canary`).
     #[arg(long, env = "REDIS_CHANNEL_PREFIX", default_value = rakuda_schema::channel::DEFAULT_REDIS_CHANNEL_PREFIX)]
@@ -183,22 +206,47 @@ pub struct Config {
     /// A built dashboard (a directory with `index.html`) to serve at `/`; unknown paths get
     /// `index.html`, so the dashboard's own routes work on reload.
     #[arg(long, env = "GATEWAY_DASHBOARD_DIR", value_parser = parse_dashboard_dir)]
-    pub gateway_dashboard_dir: Option<std::path::PathBuf>,
+    pub gateway_dashboard_dir: Option<PathBuf>,
 
     /// How long `/stats?scope=cluster` waits for the other instances.
     #[arg(long, env = "CLUSTER_STATS_TIMEOUT", default_value = "1s", value_parser = settings::positive_duration)]
     pub cluster_stats_timeout: Duration,
+
+    /// How long a client has to send a whole request (its head, and its body if any); past it
+    /// the gateway answers 408 and closes. Bounds what a silent or trickling socket holds.
+    #[arg(long, env = "REQUEST_READ_TIMEOUT", default_value = "10s", value_parser = settings::positive_duration)]
+    pub request_read_timeout: Duration,
+
+    /// Most sockets holding no authenticated request (still sending a head, or refused) at
+    /// once; past it, new sockets get 503 at once.
+    #[arg(long, env = "MAX_UNAUTHENTICATED_CONNECTIONS", default_value_t = DEFAULT_MAX_UNAUTHENTICATED_CONNECTIONS, value_parser = settings::nonzero)]
+    pub max_unauthenticated_connections: usize,
+
+    /// Failed authentications one client address may make per minute (as a burst, refilled
+    /// evenly); past it, 429 with Retry-After, whatever it sends.
+    #[arg(long, env = "AUTH_FAILURES_PER_MINUTE", default_value_t = DEFAULT_AUTH_FAILURES_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub auth_failures_per_minute: u32,
+
+    /// Proxies (addresses or networks, comma separated) whose X-Forwarded-For names the client;
+    /// from anyone else the header is ignored.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_trusted_proxy)]
+    pub trusted_proxies: Vec<IpNet>,
+
+    #[command(flatten)]
+    pub nats_auth: NatsAuth,
 }
 
 impl Config {
     /// Defaults for everything but the NATS servers and the API keys.
-    pub fn new(nats_url: Vec<ServerAddr>, api_keys: Vec<String>) -> Config {
+    /// Tests then set `token_secret` (or `gateway_dev_mode`).
+    pub fn new(nats_url: Vec<ServerAddr>, api_keys: Vec<Secret>) -> Config {
         Config {
             nats_url,
             stream_name: DEFAULT_STREAM_NAME.into(),
             gateway_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             api_key: api_keys,
-            token_secret: None,
+            token_secret: Vec::new(),
+            gateway_dev_mode: false,
             token_ttl: DEFAULT_TOKEN_TTL,
             realtime_enabled: true,
             sse_heartbeat_interval: DEFAULT_HEARTBEAT_MS,
@@ -221,6 +269,7 @@ impl Config {
             max_uri_bytes: DEFAULT_MAX_URI_BYTES,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             redis_url: DEFAULT_REDIS_URL.into(),
+            redis_tls_ca: None,
             redis_channel_prefix: rakuda_schema::channel::DEFAULT_REDIS_CHANNEL_PREFIX.into(),
             canary_interval: DEFAULT_CANARY_INTERVAL,
             canary_degraded_after: DEFAULT_CANARY_DEGRADED_AFTER,
@@ -228,6 +277,11 @@ impl Config {
             cluster_stats_timeout: DEFAULT_CLUSTER_STATS_TIMEOUT,
             client_stall_timeout: DEFAULT_CLIENT_STALL_TIMEOUT,
             gateway_dashboard_dir: None,
+            request_read_timeout: DEFAULT_REQUEST_READ_TIMEOUT,
+            max_unauthenticated_connections: DEFAULT_MAX_UNAUTHENTICATED_CONNECTIONS,
+            auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
+            trusted_proxies: Vec::new(),
+            nats_auth: NatsAuth::default(),
         }
     }
 
@@ -240,124 +294,5 @@ impl Config {
     }
 }
 
-/// Why a gateway setting was refused; the message says what a good value looks like.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("each key must be at least {MIN_API_KEY_LEN} characters")]
-    ApiKeyTooShort,
-    #[error("must be at least {MIN_TOKEN_SECRET_LEN} characters")]
-    TokenSecretTooShort,
-    #[error("`{0}` has no index.html: build the dashboard first, or unset it")]
-    NoDashboardIndex(String),
-    #[error("each origin must look like https://host[:port], without a path")]
-    Origin,
-}
-
-fn parse_api_key(value: &str) -> Result<String, ConfigError> {
-    let key = value.trim();
-    if key.len() < MIN_API_KEY_LEN {
-        return Err(ConfigError::ApiKeyTooShort);
-    }
-    Ok(key.to_owned())
-}
-
-fn parse_token_secret(value: &str) -> Result<String, ConfigError> {
-    if value.len() < MIN_TOKEN_SECRET_LEN {
-        return Err(ConfigError::TokenSecretTooShort);
-    }
-    Ok(value.to_owned())
-}
-
-fn parse_dashboard_dir(value: &str) -> Result<std::path::PathBuf, ConfigError> {
-    let dir = std::path::PathBuf::from(value);
-    if !dir.join("index.html").is_file() {
-        return Err(ConfigError::NoDashboardIndex(value.to_owned()));
-    }
-    Ok(dir)
-}
-
-fn parse_origin(value: &str) -> Result<String, ConfigError> {
-    let origin = value.trim();
-    let scheme_ok = origin.starts_with("http://") || origin.starts_with("https://");
-    if !scheme_ok || origin.ends_with('/') || origin.parse::<axum::http::HeaderValue>().is_err() {
-        return Err(ConfigError::Origin);
-    }
-    Ok(origin.to_owned())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
-        let command = Config::command().mut_args(|arg| arg.env(None::<&str>));
-        let matches = command
-            .try_get_matches_from(std::iter::once("rakuda-gateway").chain(args.iter().copied()))?;
-        <Config as clap::FromArgMatches>::from_arg_matches(&matches)
-    }
-
-    #[test]
-    fn defaults_match_the_constants() {
-        let parsed = parse(&["--api-key", "key-one-123"]).expect("parse");
-        let built = Config::new(
-            vec![DEFAULT_NATS_URL.parse().expect("url")],
-            vec!["key-one-123".into()],
-        );
-        assert_eq!(format!("{parsed:?}"), format!("{built:?}"));
-    }
-
-    #[test]
-    fn errors_name_the_variable() {
-        for (args, variable) in [
-            (vec![], "API_KEY"),
-            (vec!["--api-key", "short"], "API_KEY"),
-            (
-                vec!["--api-key", "long-enough", "--sse-debounce-window", "soon"],
-                "SSE_DEBOUNCE_WINDOW",
-            ),
-            (
-                vec!["--api-key", "long-enough", "--sse-heartbeat-interval", "5"],
-                "SSE_HEARTBEAT_INTERVAL",
-            ),
-            (
-                vec!["--api-key", "long-enough", "--realtime-enabled", "maybe"],
-                "REALTIME_ENABLED",
-            ),
-            (
-                vec!["--api-key", "long-enough", "--cors-origins", "example.com"],
-                "CORS_ORIGINS",
-            ),
-            (
-                vec!["--api-key", "long-enough", "--token-secret", "tiny"],
-                "TOKEN_SECRET",
-            ),
-            (
-                vec!["--api-key", "long-enough", "--gateway-addr", "everywhere"],
-                "GATEWAY_ADDR",
-            ),
-        ] {
-            let error = parse(&args).expect_err("bad value").to_string();
-            assert!(error.contains(variable), "{variable}: {error}");
-        }
-    }
-
-    #[test]
-    fn realtime_enabled_reads_false() {
-        let parsed =
-            parse(&["--api-key", "long-enough", "--realtime-enabled", "false"]).expect("parse");
-        assert!(!parsed.realtime_enabled);
-    }
-
-    /// `.env.example` is what a newcomer copies: it must list every setting with its default.
-    #[test]
-    fn env_example_documents_every_setting() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.env.example");
-        let text = std::fs::read_to_string(&path).expect("read .env.example");
-        let problems = rakuda_service::settings::env_example_problems(
-            &<Config as clap::CommandFactory>::command(),
-            &text,
-        );
-        assert!(problems.is_empty(), ".env.example: {problems:?}");
-    }
-}
+mod tests;
