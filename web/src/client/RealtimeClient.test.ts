@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Mock } from "vitest";
 import { CLOSE_CODES } from "../generated/schema";
 import type { BatchFrame, EventType, SequencedEvent, ServerMessage } from "../generated/schema";
-import { RealtimeClient, backoffDelay } from "./index";
+import { RealtimeClient, backoffDelay, renewalMargin } from "./index";
 import type { ConnectionState, RealtimeClientOptions, RealtimeFrame, ResetCause } from "./index";
 
 // ---- fakes: just enough of EventSource, WebSocket and fetch for the client ----
@@ -337,7 +337,7 @@ describe("tokens", () => {
     expect(source.url).toBe(`${BASE}/api/realtime/events?token=tok-1`);
   });
 
-  it("reuses a token with more than 30 s left", async () => {
+  it("reuses a token on reconnect while it is not due for renewal", async () => {
     const { client, fetchImpl } = makeClient({ fetchImpl: tokenFetch(10 * 60_000) });
     const source = await startOpen(client);
     source.simulateError();
@@ -346,11 +346,14 @@ describe("tokens", () => {
     expect(lastSource().url).toContain("token=tok-1");
   });
 
-  it("refreshes a token expiring within 30 s", async () => {
-    const { client, fetchImpl } = makeClient({ fetchImpl: tokenFetch(32_000) });
+  it("mints a new token for a reconnect once the old one is due for renewal", async () => {
+    // 8 s of life: renewal margin 4 s (half the lifetime).
+    const { client, fetchImpl } = makeClient({ fetchImpl: tokenFetch(8_000) });
     const source = await startOpen(client);
-    source.simulateError();
-    await vi.advanceTimersByTimeAsync(3000); // 29 s left by now
+    await vi.advanceTimersByTimeAsync(2000);
+    source.simulateError(); // before the renewal time: an ordinary failure
+    expect(client.state).toBe("reconnecting");
+    await vi.advanceTimersByTimeAsync(3000); // 5 s in: tok-1 is due
     expect(fetchImpl).toHaveBeenCalledTimes(2);
     expect(lastSource().url).toContain("token=tok-2");
   });
@@ -417,6 +420,316 @@ describe("tokens", () => {
     expect(getToken).toHaveBeenCalledTimes(1);
     expect(fetchImpl).not.toHaveBeenCalled();
     expect(source.url).toBe(`${BASE}/api/realtime/events?token=from-backend`);
+  });
+});
+
+// ---- token renewal ----
+
+/** A fetch answering with each step in turn (the last one repeats): a grant, a refusal, a throw. */
+function scriptedFetch(...steps: (() => Response)[]) {
+  let call = 0;
+  return vi.fn<typeof fetch>(async () => {
+    const step = steps[Math.min(call, steps.length - 1)];
+    call += 1;
+    if (!step) throw new Error("no step");
+    return step();
+  });
+}
+
+function refusal(status: number, error: string): Response {
+  return new Response(JSON.stringify({ error, message: "refused" }), { status });
+}
+
+function networkFailure(): Response {
+  throw new TypeError("Failed to fetch");
+}
+
+/** Resolves when released: a token request still under way. */
+function deferredFetch() {
+  const pending: ((response: Response) => void)[] = [];
+  const fetchImpl = vi.fn<typeof fetch>(
+    () => new Promise<Response>((resolve) => pending.push(resolve)),
+  );
+  return { fetchImpl, release: (response: Response) => pending.shift()?.(response) };
+}
+
+describe("renewalMargin", () => {
+  it("is 10% of the lifetime, at least 5 s, at most half the lifetime", () => {
+    expect(renewalMargin(15 * 60_000)).toBe(90_000);
+    expect(renewalMargin(60_000)).toBe(6_000);
+    expect(renewalMargin(30_000)).toBe(5_000);
+    expect(renewalMargin(6_000)).toBe(3_000);
+    expect(renewalMargin(1_000)).toBe(500);
+    expect(renewalMargin(0)).toBeNaN();
+    expect(renewalMargin(Number.NaN)).toBeNaN();
+  });
+});
+
+describe("token renewal", () => {
+  it("renews ahead of expiry and resumes with the new token and the last cursor, staying open", async () => {
+    // 60 s of life: renewed 6 s before expiry.
+    const { client, fetchImpl, states } = makeClient({ fetchImpl: tokenFetch(60_000), channels: ["orders"] });
+    const seqs: number[] = [];
+    client.on("*", (e) => seqs.push(e.seq));
+    const first = await startOpen(client);
+    first.emit("ORDER_RECEIVED", event("ORDER_RECEIVED", 1), "e-1");
+    await vi.advanceTimersByTimeAsync(30_000);
+    first.emit("heartbeat", heartbeat("gw-1", 1), "e-1");
+    first.emit("ORDER_RECEIVED", event("ORDER_RECEIVED", 2), "e-2");
+
+    await vi.advanceTimersByTimeAsync(23_999);
+    expect(fetchImpl).toHaveBeenCalledTimes(1);
+    expect(first.closed).toBe(false);
+
+    await vi.advanceTimersByTimeAsync(1); // 54 s
+    expect(fetchImpl).toHaveBeenCalledTimes(2);
+    expect(first.closed).toBe(true);
+    const second = lastSource();
+    expect(second.url).toBe(`${BASE}/api/realtime/events?token=tok-2&channels=orders&lastEventId=e-2`);
+
+    // Frames of the old connection arriving late are ignored; the replay repeats seq 2.
+    first.emit("ORDER_RECEIVED", event("ORDER_RECEIVED", 3), "e-3");
+    second.simulateOpen();
+    second.emit("ORDER_RECEIVED", batch("ORDER_RECEIVED", [event("ORDER_RECEIVED", 2), event("ORDER_RECEIVED", 3)]), "e-3");
+    second.emit("heartbeat", heartbeat("gw-2", 3), "e-3");
+    expect(seqs).toEqual([1, 2, 3]);
+    expect(states).toEqual(["connecting", "open"]);
+    expect(client.lastError).toBeNull();
+
+    // The next renewal is due 54 s after tok-2 was minted.
+    await vi.advanceTimersByTimeAsync(53_999);
+    expect(fetchImpl).toHaveBeenCalledTimes(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(fetchImpl).toHaveBeenCalledTimes(3);
+    expect(lastSource().url).toContain("token=tok-3");
+    expect(lastSource().url).toContain("lastEventId=e-3");
+  });
+
+  it("renews a WebSocket connection the same way", async () => {
+    const { client, fetchImpl, states } = makeClient({ transport: "ws", fetchImpl: tokenFetch(60_000) });
+    client.start();
+    await settle();
+    const first = lastSocket();
+    first.simulateOpen();
+    first.send({ id: "e-4", event: "ORDER_RECEIVED", data: event("ORDER_RECEIVED", 4) });
+    await vi.advanceTimersByTimeAsync(54_000);
+    expect(fetchImpl).toHaveBeenCalledTimes(2);
+    expect(first.closed).toBe(true);
+    const second = lastSocket();
+    expect(second.url).toBe("wss://gw.test/api/realtime/ws?token=tok-2&lastEventId=e-4");
+    second.simulateOpen();
+    expect(states).toEqual(["connecting", "open"]);
+  });
+
+  it("treats WebSocket close 4001 as renew-now: a new token and a reconnect without backoff", async () => {
+    const { client, fetchImpl, states } = makeClient({ transport: "ws", fetchImpl: tokenFetch(10 * 60_000) });
+    const seqs: number[] = [];
+    client.on("*", (e) => seqs.push(e.seq));
+    client.start();
+    await settle();
+    const first = lastSocket();
+    first.simulateOpen();
+    first.send({ id: "e-5", event: "PRICE_CHANGE", data: event("PRICE_CHANGE", 5) });
+
+    first.simulateClose(CLOSE_CODES.token_expired);
+    await settle(); // no timer has to run
+    expect(fetchImpl).toHaveBeenCalledTimes(2);
+    const second = lastSocket();
+    expect(second).not.toBe(first);
+    expect(second.url).toBe("wss://gw.test/api/realtime/ws?token=tok-2&lastEventId=e-5");
+    second.simulateOpen();
+    second.send({ id: "e-6", event: "PRICE_CHANGE", data: batch("PRICE_CHANGE", [event("PRICE_CHANGE", 5), event("PRICE_CHANGE", 6)]) });
+    expect(seqs).toEqual([5, 6]);
+    expect(states).toEqual(["connecting", "open"]);
+    expect(client.lastError).toBeNull();
+  });
+
+  it("treats an SSE end once the token is due as renew-now (a timer that ran late)", async () => {
+    const { client, fetchImpl, states } = makeClient({ fetchImpl: tokenFetch(60_000) });
+    const source = await startOpen(client);
+    source.emit("ORDER_RECEIVED", event("ORDER_RECEIVED", 1), "e-1");
+    // A sleeping laptop or a throttled background tab: the clock moves, the timer has not fired.
+    vi.setSystemTime(Date.now() + 61_000);
+    source.simulateError(); // the gateway ended the stream at expiry
+    expect(source.closed).toBe(true);
+    await settle();
+    expect(fetchImpl).toHaveBeenCalledTimes(2);
+    expect(lastSource().url).toBe(`${BASE}/api/realtime/events?token=tok-2&lastEventId=e-1`);
+    lastSource().simulateOpen();
+    expect(states).toEqual(["connecting", "open"]);
+  });
+
+  it("never offers the expired token again, even when the renewal fails", async () => {
+    const fetchImpl = scriptedFetch(
+      () => grantResponse("tok-1", 10 * 60_000),
+      networkFailure,
+      () => grantResponse("tok-3", 10 * 60_000),
+    );
+    const { client, states } = makeClient({ transport: "ws", fetchImpl });
+    client.start();
+    await settle();
+    lastSocket().simulateOpen();
+    lastSocket().send({ id: "e-7", event: "heartbeat", data: heartbeat("gw-1", 7) });
+    lastSocket().simulateClose(CLOSE_CODES.token_expired);
+    await settle();
+    expect(client.state).toBe("reconnecting");
+    expect(client.lastError).toContain("Failed to fetch");
+    expect(FakeWebSocket.instances).toHaveLength(1);
+
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(fetchImpl).toHaveBeenCalledTimes(3);
+    expect(lastSocket().url).toBe("wss://gw.test/api/realtime/ws?token=tok-3&lastEventId=e-7");
+    lastSocket().simulateOpen();
+    expect(states).toEqual(["connecting", "open", "reconnecting", "open"]);
+  });
+
+  it.each([
+    ["a network failure", networkFailure, "Failed to fetch"],
+    ["a 401", () => refusal(401, "invalid_api_key"), "401"],
+  ])("falls back to the backoff path when the renewal meets %s", async (_name, failure, message) => {
+    vi.spyOn(Math, "random").mockReturnValue(1);
+    const fetchImpl = scriptedFetch(() => grantResponse("tok-1", 60_000), failure, failure, () => grantResponse("tok-4", 60_000));
+    const { client, states } = makeClient({ fetchImpl });
+    const first = await startOpen(client);
+    first.emit("ORDER_RECEIVED", event("ORDER_RECEIVED", 1), "e-1");
+    await vi.advanceTimersByTimeAsync(54_000);
+    expect(fetchImpl).toHaveBeenCalledTimes(2);
+    expect(client.state).toBe("reconnecting");
+    expect(client.lastError).toContain("token renewal failed");
+    expect(client.lastError).toContain(message);
+    expect(first.closed).toBe(true);
+
+    // Attempt 0 (3 s) fails again, attempt 1 waits 6 s: the renewal counted as a failure.
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(fetchImpl).toHaveBeenCalledTimes(3);
+    await vi.advanceTimersByTimeAsync(5999);
+    expect(fetchImpl).toHaveBeenCalledTimes(3);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(fetchImpl).toHaveBeenCalledTimes(4);
+    expect(lastSource().url).toBe(`${BASE}/api/realtime/events?token=tok-4&lastEventId=e-1`);
+    lastSource().simulateOpen();
+    expect(states).toEqual(["connecting", "open", "reconnecting", "open"]);
+  });
+
+  it("does not count a renewal as a failure: the backoff afterwards starts from the floor", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(1);
+    const { client } = makeClient({ transport: "ws", fetchImpl: tokenFetch(10 * 60_000) });
+    client.start();
+    await settle();
+    lastSocket().simulateOpen();
+    // Open but never healthy (no heartbeat), so nothing resets the attempt count but itself.
+    lastSocket().simulateClose(CLOSE_CODES.token_expired);
+    await settle();
+    lastSocket().simulateOpen();
+    lastSocket().simulateClose(CLOSE_CODES.token_expired);
+    await settle();
+    lastSocket().simulateOpen();
+    lastSocket().simulateClose(1006);
+    await vi.advanceTimersByTimeAsync(2999);
+    expect(FakeWebSocket.instances).toHaveLength(3);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(FakeWebSocket.instances).toHaveLength(4);
+  });
+
+  it("shows reconnecting when a handover has not opened within 2 s", async () => {
+    const { client, states } = makeClient({ fetchImpl: tokenFetch(60_000) });
+    await startOpen(client);
+    await vi.advanceTimersByTimeAsync(54_000);
+    const second = lastSource();
+    expect(FakeEventSource.instances).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1999);
+    expect(client.state).toBe("open");
+    await vi.advanceTimersByTimeAsync(1);
+    expect(client.state).toBe("reconnecting");
+    expect(client.lastError).toBeNull();
+    second.simulateOpen();
+    expect(states).toEqual(["connecting", "open", "reconnecting", "open"]);
+  });
+
+  it("clears the renewal timer on stop, and ignores a renewal answered after stop", async () => {
+    const idle = makeClient({ fetchImpl: tokenFetch(60_000) });
+    await startOpen(idle.client);
+    idle.client.stop();
+    expect(vi.getTimerCount()).toBe(0);
+    await vi.advanceTimersByTimeAsync(10 * 60_000);
+    expect(idle.fetchImpl).toHaveBeenCalledTimes(1);
+    expect(FakeEventSource.instances).toHaveLength(1);
+
+    FakeEventSource.instances = [];
+    const { fetchImpl, release } = deferredFetch();
+    const { client, states } = makeClient({ fetchImpl });
+    client.start();
+    release(grantResponse("tok-1", 60_000));
+    await settle();
+    lastSource().simulateOpen();
+    await vi.advanceTimersByTimeAsync(54_000);
+    expect(fetchImpl).toHaveBeenCalledTimes(2); // the renewal is under way
+    client.stop();
+    release(grantResponse("tok-2", 60_000));
+    await vi.advanceTimersByTimeAsync(10 * 60_000);
+    expect(FakeEventSource.instances).toHaveLength(1);
+    expect(client.state).toBe("closed");
+    expect(states).toEqual(["connecting", "open", "closed"]);
+  });
+
+  it("clears the renewal timer when the connection fails and arms a new one when it reopens", async () => {
+    const { client, fetchImpl } = makeClient({ fetchImpl: tokenFetch(60_000) });
+    const source = await startOpen(client);
+    await vi.advanceTimersByTimeAsync(10_000);
+    source.simulateError();
+    await vi.advanceTimersByTimeAsync(3000); // reconnects with tok-1 (41 s before its renewal)
+    expect(fetchImpl).toHaveBeenCalledTimes(1);
+    // Not opened yet: no renewal runs for a connection that is not there.
+    await vi.advanceTimersByTimeAsync(40_999);
+    expect(fetchImpl).toHaveBeenCalledTimes(1);
+    lastSource().simulateOpen();
+    await vi.advanceTimersByTimeAsync(1); // 54 s after tok-1 was minted
+    expect(fetchImpl).toHaveBeenCalledTimes(2);
+  });
+
+  it.each([
+    // The gateway's clock an hour ahead: expiresAt alone would mean 61 minutes of life.
+    ["the local clock runs behind", 3_660_000, 54_000],
+    // The clocks agree and the gateway rounded the issue time down: 55 s left of a 60 s TTL.
+    ["expiresAt is sooner than the TTL", 55_000, 49_500],
+  ])("renews by the shorter of expiresAt and expiresInSeconds when %s", async (_name, expiresInMs, renewsAtMs) => {
+    const fetchImpl = vi.fn<typeof fetch>(async () => {
+      const expiresAt = new Date(Date.now() + expiresInMs).toISOString();
+      return new Response(JSON.stringify({ token: "tok", expiresAt, expiresInSeconds: 60 }), { status: 200 });
+    });
+    const { client } = makeClient({ fetchImpl });
+    await startOpen(client);
+    await vi.advanceTimersByTimeAsync(renewsAtMs - 1);
+    expect(fetchImpl).toHaveBeenCalledTimes(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(fetchImpl).toHaveBeenCalledTimes(2);
+  });
+
+  it("renews a getToken grant ahead of expiry; without a known expiry it waits for the gateway", async () => {
+    let issued = 0;
+    const getToken = vi.fn(async () => {
+      issued += 1;
+      return { token: `own-${issued}`, expiresAt: issued === 1 ? new Date(Date.now() + 60_000).toISOString() : "later" };
+    });
+    const { client, fetchImpl } = makeClient({ apiKey: undefined, getToken, transport: "ws" });
+    client.start();
+    await settle();
+    lastSocket().simulateOpen();
+    await vi.advanceTimersByTimeAsync(54_000);
+    expect(getToken).toHaveBeenCalledTimes(2);
+    expect(lastSocket().url).toContain("token=own-2");
+    lastSocket().simulateOpen();
+    lastSocket().send({ id: "e-1", event: "heartbeat", data: heartbeat() });
+    // "later" is no time: nothing is scheduled, and the gateway's 4001 is what renews it.
+    await vi.advanceTimersByTimeAsync(30_000);
+    lastSocket().send({ id: "e-2", event: "heartbeat", data: heartbeat() });
+    expect(getToken).toHaveBeenCalledTimes(2);
+    lastSocket().simulateClose(CLOSE_CODES.token_expired);
+    await settle();
+    expect(getToken).toHaveBeenCalledTimes(3);
+    expect(lastSocket().url).toContain("token=own-3");
+    expect(lastSocket().url).toContain("lastEventId=e-2");
+    expect(fetchImpl).not.toHaveBeenCalled();
   });
 });
 

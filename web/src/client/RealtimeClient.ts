@@ -1,5 +1,6 @@
-// The framework-free browser client: tokens, SSE or WebSocket transport, resume cursor, dedup
-// by seq, heartbeat watchdog and reconnect backoff. See docs/PROTOCOL.md for the wire format.
+// The framework-free browser client: tokens (renewed ahead of expiry), SSE or WebSocket
+// transport, resume cursor, dedup by seq, heartbeat watchdog and reconnect backoff. See
+// docs/PROTOCOL.md for the wire format.
 import { CHANNELS, CLOSE_CODES, RESET_REASONS } from "../generated/schema";
 import type { BatchFrame, EventType, Heartbeat, ResetReason, SequencedEvent, ServerMessage } from "../generated/schema";
 import type {
@@ -15,8 +16,21 @@ import type {
 const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
 const DEFAULT_BACKOFF_INITIAL_MS = 3_000;
 const DEFAULT_BACKOFF_MAX_MS = 30_000;
-/** A cached token with less than this left could expire mid-handshake: mint a new one. */
-const TOKEN_MIN_REMAINING_MS = 30_000;
+/** Renew a token this share of its lifetime before it expires... */
+const RENEW_FRACTION = 0.1;
+/**
+ * ...but never later than this before: a token request, a handshake and the resume must fit in
+ * the margin, the gateway rounds a token's issue time down to the second (up to 1 s of the
+ * lifetime is gone before the client sees it), and a background tab's timers run late.
+ */
+const RENEW_MIN_MARGIN_MS = 5_000;
+/**
+ * How long a token handover may take before the state admits it (`reconnecting`): a routine
+ * token change takes a token request and a handshake, far less than this.
+ */
+const HANDOVER_GRACE_MS = 2_000;
+/** setTimeout's largest delay; a longer one fires at once. */
+const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 /** Enough to cover any replay overlap after a reconnect, small enough to stay cheap. */
 const DEDUP_CAPACITY = 10_000;
 
@@ -45,6 +59,33 @@ export function backoffDelay(
   const delay = Math.min(cap, initialMs * 2 ** exponent);
   const jittered = delay / 2 + clampUnit(random()) * (delay / 2);
   return Math.min(cap, Math.max(initialMs, jittered));
+}
+
+/**
+ * How long before a token's expiry the client replaces it: the larger of RENEW_FRACTION of its
+ * lifetime and RENEW_MIN_MARGIN_MS (90 s of a 15 min token, 5 s of a 30 s one), but at most half
+ * the lifetime, so that a very short token (TOKEN_TTL=6s in tests) is still used for half its
+ * life instead of being replaced the moment it arrives. NaN for an unknown lifetime.
+ */
+export function renewalMargin(lifetimeMs: number): number {
+  if (!(lifetimeMs > 0)) return Number.NaN;
+  return Math.min(Math.max(lifetimeMs * RENEW_FRACTION, RENEW_MIN_MARGIN_MS), lifetimeMs / 2);
+}
+
+/**
+ * How long a grant is good for, counted from `requestedAt` (local clock); NaN when unknown.
+ * `expiresAt` is exact but read against the local clock, which may be off from the gateway's;
+ * `expiresInSeconds` (the gateway's TOKEN_TTL) needs no clock but ignores the request's latency
+ * and the rounding of the issue time. The shorter wins; a clock so far ahead that the token
+ * looks expired on arrival leaves only the TTL.
+ */
+function grantLifetime(grant: TokenGrant, requestedAt: number): number {
+  const byClock = Date.parse(grant.expiresAt) - requestedAt;
+  const ttl = grant.expiresInSeconds;
+  const byTtl = typeof ttl === "number" && ttl > 0 ? ttl * 1000 : Number.NaN;
+  if (byClock > 0 && byTtl > 0) return Math.min(byClock, byTtl);
+  if (byTtl > 0) return byTtl;
+  return byClock > 0 ? byClock : Number.NaN;
 }
 
 /** Guards the backoff against a random source that strays outside [0, 1]. */
@@ -81,7 +122,12 @@ class RecentSeqs {
 
 interface CachedToken {
   token: string;
-  expiresAtMs: number;
+  /**
+   * When to replace it (local clock): `renewalMargin` before its expiry. It is never offered to
+   * a new connection from then on. NaN when the grant's expiry is unknown: then the token is
+   * used once, and only the server ends its use.
+   */
+  renewAtMs: number;
 }
 
 type Listener<T> = (value: T) => void;
@@ -167,6 +213,8 @@ export class RealtimeClient implements RealtimeClientApi {
   private readonly seen = new RecentSeqs(DEDUP_CAPACITY);
   private cursor: string | null = null;
   private cachedToken: CachedToken | null = null;
+  /** The token the current connection was opened with. */
+  private connectionToken: CachedToken | null = null;
   private attempt = 0;
 
   /**
@@ -180,6 +228,10 @@ export class RealtimeClient implements RealtimeClientApi {
   private opened = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private watchdogTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Fires at the connection token's renewal time. */
+  private renewalTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Turns the state to `reconnecting` when a token handover takes too long. */
+  private handoverTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private readonly options: RealtimeClientOptions) {
     this.baseUrl = trimTrailingSlash(options.baseUrl);
@@ -248,23 +300,27 @@ export class RealtimeClient implements RealtimeClientApi {
 
   // ---- connection lifecycle ----
 
-  /** One connection attempt: token first, then the transport. */
-  private async connect(): Promise<void> {
+  /**
+   * One connection attempt: token first (unless `prefetched` is given; null means "no
+   * credential"), then the transport.
+   */
+  private async connect(prefetched?: CachedToken | null): Promise<void> {
     const generation = this.generation;
     // Armed before the token request too: a request or handshake that hangs is as dead as a
     // silent stream, and nothing else would ever end it.
     this.armWatchdog(generation);
-    let token: string | null;
+    let token: CachedToken | null;
     try {
-      token = await this.obtainToken();
+      token = prefetched !== undefined ? prefetched : await this.obtainToken();
     } catch (error) {
       if (generation === this.generation) this.fail(`token request failed: ${describeError(error)}`);
       return;
     }
     if (generation !== this.generation) return;
+    this.connectionToken = token;
     try {
-      if (this.options.transport === "ws") this.openWebSocket(token, generation);
-      else this.openEventSource(token, generation);
+      if (this.options.transport === "ws") this.openWebSocket(token?.token ?? null, generation);
+      else this.openEventSource(token?.token ?? null, generation);
     } catch (error) {
       this.fail(`cannot open the connection: ${describeError(error)}`);
     }
@@ -283,7 +339,11 @@ export class RealtimeClient implements RealtimeClientApi {
     source.addEventListener("error", () => {
       // EventSource would retry on its own, with the same (maybe expired) token and no
       // backoff: close it and reconnect ourselves.
-      if (live()) this.fail("event stream error");
+      if (!live()) return;
+      // The gateway ends a stream when its token expires, and EventSource reports that like
+      // any other end. One that ends once its token is due for renewal is taken for that.
+      if (this.opened && this.tokenDue()) this.renewNow();
+      else this.fail("event stream error");
     });
     const names = [...PUBLIC_EVENT_TYPES, "heartbeat", "reset"];
     for (const name of names) {
@@ -313,7 +373,9 @@ export class RealtimeClient implements RealtimeClientApi {
       if (live()) this.fail("websocket error");
     });
     socket.addEventListener("close", (event: CloseEvent) => {
-      if (live()) this.fail(`websocket closed (${closeName(event.code)}${event.reason ? `: ${event.reason}` : ""})`);
+      if (!live()) return;
+      if (event.code === CLOSE_CODES.token_expired) this.renewNow();
+      else this.fail(`websocket closed (${closeName(event.code)}${event.reason ? `: ${event.reason}` : ""})`);
     });
   }
 
@@ -332,8 +394,10 @@ export class RealtimeClient implements RealtimeClientApi {
   private handleOpen(generation: number): void {
     this.opened = true;
     this._lastError = null;
+    this.clearHandoverTimer();
     this.setState("open");
     this.armWatchdog(generation);
+    this.scheduleRenewal(generation);
   }
 
   /** A failed attempt or a dead connection: drop it and try again after a backoff. */
@@ -362,6 +426,8 @@ export class RealtimeClient implements RealtimeClientApi {
     this.generation += 1;
     this.opened = false;
     this.clearWatchdog();
+    this.clearRenewalTimer();
+    this.clearHandoverTimer();
     if (this.eventSource) {
       this.eventSource.close();
       this.eventSource = null;
@@ -389,6 +455,92 @@ export class RealtimeClient implements RealtimeClientApi {
     }
   }
 
+  // ---- token renewal ----
+
+  /**
+   * Arms the renewal of the connection's token. A connection lives no longer than its token
+   * (the gateway ends it at expiry), so the client replaces it first: a new token, then a new
+   * connection resuming from the cursor.
+   */
+  private scheduleRenewal(generation: number): void {
+    this.clearRenewalTimer();
+    const renewAt = this.connectionToken?.renewAtMs ?? Number.NaN;
+    if (!Number.isFinite(renewAt)) return;
+    const delay = Math.min(MAX_TIMER_DELAY_MS, Math.max(0, renewAt - Date.now()));
+    this.renewalTimer = setTimeout(() => {
+      this.renewalTimer = null;
+      if (generation !== this.generation) return;
+      // A lifetime beyond setTimeout's range fires early: wait again.
+      if (Date.now() < renewAt) this.scheduleRenewal(generation);
+      else void this.renewAhead(generation);
+    }, delay);
+  }
+
+  /** Whether the connection's token is due for renewal (or past it). */
+  private tokenDue(): boolean {
+    const renewAt = this.connectionToken?.renewAtMs ?? Number.NaN;
+    return Date.now() >= renewAt;
+  }
+
+  /**
+   * The planned renewal: the token is fetched while the old connection keeps streaming, then
+   * the connection is handed over. A failed request (network, 401) is a failure like any
+   * other: the normal reconnect with backoff takes over, and that mints its own token.
+   */
+  private async renewAhead(generation: number): Promise<void> {
+    let token: CachedToken | null;
+    try {
+      token = await this.mintToken();
+    } catch (error) {
+      if (generation === this.generation) this.fail(`token renewal failed: ${describeError(error)}`);
+      return;
+    }
+    if (generation !== this.generation) return;
+    this.handover(token);
+  }
+
+  /**
+   * The gateway ended the connection because its token expired (WebSocket 4001, or an SSE
+   * end once the token was due): the token is spent, so a new one is fetched and the client
+   * reconnects at once; an expiry is not a failure and earns no backoff.
+   */
+  private renewNow(): void {
+    if (this.cachedToken !== null && this.cachedToken === this.connectionToken) this.cachedToken = null;
+    this.handover();
+  }
+
+  /**
+   * Replaces the connection with one on a new token and the current cursor, at once and
+   * without counting a failure. The state stays `open` through it: a routine token change is
+   * no news to the application, and the resume replays whatever was sent in between (dedup by
+   * seq drops what the old connection already delivered). Only a handover that has not opened
+   * after HANDOVER_GRACE_MS shows as `reconnecting`; one that fails goes the usual way.
+   */
+  private handover(prefetched?: CachedToken | null): void {
+    this.teardown();
+    this.clearReconnectTimer();
+    const generation = this.generation;
+    this.handoverTimer = setTimeout(() => {
+      this.handoverTimer = null;
+      if (generation === this.generation && !this.opened) this.setState("reconnecting");
+    }, HANDOVER_GRACE_MS);
+    void this.connect(prefetched);
+  }
+
+  private clearRenewalTimer(): void {
+    if (this.renewalTimer !== null) {
+      clearTimeout(this.renewalTimer);
+      this.renewalTimer = null;
+    }
+  }
+
+  private clearHandoverTimer(): void {
+    if (this.handoverTimer !== null) {
+      clearTimeout(this.handoverTimer);
+      this.handoverTimer = null;
+    }
+  }
+
   private clearReconnectTimer(): void {
     if (this.reconnectTimer !== null) {
       clearTimeout(this.reconnectTimer);
@@ -405,14 +557,23 @@ export class RealtimeClient implements RealtimeClientApi {
   // ---- tokens ----
 
   /** A token for the next connection, or null when no credential is configured. */
-  private async obtainToken(): Promise<string | null> {
+  private async obtainToken(): Promise<CachedToken | null> {
     const cached = this.cachedToken;
-    if (cached && cached.expiresAtMs - Date.now() > TOKEN_MIN_REMAINING_MS) return cached.token;
+    // A token due for renewal would soon take its connection down with it. An unknown expiry
+    // gives NaN, which never passes: minted for every connection.
+    if (cached && Date.now() < cached.renewAtMs) return cached;
+    return this.mintToken();
+  }
+
+  /** A new token, cached for reconnects; null when no credential is configured. */
+  private async mintToken(): Promise<CachedToken | null> {
+    const requestedAt = Date.now();
     const grant = await this.fetchGrant();
     if (grant === null) return null;
-    // An unparsable expiry gives NaN, which never passes the check above: fetched every time.
-    this.cachedToken = { token: grant.token, expiresAtMs: Date.parse(grant.expiresAt) };
-    return grant.token;
+    const lifetime = grantLifetime(grant, requestedAt);
+    const token = { token: grant.token, renewAtMs: requestedAt + lifetime - renewalMargin(lifetime) };
+    this.cachedToken = token;
+    return token;
   }
 
   /**
@@ -439,7 +600,9 @@ export class RealtimeClient implements RealtimeClientApi {
     if (!isRecord(body) || typeof body.token !== "string" || typeof body.expiresAt !== "string") {
       throw new Error("malformed token response");
     }
-    return { token: body.token, expiresAt: body.expiresAt };
+    const grant: TokenGrant = { token: body.token, expiresAt: body.expiresAt };
+    if (typeof body.expiresInSeconds === "number") grant.expiresInSeconds = body.expiresInSeconds;
+    return grant;
   }
 
   // ---- messages ----

@@ -1,5 +1,5 @@
 // The framework-free client's public entry point.
-export { RealtimeClient, backoffDelay } from "./RealtimeClient";
+export { RealtimeClient, backoffDelay, renewalMargin } from "./RealtimeClient";
 export type {
   ConnectionState,
   RealtimeClientApi,

@@ -20,8 +20,17 @@ export interface RealtimeFrame {
 
 export interface TokenGrant {
   token: string;
-  /** RFC 3339. */
+  /**
+   * RFC 3339. The client replaces the token ahead of this moment (see `renewalMargin`); an
+   * unparsable value means "unknown", and the client then renews only when the gateway ends
+   * the connection at expiry.
+   */
   expiresAt: string;
+  /**
+   * The token's lifetime (the gateway's TOKEN_TTL), as `POST /api/realtime/token` returns it.
+   * Optional; when given it guards the renewal time against a wrong local clock.
+   */
+  expiresInSeconds?: number;
 }
 
 export interface RealtimeClientOptions {
@@ -29,7 +38,10 @@ export interface RealtimeClientOptions {
   baseUrl: string;
   /** API key used only to mint tokens with POST /api/realtime/token; never put in a URL. */
   apiKey?: string;
-  /** Alternative to apiKey: obtain a token some other way (e.g. from your own backend). */
+  /**
+   * Alternative to apiKey: obtain a token some other way (e.g. from your own backend). Called
+   * whenever a token is needed: to connect, and again ahead of each token's expiry.
+   */
   getToken?: () => Promise<TokenGrant>;
   /** "sse" (EventSource, default) or "ws" (WebSocket). */
   transport?: "sse" | "ws";
