@@ -15,6 +15,11 @@ bootstrap:
 dev:
     ./ops/dev.sh
 
+# A throwaway CA, certificates for NATS, Redis and nginx, NATS nkeys, Redis passwords and env
+# files, into .dev/certs (git-ignored; kept if it exists, `just certs --force` makes them anew).
+certs *args="":
+    cargo run -q -p rakuda-testkit --bin rakuda-certs -- {{args}}
+
 # Measure publish-to-receive latency against a running gateway (start it with SSE_DEBOUNCE_WINDOW=0).
 probe count="300":
     cargo run -q -p rakuda-simulator --bin rakuda-sim -- probe --count {{count}}
@@ -33,11 +38,12 @@ web-test:
     cd web && npm run typecheck && npm test && npm run build && npm run e2e
 
 # Check every ops file with its tool: promtool (config, rules, rule tests), nginx -t,
-# nats-server -t, systemd-analyze verify.
+# nats-server -t, redis-server with the ACL users tried, systemd-analyze verify.
 check-ops:
     ./ops/check-ops.sh
 
-# Only the fleet test: 3 NATS nodes, 2 bridges, 2 gateways, nginx, broken piece by piece.
+# Only the fleet test: 3 NATS nodes, 2 bridges, 2 gateways, nginx, all with TLS and credentials,
+# broken piece by piece.
 test-fleet:
     cargo nextest run -p rakuda-gateway --test deployment --no-capture
 

@@ -1,18 +1,27 @@
 //! The deployment, proven on real processes: a 3-node NATS cluster, two bridges, two gateways
-//! and nginx in front, each run from the committed ops files, with clients (half SSE, half
-//! WebSocket) connected through nginx while the fleet is broken piece by piece.
+//! and nginx in front, each run from the committed ops files and secured as they are (NATS over
+//! TLS with mutual TLS between the nodes and an nkey user per role, Redis over TLS with an ACL
+//! user per role, nginx over HTTPS with HTTP/2), with clients (half SSE over HTTP/2, half
+//! WebSocket over TLS) connected through nginx while the fleet is broken piece by piece. It also
+//! shows what the security stops: a NATS client without a key or without the CA, a gateway
+//! writing into the stream or deleting it, a bridge speaking for the gateways, a worker forging
+//! a bridge beacon, a token reaching nginx's access log.
+
+#[path = "deployment/clients.rs"]
+mod clients;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rakuda_loadgen::client::{self, lock, SharedTally};
+use rakuda_loadgen::client::{lock, SharedTally};
 use rakuda_loadgen::publish::LoadEvents;
-use rakuda_loadgen::{Target, Transport};
+use rakuda_loadgen::Transport;
 use rakuda_schema::EventType;
+use rakuda_testkit::redis_client::{connect_tls, wait_for_subscribers};
 use rakuda_testkit::wait::{bounded, eventually};
-use rakuda_testkit::{Fleet, FleetConfig};
+use rakuda_testkit::{Fleet, FleetConfig, Role};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const CLIENTS: usize = 20;
@@ -152,12 +161,171 @@ fn assert_exactly_once(subscribers: &[Subscriber], count: u64) -> u64 {
     duplicates
 }
 
+/// The name the test's own NATS clients give themselves, so the server's log tells their
+/// permission violations (on purpose) from anyone else's (a permission the fleet lacks).
+const PROBE: &str = "rakuda-fleet-probe";
+
+/// A NATS client as the test: with `seed` (an nkey seed file) or none, trusting `ca` or only the
+/// system's roots; `events` gets what the server reports (permission violations).
+async fn nats_probe(
+    url: &str,
+    seed: Option<&Path>,
+    ca: Option<&Path>,
+    events: Option<mpsc::UnboundedSender<String>>,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name(PROBE)
+        .connection_timeout(Duration::from_secs(3))
+        .request_timeout(Some(Duration::from_secs(1)));
+    if let Some(seed) = seed {
+        let seed = std::fs::read_to_string(seed).expect("read the seed");
+        options = options.nkey(seed.trim().to_owned());
+    }
+    if let Some(ca) = ca {
+        options = options.add_root_certificates(ca.to_owned());
+    }
+    if let Some(events) = events {
+        options = options.event_callback(move |event| {
+            let events = events.clone();
+            async move {
+                let _ = events.send(event.to_string());
+            }
+        });
+    }
+    options.require_tls(true).connect(url).await
+}
+
+/// Waits until the server has reported a permission violation to this client.
+async fn violation_reported(events: &mut mpsc::UnboundedReceiver<String>, what: &str) {
+    bounded(what, async {
+        while let Some(event) = events.recv().await {
+            if event.contains("Permissions Violation") {
+                return;
+            }
+        }
+        panic!("the client's events ended before {what}");
+    })
+    .await
+}
+
+/// NATS lets in only the fleet's users, over TLS with the fleet's CA, and each may do only its
+/// job: the gateway can neither write into the stream nor delete or purge it, the bridge cannot
+/// publish on the gateways' cluster subjects.
+async fn nats_refuses_what_is_not_allowed(fleet: &Fleet) {
+    let url = fleet.nats.url(1);
+    let secrets = &fleet.secrets;
+    let anonymous = nats_probe(&url, None, Some(&secrets.ca), None).await;
+    assert!(
+        anonymous.is_err(),
+        "a NATS client without credentials connected"
+    );
+    let without_ca = nats_probe(&url, Some(&secrets.gateway_seed), None, None).await;
+    assert!(
+        without_ca.is_err(),
+        "a NATS client that does not trust the fleet's CA connected"
+    );
+
+    let (sender, mut events) = mpsc::unbounded_channel();
+    let gateway = nats_probe(
+        &url,
+        Some(&secrets.gateway_seed),
+        Some(&secrets.ca),
+        Some(sender),
+    )
+    .await
+    .expect("the gateway's nkey connects");
+    let jetstream = async_nats::jetstream::new(gateway.clone());
+    let stream = jetstream
+        .get_stream("RAKUDA_REALTIME")
+        .await
+        .expect("the gateway reads the stream's info");
+    let acked = match jetstream
+        .publish("rakuda.realtime.orders.forged", "{}".into())
+        .await
+    {
+        Ok(ack) => ack.await.is_ok(),
+        Err(_) => false,
+    };
+    assert!(!acked, "the gateway's user stored an event in the stream");
+    violation_reported(&mut events, "the refusal of the gateway's publish").await;
+    assert!(
+        jetstream.delete_stream("RAKUDA_REALTIME").await.is_err(),
+        "the gateway's user deleted the stream"
+    );
+    violation_reported(&mut events, "the refusal of the gateway's delete").await;
+    assert!(
+        stream.purge().await.is_err(),
+        "the gateway's user purged the stream"
+    );
+    violation_reported(&mut events, "the refusal of the gateway's purge").await;
+    jetstream
+        .get_stream("RAKUDA_REALTIME")
+        .await
+        .expect("the stream is still there");
+
+    let (sender, mut events) = mpsc::unbounded_channel();
+    let bridge = nats_probe(
+        &url,
+        Some(&secrets.bridge_seed),
+        Some(&secrets.ca),
+        Some(sender),
+    )
+    .await
+    .expect("the bridge's nkey connects");
+    bridge
+        .publish("rakuda.gateway.stats", "{}".into())
+        .await
+        .expect("queue the publish");
+    bridge.flush().await.expect("flush");
+    violation_reported(&mut events, "the refusal of the bridge's stats request").await;
+}
+
+/// Redis lets in only its ACL users, and the workers' may publish events but not a beacon.
+async fn redis_refuses_what_is_not_allowed(
+    fleet: &Fleet,
+    worker: &mut redis::aio::MultiplexedConnection,
+) {
+    let forged: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+        .arg("rakuda:realtime:control:beacon")
+        .arg("forged:1")
+        .query_async(worker)
+        .await;
+    let error = forged.expect_err("a worker published a bridge beacon");
+    // Redis answers -NOPERM; the client shows it as `NoPerm: ...`.
+    assert!(
+        error.to_string().to_uppercase().contains("NOPERM"),
+        "{error}"
+    );
+    let anonymous = format!("rediss://{}", fleet.redis.addr());
+    let client = redis::Client::build_with_tls(
+        anonymous.as_str(),
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(std::fs::read(&fleet.secrets.ca).expect("read the CA")),
+        },
+    )
+    .expect("redis url");
+    let refused: redis::RedisResult<i64> = async {
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PUBLISH")
+            .arg("rakuda:realtime:orders")
+            .arg("{}")
+            .query_async(&mut connection)
+            .await
+    }
+    .await;
+    assert!(refused.is_err(), "Redis took a PUBLISH without a user");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_behind_nginx_delivers_every_event_through_crashes_drains_and_outages() {
     let mut fleet = Fleet::start(fleet_config()).await.expect("start the fleet");
     let http = reqwest::Client::new();
-    let mut redis = rakuda_testkit::redis_client::connect(&fleet.redis.url()).await;
-    rakuda_testkit::redis_client::wait_for_subscribers(&mut redis, 2).await;
+    let ca = fleet.secrets.ca.clone();
+    // The test's admin user (CLIENT LIST, ACL LOG); events are published as the workers do.
+    let mut admin = connect_tls(&fleet.redis.url(), &ca).await;
+    let mut redis = connect_tls(&fleet.redis_url_as(Role::Worker), &ca).await;
+    wait_for_subscribers(&mut admin, 2).await;
     // Both bridges store what they read (the cluster's stream is up: its first creation can take
     // a while), so either can cover for the other: killing one then loses nothing and resets no
     // client.
@@ -171,8 +339,11 @@ async fn a_fleet_behind_nginx_delivers_every_event_through_crashes_drains_and_ou
             .await
             .expect("the bridge stores what it reads");
     }
+    nats_refuses_what_is_not_allowed(&fleet).await;
+    redis_refuses_what_is_not_allowed(&fleet, &mut redis).await;
 
     let stop = CancellationToken::new();
+    let tls = fleet.tls().expect("a TLS client for the fleet's CA");
     let subscribers: Vec<Subscriber> = (0..CLIENTS)
         .map(|index| {
             let transport = if index % 2 == 0 {
@@ -180,10 +351,14 @@ async fn a_fleet_behind_nginx_delivers_every_event_through_crashes_drains_and_ou
             } else {
                 Transport::Ws
             };
-            let mut target = Target::new(&fleet.url(), transport).with_api_key(&fleet.api_key);
-            target.idle_timeout = Duration::from_secs(5);
+            let target = clients::Target {
+                tls: tls.clone(),
+                addr: fleet.nginx.addr(),
+                api_key: fleet.api_key.clone(),
+                transport,
+            };
             let tally = SharedTally::default();
-            tokio::spawn(client::run(Arc::new(target), tally.clone(), stop.clone()));
+            tokio::spawn(clients::run(target, tally.clone(), stop.clone()));
             Subscriber { transport, tally }
         })
         .collect();
@@ -339,16 +514,95 @@ async fn a_fleet_behind_nginx_delivers_every_event_through_crashes_drains_and_ou
     }
 
     stop.cancel();
+
+    // Nothing the fleet does needs more than its permissions: every NATS permission violation
+    // and every Redis ACL refusal logged in the whole run is one this test caused on purpose.
+    let nats_logs = fleet.nats.logs();
+    let violations: Vec<&str> = nats_logs
+        .lines()
+        .filter(|line| line.contains("Violation"))
+        .collect();
+    assert!(
+        violations.len() >= 4,
+        "NATS logged fewer violations than the test caused: {violations:?}"
+    );
+    let unexpected: Vec<&&str> = violations
+        .iter()
+        .filter(|line| !line.contains(PROBE))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "a bridge or gateway lacks a NATS permission: {unexpected:?}"
+    );
+    let acl_log: redis::Value = redis::cmd("ACL")
+        .arg("LOG")
+        .query_async(&mut admin)
+        .await
+        .expect("ACL LOG");
+    let refusals = match acl_log {
+        redis::Value::Array(entries) => entries,
+        other => panic!("ACL LOG answered {other:?}"),
+    };
+    for refusal in &refusals {
+        let text = format!("{refusal:?}");
+        assert!(
+            text.contains("rakuda-worker") && text.contains("control:beacon"),
+            "a bridge, gateway or worker lacks a Redis permission: {text}"
+        );
+    }
+    assert!(!refusals.is_empty(), "Redis did not log the forged beacon");
+
+    // SSE went over HTTP/2 and WebSocket over HTTP/1.1 (through one TLS port), and a token in
+    // the query string never reaches the access log.
+    let marker = "tok-never-logged-0123456789";
+    let refused = rakuda_testkit::tls::h2_get(
+        &tls,
+        fleet.nginx.addr(),
+        &format!("/api/realtime/events?token={marker}"),
+        &[],
+    )
+    .await
+    .expect("an HTTPS request");
+    assert!(
+        matches!(refused.status, 401 | 403),
+        "a made-up token got {}",
+        refused.status
+    );
+    let refused_status = refused.status;
+    drop(refused);
+    let access_log = eventually("nginx to log the refused request", || async {
+        let log = std::fs::read_to_string(fleet.nginx.access_log()).ok()?;
+        log.contains(&format!("\" {status} ", status = refused_status))
+            .then_some(log)
+    })
+    .await;
+    assert!(
+        access_log.contains("\"GET /api/realtime/events HTTP/2.0\" 200"),
+        "no SSE stream over HTTP/2 in the access log"
+    );
+    assert!(
+        access_log.contains("\"GET /api/realtime/ws HTTP/1.1\" 101"),
+        "no WebSocket upgrade in the access log"
+    );
+    assert!(
+        !access_log.contains(marker) && !access_log.contains("token="),
+        "a query string reached the access log"
+    );
+
     eprintln!(
-        "fleet: {CLIENTS} clients ({} SSE, {} WS) through nginx, {total} events each; \
+        "fleet: {CLIENTS} clients ({} SSE over HTTP/2, {} WS over TLS) through nginx (HTTPS), \
+         NATS (TLS, nkeys) and Redis (TLS, ACL users), {total} events each; \
          lost 0; duplicates dropped by seq: {phase_one_duplicates} after the gateway crash, \
          {total_duplicates} in all; slowest reconnect after kill -9: {slowest_reconnect:?}; \
          drain closes from {:?} to {:?} after SIGTERM (window {DRAIN_WINDOW:?}); \
          degraded {degraded_within:?} after the bridges stopped, recovered {recovered_within:?} \
-         after one came back",
+         after one came back; refused: anonymous and CA-less NATS clients, the gateway's publish \
+         into the stream, delete and purge, the bridge's stats request, a worker's beacon \
+         ({} NATS violations logged, all the test's own)",
         CLIENTS / 2,
         CLIENTS / 2,
         closes[0],
         closes[CLIENTS - 1],
+        violations.len(),
     );
 }

@@ -1,4 +1,5 @@
-//! Test support: private `redis-server` and `nats-server -js` processes.
+//! Test support: private `redis-server` and `nats-server -js` processes, and a whole secured
+//! deployment of them.
 //!
 //! Every test starts its own servers on free loopback ports with their data in a temp dir, so
 //! tests are hermetic and run in parallel. A server can be stopped and started again on the
@@ -7,11 +8,14 @@
 //!
 //! # Layout
 //! - [`process`] — spawning a server binary, waiting until it answers, killing it.
-//! - [`redis`] — [`RedisServer`].
+//! - [`redis`] — [`RedisServer`], plain or secured from `ops/redis/` (TLS, ACL users).
 //! - [`nats`] — [`NatsServer`].
-//! - [`nats_cluster`] — [`NatsCluster`], three nodes from `ops/nats/cluster.conf`.
-//! - [`nginx`] — [`Nginx`] from `ops/nginx/nginx.conf`.
-//! - [`fleet`] — a whole deployment of real processes ([`Fleet`]).
+//! - [`nats_cluster`] — [`NatsCluster`], three nodes from `ops/nats/cluster.conf` (TLS, nkeys).
+//! - [`nginx`] — [`Nginx`] from `ops/nginx/nginx.conf` (HTTPS, HTTP/2).
+//! - [`secrets`] — the CA, certificates, nkeys, passwords and env files (`rakuda-certs`).
+//! - [`tls`] — HTTPS/HTTP/2, WebSocket-over-TLS and probe clients that trust that CA.
+//! - [`service`] — a bridge or gateway process ([`Service`]).
+//! - [`fleet`] — a whole secured deployment of real processes ([`Fleet`]).
 //! - [`in_process`] — a bridge or gateway running inside the test, with its metrics.
 //! - [`wait`] — bounded waits and reading Prometheus samples.
 //! - [`redis_client`] — publishing as the workers do, waiting for subscribers.
@@ -25,6 +29,9 @@ pub mod nats_cluster;
 pub mod nginx;
 pub mod redis;
 pub mod redis_client;
+pub mod secrets;
+pub mod service;
+pub mod tls;
 pub mod wait;
 
 pub use fleet::{Fleet, FleetConfig, Service};
@@ -34,3 +41,4 @@ pub use nats_cluster::NatsCluster;
 pub use nginx::Nginx;
 pub use process::{free_port, Error};
 pub use redis::RedisServer;
+pub use secrets::{Role, Secrets, SecretsConfig};

@@ -1,5 +1,7 @@
 //! A 3-node `nats-server` cluster with JetStream, run from the committed
-//! `ops/nats/cluster.conf` so the fleet test exercises the file operators deploy.
+//! `ops/nats/cluster.conf` (with its `auth.conf` and `permissions.conf`) so the fleet test
+//! exercises the files operators deploy: TLS for clients, mutual TLS between the nodes, and only
+//! the nkey users of the given [`Secrets`].
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -9,7 +11,8 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::nats::sends_info;
-use crate::process::{log_path, path_arg, Error, ServerProcess};
+use crate::process::{log_path, path_arg, tail, Error, ServerProcess};
+use crate::secrets::Secrets;
 
 /// Nodes in the cluster: three is the smallest size that keeps a quorum with one node down.
 pub const NODES: usize = 3;
@@ -39,34 +42,37 @@ struct Node {
 /// dir that survives [`NatsCluster::stop_node`] / [`NatsCluster::restart_node`].
 pub struct NatsCluster {
     dir: TempDir,
+    /// TLS files and public nkeys every node reads from its environment.
+    server_env: Vec<(String, String)>,
     nodes: Vec<Node>,
 }
 
 impl NatsCluster {
     /// Starts all nodes and waits until JetStream is healthy on every one (a meta leader is
     /// elected), so a stream with replicas 3 can be created right away.
-    pub fn start() -> Result<NatsCluster, Error> {
-        NatsCluster::start_with_ports(&free_ports(NODES * 3)?)
+    pub fn start(secrets: &Secrets) -> Result<NatsCluster, Error> {
+        NatsCluster::start_with_ports(secrets, &free_ports(NODES * 3)?)
     }
 
     /// Starts on fixed ports: client ports `base`, `base+1`, `base+2`; routes `base+2000..`;
     /// monitoring `base+4000..` (4222 gives 4222-4224, 6222-6224 and 8222-8224).
-    pub fn start_on(base_port: u16) -> Result<NatsCluster, Error> {
+    pub fn start_on(secrets: &Secrets, base_port: u16) -> Result<NatsCluster, Error> {
         let mut ports = Vec::new();
         for offset in [0u16, 2000, 4000] {
             for node in 0..NODES as u16 {
                 ports.push(base_port + offset + node);
             }
         }
-        NatsCluster::start_with_ports(&ports)
+        NatsCluster::start_with_ports(secrets, &ports)
     }
 
-    fn start_with_ports(ports: &[u16]) -> Result<NatsCluster, Error> {
+    fn start_with_ports(secrets: &Secrets, ports: &[u16]) -> Result<NatsCluster, Error> {
         let dir = tempfile::Builder::new()
             .prefix("rakuda-nats-cluster-")
             .tempdir()?;
         let mut cluster = NatsCluster {
             dir,
+            server_env: secrets.nats_server_env(),
             nodes: (0..NODES)
                 .map(|index| Node {
                     ports: NodePorts {
@@ -94,9 +100,21 @@ impl NatsCluster {
             .join(",")
     }
 
-    /// `nats://127.0.0.1:<client port>` of one node.
+    /// `tls://127.0.0.1:<client port>` of one node.
     pub fn url(&self, index: usize) -> String {
-        format!("nats://127.0.0.1:{}", self.nodes[index].ports.client)
+        format!("tls://127.0.0.1:{}", self.nodes[index].ports.client)
+    }
+
+    /// Every node's log so far (nats-server logs each permission violation there).
+    pub fn logs(&self) -> String {
+        (0..NODES)
+            .map(|index| std::fs::read_to_string(self.log_path(index)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn log_path(&self, index: usize) -> PathBuf {
+        log_path(self.dir.path(), &format!("nats-node-{}", index + 1))
     }
 
     /// Kills one node as a crash would; its store stays on disk.
@@ -123,7 +141,7 @@ impl NatsCluster {
             .map(|(_, node)| format!("nats-route://127.0.0.1:{}", node.ports.cluster))
             .collect();
         let store = self.dir.path().join(format!("node-{}", index + 1));
-        let envs = [
+        let mut envs = vec![
             ("NATS_SERVER_NAME", format!("rakuda-nats-{}", index + 1)),
             ("NATS_HOST", "127.0.0.1".to_owned()),
             ("NATS_PORT", ports.client.to_string()),
@@ -133,13 +151,20 @@ impl NatsCluster {
             ("NATS_ROUTE_B", routes[1].clone()),
             ("NATS_STORE_DIR", path_arg(&store)),
         ];
+        envs.extend(
+            self.server_env
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.clone())),
+        );
         let args = ["-c".to_owned(), path_arg(&cluster_config_path())];
+        // A restarted node appends to its log (ServerProcess opens it so): what it said
+        // before its crash stays readable.
         let process = ServerProcess::spawn(
             "nats-server",
             "nats-server",
             &args,
             &envs,
-            &log_path(self.dir.path(), &format!("nats-node-{}", index + 1)),
+            &self.log_path(index),
             ports.client,
             sends_info,
         )?;
@@ -162,9 +187,9 @@ impl NatsCluster {
                         binary: "nats-server",
                         port: node.ports.client,
                         log: format!(
-                            "cluster node {} never reported healthy JetStream; see {}",
+                            "cluster node {} never reported healthy JetStream; its log:\n{}",
                             index + 1,
-                            self.dir.path().display()
+                            tail(&self.log_path(index))
                         ),
                     });
                 }

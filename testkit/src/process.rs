@@ -1,6 +1,6 @@
 //! A server process owned by a test.
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -63,7 +63,11 @@ impl ServerProcess {
         port: u16,
         ready: impl Fn(SocketAddr) -> bool,
     ) -> Result<ServerProcess, Error> {
-        let log = File::create(log_path)?;
+        // Appended to: a server started again on the same log keeps what it said before.
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path)?;
         let child = Command::new(locate(binary))
             .args(args)
             .envs(envs.iter().map(|(name, value)| (name, value)))

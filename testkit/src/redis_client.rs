@@ -11,6 +11,22 @@ pub async fn connect(url: &str) -> redis::aio::MultiplexedConnection {
         .expect("connect to redis")
 }
 
+/// A multiplexed connection to a `rediss://` `url` whose certificate `ca` (PEM) signed.
+pub async fn connect_tls(url: &str, ca: &std::path::Path) -> redis::aio::MultiplexedConnection {
+    let root_cert = std::fs::read(ca).expect("read the CA");
+    redis::Client::build_with_tls(
+        url,
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(root_cert),
+        },
+    )
+    .expect("redis url")
+    .get_multiplexed_async_connection()
+    .await
+    .expect("connect to redis over TLS")
+}
+
 /// `PUBLISH channel payload`.
 pub async fn publish(
     redis: &mut redis::aio::MultiplexedConnection,
