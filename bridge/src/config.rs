@@ -27,6 +27,7 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_REDIS_KEEPALIVE: Duration = Duration::from_secs(5);
 pub const DEFAULT_BEACON_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+pub const DEFAULT_LATEST_MAX_ENTITIES: u64 = 1_000_000;
 /// Room in a stored message for the headers the bridge adds (`Nats-Msg-Id` on events; reason,
 /// message, source channel and size on the DLQ): JetStream's `max_message_size` and NATS's
 /// `max_payload` count headers too, so the stream allows `EVENT_MAX_BYTES` plus this.
@@ -86,6 +87,11 @@ pub struct Config {
     #[arg(long, env = "EVENT_MAX_BYTES", default_value_t = rakuda_schema::DEFAULT_MAX_EVENT_BYTES, value_parser = parse_event_max_bytes)]
     pub event_max_bytes: usize,
 
+    /// Entities whose latest event the `<STREAM_NAME>_LATEST` stream keeps (for the dashboard's
+    /// snapshot); past it, the least recently changed ones are dropped.
+    #[arg(long, env = "LATEST_MAX_ENTITIES", default_value_t = DEFAULT_LATEST_MAX_ENTITIES, value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
+    pub latest_max_entities: u64,
+
     /// How long JetStream remembers a `Nats-Msg-Id` (`2m`): a second bridge's copy, or a retry
     /// of a publish whose ack was lost, is stored once within it.
     #[arg(long, env = "STREAM_DUPLICATE_WINDOW", default_value = "2m", value_parser = settings::positive_duration)]
@@ -137,6 +143,7 @@ impl Config {
             stream_replicas: DEFAULT_STREAM_REPLICAS,
             event_max_bytes: rakuda_schema::DEFAULT_MAX_EVENT_BYTES,
             stream_duplicate_window: DEFAULT_DUPLICATE_WINDOW,
+            latest_max_entities: DEFAULT_LATEST_MAX_ENTITIES,
             redis_keepalive: DEFAULT_REDIS_KEEPALIVE,
             bridge_beacon_interval: DEFAULT_BEACON_INTERVAL,
             bridge_metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9101)),

@@ -38,8 +38,8 @@ pub enum Verdict {
 pub fn route(validator: &Validator, prefix: &str, redis_channel: &str, payload: Bytes) -> Outgoing {
     let msg_id = content_hash(redis_channel, &payload);
     let channel_name = redis_channel.strip_prefix(prefix).unwrap_or(redis_channel);
-    let channel = match validator.validate(channel_name, &payload) {
-        Ok(event) => event.channel,
+    let (channel, subject) = match validator.validate(channel_name, &payload) {
+        Ok(event) => (event.channel, event.channel.event_subject(&event.id)),
         Err(reject) => {
             return to_dlq(
                 msg_id.as_str(),
@@ -53,7 +53,7 @@ pub fn route(validator: &Validator, prefix: &str, redis_channel: &str, payload: 
     let mut headers = HeaderMap::new();
     headers.insert(MSG_ID_HEADER, msg_id.as_str());
     Outgoing {
-        subject: channel.subject(),
+        subject,
         headers,
         // Forwarded byte for byte: what the worker wrote is what the stream stores.
         payload,
@@ -144,7 +144,7 @@ mod tests {
             "rakuda:realtime:orders",
             bytes.clone(),
         );
-        assert_eq!(out.subject, "rakuda.realtime.orders");
+        assert_eq!(out.subject, "rakuda.realtime.orders.o1");
         assert_eq!(out.payload, bytes);
         let again = route(
             &Validator::default(),

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
-use rakuda_schema::channel::{DLQ_STREAM_SUBJECTS, STREAM_SUBJECTS};
+use rakuda_schema::channel::{
+    latest_stream_name, DLQ_STREAM_SUBJECTS, ENTITY_SUBJECTS, STREAM_SUBJECTS,
+};
 
 use crate::config::Config;
 
@@ -50,7 +52,31 @@ pub fn dlq_stream(config: &Config) -> stream::Config {
     }
 }
 
-/// Creates both streams, or updates them to the configured limits.
+/// The latest event of every entity: JetStream copies each event from the event stream (a
+/// source, so the bridge publishes nothing twice) and keeps one message per subject, and
+/// subjects are per entity. No age limit: a product out of stock for a week is still out of
+/// stock. `LATEST_MAX_ENTITIES` bounds it; past it the least recently changed entity goes.
+pub fn latest_stream(config: &Config) -> stream::Config {
+    stream::Config {
+        name: latest_stream_name(&config.stream_name),
+        description: Some("The latest RAKUDA real-time event of every entity".into()),
+        sources: Some(vec![stream::Source {
+            name: config.stream_name.clone(),
+            filter_subject: Some(ENTITY_SUBJECTS.into()),
+            ..Default::default()
+        }]),
+        max_messages_per_subject: 1,
+        max_messages: i64::try_from(config.latest_max_entities).unwrap_or(i64::MAX),
+        max_message_size: i32::try_from(config.stream_max_message_bytes()).unwrap_or(i32::MAX),
+        num_replicas: config.stream_replicas,
+        storage: stream::StorageType::File,
+        discard: stream::DiscardPolicy::Old,
+        retention: stream::RetentionPolicy::Limits,
+        ..Default::default()
+    }
+}
+
+/// Creates the three streams, or updates them to the configured limits.
 ///
 /// Two bridges racing here is fine: `create_or_update_stream` updates an existing stream and
 /// creating one with an identical config is a no-op on the server; anything else is retried by
@@ -64,6 +90,9 @@ pub async fn ensure(
         .await?;
     jetstream
         .create_or_update_stream(dlq_stream(config))
+        .await?;
+    jetstream
+        .create_or_update_stream(latest_stream(config))
         .await?;
     Ok(info)
 }

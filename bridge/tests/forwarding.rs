@@ -24,7 +24,7 @@ async fn each_type_arrives_on_its_subject_byte_identical_and_in_order() {
         for event_type in TYPES {
             let json = event_json(event_type, &format!("id_{round}_{event_type}"));
             publish(&mut redis, &redis_channel(event_type), &json).await;
-            sent.push((event_type, json));
+            sent.push((event_type, format!("id_{round}_{event_type}"), json));
         }
     }
 
@@ -32,8 +32,9 @@ async fn each_type_arrives_on_its_subject_byte_identical_and_in_order() {
     wait_for_stream_len(&jetstream, "RAKUDA_REALTIME", sent.len() as u64).await;
     let stored = read_stream(&jetstream, "RAKUDA_REALTIME").await;
     assert_eq!(stored.len(), sent.len());
-    for ((event_type, json), message) in sent.iter().zip(&stored) {
-        let subject = rakuda_schema::Channel::of(*event_type).subject();
+    for ((event_type, id, json), message) in sent.iter().zip(&stored) {
+        // One subject per entity: the latest-state stream keeps one message per subject.
+        let subject = rakuda_schema::Channel::of(*event_type).entity_subject(id);
         assert_eq!(message.subject.as_str(), subject);
         assert_eq!(
             message.payload.as_ref(),
@@ -263,5 +264,54 @@ async fn a_burst_of_ten_thousand_events_reaches_the_stream_whole() {
         );
     }
     assert_eq!(bridge.metric("bridge_events_dropped_total").await, 0.0);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_latest_stream_keeps_the_last_event_of_every_entity() {
+    let backbone = Backbone::start();
+    let bridge = start_bridge(backbone.config()).await;
+    let mut redis = backbone.redis().await;
+    wait_for_subscribers(&mut redis, 1).await;
+    let channel = redis_channel(EventType::InventoryChange);
+    let mut last = std::collections::HashMap::new();
+    for round in 0..3 {
+        for id in ["p1", "p2", "odd id.with dots"] {
+            let mut event = rakuda_schema::RealTimeEvent::now(
+                EventType::InventoryChange,
+                id,
+                rakuda_schema::Action::Updated,
+            );
+            let mut data = serde_json::Map::new();
+            data.insert("round".into(), serde_json::Value::from(round));
+            event.payload.data = Some(data);
+            let json = serde_json::to_string(&event).expect("json");
+            publish(&mut redis, &channel, &json).await;
+            last.insert(id, json);
+        }
+    }
+    let jetstream = backbone.jetstream().await;
+    wait_for_stream_len(&jetstream, "RAKUDA_REALTIME", 9).await;
+    // JetStream copies each event into the latest stream, keeping one per subject. Besides
+    // the three entities it holds the bridge's start-up source gap marker, and nothing else.
+    let latest = eventually("three entities in the latest stream", || async {
+        let stored = read_whole_stream(&jetstream, "RAKUDA_REALTIME_LATEST").await;
+        let (entities, other): (Vec<_>, Vec<_>) = stored.into_iter().partition(|message| {
+            message.subject.as_str() != rakuda_schema::channel::SOURCE_GAP_SUBJECT
+        });
+        (entities.len() == 3 && other.len() <= 1).then_some(entities)
+    })
+    .await;
+    for message in &latest {
+        let body = std::str::from_utf8(&message.payload).expect("utf-8");
+        assert!(
+            body.contains("\"round\":2"),
+            "the last event, not an older one: {body}"
+        );
+        assert!(
+            last.values().any(|json| json == body),
+            "byte for byte: {body}"
+        );
+    }
     bridge.stop().await;
 }

@@ -7,7 +7,8 @@ use crate::event::EventType;
 
 /// Prefix of the Redis pub/sub channels workers publish on (`rakuda:realtime:inventory`, ...).
 pub const DEFAULT_REDIS_CHANNEL_PREFIX: &str = "rakuda:realtime:";
-/// Prefix of the NATS subjects the bridge publishes to (`rakuda.realtime.inventory`, ...).
+/// Prefix of the NATS subjects the bridge publishes to: `rakuda.realtime.<channel>.<entity>`
+/// (see [`Channel::entity_subject`]).
 pub const SUBJECT_PREFIX: &str = "rakuda.realtime.";
 /// The subjects of the JetStream stream that holds every event.
 pub const STREAM_SUBJECTS: &str = "rakuda.realtime.>";
@@ -23,6 +24,22 @@ pub const SOURCE_CHANNEL_HEADER: &str = "Rakuda-Source-Channel";
 /// because no bridge was subscribed to Redis (a [`crate::SourceGap`]). Gateways answer it with
 /// `reset` (`source_gap`).
 pub const SOURCE_GAP_SUBJECT: &str = "rakuda.realtime.control.source_gap";
+/// The stream that keeps the latest event of every entity is named after the event stream with
+/// this suffix (`RAKUDA_REALTIME_LATEST`): it sources the event stream and keeps one message per
+/// subject, and subjects are per entity.
+pub const LATEST_STREAM_NAME_SUFFIX: &str = "_LATEST";
+/// What the latest-state stream sources: per-entity subjects (`rakuda.realtime.<channel>.<id>`).
+/// The source gap marker ([`SOURCE_GAP_SUBJECT`]) matches too, so the latest-state stream also
+/// holds the latest marker (one message); readers skip it as they skip every internal subject.
+pub const ENTITY_SUBJECTS: &str = "rakuda.realtime.*.*";
+
+/// The name of the latest-state stream of the event stream `stream_name`.
+pub fn latest_stream_name(stream_name: &str) -> String {
+    format!("{stream_name}{LATEST_STREAM_NAME_SUFFIX}")
+}
+/// Longest entity id used as is in a subject; longer ones, or ones with other characters, are
+/// replaced by a digest.
+pub const MAX_PLAIN_ENTITY_TOKEN: usize = 64;
 /// The Redis channel (after the prefix) the bridges' beacons travel on. Workers must not
 /// publish here: deploy Redis with an ACL that lets them publish only on the event channels.
 pub const BEACON_CHANNEL: &str = "control:beacon";
@@ -99,16 +116,35 @@ impl Channel {
             .unwrap_or(&CHANNELS[0])
     }
 
-    /// The channel of a NATS subject (`rakuda.realtime.orders`), if it is one of ours.
+    /// The channel of a NATS subject (`rakuda.realtime.orders.o-17`, or the older
+    /// per-channel `rakuda.realtime.orders`), if it is one of ours.
     pub fn by_subject(subject: &str) -> Option<&'static Channel> {
-        subject
-            .strip_prefix(SUBJECT_PREFIX)
-            .and_then(Channel::by_name)
+        let rest = subject.strip_prefix(SUBJECT_PREFIX)?;
+        let name = rest.split_once('.').map_or(rest, |(name, _)| name);
+        Channel::by_name(name)
     }
 
-    /// The NATS subject events of this channel are published to.
-    pub fn subject(&self) -> String {
-        format!("{SUBJECT_PREFIX}{}", self.name)
+    /// Every subject of this channel: `rakuda.realtime.<channel>.>` (a consumer filter).
+    pub fn subjects(&self) -> String {
+        format!("{SUBJECT_PREFIX}{}.>", self.name)
+    }
+
+    /// The subject of one entity's events: `rakuda.realtime.<channel>.<token>`. One subject
+    /// per entity lets JetStream keep the latest event of each (a stream with one message per
+    /// subject) and count a channel's events by subject filter.
+    pub fn entity_subject(&self, id: &str) -> String {
+        format!("{SUBJECT_PREFIX}{}.{}", self.name, entity_token(id))
+    }
+
+    /// The subject an event of entity `id` is stored under: its entity subject, except on
+    /// internal channels (the canary), whose probes all share `rakuda.realtime.<channel>` so
+    /// that they never take a place in the latest-state stream.
+    pub fn event_subject(&self, id: &str) -> String {
+        if self.internal {
+            format!("{SUBJECT_PREFIX}{}", self.name)
+        } else {
+            self.entity_subject(id)
+        }
     }
 
     /// The Redis channel workers publish this channel's events on, under `prefix`.
@@ -117,9 +153,67 @@ impl Channel {
     }
 }
 
+/// An entity id as one subject token: the id itself when it is letters, digits, `-` and `_`
+/// (at most [`MAX_PLAIN_ENTITY_TOKEN`] bytes), else `~` and the base64url of the first 16 bytes
+/// of its SHA-256 (`~` never starts a plain token, so the two forms cannot collide). The event
+/// itself always carries the full id.
+pub fn entity_token(id: &str) -> std::borrow::Cow<'_, str> {
+    let plain = !id.is_empty()
+        && id.len() <= MAX_PLAIN_ENTITY_TOKEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if plain {
+        return std::borrow::Cow::Borrowed(id);
+    }
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16]);
+    std::borrow::Cow::Owned(format!("~{token}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entity_subjects_are_one_token_per_entity() {
+        let inventory = Channel::of(EventType::InventoryChange);
+        assert_eq!(
+            inventory.entity_subject("prod_123"),
+            "rakuda.realtime.inventory.prod_123"
+        );
+        for awkward in ["a.b", "a b", "*", ">", "ünï", "", &"x".repeat(65)] {
+            let subject = inventory.entity_subject(awkward);
+            let token = subject.rsplit('.').next().unwrap_or_default();
+            assert!(
+                token.starts_with('~') && token.len() == 23,
+                "{awkward:?} -> {subject}"
+            );
+            assert!(!token.contains(['.', '*', '>', ' ']), "{subject}");
+        }
+        assert_ne!(
+            inventory.entity_subject("a.b"),
+            inventory.entity_subject("a_b")
+        );
+        assert_eq!(
+            Channel::by_subject("rakuda.realtime.inventory.~abc").map(|c| c.name),
+            Some("inventory")
+        );
+        assert_eq!(
+            Channel::by_subject("rakuda.realtime.orders").map(|c| c.name),
+            Some("orders")
+        );
+        assert_eq!(Channel::by_subject("rakuda.realtime.nope.x"), None);
+        assert_eq!(inventory.subjects(), "rakuda.realtime.inventory.>");
+        assert_eq!(
+            inventory.event_subject("p1"),
+            "rakuda.realtime.inventory.p1"
+        );
+        let canary = Channel::of(EventType::Canary);
+        assert_eq!(canary.event_subject("probe-1"), "rakuda.realtime.canary");
+    }
 
     #[test]
     fn every_event_type_has_exactly_one_channel() {
@@ -136,7 +230,10 @@ mod tests {
     #[test]
     fn names_subjects_and_redis_channels_match_the_design() {
         let inventory = Channel::of(EventType::InventoryChange);
-        assert_eq!(inventory.subject(), "rakuda.realtime.inventory");
+        assert_eq!(
+            inventory.entity_subject("p1"),
+            "rakuda.realtime.inventory.p1"
+        );
         assert_eq!(
             inventory.redis_channel(DEFAULT_REDIS_CHANNEL_PREFIX),
             "rakuda:realtime:inventory"

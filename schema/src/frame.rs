@@ -60,6 +60,10 @@ pub struct Heartbeat {
     #[ts(type = "number")]
     pub seq: u64,
     pub time: Timestamp,
+    /// The gateway has not seen its canary come back for `CANARY_DEGRADED_AFTER`: events may
+    /// not be flowing (the bridge, Redis or NATS is down), so the screen may be stale.
+    #[serde(default)]
+    pub degraded: bool,
 }
 
 /// The `reset` event: the client missed events it cannot get back and must refetch everything.

@@ -66,6 +66,8 @@ pub enum RequestRefusal {
     AdminRequired,
     /// A WebSocket from a browser origin not in `CORS_ORIGINS`.
     OriginNotAllowed,
+    /// The summary or snapshot could not be read from JetStream just now.
+    HistoryUnavailable,
 }
 
 /// Why a client gets `event: reset` (the `reason` of [`crate::ResetNotice`]): it missed

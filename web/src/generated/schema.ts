@@ -32,13 +32,18 @@ export type BatchFrame = { type: EventType,
  */
 batch: true, count: number, events: Array<SequencedEvent>, truncated?: boolean, };
 
-export type Heartbeat = { instance: string, seq: number, time: Timestamp, };
+export type Heartbeat = { instance: string, seq: number, time: Timestamp, 
+/**
+ * The gateway has not seen its canary come back for `CANARY_DEGRADED_AFTER`: events may
+ * not be flowing (the bridge, Redis or NATS is down), so the screen may be stale.
+ */
+degraded: boolean, };
 
 export type ResetReason = "invalid_cursor" | "stream_recreated" | "cursor_expired" | "cursor_ahead_of_stream" | "too_far_behind" | "replay_failed" | "replay_budget" | "source_gap" | "slow_client";
 
 export type ResetNotice = { reason: ResetReason, };
 
-export type RequestRefusal = "missing_credentials" | "invalid_api_key" | "invalid_token" | "token_expired" | "channel_not_allowed" | "api_key_required" | "unknown_channel" | "bad_request" | "realtime_disabled" | "draining" | "too_many_connections" | "too_many_connections_for_key" | "uri_too_long" | "headers_too_large" | "not_websocket" | "too_many_unauthenticated" | "request_timeout" | "too_many_auth_failures" | "admin_required" | "origin_not_allowed";
+export type RequestRefusal = "missing_credentials" | "invalid_api_key" | "invalid_token" | "token_expired" | "channel_not_allowed" | "api_key_required" | "unknown_channel" | "bad_request" | "realtime_disabled" | "draining" | "too_many_connections" | "too_many_connections_for_key" | "uri_too_long" | "headers_too_large" | "not_websocket" | "too_many_unauthenticated" | "request_timeout" | "too_many_auth_failures" | "admin_required" | "origin_not_allowed" | "history_unavailable";
 
 export type ClientOp = { "op": "subscribe", channels: Array<ChannelName>, } | { "op": "unsubscribe", channels: Array<ChannelName>, } | { "op": "ping" };
 
