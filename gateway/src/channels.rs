@@ -68,6 +68,15 @@ impl ChannelSet {
         self.0 & !other.0 == 0
     }
 
+    /// The channels of the set, in table order.
+    pub fn iter(&self) -> impl Iterator<Item = &'static Channel> + '_ {
+        CHANNELS
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| self.0 & (1 << index) != 0)
+            .map(|(_, c)| c)
+    }
+
     pub fn names(&self) -> Vec<&'static str> {
         CHANNELS
             .iter()

@@ -23,7 +23,8 @@
 //! - [`metrics`] — the counters of each stage, and the typed snapshot `/stats` reads.
 //! - [`ingest`] — the feed, the pipeline, debounce, on a thread of their own.
 //! - [`fanout`] — coalescing, wire frames, the hub, each connection's outbox.
-//! - [`resume`] — the ring, JetStream replays, the replay budget.
+//! - [`resume`] — the ring, JetStream replays, the replay budget, backfill.
+//! - [`history`] — today's totals and the latest state of every entity, from JetStream.
 //! - [`transport`] — the accept loop, request heads, SSE on the socket, WebSocket.
 //! - [`edge`] — auth, tokens, connection limits, refusals, status and stats.
 //! - [`fleet`] — drain, canary, cluster stats.
@@ -36,6 +37,7 @@ pub mod event;
 pub mod fanout;
 pub mod fleet;
 pub mod gateway;
+pub mod history;
 pub mod ingest;
 pub mod metrics;
 pub mod resume;

@@ -31,6 +31,8 @@ pub enum ConfigError {
     Origin,
     #[error("must be letters, digits, `-`, `_` or `.`, at most {max} bytes", max = crate::fleet::cluster::MAX_INSTANCE_NAME_BYTES)]
     InstanceId,
+    #[error("SUMMARY_TIMEZONE: `{0}` is not a time zone name like Asia/Tokyo or UTC")]
+    Timezone(String),
     #[error("each trusted proxy must be an address or a network like 10.0.0.0/8: {0}")]
     TrustedProxy(String),
     #[error(transparent)]
@@ -56,6 +58,8 @@ impl Config {
         }
         rakuda_service::redis::client(self.redis_url.expose(), self.redis_tls_ca.as_deref())?;
         self.nats_auth.check()?;
+        jiff::tz::TimeZone::get(&self.summary_timezone)
+            .map_err(|_| ConfigError::Timezone(self.summary_timezone.clone()))?;
         Ok(())
     }
 }

@@ -45,6 +45,11 @@ pub const DEFAULT_CLIENT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_UNAUTHENTICATED_CONNECTIONS: usize = 1_024;
 pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 30;
+pub const DEFAULT_BACKFILL_MAX_EVENTS: u64 = 1_000;
+pub const DEFAULT_BACKFILL_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+pub const DEFAULT_SUMMARY_TIMEZONE: &str = "UTC";
+pub const DEFAULT_SUMMARY_CACHE_TTL: Duration = Duration::from_secs(5);
+pub const DEFAULT_SNAPSHOT_MAX_LIMIT: usize = 1_000;
 /// Shortest accepted API key: anything shorter is guessable.
 pub const MIN_API_KEY_LEN: usize = 8;
 /// Shortest accepted token secret.
@@ -120,6 +125,14 @@ pub struct Config {
     /// Most events one resume replays from JetStream; further behind gets `event: reset`.
     #[arg(long, env = "RESUME_MAX_EVENTS", default_value_t = DEFAULT_RESUME_MAX_EVENTS, value_parser = settings::nonzero)]
     pub resume_max_events: usize,
+
+    /// The most history a new connection gets with `?backfill=` or `?since=` (events).
+    #[arg(long, env = "BACKFILL_MAX_EVENTS", default_value_t = DEFAULT_BACKFILL_MAX_EVENTS, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub backfill_max_events: u64,
+
+    /// How far back `?since=` reaches (`24h`).
+    #[arg(long, env = "BACKFILL_MAX_AGE", default_value = "24h", value_parser = settings::positive_duration)]
+    pub backfill_max_age: Duration,
 
     /// Bytes all resumes on this instance may hold at once (events fetched from JetStream, the
     /// frame being written); a resume that does not fit gets `reset` (`replay_budget`).
@@ -232,6 +245,18 @@ pub struct Config {
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_trusted_proxy)]
     pub trusted_proxies: Vec<IpNet>,
 
+    /// The time zone whose midnight starts "today" in `/api/realtime/summary` (`Asia/Tokyo`).
+    #[arg(long, env = "SUMMARY_TIMEZONE", default_value = DEFAULT_SUMMARY_TIMEZONE)]
+    pub summary_timezone: String,
+
+    /// How long one computed summary is served before it is counted again.
+    #[arg(long, env = "SUMMARY_CACHE_TTL", default_value = "5s", value_parser = settings::positive_duration)]
+    pub summary_cache_ttl: Duration,
+
+    /// The most entities one `/api/realtime/snapshot` page lists.
+    #[arg(long, env = "SNAPSHOT_MAX_LIMIT", default_value_t = DEFAULT_SNAPSHOT_MAX_LIMIT, value_parser = settings::nonzero)]
+    pub snapshot_max_limit: usize,
+
     #[command(flatten)]
     pub nats_auth: NatsAuth,
 }
@@ -256,6 +281,8 @@ impl Config {
             client_queue_capacity: DEFAULT_CLIENT_QUEUE_CAPACITY,
             replay_ring_capacity: DEFAULT_REPLAY_RING_CAPACITY,
             resume_max_events: DEFAULT_RESUME_MAX_EVENTS,
+            backfill_max_events: DEFAULT_BACKFILL_MAX_EVENTS,
+            backfill_max_age: DEFAULT_BACKFILL_MAX_AGE,
             replay_budget_bytes: DEFAULT_REPLAY_BUDGET_BYTES,
             replay_connection_max_bytes: DEFAULT_REPLAY_CONNECTION_MAX_BYTES,
             cors_origins: Vec::new(),
@@ -281,6 +308,9 @@ impl Config {
             max_unauthenticated_connections: DEFAULT_MAX_UNAUTHENTICATED_CONNECTIONS,
             auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
             trusted_proxies: Vec::new(),
+            summary_timezone: DEFAULT_SUMMARY_TIMEZONE.into(),
+            summary_cache_ttl: DEFAULT_SUMMARY_CACHE_TTL,
+            snapshot_max_limit: DEFAULT_SNAPSHOT_MAX_LIMIT,
             nats_auth: NatsAuth::default(),
         }
     }

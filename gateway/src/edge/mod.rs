@@ -10,6 +10,7 @@
 //! - [`limits`] — connection slots, in total and per key.
 //! - [`error`] — refusals: a status, a JSON body, a count by reason.
 //! - [`stats`] — `/status`, `/stats`, `/metrics`, `/healthz`, `/readyz`.
+//! - [`history`] — `/summary` and `/snapshot`: today's totals, the latest state.
 //! - [`routes`] — the edge's routes, CORS; [`dashboard`] — the static dashboard.
 
 pub mod auth;
@@ -17,6 +18,7 @@ pub mod auth_failures;
 pub mod client_addr;
 pub mod dashboard;
 pub mod error;
+pub mod history;
 pub mod keys;
 pub mod limits;
 pub mod origin;

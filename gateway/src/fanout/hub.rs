@@ -7,7 +7,7 @@
 //! sent by the one task that publishes frames, in order, which is what makes a tick's cursor
 //! safe to claim (see [`HubMessage::Tick`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rakuda_schema::ResetReason;
@@ -24,7 +24,11 @@ pub enum HubMessage {
     /// Time for every connection's heartbeat. Every frame at or below the cursor was published
     /// before this tick, so a connection that reached it has written (or filtered out)
     /// everything the cursor covers, and its heartbeat may claim it.
-    Tick(Cursor),
+    Tick {
+        cursor: Cursor,
+        /// Whether the gateway is degraded (no canary back in time), for the heartbeats.
+        degraded: bool,
+    },
     /// The gateway is draining: each connection picks its moment to close.
     Drain,
 }
@@ -33,6 +37,8 @@ pub struct Hub {
     messages: broadcast::Sender<HubMessage>,
     epoch: AtomicU64,
     watermark: AtomicU64,
+    /// As of the last tick.
+    degraded: AtomicBool,
 }
 
 /// A new connection's place in the fan-out.
@@ -41,6 +47,8 @@ pub struct Tap {
     pub epoch: u64,
     /// Every event at or below it was published before the tap.
     pub watermark: u64,
+    /// Whether the gateway was degraded as of the last tick.
+    pub degraded: bool,
 }
 
 impl Hub {
@@ -51,6 +59,7 @@ impl Hub {
             messages,
             epoch: AtomicU64::new(0),
             watermark: AtomicU64::new(0),
+            degraded: AtomicBool::new(false),
         }
     }
 
@@ -77,8 +86,12 @@ impl Hub {
 
     /// Time for every connection's heartbeat. Only the task that publishes frames may call it
     /// (see [`HubMessage::Tick`]).
-    pub fn tick(&self) {
-        let _ = self.messages.send(HubMessage::Tick(self.cursor()));
+    pub fn tick(&self, degraded: bool) {
+        self.degraded.store(degraded, Ordering::Release);
+        let _ = self.messages.send(HubMessage::Tick {
+            cursor: self.cursor(),
+            degraded,
+        });
     }
 
     /// Tells every connection that the gateway is draining.
@@ -104,6 +117,7 @@ impl Hub {
             messages,
             epoch: self.epoch(),
             watermark: self.watermark(),
+            degraded: self.degraded.load(Ordering::Acquire),
         }
     }
 
@@ -140,7 +154,7 @@ mod tests {
     fn frame_seq(message: &HubMessage) -> Option<u64> {
         match message {
             HubMessage::Frame(frame) => Some(frame.max_seq),
-            HubMessage::Tick(_) | HubMessage::Drain => None,
+            HubMessage::Tick { .. } | HubMessage::Drain => None,
         }
     }
 
@@ -152,12 +166,15 @@ mod tests {
         let mut tap = hub.tap();
         assert_eq!((tap.epoch, tap.watermark), (7, 11));
         hub.publish(frame(12));
-        hub.tick();
+        hub.tick(false);
         let first = tap.messages.try_recv().expect("frame");
         assert_eq!(frame_seq(&first), Some(12));
         assert!(matches!(
             tap.messages.try_recv(),
-            Ok(HubMessage::Tick(Cursor { epoch: 7, seq: 12 }))
+            Ok(HubMessage::Tick {
+                cursor: Cursor { epoch: 7, seq: 12 },
+                degraded: false
+            })
         ));
         assert!(tap.messages.try_recv().is_err());
     }

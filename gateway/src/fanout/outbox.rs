@@ -9,7 +9,7 @@ use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 use super::cursor::Cursor;
 use super::frame::{FrameKind, OutFrame};
-use super::hub::HubMessage;
+use super::hub::{HubMessage, Tap};
 use crate::channels::ChannelSet;
 use crate::metrics::{ConnectionMetrics, Transport};
 
@@ -58,18 +58,22 @@ pub struct Outbox {
     /// Every frame at or below this cursor was written or is not for this client: what a
     /// heartbeat may claim. Its epoch is the stream this connection follows.
     sent_through: Cursor,
+    /// Whether the gateway is degraded, as of the last tick: told in every heartbeat.
+    degraded: bool,
 }
 
 impl Outbox {
-    /// A connection following stream `epoch` whose client has everything up to `skip_through`.
-    pub fn new(
-        messages: broadcast::Receiver<HubMessage>,
-        epoch: u64,
-        skip_through: u64,
-        channels: ChannelSet,
-        delivery: Delivery,
-    ) -> Outbox {
+    /// A connection on `tap` (following its stream epoch) whose client has everything up to
+    /// `skip_through`.
+    pub fn new(tap: Tap, skip_through: u64, channels: ChannelSet, delivery: Delivery) -> Outbox {
+        let Tap {
+            messages,
+            epoch,
+            degraded,
+            ..
+        } = tap;
         Outbox {
+            degraded,
             delivery,
             messages,
             queued: Vec::new(),
@@ -128,7 +132,8 @@ impl Outbox {
             .then(time::OffsetDateTime::now_utc);
         for message in queued.drain(..) {
             let frame = match message {
-                HubMessage::Tick(cursor) => {
+                HubMessage::Tick { cursor, degraded } => {
+                    self.degraded = degraded;
                     // Everything published before the tick came before it in this queue and
                     // was just taken, so its cursor is safe to claim.
                     self.claim(cursor);
@@ -214,6 +219,7 @@ impl Outbox {
             instance: self.delivery.instance.to_string(),
             seq: self.sent_through.seq,
             time: Timestamp::now(),
+            degraded: self.degraded,
         };
         (self.sent_through, beat)
     }

@@ -79,7 +79,7 @@ impl Pipeline {
                 biased;
                 _ = shutdown.cancelled() => return,
                 _ = sleep_until(deadline), if deadline.is_some() => self.flush_due(Instant::now()),
-                _ = heartbeat.tick() => self.out.hub.tick(),
+                _ = heartbeat.tick() => self.out.hub.tick(self.out.canary.degraded()),
                 item = feed.recv() => match item {
                     None => return,
                     Some(FeedItem::Start { epoch, last_seq }) => self.start(epoch, last_seq),

@@ -3,6 +3,10 @@
 //! exactly as debounce would, within the replay budget. A cursor that cannot be honoured gives
 //! `reset`: the client refetches everything.
 //!
+//! A first connection may ask for recent history instead (`?backfill=<events>` or
+//! `?since=<duration>`): that is a resume from a cursor the gateway works out, so history comes
+//! under the same rules, from the ring or JetStream, before the live feed.
+//!
 //! - [`ring`] — recent events (and source gap markers) in memory.
 //! - [`stream`] — missed events read back from JetStream.
 //! - [`budget`] — the memory replays may hold, per connection and in all.
@@ -64,6 +68,39 @@ pub struct ResumeLimits {
     pub max_batch_events: usize,
     /// `RESUME_MAX_EVENTS`: further behind gets `reset`.
     pub max_events: usize,
+    /// `BACKFILL_MAX_EVENTS`: the most history a new connection gets.
+    pub backfill_max_events: u64,
+    /// `BACKFILL_MAX_AGE`: the furthest back `?since=` reaches.
+    pub backfill_max_age: Duration,
+}
+
+/// Where a new connection asks to start.
+#[derive(Debug, Clone)]
+pub enum Asked {
+    /// Live events only.
+    Live,
+    /// After a cursor: a reconnect (a malformed one gets `reset`).
+    Cursor(Result<Cursor, MalformedCursor>),
+    /// Recent history first, then live.
+    Backfill(Backfill),
+}
+
+/// How much history a new connection asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backfill {
+    /// The stream's last N events (those of the connection's channels among them).
+    Events(u64),
+    /// The events stored within this long.
+    Since(Duration),
+}
+
+/// What a source gap marker in the replayed range does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gaps {
+    /// `reset` (`source_gap`): the client's state may miss what the gap lost.
+    Reset,
+    /// Skipped: backfill for a client that holds nothing yet.
+    Skip,
 }
 
 /// Decides and assembles resumes; one per gateway, shared by every connection.
@@ -77,15 +114,47 @@ pub struct Resumer {
 }
 
 impl Resumer {
-    /// Taps the hub and decides what the client presenting `cursor` (if any) missed.
-    pub async fn resume(
-        &self,
-        cursor: Option<Result<Cursor, MalformedCursor>>,
-        channels: ChannelSet,
-    ) -> Resumption {
-        let (tap, from_ring) = self.tap(cursor.as_ref().and_then(|c| c.as_ref().ok()));
+    /// Taps the hub and decides what the client should get before going live.
+    pub async fn resume(&self, asked: Asked, channels: ChannelSet) -> Resumption {
+        let tap = self.hub.tap();
+        // A gap in the history a new connection asks for invalidates nothing it holds: it gets
+        // what the stream has. A reconnecting client's state may miss what the gap lost.
+        let gaps = match asked {
+            Asked::Backfill(_) => Gaps::Skip,
+            Asked::Live | Asked::Cursor(_) => Gaps::Reset,
+        };
+        let cursor = match asked {
+            Asked::Live => None,
+            Asked::Cursor(cursor) => Some(cursor),
+            Asked::Backfill(backfill) => match self.backfill_from(backfill, &tap).await {
+                Ok(Some(seq)) => Some(Ok(Cursor {
+                    epoch: tap.epoch,
+                    seq,
+                })),
+                Ok(None) => None,
+                Err(reason) => {
+                    self.metrics.replay(ReplaySource::Reset);
+                    let present = Cursor {
+                        epoch: tap.epoch,
+                        seq: tap.watermark,
+                    };
+                    let skip_through = tap.watermark;
+                    return Resumption {
+                        tap,
+                        start: Start::Reset(reason, present),
+                        skip_through,
+                    };
+                }
+            },
+        };
+        // The ring is read after the tap's watermark: every event at or below it was recorded
+        // before the watermark moved.
+        let from_ring = cursor
+            .as_ref()
+            .and_then(|c| c.as_ref().ok())
+            .and_then(|c| self.ring.after(tap.epoch, c.seq, tap.watermark));
         let plan = self
-            .decide(cursor.as_ref(), &tap, from_ring, channels)
+            .decide(cursor.as_ref(), &tap, from_ring, channels, gaps)
             .await;
         log(cursor.as_ref(), &plan);
         match &plan {
@@ -117,12 +186,47 @@ impl Resumer {
         }
     }
 
-    /// The hub tap and, for a cursor, the ring's events after it. The ring is read after the
-    /// watermark: every event at or below it was recorded before the watermark moved.
-    fn tap(&self, cursor: Option<&Cursor>) -> (Tap, Option<FromRing>) {
-        let tap = self.hub.tap();
-        let from_ring = cursor.and_then(|c| self.ring.after(tap.epoch, c.seq, tap.watermark));
-        (tap, from_ring)
+    /// The cursor a backfill starts after: at most `BACKFILL_MAX_EVENTS` back, not before
+    /// the stream's first event; `None` when there is nothing to send.
+    async fn backfill_from(
+        &self,
+        backfill: Backfill,
+        tap: &Tap,
+    ) -> Result<Option<u64>, ResetReason> {
+        let watermark = tap.watermark;
+        let deepest = watermark.saturating_sub(self.limits.backfill_max_events);
+        let wanted = match backfill {
+            Backfill::Events(0) => return Ok(None),
+            Backfill::Events(n) => watermark.saturating_sub(n).max(deepest),
+            Backfill::Since(age) => {
+                let age = age.min(self.limits.backfill_max_age);
+                let since = time::OffsetDateTime::now_utc() - age;
+                let first =
+                    tokio::time::timeout(STREAM_REPLAY_TIMEOUT, self.stream.first_seq_since(since))
+                        .await;
+                match first {
+                    Ok(Ok(Some(first))) => first.saturating_sub(1).max(deepest),
+                    Ok(Ok(None)) => return Ok(None),
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "cannot find where ?since= starts; resetting the client");
+                        return Err(ResetReason::ReplayFailed);
+                    }
+                    Err(_) => return Err(ResetReason::ReplayFailed),
+                }
+            }
+        };
+        if wanted >= watermark {
+            return Ok(None);
+        }
+        // What the ring holds needs no JetStream call; older than that, never before the
+        // stream's first event (history that expired is simply not there).
+        if self.ring.after(tap.epoch, wanted, watermark).is_some() {
+            return Ok(Some(wanted));
+        }
+        match self.stream.bounds().await {
+            Some((first, _)) => Ok(Some(wanted.max(first.saturating_sub(1)))),
+            None => Err(ResetReason::ReplayFailed),
+        }
     }
 
     async fn decide(
@@ -131,6 +235,7 @@ impl Resumer {
         tap: &Tap,
         from_ring: Option<FromRing>,
         channels: ChannelSet,
+        gaps: Gaps,
     ) -> Plan {
         let cursor = match cursor {
             None => return Plan::Live,
@@ -161,7 +266,7 @@ impl Resumer {
         }
         let max_events = self.limits.max_batch_events;
         if let Some(from_ring) = from_ring {
-            if from_ring.gap {
+            if from_ring.gap && gaps == Gaps::Reset {
                 return Plan::Reset(ResetReason::SourceGap);
             }
             let events = from_ring
@@ -187,7 +292,8 @@ impl Resumer {
         let (from, to) = (cursor.seq + 1, watermark);
         let fetched = tokio::time::timeout(
             STREAM_REPLAY_TIMEOUT,
-            self.stream.fetch(from, to, channels, &mut reservation),
+            self.stream
+                .fetch(from, to, channels, gaps, &mut reservation),
         )
         .await;
         match fetched {

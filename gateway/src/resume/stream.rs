@@ -8,6 +8,7 @@ use rakuda_schema::channel::SOURCE_GAP_SUBJECT;
 use rakuda_schema::{Channel, Validator};
 
 use super::budget::Reservation;
+use super::Gaps;
 use crate::channels::ChannelSet;
 use crate::event::StreamEvent;
 
@@ -26,6 +27,9 @@ pub enum FetchError {
     Read(String),
 }
 
+/// A throwaway consumer the server removes by itself if this instance forgets it.
+const CONSUMER_INACTIVE_THRESHOLD: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The event stream, as resumes read it.
 #[derive(Clone)]
 pub struct StreamReader {
@@ -41,6 +45,47 @@ impl StreamReader {
         Some((state.first_sequence, state.last_sequence))
     }
 
+    /// The sequence of the first message stored at or after `since`; `None` when there is none.
+    pub async fn first_seq_since(
+        &self,
+        since: time::OffsetDateTime,
+    ) -> Result<Option<u64>, FetchError> {
+        let stream = self.jetstream.get_stream(&self.name).await?;
+        let mut consumer = stream
+            .create_consumer(pull::Config {
+                deliver_policy: DeliverPolicy::ByStartTime { start_time: since },
+                inactive_threshold: CONSUMER_INACTIVE_THRESHOLD,
+                ..Default::default()
+            })
+            .await?;
+        let read = |error: &dyn std::fmt::Display| FetchError::Read(error.to_string());
+        let pending = consumer
+            .info()
+            .await
+            .map_err(|error| read(&error))?
+            .num_pending;
+        if pending == 0 {
+            return Ok(None);
+        }
+        let mut batch = consumer
+            .fetch()
+            .max_messages(1)
+            .messages()
+            .await
+            .map_err(|error| read(&error))?;
+        let first = match batch.next().await {
+            Some(Ok(message)) => Some(
+                message
+                    .info()
+                    .map_err(|error| read(&error))?
+                    .stream_sequence,
+            ),
+            Some(Err(error)) => return Err(read(&error)),
+            None => None,
+        };
+        Ok(first)
+    }
+
     /// Client events with `from <= seq <= to` on the given channels, read with a short-lived
     /// ordered consumer; every event kept is reserved in the replay budget first.
     pub async fn fetch(
@@ -48,6 +93,7 @@ impl StreamReader {
         from: u64,
         to: u64,
         channels: ChannelSet,
+        gaps: Gaps,
         reservation: &mut Reservation,
     ) -> Result<Vec<Arc<StreamEvent>>, FetchError> {
         let stream = self.jetstream.get_stream(&self.name).await?;
@@ -71,7 +117,7 @@ impl StreamReader {
             if seq > to {
                 break;
             }
-            if message.subject.as_str() == SOURCE_GAP_SUBJECT {
+            if message.subject.as_str() == SOURCE_GAP_SUBJECT && gaps == Gaps::Reset {
                 return Err(FetchError::SourceGap);
             }
             let channel = Channel::by_subject(message.subject.as_str())

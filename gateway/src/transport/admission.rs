@@ -11,21 +11,25 @@ use crate::channels::ChannelSet;
 use crate::edge::auth::Principal;
 use crate::edge::limits::{Permit, Refusal};
 use crate::edge::{ApiError, Refusals};
-use crate::fanout::cursor::{Cursor, MalformedCursor};
+use crate::fanout::cursor::Cursor;
+use crate::resume::{Asked, Backfill};
 
-/// The query both transports take: `channels=inventory,orders`, `lastEventId=<cursor>`.
+/// The query both transports take: `channels=inventory,orders`, `lastEventId=<cursor>`, and on
+/// a first connection `backfill=<events>` or `since=<duration>` for recent history.
 #[derive(Debug, serde::Deserialize)]
 pub struct ConnectQuery {
     channels: Option<String>,
     #[serde(rename = "lastEventId")]
     last_event_id: Option<String>,
+    backfill: Option<u64>,
+    since: Option<String>,
 }
 
 /// A connection the gateway agreed to serve.
 pub struct Admission {
     pub channels: ChannelSet,
-    /// The resume cursor presented, if any (parsed; a malformed one gets `reset`).
-    pub cursor: Option<Result<Cursor, MalformedCursor>>,
+    /// Where it starts: after its cursor (a reconnect; wins over history), with history, or live.
+    pub asked: Asked,
     pub permit: Permit,
 }
 
@@ -45,17 +49,44 @@ pub fn admit(
         )
     })?;
     let channels = requested_channels(refusals, principal, query.channels.as_deref())?;
+    let backfill = backfill(refusals, query.backfill, query.since.as_deref())?;
     let permit = slot(streams, principal.subject())?;
     let cursor = header_cursor
         .map(str::to_owned)
         .or(query.last_event_id)
         .filter(|text| !text.is_empty())
         .map(|text| text.parse::<Cursor>());
+    let asked = match (cursor, backfill) {
+        (Some(cursor), _) => Asked::Cursor(cursor),
+        (None, Some(backfill)) => Asked::Backfill(backfill),
+        (None, None) => Asked::Live,
+    };
     Ok(Admission {
         channels,
-        cursor,
+        asked,
         permit,
     })
+}
+
+/// `backfill=<events>` or `since=<duration>` (`15m`, `2h`), not both.
+fn backfill(
+    refusals: &Refusals,
+    events: Option<u64>,
+    since: Option<&str>,
+) -> Result<Option<Backfill>, ApiError> {
+    let bad = |message: String| {
+        refusals.refuse(StatusCode::BAD_REQUEST, RequestRefusal::BadRequest, message)
+    };
+    match (events, since.filter(|text| !text.is_empty())) {
+        (Some(_), Some(_)) => Err(bad(
+            "ask for backfill=<events> or since=<duration>, not both".into(),
+        )),
+        (Some(events), None) => Ok(Some(Backfill::Events(events))),
+        (None, Some(since)) => humantime::parse_duration(since)
+            .map(|age| Some(Backfill::Since(age)))
+            .map_err(|error| bad(format!("since must be a duration like 15m or 2h: {error}"))),
+        (None, None) => Ok(None),
+    }
 }
 
 /// The channels the connection receives: what it asked for, within what its credential allows.

@@ -41,10 +41,10 @@ pub async fn events(
         .and_then(|value| value.to_str().ok());
     let Admission {
         channels,
-        cursor,
+        asked,
         permit,
     } = admit(&streams, &principal, query, header_cursor)?;
-    let resumption = streams.resumer.resume(cursor, channels).await;
+    let resumption = streams.resumer.resume(asked, channels).await;
     let expires = expiry(&principal);
 
     let body = Body::from_stream(connection(streams, resumption, channels, permit, expires));
@@ -91,8 +91,7 @@ fn connection(
         let _opened = Opened::new(streams.clone());
         let Resumption { tap, start, skip_through } = resumption;
         let mut outbox = Outbox::new(
-            tap.messages,
-            tap.epoch,
+            tap,
             skip_through,
             channels,
             streams.delivery(Transport::Sse),

@@ -64,7 +64,7 @@ pub async fn upgrade(
     })?;
     let Admission {
         channels,
-        cursor,
+        asked,
         permit,
     } = admit(&streams, &principal, query, None)?;
     let max_frame = streams.settings.ws_max_frame_bytes;
@@ -76,7 +76,7 @@ pub async fn upgrade(
         .on_upgrade(move |socket| async move {
             // Boxed: planning a resume (possibly a JetStream read) is a big future, and held
             // inline it would size every session's task for its whole life (6 KiB, massif).
-            let resumption = Box::pin(streams.resumer.resume(cursor, channels)).await;
+            let resumption = Box::pin(streams.resumer.resume(asked, channels)).await;
             Session {
                 allowed: principal.allowed_channels(),
                 expires: expiry(&principal),
@@ -144,8 +144,7 @@ impl Session {
             skip_through,
         } = resumption;
         let mut outbox = Outbox::new(
-            tap.messages,
-            tap.epoch,
+            tap,
             skip_through,
             self.channels,
             streams.delivery(Transport::Ws),

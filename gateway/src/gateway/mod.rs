@@ -5,22 +5,22 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::{middleware, Router};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+mod router;
+
 use crate::config::{Config, ConfigError};
-use crate::edge::auth::{self, Auth};
+use crate::edge::auth::Auth;
 use crate::edge::auth_failures::AuthFailures;
 use crate::edge::client_addr::TrustedProxies;
 use crate::edge::limits::Connections;
 use crate::edge::origin::AllowedOrigins;
-use crate::edge::routes::{self, Minting};
-use crate::edge::stats::{ShownSettings, StatusSources};
-use crate::edge::token::TokenSigner;
+use crate::edge::routes::Minting;
+use crate::edge::stats::StatusSources;
 use crate::edge::unauthenticated::Unauthenticated;
 use crate::edge::ApiKeys;
 use crate::edge::Refusals;
@@ -39,8 +39,9 @@ use crate::resume::stream::StreamReader;
 use crate::resume::{ResumeLimits, Resumer};
 use crate::transport::head::HeadLimits;
 use crate::transport::listener::Listener;
-use crate::transport::{self, StreamSettings, Streams};
+use crate::transport::{StreamSettings, Streams};
 use rakuda_schema::{Channel, EventType};
+use router::{router, shown_settings, token_signer, RouteParts};
 
 /// After the drain, how long the connections still open get to finish.
 const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -163,7 +164,7 @@ impl Gateway {
                 hub: hub.clone(),
                 ring,
                 stream: StreamReader {
-                    jetstream,
+                    jetstream: jetstream.clone(),
                     name: config.stream_name.clone(),
                 },
                 budget: ReplayBudget::new(
@@ -175,6 +176,8 @@ impl Gateway {
                 limits: ResumeLimits {
                     max_batch_events: config.debounce_max_batch_events,
                     max_events: config.resume_max_events,
+                    backfill_max_events: config.backfill_max_events,
+                    backfill_max_age: config.backfill_max_age,
                 },
             },
             Connections::new(config.max_connections, config.max_connections_per_key),
@@ -217,7 +220,15 @@ impl Gateway {
             tokens,
             refusals: refusals.clone(),
         });
-        let router = router(&config, streams, status, minting, auth, refusals.clone());
+        let history = Arc::new(router::history(&config, jetstream, refusals.clone())?);
+        let parts = RouteParts {
+            streams,
+            status,
+            minting,
+            auth,
+            history,
+        };
+        let router = router(&config, parts, refusals.clone());
         let redis = rakuda_service::redis::client(
             config.redis_url.expose(),
             config.redis_tls_ca.as_deref(),
@@ -323,58 +334,5 @@ impl Running {
         self.tasks.wait().await;
         self.thread.stop().await;
         tracing::info!(instance = %self.instance, "gateway stopped");
-    }
-}
-
-/// Every route: the streams and the edge's own under one auth layer, the public ones, the
-/// dashboard, CORS.
-fn router(
-    config: &Config,
-    streams: Arc<Streams>,
-    status: Arc<StatusSources>,
-    minting: Arc<Minting>,
-    auth: Arc<Auth>,
-    refusals: Refusals,
-) -> Router {
-    let realtime = transport::routes(streams)
-        .merge(routes::realtime_routes(status.clone(), minting))
-        .route_layer(middleware::from_fn_with_state(auth, auth::require));
-    let router = Router::new()
-        .merge(realtime)
-        .merge(routes::public_routes(status));
-    let router = routes::with_fallback(router, config.gateway_dashboard_dir.as_ref(), refusals);
-    match routes::cors(&config.cors_origins) {
-        Some(cors) => router.layer(cors),
-        None => router,
-    }
-}
-
-/// Signs with the first `TOKEN_SECRET`, accepts the others; in dev mode without one, a secret
-/// of this process alone.
-fn token_signer(config: &Config) -> TokenSigner {
-    let mut secrets = config.token_secret.iter().map(|s| s.expose().as_bytes());
-    match secrets.next() {
-        Some(signing) => TokenSigner::new(signing, config.token_ttl).also_accepting(secrets),
-        None => {
-            tracing::warn!(
-                "GATEWAY_DEV_MODE without TOKEN_SECRET: tokens work on this instance only"
-            );
-            TokenSigner::random(config.token_ttl)
-        }
-    }
-}
-
-fn shown_settings(config: &Config) -> ShownSettings {
-    ShownSettings {
-        enabled: config.realtime_enabled,
-        stream_name: config.stream_name.clone(),
-        debounce_window_ms: config.sse_debounce_window,
-        debounce_max_batch_events: config.debounce_max_batch_events,
-        heartbeat_interval_ms: config.sse_heartbeat_interval,
-        retry_ms: config.sse_retry,
-        client_queue_capacity: config.client_queue_capacity,
-        replay_ring_capacity: config.replay_ring_capacity,
-        token_ttl_seconds: config.token_ttl.as_secs(),
-        readyz_fail_when_degraded: config.readyz_fail_when_degraded,
     }
 }

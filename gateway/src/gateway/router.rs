@@ -1,0 +1,100 @@
+//! The routes, and the edge parts built from settings: the token signer, the history readers,
+//! the settings `/status` shows.
+
+use std::sync::Arc;
+
+use axum::{middleware, Router};
+
+use crate::config::Config;
+use crate::edge::auth::{self, Auth};
+use crate::edge::history::{history_routes, History};
+use crate::edge::routes::{self, Minting};
+use crate::edge::stats::{ShownSettings, StatusSources};
+use crate::edge::token::TokenSigner;
+use crate::edge::Refusals;
+use crate::history::snapshot::Snapshots;
+use crate::history::summary::Summaries;
+use crate::transport::{self, Streams};
+
+/// What the routes serve.
+pub(super) struct RouteParts {
+    pub streams: Arc<Streams>,
+    pub status: Arc<StatusSources>,
+    pub minting: Arc<Minting>,
+    pub auth: Arc<Auth>,
+    pub history: Arc<History>,
+}
+
+/// The summary and snapshot readers, on `jetstream`.
+pub(super) fn history(
+    config: &Config,
+    jetstream: async_nats::jetstream::Context,
+    refusals: Refusals,
+) -> Result<History, crate::config::ConfigError> {
+    let summaries = Summaries::new(
+        jetstream.clone(),
+        config.stream_name.clone(),
+        &config.summary_timezone,
+        config.summary_cache_ttl,
+    )
+    .map_err(|_| crate::config::ConfigError::Timezone(config.summary_timezone.clone()))?;
+    Ok(History {
+        summaries,
+        snapshots: Snapshots::new(jetstream, &config.stream_name, config.snapshot_max_limit),
+        refusals,
+    })
+}
+
+/// Every route: the streams and the edge's own under one auth layer, the public ones, the
+/// dashboard, CORS.
+pub(super) fn router(config: &Config, parts: RouteParts, refusals: Refusals) -> Router {
+    let RouteParts {
+        streams,
+        status,
+        minting,
+        auth,
+        history,
+    } = parts;
+    let realtime = transport::routes(streams)
+        .merge(routes::realtime_routes(status.clone(), minting))
+        .merge(history_routes(history))
+        .route_layer(middleware::from_fn_with_state(auth, auth::require));
+    let router = Router::new()
+        .merge(realtime)
+        .merge(routes::public_routes(status));
+    let router = routes::with_fallback(router, config.gateway_dashboard_dir.as_ref(), refusals);
+    match routes::cors(&config.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// Signs with the first `TOKEN_SECRET`, accepts the others; in dev mode without one, a secret
+/// of this process alone.
+pub(super) fn token_signer(config: &Config) -> TokenSigner {
+    let mut secrets = config.token_secret.iter().map(|s| s.expose().as_bytes());
+    match secrets.next() {
+        Some(signing) => TokenSigner::new(signing, config.token_ttl).also_accepting(secrets),
+        None => {
+            tracing::warn!(
+                "GATEWAY_DEV_MODE without TOKEN_SECRET: tokens work on this instance only"
+            );
+            TokenSigner::random(config.token_ttl)
+        }
+    }
+}
+
+pub(super) fn shown_settings(config: &Config) -> ShownSettings {
+    ShownSettings {
+        enabled: config.realtime_enabled,
+        stream_name: config.stream_name.clone(),
+        debounce_window_ms: config.sse_debounce_window,
+        debounce_max_batch_events: config.debounce_max_batch_events,
+        heartbeat_interval_ms: config.sse_heartbeat_interval,
+        retry_ms: config.sse_retry,
+        client_queue_capacity: config.client_queue_capacity,
+        replay_ring_capacity: config.replay_ring_capacity,
+        token_ttl_seconds: config.token_ttl.as_secs(),
+        readyz_fail_when_degraded: config.readyz_fail_when_degraded,
+    }
+}

@@ -1,0 +1,26 @@
+//! What a dashboard needs the moment it opens, besides the live feed: today's totals
+//! ([`summary`]) and the latest state of every entity ([`snapshot`]). Both are read from
+//! JetStream, which already holds the history; recent events come with the stream itself
+//! (`?backfill=`, in [`crate::resume`]).
+
+pub mod snapshot;
+pub mod summary;
+
+/// A throwaway consumer the server removes by itself if this instance forgets it.
+const CONSUMER_INACTIVE_THRESHOLD: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long one summary or snapshot may take before the request fails.
+pub const HISTORY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Why history could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("cannot find the stream: {0}")]
+    Stream(#[from] async_nats::jetstream::context::GetStreamError),
+    #[error("cannot create a consumer: {0}")]
+    Consumer(#[from] async_nats::jetstream::stream::ConsumerError),
+    #[error("cannot read the consumer: {0}")]
+    Read(String),
+    #[error("JetStream did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+}
