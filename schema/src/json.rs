@@ -138,7 +138,12 @@ impl<'de> Visitor<'de> for Unique<'_> {
                     parent: Some(&self.path),
                     key: &key,
                 };
-                return Err(de::Error::custom(format_args!("duplicate key `{at}`")));
+                // Keys can be as long as the message: quote the path's start only.
+                let at = at.to_string();
+                return Err(de::Error::custom(format_args!(
+                    "duplicate key `{}`",
+                    crate::reject::quote(&at)
+                )));
             }
             map.next_value_seed(Unique {
                 path: Path {

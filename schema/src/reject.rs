@@ -1,6 +1,20 @@
 //! Why a message did not become an event: the closed set of reasons on the DLQ.
 
+use std::borrow::Cow;
 use std::fmt;
+
+/// How many characters of a worker's value a reject message quotes: enough to recognise the
+/// value, while the message stays a few hundred bytes however large the value is (messages are
+/// logged and sent as a DLQ header).
+pub(crate) const QUOTE_CHARS: usize = 64;
+
+/// `text` cut to [`QUOTE_CHARS`] characters, with `…` marking a cut.
+pub(crate) fn quote(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(QUOTE_CHARS) {
+        None => Cow::Borrowed(text),
+        Some((end, _)) => Cow::Owned(format!("{}…", &text[..end])),
+    }
+}
 
 /// Why a message was rejected. The string form is the `Rakuda-Reject-Reason` header and the
 /// `reason` label of `bridge_events_rejected_total`, so the set is closed and small.
@@ -87,5 +101,19 @@ impl Reject {
             reason,
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_are_cut_at_a_character_boundary() {
+        assert_eq!(quote("short"), "short");
+        let exact = "é".repeat(QUOTE_CHARS);
+        assert_eq!(quote(&exact), exact.as_str());
+        let long = "é".repeat(QUOTE_CHARS + 1);
+        assert_eq!(quote(&long), format!("{exact}…"));
     }
 }

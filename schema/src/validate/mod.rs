@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use crate::channel::Channel;
 use crate::event::{Action, EventType, Payload, RealTimeEvent, Timestamp};
 use crate::json::{check_unique_keys, object_members, JsonError};
-use crate::reject::{Reject, RejectReason};
+use crate::reject::{quote, Reject, RejectReason};
 
 /// The default size limit of one event: 64 KiB.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 64 * 1024;
@@ -82,7 +82,8 @@ impl Validator {
             return Err(Reject::new(
                 RejectReason::UnknownChannel,
                 format!(
-                    "channel `{channel}` is not one of {}",
+                    "channel `{}` is not one of {}",
+                    quote(channel),
                     crate::CHANNELS.map(|c| c.name).join(", ")
                 ),
             ));
@@ -145,7 +146,8 @@ fn check_event<'a>(channel: &'static Channel, text: &'a str) -> Result<ValidEven
         Reject::new(
             RejectReason::UnknownType,
             format!(
-                "type `{type_name}` is not one of {}",
+                "type `{}` is not one of {}",
+                quote(&type_name),
                 EventType::ALL.map(EventType::as_str).join(", ")
             ),
         )
@@ -181,7 +183,10 @@ fn check_event<'a>(channel: &'static Channel, text: &'a str) -> Result<ValidEven
     let action = Action::from_wire(&action_name).ok_or_else(|| {
         Reject::new(
             RejectReason::UnknownAction,
-            format!("action `{action_name}` is not one of created, updated, deleted"),
+            format!(
+                "action `{}` is not one of created, updated, deleted",
+                quote(&action_name)
+            ),
         )
     })?;
     if let Some(data) = fields.get("data") {
@@ -198,7 +203,10 @@ fn check_event<'a>(channel: &'static Channel, text: &'a str) -> Result<ValidEven
     let timestamp = Timestamp::parse(&timestamp_text).map_err(|error| {
         Reject::new(
             RejectReason::BadTimestamp,
-            format!("timestamp `{timestamp_text}` is not RFC 3339: {error}"),
+            format!(
+                "timestamp `{}` is not RFC 3339: {error}",
+                quote(&timestamp_text)
+            ),
         )
     })?;
 
