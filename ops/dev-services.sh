@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Makes sure Redis and NATS (JetStream) answer at the URLs the stack uses; starts local ones
 # (data under .dev/) when they do not. Never touches servers that are already running.
+#
+# The servers started here are for development only: bound to 127.0.0.1, without TLS and
+# without users, so `redis-cli`, `just publish` and the web tests work with no setup. A deployment
+# runs ops/nats/*.conf and ops/redis/*.conf instead (TLS, a user per role); `just fleet` runs
+# exactly that on this machine (docs/SECURITY.md, "Development").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
