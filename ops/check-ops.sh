@@ -93,7 +93,7 @@ echo "check-ops: redis (redis.conf, tls.conf, users.conf)" >&2
 # certificate paths and the port changed. Then what the deployment relies on is tried as each
 # user would.
 redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-admin_password=$(openssl rand -hex 16)
+admin_password=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 "$(tool redis-server)" "$PWD/ops/redis/redis.conf" --include "$PWD/ops/redis/tls.conf" \
   --include "$certs/redis-users.conf" \
   --tls-cert-file "$certs/redis.pem" --tls-key-file "$certs/redis-key.pem" \
