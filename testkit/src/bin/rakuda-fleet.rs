@@ -2,6 +2,7 @@
 //! cluster, two bridges, two gateways and nginx in front, plus the traffic simulator — secured as
 //! in production: TLS everywhere, a Redis ACL user and a NATS nkey per role, HTTPS with HTTP/2.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -36,7 +37,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = FleetConfig::new(args.bin_dir.clone());
     config.api_key = args.api_key.clone();
     config.base_port = Some(args.port);
-    std::fs::create_dir_all(&args.certs_dir)?;
+    // Owner only, like the files in it (keys, seeds, env files with passwords).
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&args.certs_dir)?;
     config.secrets_dir = Some(std::fs::canonicalize(&args.certs_dir)?);
     if args.dashboard_dir.join("index.html").is_file() {
         let dir = std::fs::canonicalize(&args.dashboard_dir)?;
