@@ -1,20 +1,25 @@
 import { useCallback, useEffect, useMemo, useState, type MouseEvent } from "react";
+import { RealtimeClient, RealtimeHistory, SharedRealtimeClient, canShareAcrossTabs } from "../src/client";
+import type { TabRole } from "../src/client";
 import {
   ConnectionStatus,
   RealtimeProvider,
   RealtimeToast,
   useRealtimeClient,
 } from "../src/react";
-import type { ConnectionState, RealtimeClientOptions } from "../src/client/types";
+import type { ConnectionState, RealtimeClientApi, RealtimeClientOptions } from "../src/client/types";
 import { ApiKeyGate } from "./ApiKeyGate";
 import { Counters } from "./Counters";
 import { EntityPanel } from "./EntityPanel";
+import { Freshness, isStale } from "./Freshness";
+import { OutOfStockPanel } from "./OutOfStockPanel";
 import { Feed, type Navigate } from "./Feed";
 import { Sparkline } from "./Sparkline";
 import { forgetApiKey, saveApiKey, type BootConfig } from "./config";
 import { formatAgo, formatClock, formatRate, parseDetailPath } from "./format";
 import { FEED_CAP, RATE_WINDOW_SECONDS, SPARK_SECONDS } from "./liveStore";
 import { useLive } from "./useLive";
+import { useOpeningState } from "./useOpeningState";
 
 export function App({ config }: { config: BootConfig }) {
   const [apiKey, setApiKey] = useState<string | null>(config.apiKey);
@@ -30,9 +35,12 @@ export function App({ config }: { config: BootConfig }) {
             apiKey,
             transport: config.transport,
             heartbeatIntervalMs: config.heartbeatIntervalMs,
+            // The page opens with the recent feed already filled; a reconnect resumes instead.
+            backfill: FEED_CAP,
           },
     [apiKey, config.transport, config.heartbeatIntervalMs],
   );
+  const connection = useConnection(options, config.shareTabs);
 
   if (options === null) {
     return (
@@ -46,8 +54,10 @@ export function App({ config }: { config: BootConfig }) {
   }
 
   return (
-    <RealtimeProvider options={options}>
+    <RealtimeProvider client={connection.client ?? undefined}>
       <Dashboard
+        role={connection.role}
+        history={connection.history}
         transport={config.transport}
         heartbeatIntervalMs={config.heartbeatIntervalMs}
         homeHref={`/${config.search}`}
@@ -85,11 +95,66 @@ function usePath(): [string, Navigate] {
   return [path, navigate];
 }
 
+/**
+ * The page's one connection. With sharing on (the default here; `?share=0` turns it off) the
+ * tabs of this origin hold a single gateway connection between them, led by one tab.
+ */
+function useConnection(
+  options: RealtimeClientOptions | null,
+  share: boolean,
+): { client: RealtimeClientApi | null; history: RealtimeHistory | null; role: TabRole | "alone" } {
+  const [client, setClient] = useState<RealtimeClientApi | null>(null);
+  const [role, setRole] = useState<TabRole | "alone">("alone");
+  const history = useMemo(
+    () => (options === null ? null : new RealtimeHistory({ baseUrl: options.baseUrl, apiKey: options.apiKey })),
+    [options],
+  );
+  useEffect(() => {
+    if (options === null) return;
+    // Created in an effect so that StrictMode's second render opens no second connection.
+    let created: RealtimeClientApi;
+    let offRole = (): void => {};
+    if (share && canShareAcrossTabs()) {
+      const shared = new SharedRealtimeClient({ ...options, shareName: "rakuda-dashboard" });
+      offRole = shared.onRole(setRole);
+      setRole(shared.role);
+      created = shared;
+    } else {
+      created = new RealtimeClient(options);
+      setRole("alone");
+    }
+    setClient(created);
+    return () => {
+      offRole();
+      created.stop();
+      setClient(null);
+    };
+  }, [options, share]);
+  // Started only once the provider has attached it (a child's effects run before its
+  // parent's): a tab that joins a shared stream is handed the other tabs' recent frames at
+  // once, and none of them may arrive before anyone listens.
+  useEffect(() => {
+    client?.start();
+  }, [client]);
+  return { client, history, role };
+}
+
+const ROLE_LABELS: Record<TabRole | "alone", string> = {
+  alone: "own connection",
+  waiting: "joining…",
+  leader: "this tab connects",
+  follower: "shared with another tab",
+};
+
 function Dashboard({
+  role,
+  history,
   transport,
   heartbeatIntervalMs,
   homeHref,
 }: {
+  role: TabRole | "alone";
+  history: RealtimeHistory | null;
   transport: "sse" | "ws";
   heartbeatIntervalMs: number;
   /** "/" plus the page's own settings (?transport=, ?heartbeat=). */
@@ -97,12 +162,13 @@ function Dashboard({
 }) {
   const client = useRealtimeClient();
   const { view } = useLive(client);
+  const opening = useOpeningState(client, history);
   const [path, navigate] = usePath();
   const detail = parseDetailPath(path);
 
   const peak = view.perSecond.reduce((max, v) => (v > max ? v : max), 0);
   const silentFor = view.lastHeardAt === null ? null : view.now - view.lastHeardAt;
-  const stale = silentFor !== null && silentFor > heartbeatIntervalMs * 2;
+  const stale = isStale(view, heartbeatIntervalMs);
 
   const forget = (e: MouseEvent<HTMLAnchorElement>): void => {
     e.preventDefault();
@@ -139,6 +205,12 @@ function Dashboard({
             <dt>Transport</dt>
             <dd>{transport === "ws" ? "WebSocket" : "SSE"}</dd>
           </div>
+          <div>
+            <dt>Stream</dt>
+            <dd data-testid="tab-role" data-role={role}>
+              {ROLE_LABELS[role]}
+            </dd>
+          </div>
         </dl>
         <a href="/" className="forget" onClick={forget}>
           Forget key
@@ -153,9 +225,11 @@ function Dashboard({
         </p>
       )}
 
+      <Freshness view={view} heartbeatIntervalMs={heartbeatIntervalMs} silentFor={silentFor} />
+
       <main className="content">
-        <section className="stats" aria-label="Live counters">
-          <Counters counts={view.counts} />
+        <section className="stats" aria-label="Today's counters">
+          <Counters counts={opening.counts} exact={opening.exact} timezone={opening.timezone} />
           <section className="card rate" aria-label="Events per second">
             <h2 className="card-title">Events / second</h2>
             <div className="rate-row">
@@ -175,8 +249,9 @@ function Dashboard({
             <h2 className="card-title">
               Event feed <span className="card-sub">newest first · last {FEED_CAP}</span>
             </h2>
-            <Feed rows={view.rows} navigate={navigate} />
+            <Feed rows={view.rows} navigate={navigate} now={view.now} />
           </section>
+          <OutOfStockPanel state={opening} navigate={navigate} now={view.now} />
           {detail && (
             <EntityPanel
               kind={detail.kind}

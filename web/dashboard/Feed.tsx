@@ -1,6 +1,6 @@
 import { memo, type MouseEvent, type ReactNode } from "react";
 import type { EventType } from "../src/generated/schema";
-import { batchSummary, detailPath, eventSummary, formatClock, TYPE_LABELS } from "./format";
+import { batchSummary, detailPath, eventSummary, formatAgo, formatClock, TYPE_LABELS } from "./format";
 import type { FeedRow } from "./liveStore";
 
 export type Navigate = (path: string) => void;
@@ -41,7 +41,18 @@ export function TypeBadge({ type }: { type: EventType }) {
   );
 }
 
-const Row = memo(function Row({ row, navigate }: { row: FeedRow; navigate: Navigate }) {
+/** How old the event is: from the worker's timestamp to now. */
+function Age({ timestamp, now }: { timestamp: string | undefined; now: number }) {
+  const then = timestamp ? Date.parse(timestamp) : Number.NaN;
+  if (!Number.isFinite(then)) return <span className="feed-age">—</span>;
+  return (
+    <span className="feed-age" data-testid="feed-age" data-age-ms={Math.max(0, now - then)}>
+      {formatAgo(then, now)}
+    </span>
+  );
+}
+
+const Row = memo(function Row({ row, navigate, now }: { row: FeedRow; navigate: Navigate; now: number }) {
   if (row.kind === "notice") {
     return (
       <li className="feed-row notice" data-testid="feed-notice" role="alert">
@@ -84,17 +95,18 @@ const Row = memo(function Row({ row, navigate }: { row: FeedRow; navigate: Navig
         {row.batch && latest && <span className="feed-more"> latest</span>}
       </span>
       <span className="feed-summary">{summary}</span>
+      <Age timestamp={latest?.timestamp} now={now} />
     </li>
   );
 });
 
 /** The event feed, newest first. Rows are memoised by key: a flush only mounts new rows. */
-export const Feed = memo(function Feed({ rows, navigate }: { rows: FeedRow[]; navigate: Navigate }) {
+export const Feed = memo(function Feed({ rows, navigate, now }: { rows: FeedRow[]; navigate: Navigate; now: number }) {
   return (
     <ol className="feed" data-testid="event-feed" aria-label="Event feed, newest first" aria-live="off">
       {rows.length === 0 && <li className="feed-empty">Waiting for events…</li>}
       {rows.map((row) => (
-        <Row key={row.key} row={row} navigate={navigate} />
+        <Row key={row.key} row={row} navigate={navigate} now={now} />
       ))}
     </ol>
   );

@@ -11,6 +11,8 @@ export interface BootConfig {
   apiKey: string | null;
   transport: "sse" | "ws";
   heartbeatIntervalMs: number;
+  /** Share one gateway connection between tabs (default; `?share=0` gives each tab its own). */
+  shareTabs: boolean;
   /** The page's own query without apiKey ("?transport=ws" or ""), for links back home. */
   search: string;
 }
@@ -68,5 +70,7 @@ export function readBootConfig(): BootConfig {
     if (Number.isFinite(parsed) && parsed > 0) heartbeatIntervalMs = Math.round(parsed);
   }
 
-  return { apiKey, transport, heartbeatIntervalMs, search };
+  const shareTabs = params.get("share") !== "0";
+
+  return { apiKey, transport, heartbeatIntervalMs, shareTabs, search };
 }

@@ -57,6 +57,8 @@ export class LiveStore {
   private rows: FeedRow[] = [];
   /** Rows since the last snapshot, oldest first (capped: older ones would be cut anyway). */
   private pending: FeedRow[] = [];
+  /** History rows since the last snapshot, sorted by seq when taken (bounded like `pending`). */
+  private history: FeedRow[] = [];
   private nextKey = 1;
   private readonly bucketSecond = new Float64Array(RING).fill(-1);
   private readonly bucketCount = new Float64Array(RING);
@@ -66,6 +68,10 @@ export class LiveStore {
   /** Handles one frame; returns nothing, renders nothing. */
   addFrame(frame: RealtimeFrame, now: number = Date.now()): void {
     if (!isCountedType(frame.type)) return;
+    if (frame.history) {
+      this.addHistory(frame, now);
+      return;
+    }
     // `count` is exact: a batch's list may be shortened (latest per id, cap) or even empty
     // (every listed event a duplicate), yet its count still covers the folded events.
     const latest = frame.events[frame.events.length - 1] ?? null;
@@ -88,6 +94,31 @@ export class LiveStore {
     });
   }
 
+  /**
+   * Recent history (a backfill, a resume's catch-up) is the past, not traffic: it does not
+   * count towards the rate, and a replayed batch is shown as one row per event it lists, in
+   * stream order, so the feed reads as it would have live.
+   */
+  private addHistory(frame: RealtimeFrame, now: number): void {
+    const type = frame.type;
+    if (!isCountedType(type)) return;
+    for (const event of frame.events) {
+      this.history.push({
+        kind: "event",
+        key: this.nextKey++,
+        receivedAt: now,
+        type,
+        batch: false,
+        count: 1,
+        latest: event,
+        events: [event],
+      });
+    }
+    if (this.history.length > FEED_CAP * 2) this.history.splice(0, this.history.length - FEED_CAP);
+    this.lastHeardAt = now;
+    this.dirty = true;
+  }
+
   addNotice(text: string, now: number = Date.now()): void {
     this.push({ kind: "notice", key: this.nextKey++, receivedAt: now, text });
   }
@@ -105,6 +136,12 @@ export class LiveStore {
   }
 
   snapshot(now: number = Date.now()): LiveSnapshot {
+    if (this.history.length > 0) {
+      // Replayed frames come one per type; the feed wants them interleaved as they happened.
+      const ordered = this.history.sort((a, b) => rowSeq(a) - rowSeq(b));
+      this.history = [];
+      this.pending = ordered.concat(this.pending);
+    }
     if (this.pending.length > 0) {
       const fresh = this.pending.reverse();
       this.pending = [];
@@ -150,4 +187,8 @@ export class LiveStore {
     const index = ((second % RING) + RING) % RING;
     return this.bucketSecond[index] === second ? (this.bucketCount[index] ?? 0) : 0;
   }
+}
+
+function rowSeq(row: FeedRow): number {
+  return row.kind === "event" ? (row.latest?.seq ?? 0) : 0;
 }

@@ -12,6 +12,8 @@ export interface LiveView extends LiveSnapshot {
   instance: string | null;
   /** Whether the connection has been open at least once since the page loaded. */
   everOpened: boolean;
+  /** The last heartbeat said the gateway's end-to-end canary is not coming back. */
+  degraded: boolean;
 }
 
 /** `client` is null until the provider has created it (its first effect after mount). */
@@ -25,6 +27,7 @@ export function useLive(client: RealtimeClientApi | null): { view: LiveView; sto
     state: client?.state ?? "connecting",
     instance: client?.instance ?? null,
     everOpened: client?.state === "open",
+    degraded: client?.lastHeartbeat?.degraded === true,
   }));
 
   useEffect(() => {
@@ -43,13 +46,21 @@ export function useLive(client: RealtimeClientApi | null): { view: LiveView; sto
       const now = Date.now();
       const heartbeat = client.lastHeartbeat;
       if (heartbeat !== null && heartbeat !== lastHeartbeat) {
+        // A change of `degraded` must show at once, not at the next second.
+        if (heartbeat.degraded !== lastHeartbeat?.degraded) force = true;
         lastHeartbeat = heartbeat;
         store.heard(now);
       }
       const second = Math.floor(now / 1000);
       if (!force && !store.isDirty && second === lastSecond) return;
       lastSecond = second;
-      setView({ ...store.snapshot(now), state, instance: client.instance, everOpened });
+      setView({
+        ...store.snapshot(now),
+        state,
+        instance: client.instance,
+        everOpened,
+        degraded: heartbeat?.degraded === true,
+      });
     };
 
     const unsubscribeState = client.onState((next) => {

@@ -106,8 +106,8 @@ function batch(type: EventType, events: SequencedEvent[], count = events.length)
   return { type, batch: true, count, events };
 }
 
-function heartbeat(instance = "gw-1", seq = 0) {
-  return { instance, seq, time: "2026-11-22T10:00:30.000Z" };
+function heartbeat(instance = "gw-1", seq = 0, degraded = false) {
+  return { instance, seq, time: "2026-11-22T10:00:30.000Z", degraded };
 }
 
 /** Lets pending promises (token request, response.json()) settle without moving the clock. */
@@ -775,6 +775,7 @@ describe("frames", () => {
     client.on("*", (e) => all.push(e));
     client.on("ORDER_RECEIVED", (e) => orders.push(e));
     const source = await startOpen(client);
+    source.emit("heartbeat", heartbeat()); // live from here: frames are not history
 
     const events = [event("INVENTORY_CHANGE", 10), event("INVENTORY_CHANGE", 11), event("INVENTORY_CHANGE", 12)];
     source.emit("INVENTORY_CHANGE", { ...batch("INVENTORY_CHANGE", events, 37), truncated: true });
@@ -792,6 +793,7 @@ describe("frames", () => {
     const frames: RealtimeFrame[] = [];
     client.onFrame((f) => frames.push(f));
     const source = await startOpen(client);
+    source.emit("heartbeat", heartbeat()); // live from here: frames are not history
     const order = event("ORDER_RECEIVED", 3);
     source.emit("ORDER_RECEIVED", order);
     expect(frames).toEqual([{ type: "ORDER_RECEIVED", batch: false, count: 1, events: [order] }]);
@@ -804,6 +806,7 @@ describe("frames", () => {
     client.onFrame((f) => frames.push(f));
     client.on("*", (e) => seqs.push(e.seq));
     const source = await startOpen(client);
+    source.emit("heartbeat", heartbeat()); // live from here: frames are not history
 
     // Debounce held the inventory batch back: the order with seq 3 comes first.
     source.emit("INVENTORY_CHANGE", event("INVENTORY_CHANGE", 1));

@@ -157,8 +157,19 @@ function isBatchFrame(value: unknown): value is BatchFrame {
   );
 }
 
-function isHeartbeat(value: unknown): value is Heartbeat {
+function isHeartbeatLike(value: unknown): value is Record<string, unknown> & { instance: string; seq: number } {
   return isRecord(value) && typeof value.instance === "string" && typeof value.seq === "number";
+}
+
+/** A heartbeat as the application sees it; a gateway that predates `degraded` never is. */
+function toHeartbeat(value: unknown): Heartbeat | null {
+  if (!isHeartbeatLike(value)) return null;
+  return {
+    instance: value.instance,
+    seq: value.seq,
+    time: typeof value.time === "string" ? value.time : "",
+    degraded: value.degraded === true,
+  };
 }
 
 function describeError(error: unknown): string {
@@ -209,9 +220,15 @@ export class RealtimeClient implements RealtimeClientApi {
   private readonly frameListeners = new Set<Listener<RealtimeFrame>>();
   private readonly resetListeners = new Set<Listener<ResetCause>>();
   private readonly stateListeners = new Set<Listener<ConnectionState>>();
+  private readonly heartbeatListeners = new Set<Listener<Heartbeat>>();
 
   private readonly seen = new RecentSeqs(DEDUP_CAPACITY);
-  private cursor: string | null = null;
+  private _cursor: string | null;
+  /**
+   * Whether the current connection has gone live: its first heartbeat comes after any replay,
+   * so frames before it are history (backfill or resume).
+   */
+  private live = false;
   private cachedToken: CachedToken | null = null;
   /** The token the current connection was opened with. */
   private connectionToken: CachedToken | null = null;
@@ -238,6 +255,7 @@ export class RealtimeClient implements RealtimeClientApi {
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
     this.backoffInitialMs = options.backoff?.initialMs ?? DEFAULT_BACKOFF_INITIAL_MS;
     this.backoffMaxMs = options.backoff?.maxMs ?? DEFAULT_BACKOFF_MAX_MS;
+    this._cursor = options.lastEventId !== undefined && options.lastEventId !== "" ? options.lastEventId : null;
   }
 
   get state(): ConnectionState {
@@ -254,6 +272,10 @@ export class RealtimeClient implements RealtimeClientApi {
   }
   get instance(): string | null {
     return this._instance;
+  }
+  /** The resume cursor: every event up to it has been delivered (or left out by the channels). */
+  get cursor(): string | null {
+    return this._cursor;
   }
   /** Why the last connection attempt failed (token request, transport, watchdog); null once open. */
   get lastError(): string | null {
@@ -296,6 +318,11 @@ export class RealtimeClient implements RealtimeClientApi {
 
   onState(listener: (state: ConnectionState) => void): Unsubscribe {
     return addTo(this.stateListeners, listener);
+  }
+
+  /** Every heartbeat, as it arrives (the `lastHeartbeat` getter holds the last one). */
+  onHeartbeat(listener: (heartbeat: Heartbeat) => void): Unsubscribe {
+    return addTo(this.heartbeatListeners, listener);
   }
 
   // ---- connection lifecycle ----
@@ -387,12 +414,20 @@ export class RealtimeClient implements RealtimeClientApi {
     if (channels && channels.length > 0) {
       params.push(`channels=${channels.map(encodeURIComponent).join(",")}`);
     }
-    if (this.cursor !== null) params.push(`lastEventId=${encodeURIComponent(this.cursor)}`);
+    if (this._cursor !== null) {
+      params.push(`lastEventId=${encodeURIComponent(this._cursor)}`);
+    } else if (this.options.backfill !== undefined && this.options.backfill > 0) {
+      // History only on a first connection: with a cursor, the resume already fills the gap.
+      params.push(`backfill=${Math.floor(this.options.backfill)}`);
+    } else if (this.options.since !== undefined && this.options.since !== "") {
+      params.push(`since=${encodeURIComponent(this.options.since)}`);
+    }
     return params.length > 0 ? `${base}${path}?${params.join("&")}` : `${base}${path}`;
   }
 
   private handleOpen(generation: number): void {
     this.opened = true;
+    this.live = false;
     this._lastError = null;
     this.clearHandoverTimer();
     this.setState("open");
@@ -610,7 +645,8 @@ export class RealtimeClient implements RealtimeClientApi {
   private handleMessage(message: IncomingMessage): void {
     // Any message proves the connection alive, whatever it says.
     this.armWatchdog(this.generation);
-    if (message.id) this.cursor = message.id;
+    const before = cursorSeq(this._cursor);
+    if (message.id) this._cursor = message.id;
     switch (message.event) {
       case "heartbeat":
         this.handleHeartbeat(message.data);
@@ -620,17 +656,20 @@ export class RealtimeClient implements RealtimeClientApi {
         return;
       default:
         if ((PUBLIC_EVENT_TYPES as readonly string[]).includes(message.event)) {
-          this.handleFrame(message.data);
+          this.handleFrame(message.data, before);
         }
       // "pong", "subscribed" and anything unknown carry nothing for the application.
     }
   }
 
   private handleHeartbeat(data: unknown): void {
-    if (!isHeartbeat(data)) return;
-    this._lastHeartbeat = data;
-    this._instance = data.instance;
+    const heartbeat = toHeartbeat(data);
+    if (heartbeat === null) return;
+    this.live = true;
+    this._lastHeartbeat = heartbeat;
+    this._instance = heartbeat.instance;
     this.markHealthy();
+    for (const listener of [...this.heartbeatListeners]) safeCall(listener, heartbeat);
   }
 
   private handleReset(data: unknown): void {
@@ -640,19 +679,22 @@ export class RealtimeClient implements RealtimeClientApi {
     for (const listener of [...this.resetListeners]) safeCall(listener, reason);
   }
 
-  private handleFrame(data: unknown): void {
+  private handleFrame(data: unknown, afterSeq: number | null): void {
     let frame: RealtimeFrame;
     if (isBatchFrame(data)) {
       frame = { type: data.type, batch: true, count: data.count, events: this.fresh(data.events) };
+      if (!this.live) frame.history = true;
     } else if (isSequencedEvent(data)) {
       const events = this.fresh([data]);
       // A single frame that was a duplicate says nothing new. A batch still does: its count
       // covers folded events that were never listed, so it is delivered even when empty.
       if (events.length === 0) return;
       frame = { type: data.type, batch: false, count: 1, events };
+      if (!this.live) frame.history = true;
     } else {
       return;
     }
+    if (afterSeq !== null) frame.afterSeq = afterSeq;
     this.markHealthy();
     this.deliver(frame);
   }
@@ -683,6 +725,13 @@ function addTo<T>(set: Set<Listener<T>>, listener: Listener<T>): Unsubscribe {
   return () => {
     set.delete(listener);
   };
+}
+
+/** The sequence in a cursor `<epoch>-<seq>`; null for none or another shape. */
+export function cursorSeq(cursor: string | null): number | null {
+  if (cursor === null) return null;
+  const match = /^\d+-(\d+)$/.exec(cursor);
+  return match && match[1] !== undefined ? Number(match[1]) : null;
 }
 
 function parseJson(text: unknown): unknown {

@@ -16,6 +16,19 @@ export interface RealtimeFrame {
   count: number;
   /** The events listed, duplicates (by `seq`) already dropped. */
   events: SequencedEvent[];
+  /**
+   * True for a frame the gateway replayed before going live on this connection: recent
+   * history asked for with `backfill`/`since`, or what a resume caught up on. Absent on live
+   * frames. Lets a feed show history as history (e.g. one row per event instead of a batch).
+   */
+  history?: true;
+  /**
+   * The sequence of the connection's cursor before this frame: every event listed or folded
+   * in it has a higher `seq` (the cursor never over-claims). Absent when the connection had no
+   * cursor yet (the first frames of a backfill). Lets a client tell which events a count
+   * taken "through" some sequence already includes.
+   */
+  afterSeq?: number;
 }
 
 export interface TokenGrant {
@@ -45,6 +58,20 @@ export interface RealtimeClientOptions {
   getToken?: () => Promise<TokenGrant>;
   /** "sse" (EventSource, default) or "ws" (WebSocket). */
   transport?: "sse" | "ws";
+  /**
+   * Recent history on the first connection, before live events: the last `backfill` events of
+   * the stream (those of the subscribed channels among them), coalesced per type like a resume
+   * (gateway cap BACKFILL_MAX_EVENTS). Ignored once the client holds a cursor: a reconnect
+   * resumes instead. Use this or `since`, not both.
+   */
+  backfill?: number;
+  /** Like `backfill`, by age: a duration such as "15m" or "2h" (gateway cap BACKFILL_MAX_AGE). */
+  since?: string;
+  /**
+   * A cursor to resume from on the first connection (e.g. one a previous page or tab held):
+   * the gateway replays what came after it. Wins over `backfill`/`since`.
+   */
+  lastEventId?: string;
   /** Channels to receive; all that the credential allows when omitted. */
   channels?: ChannelName[];
   /** The gateway's SSE_HEARTBEAT_INTERVAL (ms, default 30000); no message for 2x this = dead. */

@@ -9,7 +9,7 @@ import {
   type RefObject,
 } from "react";
 import { useQueryClient, type QueryClient } from "@tanstack/react-query";
-import { RealtimeClient } from "../client";
+import { RealtimeClient, SharedRealtimeClient, canShareAcrossTabs } from "../client";
 import type {
   ConnectionState,
   RealtimeClientApi,
@@ -20,6 +20,7 @@ import { RealtimeContext, RealtimeStatusContext, type RealtimeContextValue } fro
 import { DEFAULT_INVALIDATION, type InvalidationMap } from "./invalidation";
 import { ClientRelay } from "./relay";
 import { createStatusStore } from "./statusStore";
+import { DEFAULT_TOAST_POLICY, type ToastPolicy } from "./toastPolicy";
 
 export { DEFAULT_INVALIDATION, type InvalidationMap } from "./invalidation";
 
@@ -38,6 +39,18 @@ export interface RealtimeProviderProps {
   client?: RealtimeClientApi;
   /** Event type -> query keys to invalidate; replaces DEFAULT_INVALIDATION (spread it to extend). */
   invalidation?: InvalidationMap;
+  /**
+   * Which frames RealtimeToast shows (default "important": new orders and products going out
+   * of stock; "all"; "none"; or a function). A RealtimeToast's own `policy` wins.
+   */
+  toastPolicy?: ToastPolicy;
+  /**
+   * Share one gateway connection between this origin's tabs (Web Locks + BroadcastChannel):
+   * one tab connects and relays to the others, and the next takes over from the last cursor
+   * when it closes. Off by default: tabs must then use the same credential and channels, and
+   * a tab's events arrive through another tab. Ignored where the browser lacks either API.
+   */
+  shareAcrossTabs?: boolean;
   children?: ReactNode;
 }
 
@@ -51,6 +64,8 @@ export function RealtimeProvider({
   options,
   client: injected,
   invalidation = DEFAULT_INVALIDATION,
+  toastPolicy = DEFAULT_TOAST_POLICY,
+  shareAcrossTabs = false,
   children,
 }: RealtimeProviderProps) {
   const queryClient = useQueryClient();
@@ -88,7 +103,9 @@ export function RealtimeProvider({
     }
     // Created in an effect, never during render: rendering on the server or twice in
     // StrictMode must not open connections.
-    const created = new RealtimeClient(withLatestGetToken(initial, optionsRef));
+    const settings = withLatestGetToken(initial, optionsRef);
+    const created =
+      shareAcrossTabs && canShareAcrossTabs() ? new SharedRealtimeClient(settings) : new RealtimeClient(settings);
     // Started before it is attached, so listeners do not see its pre-start "closed" between
     // the relay's "connecting" and the client's. start() only begins an asynchronous
     // connection: nothing can arrive before the next line.
@@ -98,14 +115,14 @@ export function RealtimeProvider({
       created.stop();
       relay.attach(null, "closed");
     };
-  }, [relay, injected, identity]);
+  }, [relay, injected, identity, shareAcrossTabs]);
 
   const store = useMemo(() => createStatusStore(relay), [relay]);
   const status = useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot);
 
   const value = useMemo<RealtimeContextValue>(
-    () => ({ client: relay, state: status.state }),
-    [relay, status.state],
+    () => ({ client: relay, state: status.state, toastPolicy }),
+    [relay, status.state, toastPolicy],
   );
 
   return (
@@ -147,6 +164,8 @@ function connectionIdentity(options: RealtimeClientOptions): string {
     options.heartbeatIntervalMs ?? null,
     options.backoff?.initialMs ?? null,
     options.backoff?.maxMs ?? null,
+    options.backfill ?? null,
+    options.since ?? null,
   ]);
 }
 

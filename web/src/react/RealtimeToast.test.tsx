@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { act, cleanup, fireEvent, render, screen } from "@testing-library/react";
 import { QueryClientProvider } from "@tanstack/react-query";
 import type { RealtimeFrame } from "../client/types";
-import { RealtimeProvider, RealtimeToast, type RealtimeToastProps } from "./index";
+import { RealtimeProvider, RealtimeToast, type RealtimeToastProps, type ToastPolicy } from "./index";
 import { TOAST_FLUSH_MS } from "./RealtimeToast";
 import { FakeRealtimeClient, batch, event, single, testQueryClient } from "./fakeClient.test-helper";
 
@@ -15,12 +15,17 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+/** The wording tests show every frame; the default policy has tests of its own below. */
 function renderToasts(props: RealtimeToastProps = {}) {
+  return renderWithPolicy({ policy: "all", ...props });
+}
+
+function renderWithPolicy(props: RealtimeToastProps, providerProps: { toastPolicy?: ToastPolicy } = {}) {
   const client = new FakeRealtimeClient();
   const onNavigate = vi.fn<(path: string) => void>();
   render(
     <QueryClientProvider client={testQueryClient()}>
-      <RealtimeProvider client={client}>
+      <RealtimeProvider client={client} {...providerProps}>
         <RealtimeToast onNavigate={onNavigate} {...props} />
       </RealtimeProvider>
     </QueryClientProvider>,
@@ -198,5 +203,59 @@ describe("RealtimeToast under a burst", () => {
     expect(screen.queryAllByTestId("realtime-toast")).toHaveLength(4);
     expect(screen.queryAllByTestId("realtime-toast").map((t) => t.textContent)).toContain("New order ord_499");
     expect(renders - before).toBeLessThan(10);
+  });
+});
+
+describe("toast policy", () => {
+  const order = single(event("ORDER_RECEIVED", "ord_1", { action: "created" }));
+  const outOfStock = single(event("INVENTORY_CHANGE", "prod_1", { data: { isAvailable: false } }));
+  const restocked = single(event("INVENTORY_CHANGE", "prod_2", { data: { isAvailable: true, stock: 4 } }));
+  const price = single(event("PRICE_CHANGE", "prod_3"));
+
+  it("by default shows new orders and products going out of stock, nothing else", () => {
+    const { client } = renderWithPolicy({});
+    for (const frame of [price, restocked, order, outOfStock, single(event("LISTING_UPDATE", "lst_1"))]) {
+      client.emitFrame(frame);
+      advance(TOAST_FLUSH_MS);
+    }
+    expect(texts()).toEqual(["New order ord_1", "Out of stock: prod_1"]);
+  });
+
+  it("by default narrows an inventory batch to the products that went out of stock", () => {
+    const { client } = renderWithPolicy({});
+    client.emitFrame({
+      type: "INVENTORY_CHANGE",
+      batch: true,
+      count: 40,
+      events: [
+        event("INVENTORY_CHANGE", "prod_a", { data: { isAvailable: false } }),
+        event("INVENTORY_CHANGE", "prod_b", { data: { stock: 5 } }),
+        event("INVENTORY_CHANGE", "prod_c", { data: { stock: 0 } }),
+      ],
+    });
+    expect(texts()).toEqual(["2 products out of stock"]);
+  });
+
+  it("never toasts history (a backfill or a resume's catch-up) by default", () => {
+    const { client } = renderWithPolicy({});
+    client.emitFrame({ ...order, history: true });
+    expect(texts()).toEqual([]);
+  });
+
+  it("follows the provider's toastPolicy, and a RealtimeToast's own policy wins", () => {
+    const first = renderWithPolicy({}, { toastPolicy: "all" });
+    first.client.emitFrame(price);
+    expect(texts()).toEqual(["Price change: prod_3"]);
+    cleanup();
+    const second = renderWithPolicy({ policy: "none" }, { toastPolicy: "all" });
+    second.client.emitFrame(order);
+    expect(texts()).toEqual([]);
+    cleanup();
+    const onlyPrices = (frame: RealtimeFrame): RealtimeFrame | null => (frame.type === "PRICE_CHANGE" ? frame : null);
+    const third = renderWithPolicy({}, { toastPolicy: onlyPrices });
+    third.client.emitFrame(order);
+    third.client.emitFrame(price);
+    advance(TOAST_FLUSH_MS);
+    expect(texts()).toEqual(["Price change: prod_3"]);
   });
 });

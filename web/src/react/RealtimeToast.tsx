@@ -3,6 +3,7 @@ import { useEffect, useRef, useState, type CSSProperties } from "react";
 import type { EventType } from "../generated/schema";
 import { useRealtimeFor } from "./context";
 import { describeFrame } from "./describeFrame";
+import { applyToastPolicy, type ToastPolicy } from "./toastPolicy";
 
 export interface RealtimeToastProps {
   /** Where clicking a toast goes; pass Next.js's `router.push`. Default: a full page load. */
@@ -11,6 +12,8 @@ export interface RealtimeToastProps {
   durationMs?: number;
   /** How many toasts show at once (default 4); the oldest goes first. */
   max?: number;
+  /** Which frames to show; default: the provider's `toastPolicy` ("important"). */
+  policy?: ToastPolicy;
 }
 
 interface Toast {
@@ -64,8 +67,14 @@ export function RealtimeToast({
   onNavigate = assignLocation,
   durationMs = 5000,
   max = 4,
+  policy,
 }: RealtimeToastProps) {
-  const { client } = useRealtimeFor("RealtimeToast");
+  const { client, toastPolicy } = useRealtimeFor("RealtimeToast");
+  // Read through a ref so a new inline policy function does not resubscribe.
+  const policyRef = useRef<ToastPolicy>(policy ?? toastPolicy);
+  useEffect(() => {
+    policyRef.current = policy ?? toastPolicy;
+  });
   const cap = Number.isNaN(max) ? 4 : Math.max(1, Math.floor(max));
   const [toasts, setToasts] = useState<Toast[]>([]);
   const nextId = useRef(0);
@@ -83,7 +92,9 @@ export function RealtimeToast({
       pending = [];
       setToasts((current) => [...current, ...added].slice(-cap));
     };
-    const off = client.onFrame((frame) => {
+    const off = client.onFrame((received) => {
+      const frame = applyToastPolicy(policyRef.current, received);
+      if (frame === null) return;
       const description = describeFrame(frame);
       if (!description) return;
       nextId.current += 1;

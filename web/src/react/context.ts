@@ -4,6 +4,7 @@
 import { createContext, useContext } from "react";
 import type { ConnectionState, RealtimeClientApi } from "../client/types";
 import type { RealtimeStatus } from "./statusStore";
+import type { ToastPolicy } from "./toastPolicy";
 
 export interface RealtimeContextValue {
   /**
@@ -12,6 +13,8 @@ export interface RealtimeContextValue {
    */
   client: RealtimeClientApi;
   state: ConnectionState;
+  /** The provider's `toastPolicy`: what RealtimeToast shows unless given its own `policy`. */
+  toastPolicy: ToastPolicy;
 }
 
 export const RealtimeContext = createContext<RealtimeContextValue | null>(null);

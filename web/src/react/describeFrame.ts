@@ -1,5 +1,6 @@
 // What a toast says about a frame, and where clicking it leads. Pure, so apps that draw their
 // own notifications can reuse the wording and the routes.
+import { isOutOfStock } from "../client/inventory";
 import type { RealtimeFrame } from "../client/types";
 import type { EventType, SequencedEvent } from "../generated/schema";
 
@@ -26,7 +27,7 @@ const KINDS: Partial<Record<EventType, Kind>> = {
     plural: "inventory changes",
     entity: "Product",
     single: (event) =>
-      event.payload.data?.["isAvailable"] === false
+      isOutOfStock(event)
         ? `Out of stock: ${event.payload.id}`
         : `Inventory change: ${event.payload.id}`,
   },
@@ -54,6 +55,10 @@ const KINDS: Partial<Record<EventType, Kind>> = {
 /** Null for frames that should not be shown (internal types, an empty frame). */
 export function describeFrame(frame: RealtimeFrame): FrameDescription | null {
   const kind = KINDS[frame.type];
+  if (kind && frame.type === "INVENTORY_CHANGE" && frame.count > 1 && frame.events.length === frame.count && frame.events.every(isOutOfStock)) {
+    // A toast policy that kept only the products that went out of stock.
+    return { text: `${frame.count} products out of stock`, path: kind.list };
+  }
   if (!kind) return null;
   const only = frame.events.length === 1 ? frame.events[0] : undefined;
   // A batch that stands for one event (a lone straggler of a debounce window) reads and

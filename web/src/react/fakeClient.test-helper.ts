@@ -107,9 +107,9 @@ export class FakeRealtimeClient implements RealtimeClientApi {
     for (const l of [...this.stateListeners]) l(this.state);
   }
   /** Heartbeats have no listener in the API: the provider picks them up by polling. */
-  heartbeat(instance: string, seq = 0): void {
+  heartbeat(instance: string, seq = 0, degraded = false): void {
     this.instance = instance;
-    this.lastHeartbeat = { instance, seq, time: new Date().toISOString() };
+    this.lastHeartbeat = { instance, seq, time: new Date().toISOString(), degraded };
   }
 }
 

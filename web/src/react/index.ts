@@ -20,6 +20,12 @@ export {
 export { ConnectionStatus, type ConnectionStatusProps } from "./ConnectionStatus";
 export { RealtimeToast, type RealtimeToastProps } from "./RealtimeToast";
 export { describeFrame, type FrameDescription } from "./describeFrame";
+export {
+  applyToastPolicy,
+  importantOnly,
+  DEFAULT_TOAST_POLICY,
+  type ToastPolicy,
+} from "./toastPolicy";
 export type {
   ConnectionState,
   RealtimeClientApi,

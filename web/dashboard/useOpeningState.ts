@@ -1,0 +1,180 @@
+// What the page shows the moment it opens besides the feed: today's counters (summary + the
+// stream's frames after it) and "out of stock now" (snapshot + the stream's inventory events).
+// Both are kept current by the stream and fetched again after a reset, after local midnight
+// (the counters) and when a frame could not be placed exactly against the summary.
+import { useEffect, useRef, useState } from "react";
+import type { RealtimeHistory } from "../src/client/history";
+import type { RealtimeClientApi } from "../src/client/types";
+import { OUT_OF_STOCK_CAP, StockBoard, type OutOfStockEntry } from "./stockBoard";
+import { TodayCounts, nextLocalMidnight, type Counts } from "./todayCounts";
+
+/** Entities read from the snapshot at most (pages of SNAPSHOT_PAGE): the panel's memory bound. */
+const SNAPSHOT_MAX_EVENTS = 50_000;
+const SNAPSHOT_PAGE = 1_000;
+/** Rows the panel shows; the count above it is the full figure. */
+export const OUT_OF_STOCK_SHOWN = 50;
+/** A failed request is tried again after this (the gateway may be restarting). */
+const RETRY_MS = 2_000;
+/** More than the gateway's SUMMARY_CACHE_TTL (5 s), so a refetch gets a newer summary. */
+const RESUMMARY_MS = 6_000;
+const RENDER_MS = 250;
+
+export interface OpeningState {
+  /** Today's totals; null until the first summary arrived. */
+  counts: Counts | null;
+  /** False while a frame could not be placed exactly against the summary (a refetch is due). */
+  exact: boolean;
+  /** The summary's timezone, for the label. */
+  timezone: string | null;
+  outOfStock: OutOfStockEntry[];
+  outOfStockTotal: number;
+  /** The list is incomplete: more entities than the panel keeps, or the snapshot was cut. */
+  outOfStockTruncated: boolean;
+  /** The snapshot has been read (the panel can be trusted). */
+  snapshotLoaded: boolean;
+}
+
+export function useOpeningState(client: RealtimeClientApi, history: RealtimeHistory | null): OpeningState {
+  const todayRef = useRef<TodayCounts | null>(null);
+  const boardRef = useRef<StockBoard | null>(null);
+  if (todayRef.current === null) todayRef.current = new TodayCounts();
+  if (boardRef.current === null) boardRef.current = new StockBoard();
+  const today = todayRef.current;
+  const board = boardRef.current;
+  const [state, setState] = useState<OpeningState>(() => read(today, board, false));
+
+  useEffect(() => {
+    if (history === null) return;
+    let disposed = false;
+    let dirty = true;
+    let snapshotLoaded = false;
+    const timers = new Set<ReturnType<typeof setTimeout>>();
+    const later = (ms: number, run: () => void): void => {
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        if (!disposed) run();
+      }, ms);
+      timers.add(timer);
+    };
+    let summaryInFlight = false;
+    let summaryGeneration = 0;
+    let midnightTimer: ReturnType<typeof setTimeout> | null = null;
+
+    const loadSummary = (): void => {
+      if (summaryInFlight) return;
+      summaryInFlight = true;
+      const generation = summaryGeneration;
+      history
+        .summary()
+        .then((summary) => {
+          // A reset since the request: its summary may predate what the reset says was lost,
+          // and a newer request is under way.
+          if (disposed || generation !== summaryGeneration) return;
+          summaryInFlight = false;
+          today.setSummary(summary);
+          dirty = true;
+          scheduleMidnight(summary.timezone);
+        })
+        .catch(() => {
+          if (generation !== summaryGeneration) return;
+          summaryInFlight = false;
+          later(RETRY_MS, loadSummary);
+        });
+    };
+    const scheduleMidnight = (timezone: string): void => {
+      if (midnightTimer !== null) clearTimeout(midnightTimer);
+      const now = Date.now();
+      let at: number;
+      try {
+        at = nextLocalMidnight(now, timezone);
+      } catch {
+        // A timezone this browser does not know: a day from now is the best guess.
+        at = now + 24 * 3_600_000;
+      }
+      // A second past midnight, so the gateway's clock is surely in the new day too.
+      midnightTimer = setTimeout(() => {
+        midnightTimer = null;
+        if (!disposed) loadSummary();
+      }, Math.min(2 ** 31 - 1, at - now + 1_000));
+    };
+
+    let snapshotGeneration = 0;
+    const loadSnapshot = (): void => {
+      const generation = ++snapshotGeneration;
+      snapshotLoaded = false;
+      history
+        .snapshot(
+          { channels: ["inventory"], limit: SNAPSHOT_PAGE, maxEvents: SNAPSHOT_MAX_EVENTS },
+          (events) => {
+            if (disposed || generation !== snapshotGeneration) return;
+            for (const event of events) board.apply(event);
+            dirty = true;
+          },
+        )
+        .then(({ complete }) => {
+          if (disposed || generation !== snapshotGeneration) return;
+          if (!complete || board.size >= OUT_OF_STOCK_CAP) board.markTruncated();
+          snapshotLoaded = true;
+          dirty = true;
+        })
+        .catch(() => {
+          if (!disposed && generation === snapshotGeneration) later(RETRY_MS, loadSnapshot);
+        });
+    };
+
+    // Listening first, fetching second: no frame can fall between the two.
+    const offFrame = client.onFrame((frame) => {
+      today.addFrame(frame);
+      if (frame.type === "INVENTORY_CHANGE") for (const event of frame.events) board.apply(event);
+      dirty = true;
+    });
+    const offReset = client.onReset(() => {
+      // Events were missed for good: what is on screen may be wrong. Start again.
+      today.clear();
+      board.clear();
+      summaryGeneration += 1;
+      summaryInFlight = false;
+      loadSummary();
+      loadSnapshot();
+      dirty = true;
+    });
+    loadSummary();
+    loadSnapshot();
+
+    let lastResummary = 0;
+    const render = setInterval(() => {
+      if (!dirty) return;
+      dirty = false;
+      const next = read(today, board, snapshotLoaded);
+      if (!next.exact && Date.now() - lastResummary > RESUMMARY_MS) {
+        lastResummary = Date.now();
+        later(RESUMMARY_MS, loadSummary);
+      }
+      setState(next);
+    }, RENDER_MS);
+
+    return () => {
+      disposed = true;
+      offFrame();
+      offReset();
+      clearInterval(render);
+      for (const timer of timers) clearTimeout(timer);
+      if (midnightTimer !== null) clearTimeout(midnightTimer);
+    };
+  }, [client, history, today, board]);
+
+  return state;
+}
+
+function read(today: TodayCounts, board: StockBoard, snapshotLoaded: boolean): OpeningState {
+  const counts = today.totals();
+  return {
+    counts,
+    exact: counts !== null && !today.needsNewerSummary,
+    timezone: today.current?.timezone ?? null,
+    outOfStock: board.list(OUT_OF_STOCK_SHOWN),
+    outOfStockTotal: board.size,
+    outOfStockTruncated: board.truncated,
+    snapshotLoaded,
+  };
+}

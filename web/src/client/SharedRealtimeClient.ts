@@ -1,0 +1,363 @@
+// One gateway connection per browser, however many tabs: the tabs of an origin elect a leader
+// with the Web Locks API (the lock is held for as long as the leader tab lives and is released
+// by the browser when it closes or crashes), the leader runs the one RealtimeClient and relays
+// what it receives over a BroadcastChannel. Every tab remembers the last cursor it heard, so
+// when the leader goes, the next tab to get the lock resumes from there: the gateway replays
+// what came after it, and each tab drops by seq what it had already delivered.
+import type { Heartbeat, SequencedEvent } from "../generated/schema";
+import { RealtimeClient } from "./RealtimeClient";
+import type {
+  ConnectionState,
+  RealtimeClientApi,
+  RealtimeClientOptions,
+  RealtimeFrame,
+  ResetCause,
+  Unsubscribe,
+} from "./types";
+import type { EventType } from "../generated/schema";
+
+/** Recently delivered seqs per tab: covers the replay overlap of a leader change. */
+const DEDUP_CAPACITY = 10_000;
+/**
+ * Frames every tab keeps to hand a tab that opens later (as history), so that it starts with
+ * what the others show instead of an empty screen: a new tab does not get a backfill of its own.
+ */
+const RECENT_FRAMES = 200;
+
+export type TabRole = "waiting" | "leader" | "follower";
+
+/** What the leader says on the channel; followers say only `hello`. */
+type Message =
+  | { kind: "hello"; from: string }
+  | { kind: "catchup"; to: string; frames: RealtimeFrame[] }
+  | { kind: "frame"; frame: RealtimeFrame; cursor: string | null }
+  | { kind: "reset"; reason: ResetCause; cursor: string | null }
+  | { kind: "heartbeat"; heartbeat: Heartbeat; cursor: string | null }
+  | {
+      kind: "status";
+      state: ConnectionState;
+      heartbeat: Heartbeat | null;
+      instance: string | null;
+      cursor: string | null;
+    };
+
+/** The part of `navigator.locks` used here (injectable for tests). */
+export interface LockManagerLike {
+  request(
+    name: string,
+    options: { signal?: AbortSignal },
+    callback: (lock: unknown) => Promise<void>,
+  ): Promise<unknown>;
+}
+
+/** The part of BroadcastChannel used here. */
+export interface ChannelLike {
+  postMessage(message: unknown): void;
+  close(): void;
+  onmessage: ((event: MessageEvent) => void) | null;
+}
+
+export interface SharedClientOptions extends RealtimeClientOptions {
+  /**
+   * Tabs with the same name share a connection, so give tabs with other settings (another
+   * key, other channels) another name. Default: derived from baseUrl, transport and channels.
+   */
+  shareName?: string;
+  locks?: LockManagerLike;
+  createChannel?: (name: string) => ChannelLike;
+  /** For tests: how the leader makes its connection. */
+  createClient?: (options: RealtimeClientOptions) => RealtimeClient;
+}
+
+/** Whether this runtime can share a connection between tabs. */
+export function canShareAcrossTabs(): boolean {
+  const nav = globalThis.navigator as (Navigator & { locks?: unknown }) | undefined;
+  return typeof globalThis.BroadcastChannel === "function" && nav?.locks !== undefined;
+}
+
+type Listener<T> = (value: T) => void;
+
+export class SharedRealtimeClient implements RealtimeClientApi {
+  private _state: ConnectionState = "closed";
+  private _role: TabRole = "waiting";
+  private _lastEvent: SequencedEvent | null = null;
+  private _lastEventAt: Date | null = null;
+  private _lastHeartbeat: Heartbeat | null = null;
+  private _instance: string | null = null;
+  /** The last cursor heard from any leader: where the next leader resumes. */
+  private cursor: string | null;
+
+  private readonly eventListeners = new Map<EventType | "*", Set<Listener<SequencedEvent>>>();
+  private readonly frameListeners = new Set<Listener<RealtimeFrame>>();
+  private readonly resetListeners = new Set<Listener<ResetCause>>();
+  private readonly stateListeners = new Set<Listener<ConnectionState>>();
+  private readonly heartbeatListeners = new Set<Listener<Heartbeat>>();
+  private readonly roleListeners = new Set<Listener<TabRole>>();
+  private readonly seen = new Set<number>();
+  private recent: RealtimeFrame[] = [];
+  /** Tells this tab's hello apart from another's, so a catch-up reaches only the tab that asked. */
+  private readonly tabId = Math.random().toString(36).slice(2) + Date.now().toString(36);
+
+  private readonly name: string;
+  private channel: ChannelLike | null = null;
+  private client: RealtimeClient | null = null;
+  private abort: AbortController | null = null;
+  private releaseLock: (() => void) | null = null;
+
+  constructor(private readonly options: SharedClientOptions) {
+    this.name =
+      options.shareName ??
+      `rakuda-realtime:${options.baseUrl}:${options.transport ?? "sse"}:${(options.channels ?? []).join(",")}`;
+    this.cursor = options.lastEventId ?? null;
+  }
+
+  get state(): ConnectionState {
+    return this._state;
+  }
+  get role(): TabRole {
+    return this._role;
+  }
+  get lastEvent(): SequencedEvent | null {
+    return this._lastEvent;
+  }
+  get lastEventAt(): Date | null {
+    return this._lastEventAt;
+  }
+  get lastHeartbeat(): Heartbeat | null {
+    return this._lastHeartbeat;
+  }
+  get instance(): string | null {
+    return this._instance;
+  }
+
+  start(): void {
+    if (this._state !== "closed") return;
+    this.setState("connecting");
+    const locks = this.options.locks ?? (globalThis.navigator as Navigator & { locks: LockManagerLike }).locks;
+    const channel = this.options.createChannel
+      ? this.options.createChannel(this.name)
+      : (new BroadcastChannel(this.name) as ChannelLike);
+    this.channel = channel;
+    channel.onmessage = (event: MessageEvent) => this.receive(event.data as Message);
+    const abort = new AbortController();
+    this.abort = abort;
+    locks
+      .request(this.name, { signal: abort.signal }, async () => {
+        if (abort.signal.aborted) return;
+        this.lead();
+        // Held until stop(), or until the browser releases it with the tab.
+        await new Promise<void>((resolve) => {
+          this.releaseLock = resolve;
+        });
+      })
+      .catch(() => {
+        // Aborted by stop() while waiting: nothing to undo.
+      });
+    // A leader that already runs answers with its status, so a new tab is current at once.
+    channel.postMessage({ kind: "hello", from: this.tabId } satisfies Message);
+  }
+
+  stop(): void {
+    this.abort?.abort();
+    this.abort = null;
+    this.client?.stop();
+    this.client = null;
+    this.releaseLock?.();
+    this.releaseLock = null;
+    if (this.channel) {
+      this.channel.onmessage = null;
+      this.channel.close();
+      this.channel = null;
+    }
+    this.setRole("waiting");
+    this.setState("closed");
+  }
+
+  on(type: EventType | "*", listener: (event: SequencedEvent) => void): Unsubscribe {
+    let set = this.eventListeners.get(type);
+    if (!set) {
+      set = new Set();
+      this.eventListeners.set(type, set);
+    }
+    return addTo(set, listener);
+  }
+  onFrame(listener: (frame: RealtimeFrame) => void): Unsubscribe {
+    return addTo(this.frameListeners, listener);
+  }
+  onReset(listener: (reason: ResetCause) => void): Unsubscribe {
+    return addTo(this.resetListeners, listener);
+  }
+  onState(listener: (state: ConnectionState) => void): Unsubscribe {
+    return addTo(this.stateListeners, listener);
+  }
+  onHeartbeat(listener: (heartbeat: Heartbeat) => void): Unsubscribe {
+    return addTo(this.heartbeatListeners, listener);
+  }
+  onRole(listener: (role: TabRole) => void): Unsubscribe {
+    return addTo(this.roleListeners, listener);
+  }
+
+  // ---- leader ----
+
+  /** This tab got the lock: connect, resuming from the last cursor any leader announced. */
+  private lead(): void {
+    const options: RealtimeClientOptions = { ...this.options };
+    if (this.cursor !== null) options.lastEventId = this.cursor;
+    const client = this.options.createClient ? this.options.createClient(options) : new RealtimeClient(options);
+    this.client = client;
+    this.setRole("leader");
+    client.onFrame((frame) => {
+      this.cursor = client.cursor;
+      this.post({ kind: "frame", frame, cursor: this.cursor });
+      this.deliverFrame(frame);
+    });
+    client.onReset((reason) => {
+      this.cursor = client.cursor;
+      this.post({ kind: "reset", reason, cursor: this.cursor });
+      this.deliverReset(reason);
+    });
+    client.onHeartbeat((heartbeat) => {
+      this.cursor = client.cursor;
+      this.post({ kind: "heartbeat", heartbeat, cursor: this.cursor });
+      this.deliverHeartbeat(heartbeat);
+    });
+    client.onState((state) => {
+      this.postStatus();
+      this.setState(state);
+    });
+    client.start();
+    this.setState(client.state);
+    this.postStatus();
+  }
+
+  private postStatus(): void {
+    const client = this.client;
+    if (!client) return;
+    this.post({
+      kind: "status",
+      state: client.state,
+      heartbeat: client.lastHeartbeat,
+      instance: client.instance,
+      cursor: this.cursor,
+    });
+  }
+
+  private post(message: Message): void {
+    try {
+      this.channel?.postMessage(message);
+    } catch {
+      // A closed channel (the tab is going away): the next leader resumes from the cursor.
+    }
+  }
+
+  // ---- every tab ----
+
+  private receive(message: Message): void {
+    if (message.kind === "hello") {
+      if (this._role !== "leader") return;
+      this.postStatus();
+      if (this.recent.length > 0) this.post({ kind: "catchup", to: message.from, frames: this.recent });
+      return;
+    }
+    if (message.kind === "catchup") {
+      if (message.to !== this.tabId) return;
+      for (const frame of message.frames) this.deliverFrame({ ...frame, history: true });
+      return;
+    }
+    // Only a leader speaks on the channel; what it says makes this tab a follower.
+    if (this._role === "leader") return;
+    this.setRole("follower");
+    if (message.cursor !== null) this.cursor = message.cursor;
+    switch (message.kind) {
+      case "frame":
+        this.deliverFrame(message.frame);
+        return;
+      case "reset":
+        this.deliverReset(message.reason);
+        return;
+      case "heartbeat":
+        this.deliverHeartbeat(message.heartbeat);
+        return;
+      case "status":
+        if (message.heartbeat) this._lastHeartbeat = message.heartbeat;
+        this._instance = message.instance;
+        this.setState(message.state);
+    }
+  }
+
+  /** Drops events this tab already delivered (a new leader's resume overlaps the old one's). */
+  private deliverFrame(frame: RealtimeFrame): void {
+    const events = frame.events.filter((event) => this.remember(event.seq));
+    const dropped = frame.events.length - events.length;
+    if (events.length === 0 && !frame.batch) return;
+    // The count of a batch stands for its folded events too; the listed ones delivered before
+    // are taken off it so that counters do not count them twice.
+    const fresh: RealtimeFrame = { ...frame, events, count: Math.max(events.length, frame.count - dropped) };
+    if (fresh.count === 0) return;
+    this.recent.push(fresh);
+    if (this.recent.length > RECENT_FRAMES) this.recent.splice(0, this.recent.length - RECENT_FRAMES);
+    for (const event of events) {
+      this._lastEvent = event;
+      this._lastEventAt = new Date();
+      emit(this.eventListeners.get(event.type), event);
+      emit(this.eventListeners.get("*"), event);
+    }
+    emit(this.frameListeners, fresh);
+  }
+
+  private deliverReset(reason: ResetCause): void {
+    this.seen.clear();
+    this.recent = [];
+    emit(this.resetListeners, reason);
+  }
+
+  private deliverHeartbeat(heartbeat: Heartbeat): void {
+    this._lastHeartbeat = heartbeat;
+    this._instance = heartbeat.instance;
+    emit(this.heartbeatListeners, heartbeat);
+  }
+
+  private remember(seq: number): boolean {
+    if (this.seen.has(seq)) return false;
+    this.seen.add(seq);
+    if (this.seen.size > DEDUP_CAPACITY) {
+      const oldest = this.seen.values().next();
+      if (!oldest.done) this.seen.delete(oldest.value);
+    }
+    return true;
+  }
+
+  private setState(state: ConnectionState): void {
+    if (state === this._state) return;
+    this._state = state;
+    emit(this.stateListeners, state);
+  }
+
+  private setRole(role: TabRole): void {
+    if (role === this._role) return;
+    this._role = role;
+    emit(this.roleListeners, role);
+  }
+}
+
+function addTo<T>(set: Set<Listener<T>>, listener: Listener<T>): Unsubscribe {
+  const entry: Listener<T> = (value) => listener(value);
+  set.add(entry);
+  return () => {
+    set.delete(entry);
+  };
+}
+
+/** Calls each listener; one that throws does not stop the others (rethrown from a fresh task). */
+function emit<T>(listeners: Set<Listener<T>> | undefined, value: T): void {
+  if (!listeners) return;
+  for (const listener of [...listeners]) {
+    try {
+      listener(value);
+    } catch (error) {
+      setTimeout(() => {
+        throw error;
+      }, 0);
+    }
+  }
+}

@@ -1,0 +1,171 @@
+// What a page needs the moment it opens, besides the stream: today's totals
+// (GET /api/realtime/summary) and the latest event of every entity (GET /api/realtime/snapshot).
+// Both are plain requests with the same credential as the stream: the API key as a header, or
+// a token (from getToken) as ?token=. See docs/PROTOCOL.md, "Backfill, summary and snapshot".
+import type { ChannelName, EventType, SequencedEvent } from "../generated/schema";
+import type { RealtimeClientOptions, TokenGrant } from "./types";
+
+/** `GET /api/realtime/summary`. */
+export interface Summary {
+  /** The gateway's SUMMARY_TIMEZONE, e.g. "Asia/Tokyo". */
+  timezone: string;
+  /** Local midnight in that timezone, RFC 3339: "today" starts here. */
+  todaySince: string;
+  lastHourSince: string;
+  /** Events per type stored since `todaySince` (types the credential may read). */
+  today: Partial<Record<EventType, number>>;
+  lastHour: Partial<Record<EventType, number>>;
+  /** The counts cover the stream up to this sequence; add live events after it. */
+  throughSeq: number;
+  computedAt: string;
+}
+
+/** One page of `GET /api/realtime/snapshot`. */
+export interface SnapshotPage {
+  /** The latest event of each entity, with its sequence in the event stream. */
+  events: SequencedEvent[];
+  /** Pass as `after` for the next page; null at the end. */
+  next: number | null;
+}
+
+export interface SnapshotRequest {
+  channels?: ChannelName[];
+  /** Entities per page; the gateway caps it at SNAPSHOT_MAX_LIMIT. */
+  limit?: number;
+  after?: number;
+}
+
+/** Refused or unreadable: `status` is the HTTP status (0 for a network failure). */
+export class HistoryError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+    this.name = "HistoryError";
+  }
+}
+
+type HistoryOptions = Pick<RealtimeClientOptions, "baseUrl" | "apiKey" | "getToken" | "fetchImpl">;
+
+/**
+ * Summary and snapshot requests, built from the same options as the stream's client so that
+ * they carry the same credential.
+ */
+export class RealtimeHistory {
+  private readonly baseUrl: string;
+
+  constructor(private readonly options: HistoryOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, "");
+  }
+
+  async summary(signal?: AbortSignal): Promise<Summary> {
+    const body = await this.get("/api/realtime/summary", new URLSearchParams(), signal);
+    const summary = parseSummary(body);
+    if (summary === null) throw new HistoryError("malformed summary", 200);
+    return summary;
+  }
+
+  async snapshotPage(request: SnapshotRequest = {}, signal?: AbortSignal): Promise<SnapshotPage> {
+    const query = new URLSearchParams();
+    if (request.channels && request.channels.length > 0) query.set("channels", request.channels.join(","));
+    if (request.limit !== undefined) query.set("limit", String(Math.max(1, Math.floor(request.limit))));
+    if (request.after !== undefined && request.after > 0) query.set("after", String(Math.floor(request.after)));
+    const page = parseSnapshotPage(await this.get("/api/realtime/snapshot", query, signal));
+    if (page === null) throw new HistoryError("malformed snapshot page", 200);
+    return page;
+  }
+
+  /**
+   * Every page in turn, following `next`, handing each page's events to `onEvents`; stops
+   * after `maxEvents` (the caller's memory bound) and says whether it got to the end.
+   */
+  async snapshot(
+    request: Omit<SnapshotRequest, "after"> & { maxEvents: number },
+    onEvents: (events: SequencedEvent[]) => void,
+    signal?: AbortSignal,
+  ): Promise<{ complete: boolean; read: number }> {
+    let after = 0;
+    let read = 0;
+    for (;;) {
+      const page = await this.snapshotPage({ ...request, after }, signal);
+      const room = request.maxEvents - read;
+      const events = page.events.length > room ? page.events.slice(0, room) : page.events;
+      read += events.length;
+      if (events.length > 0) onEvents(events);
+      if (page.next === null) return { complete: events.length === page.events.length, read };
+      // A page that does not move forward would loop for ever.
+      if (read >= request.maxEvents || page.next <= after) return { complete: false, read };
+      after = page.next;
+    }
+  }
+
+  private async get(path: string, query: URLSearchParams, signal?: AbortSignal): Promise<unknown> {
+    const headers: Record<string, string> = {};
+    if (this.options.getToken) {
+      const grant: TokenGrant = await this.options.getToken();
+      query.set("token", grant.token);
+    } else if (this.options.apiKey !== undefined) {
+      headers["X-API-Key"] = this.options.apiKey;
+    }
+    const fetchFn = this.options.fetchImpl ?? globalThis.fetch.bind(globalThis);
+    const search = query.toString();
+    let response: Response;
+    try {
+      const init: RequestInit = { headers };
+      if (signal) init.signal = signal;
+      response = await fetchFn(`${this.baseUrl}${path}${search ? `?${search}` : ""}`, init);
+    } catch (error) {
+      throw new HistoryError(error instanceof Error ? error.message : String(error), 0);
+    }
+    const body: unknown = await response.json().catch(() => null);
+    if (!response.ok) {
+      const detail = isRecord(body) && typeof body.error === "string" ? `: ${body.error}` : "";
+      throw new HistoryError(`HTTP ${response.status}${detail}`, response.status);
+    }
+    return body;
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function counts(value: unknown): Partial<Record<EventType, number>> | null {
+  if (!isRecord(value)) return null;
+  const out: Partial<Record<EventType, number>> = {};
+  for (const [type, count] of Object.entries(value)) {
+    if (typeof count === "number" && Number.isFinite(count)) out[type as EventType] = count;
+  }
+  return out;
+}
+
+export function parseSummary(body: unknown): Summary | null {
+  if (!isRecord(body)) return null;
+  const today = counts(body.today);
+  const lastHour = counts(body.lastHour);
+  const { timezone, todaySince, lastHourSince, throughSeq, computedAt } = body;
+  if (
+    today === null ||
+    lastHour === null ||
+    typeof timezone !== "string" ||
+    typeof todaySince !== "string" ||
+    typeof lastHourSince !== "string" ||
+    typeof throughSeq !== "number" ||
+    typeof computedAt !== "string"
+  ) {
+    return null;
+  }
+  return { timezone, todaySince, lastHourSince, today, lastHour, throughSeq, computedAt };
+}
+
+export function parseSnapshotPage(body: unknown): SnapshotPage | null {
+  if (!isRecord(body) || !Array.isArray(body.events)) return null;
+  const next = body.next;
+  if (next !== null && typeof next !== "number") return null;
+  const events = body.events.filter(
+    (event): event is SequencedEvent =>
+      isRecord(event) && typeof event.type === "string" && typeof event.seq === "number" && isRecord(event.payload),
+  );
+  return { events, next };
+}
