@@ -1069,3 +1069,45 @@ describe("WebSocket transport", () => {
     expect(socket.closed).toBe(true);
   });
 });
+
+// ---- backfill, history frames, afterSeq, degraded ----
+
+describe("backfill and history", () => {
+  it("asks for backfill on the first connection only; a reconnect resumes from the cursor", async () => {
+    const { client } = makeClient({ backfill: 200 });
+    const source = await startOpen(client);
+    expect(source.url).toBe(`${BASE}/api/realtime/events?token=tok-1&backfill=200`);
+    source.emit("heartbeat", heartbeat("gw-1", 9), "1795366240958-9");
+    source.simulateError();
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(lastSource().url).toContain("lastEventId=1795366240958-9");
+    expect(lastSource().url).not.toContain("backfill");
+  });
+
+  it("passes since= and a starting cursor", async () => {
+    const since = makeClient({ since: "15m" });
+    expect((await startOpen(since.client)).url).toContain("since=15m");
+    const resumed = makeClient({ lastEventId: "1795366240958-4", backfill: 50 });
+    const url = (await startOpen(resumed.client)).url;
+    expect(url).toContain("lastEventId=1795366240958-4");
+    expect(url).not.toContain("backfill");
+  });
+
+  it("marks frames before the first heartbeat as history and gives each frame the cursor before it", async () => {
+    const { client } = makeClient({ backfill: 10 });
+    const frames: RealtimeFrame[] = [];
+    client.onFrame((frame) => frames.push(frame));
+    const source = await startOpen(client);
+    // Only the last replayed frame carries the cursor.
+    source.emit("ORDER_RECEIVED", batch("ORDER_RECEIVED", [event("ORDER_RECEIVED", 5)]), "");
+    source.emit("INVENTORY_CHANGE", batch("INVENTORY_CHANGE", [event("INVENTORY_CHANGE", 7)], 3), "1795366240958-7");
+    source.emit("heartbeat", heartbeat("gw-1", 7, true), "1795366240958-7");
+    source.emit("ORDER_RECEIVED", event("ORDER_RECEIVED", 8), "1795366240958-8");
+    expect(frames.map((f) => [f.history ?? false, f.afterSeq])).toEqual([
+      [true, undefined],
+      [true, undefined],
+      [false, 7],
+    ]);
+    expect(client.lastHeartbeat?.degraded).toBe(true);
+  });
+});

@@ -66,7 +66,7 @@ export interface SharedClientOptions extends RealtimeClientOptions {
   locks?: LockManagerLike;
   createChannel?: (name: string) => ChannelLike;
   /** For tests: how the leader makes its connection. */
-  createClient?: (options: RealtimeClientOptions) => RealtimeClient;
+  createClient?: (options: RealtimeClientOptions) => LeaderClient;
 }
 
 /** Whether this runtime can share a connection between tabs. */
@@ -76,6 +76,12 @@ export function canShareAcrossTabs(): boolean {
 }
 
 type Listener<T> = (value: T) => void;
+
+/** What the leader needs of its connection (a RealtimeClient). */
+export type LeaderClient = RealtimeClientApi & {
+  readonly cursor: string | null;
+  onHeartbeat(listener: (heartbeat: Heartbeat) => void): Unsubscribe;
+};
 
 export class SharedRealtimeClient implements RealtimeClientApi {
   private _state: ConnectionState = "closed";
@@ -100,7 +106,7 @@ export class SharedRealtimeClient implements RealtimeClientApi {
 
   private readonly name: string;
   private channel: ChannelLike | null = null;
-  private client: RealtimeClient | null = null;
+  private client: LeaderClient | null = null;
   private abort: AbortController | null = null;
   private releaseLock: (() => void) | null = null;
 
