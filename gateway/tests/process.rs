@@ -130,7 +130,9 @@ async fn a_client_that_stops_reading_is_reset_without_slowing_others() {
         &stack,
         &[
             ("SSE_DEBOUNCE_WINDOW", "0"),
-            ("CLIENT_QUEUE_CAPACITY", "256"),
+            // Room enough that a reader on a loaded machine (tests run in parallel) never
+            // falls a whole queue behind, while the stalled one, 20 MB behind, still does.
+            ("CLIENT_QUEUE_CAPACITY", "2048"),
             ("SSE_HEARTBEAT_INTERVAL", "600000"),
         ],
     )

@@ -45,6 +45,9 @@ use router::{router, shown_settings, token_signer, RouteParts};
 
 /// After the drain, how long the connections still open get to finish.
 const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the background tasks, then the ingest thread, get to stop once told to: a stop
+/// that hangs (a peer that never answers) must not keep the process from exiting.
+const BACKGROUND_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -331,8 +334,23 @@ impl Running {
         }
         self.background.cancel();
         self.tasks.close();
-        self.tasks.wait().await;
-        self.thread.stop().await;
+        if tokio::time::timeout(BACKGROUND_STOP_TIMEOUT, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                tasks = self.tasks.len(),
+                "background tasks still running after {BACKGROUND_STOP_TIMEOUT:?}; leaving them"
+            );
+        }
+        if tokio::time::timeout(BACKGROUND_STOP_TIMEOUT, self.thread.stop())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the ingest thread did not stop within {BACKGROUND_STOP_TIMEOUT:?}; leaving it"
+            );
+        }
         tracing::info!(instance = %self.instance, "gateway stopped");
     }
 }
