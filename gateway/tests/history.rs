@@ -112,6 +112,42 @@ async fn backfill_comes_from_jetstream_when_the_gateway_started_later() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_counts_client_events_not_canary_probes() {
+    let stack = Stack::start().await;
+    let running = start_gateway(stack.gateway_config()).await;
+    let orders = publish_orders(&stack, 6, "cn").await;
+    // Then a quiet while: only canary probes (every gateway sends one every few seconds).
+    let mut redis = stack.redis_connection().await;
+    let probes: Vec<_> = (0..40)
+        .map(|n| {
+            (
+                redis_channel(EventType::Canary),
+                event_json(EventType::Canary, &format!("probe-{n}")),
+            )
+        })
+        .collect();
+    publish_all(&mut redis, &probes).await;
+    let jetstream = stack.jetstream().await;
+    wait_for_stream_seq(&jetstream, orders[5] + 40).await;
+
+    // From the ring of a gateway that saw them go by.
+    wait_for_watermark(&running, orders[5] + 40).await;
+    let mut client =
+        SseClient::connect(&format!("{}/api/realtime/events?backfill=4", running.url)).await;
+    assert_eq!(history_of(&mut client).await, orders[2..].to_vec());
+    // From JetStream, for a gateway started after them: the stream is counted, not read.
+    let late = start_gateway(stack.gateway_config()).await;
+    wait_for_watermark(&late, orders[5] + 40).await;
+    let mut client =
+        SseClient::connect(&format!("{}/api/realtime/events?backfill=4", late.url)).await;
+    assert_eq!(history_of(&mut client).await, orders[2..].to_vec());
+    late.wait_for_metric("gateway_replays_total{source=\"stream\"}", 1.0)
+        .await;
+    late.stop().await;
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_summary_counts_todays_events_per_type_without_reading_them() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
@@ -144,6 +180,10 @@ async fn the_summary_counts_todays_events_per_type_without_reading_them() {
         assert_eq!(counts, expected, "{window}: {summary}");
     }
     assert_eq!(summary["throughSeq"], BASE + 15);
+    assert_eq!(
+        summary["exact"], true,
+        "nothing was published while it counted"
+    );
     assert_eq!(summary["timezone"], "Asia/Tokyo");
     // Tokyo's midnight is 15:00 UTC.
     assert!(

@@ -34,10 +34,17 @@ pub struct Summary {
     pub today: BTreeMap<&'static str, u64>,
     /// Events per type in the last hour.
     pub last_hour: BTreeMap<&'static str, u64>,
-    /// The stream's last sequence when counting began.
+    /// The stream's last sequence when the counts were taken: live events above it are not
+    /// in them.
     pub through_seq: u64,
+    /// Whether the counts hold exactly as of `through_seq`; `false` when events kept arriving
+    /// through every attempt, and the counts may miss the few stored meanwhile.
+    pub exact: bool,
     pub computed_at: String,
 }
+
+/// Counting attempts before a summary is served that may miss events stored meanwhile.
+const COUNT_ATTEMPTS: usize = 3;
 
 /// Computes summaries and keeps the last one for a while.
 pub struct Summaries {
@@ -84,24 +91,18 @@ impl Summaries {
         Ok(summary)
     }
 
-    async fn compute(&self, now: jiff::Timestamp) -> Result<Summary, HistoryError> {
-        let midnight = local_midnight(now, &self.timezone);
-        let hour_ago = now - jiff::SignedDuration::from_hours(1);
-        let mut stream = self.jetstream.get_stream(&self.stream_name).await?;
-        let through_seq = stream
-            .info()
-            .await
-            .map_err(|error| HistoryError::Read(error.to_string()))?
-            .state
-            .last_sequence;
+    /// Events per client type since `midnight` and since `hour_ago`.
+    async fn count(
+        &self,
+        stream: &jetstream::stream::Stream,
+        midnight: jiff::Timestamp,
+        hour_ago: jiff::Timestamp,
+    ) -> Result<(BTreeMap<&'static str, u64>, BTreeMap<&'static str, u64>), HistoryError> {
         let clients = CHANNELS.iter().filter(|channel| !channel.internal);
         let counts = clients.flat_map(|channel| {
-            [midnight, hour_ago].map(|since| {
-                let stream = &stream;
-                async move {
-                    let count = count_since(stream, &channel.subjects(), since).await?;
-                    Ok::<_, HistoryError>((channel.event_type.as_str(), since == midnight, count))
-                }
+            [midnight, hour_ago].map(|since| async move {
+                let count = count_since(stream, &channel.subjects(), since).await?;
+                Ok::<_, HistoryError>((channel.event_type.as_str(), since == midnight, count))
             })
         });
         let mut today = BTreeMap::new();
@@ -114,6 +115,31 @@ impl Summaries {
                 last_hour.insert(event_type, count);
             }
         }
+        Ok((today, last_hour))
+    }
+
+    async fn compute(&self, now: jiff::Timestamp) -> Result<Summary, HistoryError> {
+        let midnight = local_midnight(now, &self.timezone);
+        let hour_ago = now - jiff::SignedDuration::from_hours(1);
+        let mut stream = self.jetstream.get_stream(&self.stream_name).await?;
+        // The counts hold as of `through_seq` only if no event was stored while the consumers
+        // were being made (each counts up to the end of the stream at its making): the stream's
+        // end is read before and after, and the count made again if it moved.
+        let mut attempt = 0;
+        let (today, last_hour, through_seq, exact) = loop {
+            attempt += 1;
+            let before = last_sequence(&mut stream).await?;
+            let (today, last_hour) = self.count(&stream, midnight, hour_ago).await?;
+            let after = last_sequence(&mut stream).await?;
+            if before == after || attempt == COUNT_ATTEMPTS {
+                break (today, last_hour, after, before == after);
+            }
+        };
+        if !exact {
+            tracing::debug!(
+                "events kept arriving while the summary was counted; it may miss a few of them"
+            );
+        }
         Ok(Summary {
             timezone: self.timezone_name.clone(),
             today_since: midnight.to_string(),
@@ -121,9 +147,20 @@ impl Summaries {
             today,
             last_hour,
             through_seq,
+            exact,
             computed_at: Timestamp::now().as_str().to_owned(),
         })
     }
+}
+
+/// The stream's last sequence now.
+async fn last_sequence(stream: &mut jetstream::stream::Stream) -> Result<u64, HistoryError> {
+    Ok(stream
+        .info()
+        .await
+        .map_err(|error| HistoryError::Read(error.to_string()))?
+        .state
+        .last_sequence)
 }
 
 /// Messages on `filter` stored at or after `since`: the pending count of a consumer that

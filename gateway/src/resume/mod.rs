@@ -23,6 +23,7 @@ use std::time::Duration;
 use rakuda_schema::{Channel, ReplaySource, ResetReason};
 
 use crate::channels::ChannelSet;
+use crate::event::StreamEvent;
 use crate::fanout::coalesce::{coalesce_replay, Folded};
 use crate::fanout::cursor::MalformedCursor;
 use crate::fanout::frame::folded_frame_bytes;
@@ -119,14 +120,14 @@ impl Resumer {
         let tap = self.hub.tap();
         // A gap in the history a new connection asks for invalidates nothing it holds: it gets
         // what the stream has. A reconnecting client's state may miss what the gap lost.
-        let gaps = match asked {
-            Asked::Backfill(_) => Gaps::Skip,
-            Asked::Live | Asked::Cursor(_) => Gaps::Reset,
+        let (gaps, most) = match asked {
+            Asked::Backfill(backfill) => (Gaps::Skip, Some(self.backfill_most(backfill))),
+            Asked::Live | Asked::Cursor(_) => (Gaps::Reset, None),
         };
         let cursor = match asked {
             Asked::Live => None,
             Asked::Cursor(cursor) => Some(cursor),
-            Asked::Backfill(backfill) => match self.backfill_from(backfill, &tap).await {
+            Asked::Backfill(backfill) => match self.backfill_from(backfill, &tap, channels).await {
                 Ok(Some(seq)) => Some(Ok(Cursor {
                     epoch: tap.epoch,
                     seq,
@@ -154,7 +155,7 @@ impl Resumer {
             .and_then(|c| c.as_ref().ok())
             .and_then(|c| self.ring.after(tap.epoch, c.seq, tap.watermark));
         let plan = self
-            .decide(cursor.as_ref(), &tap, from_ring, channels, gaps)
+            .decide(cursor.as_ref(), &tap, from_ring, channels, (gaps, most))
             .await;
         log(cursor.as_ref(), &plan);
         match &plan {
@@ -186,18 +187,40 @@ impl Resumer {
         }
     }
 
-    /// The cursor a backfill starts after: at most `BACKFILL_MAX_EVENTS` back, not before
-    /// the stream's first event; `None` when there is nothing to send.
+    /// The most events a backfill sends: what it asked for, within `BACKFILL_MAX_EVENTS`.
+    fn backfill_most(&self, backfill: Backfill) -> u64 {
+        match backfill {
+            Backfill::Events(n) => n.min(self.limits.backfill_max_events),
+            Backfill::Since(_) => self.limits.backfill_max_events,
+        }
+    }
+
+    /// The cursor a backfill starts after, so that the events after it up to the watermark
+    /// include the last [`Resumer::backfill_most`] of the connection's channels (canary probes
+    /// and other channels do not count); `None` when there is nothing to send.
     async fn backfill_from(
         &self,
         backfill: Backfill,
         tap: &Tap,
+        channels: ChannelSet,
     ) -> Result<Option<u64>, ResetReason> {
         let watermark = tap.watermark;
-        let deepest = watermark.saturating_sub(self.limits.backfill_max_events);
-        let wanted = match backfill {
-            Backfill::Events(0) => return Ok(None),
-            Backfill::Events(n) => watermark.saturating_sub(n).max(deepest),
+        let most = self.backfill_most(backfill);
+        if most == 0 || watermark == 0 {
+            return Ok(None);
+        }
+        let wanted = |event: &StreamEvent| channels.contains(Channel::of(event.event_type));
+        let last_n = match self.ring.start_of_last(tap.epoch, most, watermark, wanted) {
+            Some(start) => start,
+            None => tokio::time::timeout(
+                STREAM_REPLAY_TIMEOUT,
+                self.start_of_last_in_stream(most, watermark),
+            )
+            .await
+            .map_err(|_| ResetReason::ReplayFailed)??,
+        };
+        let start = match backfill {
+            Backfill::Events(_) => last_n,
             Backfill::Since(age) => {
                 let age = age.min(self.limits.backfill_max_age);
                 let since = time::OffsetDateTime::now_utc() - age;
@@ -205,7 +228,7 @@ impl Resumer {
                     tokio::time::timeout(STREAM_REPLAY_TIMEOUT, self.stream.first_seq_since(since))
                         .await;
                 match first {
-                    Ok(Ok(Some(first))) => first.saturating_sub(1).max(deepest),
+                    Ok(Ok(Some(first))) => first.saturating_sub(1).max(last_n),
                     Ok(Ok(None)) => return Ok(None),
                     Ok(Err(error)) => {
                         tracing::warn!(%error, "cannot find where ?since= starts; resetting the client");
@@ -215,18 +238,41 @@ impl Resumer {
                 }
             }
         };
-        if wanted >= watermark {
-            return Ok(None);
+        Ok((start < watermark).then_some(start))
+    }
+
+    /// Where the last `n` client events up to `watermark` start, when the ring does not hold
+    /// them: the server counts client events from a candidate start (canary probes are not
+    /// client events), and the start steps back in proportion to what is missing, a few rounds
+    /// at most; never before the stream's first event or `RESUME_MAX_EVENTS` back. It may start
+    /// early: the replay keeps the last `n`.
+    async fn start_of_last_in_stream(&self, n: u64, watermark: u64) -> Result<u64, ResetReason> {
+        /// Counting rounds: each one creates and deletes one consumer.
+        const ROUNDS: usize = 4;
+        let Some((first, _)) = self.stream.bounds().await else {
+            return Err(ResetReason::ReplayFailed);
+        };
+        let floor = first
+            .saturating_sub(1)
+            .max(watermark.saturating_sub(self.limits.max_events as u64));
+        let mut start = watermark.saturating_sub(n).max(floor);
+        for _ in 0..ROUNDS {
+            if start <= floor {
+                break;
+            }
+            let counted = self.stream.client_events_from(start + 1).await.map_err(|error| {
+                tracing::warn!(%error, "cannot count the stream's events for a backfill; resetting the client");
+                ResetReason::ReplayFailed
+            })?;
+            if counted >= n {
+                break;
+            }
+            let span = (watermark - start) as f64;
+            let per_event = span / counted.max(1) as f64;
+            let step = ((n - counted) as f64 * per_event).ceil() as u64;
+            start = start.saturating_sub(step.max(1)).max(floor);
         }
-        // What the ring holds needs no JetStream call; older than that, never before the
-        // stream's first event (history that expired is simply not there).
-        if self.ring.after(tap.epoch, wanted, watermark).is_some() {
-            return Ok(Some(wanted));
-        }
-        match self.stream.bounds().await {
-            Some((first, _)) => Ok(Some(wanted.max(first.saturating_sub(1)))),
-            None => Err(ResetReason::ReplayFailed),
-        }
+        Ok(start)
     }
 
     async fn decide(
@@ -235,7 +281,7 @@ impl Resumer {
         tap: &Tap,
         from_ring: Option<FromRing>,
         channels: ChannelSet,
-        gaps: Gaps,
+        (gaps, most): (Gaps, Option<u64>),
     ) -> Plan {
         let cursor = match cursor {
             None => return Plan::Live,
@@ -269,10 +315,12 @@ impl Resumer {
             if from_ring.gap && gaps == Gaps::Reset {
                 return Plan::Reset(ResetReason::SourceGap);
             }
-            let events = from_ring
+            let events: Vec<_> = from_ring
                 .events
                 .into_iter()
-                .filter(|e| channels.contains(Channel::of(e.event_type)));
+                .filter(|e| channels.contains(Channel::of(e.event_type)))
+                .collect();
+            let events = keep_last(events, most);
             // The events are the ring's; what the replay adds is the frame being written.
             return replay(
                 coalesce_replay(events, max_events),
@@ -298,7 +346,7 @@ impl Resumer {
         .await;
         match fetched {
             Ok(Ok(events)) => replay(
-                coalesce_replay(events, max_events),
+                coalesce_replay(keep_last(events, most), max_events),
                 ReplaySource::Stream,
                 reservation,
             ),
@@ -318,6 +366,18 @@ impl Resumer {
             }
         }
     }
+}
+
+/// The last `most` of `events` (all of them when `None`): a backfill that started early sends
+/// no more than it asked for.
+fn keep_last<T>(mut events: Vec<T>, most: Option<u64>) -> Vec<T> {
+    let most = most.map_or(usize::MAX, |most| {
+        usize::try_from(most).unwrap_or(usize::MAX)
+    });
+    if events.len() > most {
+        events.drain(..events.len() - most);
+    }
+    events
 }
 
 /// A replay of `frames` once the biggest of them (the one being written at a time) fits in the

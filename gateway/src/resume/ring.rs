@@ -80,6 +80,28 @@ impl Ring {
         self.lock().gaps.push_back(seq);
     }
 
+    /// The cursor after which the ring holds the last `n` events (up to `watermark`) that
+    /// `wanted` keeps; `None` when it holds fewer (or another stream).
+    pub fn start_of_last(
+        &self,
+        epoch: u64,
+        n: u64,
+        watermark: u64,
+        wanted: impl Fn(&StreamEvent) -> bool,
+    ) -> Option<u64> {
+        let state = self.lock();
+        if state.epoch != epoch || n == 0 {
+            return None;
+        }
+        state
+            .events
+            .iter()
+            .rev()
+            .filter(|event| event.seq <= watermark && wanted(event))
+            .nth(usize::try_from(n - 1).ok()?)
+            .map(|event| event.seq - 1)
+    }
+
     /// The events of stream `epoch` after `after` up to `watermark`, when the ring still holds
     /// every one of them; `None` when it does not (or holds another stream).
     pub fn after(&self, epoch: u64, after: u64, watermark: u64) -> Option<FromRing> {
@@ -108,6 +130,38 @@ mod tests {
 
     fn seqs(from: Option<FromRing>) -> Option<Vec<u64>> {
         from.map(|from| from.events.iter().map(|event| event.seq).collect())
+    }
+
+    #[test]
+    fn the_last_n_wanted_events_start_after_a_cursor_the_ring_can_tell() {
+        let ring = Ring::new(10);
+        ring.start(7, 0);
+        for seq in 1..=6 {
+            let event_type = if seq % 2 == 0 {
+                EventType::OrderReceived
+            } else {
+                EventType::PriceChange
+            };
+            ring.record(event(event_type, seq, "x"));
+        }
+        let orders = |e: &StreamEvent| e.event_type == EventType::OrderReceived;
+        assert_eq!(
+            ring.start_of_last(7, 2, 6, orders),
+            Some(3),
+            "orders 4 and 6"
+        );
+        assert_eq!(
+            ring.start_of_last(7, 2, 5, orders),
+            Some(1),
+            "orders 2 and 4"
+        );
+        assert_eq!(
+            ring.start_of_last(7, 4, 6, orders),
+            None,
+            "only three orders"
+        );
+        assert_eq!(ring.start_of_last(7, 6, 6, |_| true), Some(0));
+        assert_eq!(ring.start_of_last(8, 1, 6, orders), None, "another stream");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_nats::jetstream::{self, consumer::pull, consumer::DeliverPolicy};
 use futures::StreamExt;
-use rakuda_schema::channel::SOURCE_GAP_SUBJECT;
+use rakuda_schema::channel::{ENTITY_SUBJECTS, SOURCE_GAP_SUBJECT};
 use rakuda_schema::{Channel, Validator};
 
 use super::budget::Reservation;
@@ -43,6 +43,32 @@ impl StreamReader {
         let stream = self.jetstream.get_stream(&self.name).await.ok()?;
         let state = &stream.cached_info().state;
         Some((state.first_sequence, state.last_sequence))
+    }
+
+    /// How many client events (any channel; not the canary) the stream holds from `start` on,
+    /// counted by the server with a filtered consumer: nothing is read.
+    pub async fn client_events_from(&self, start: u64) -> Result<u64, FetchError> {
+        let stream = self.jetstream.get_stream(&self.name).await?;
+        let mut consumer = stream
+            .create_consumer(pull::Config {
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: start.max(1),
+                },
+                filter_subject: ENTITY_SUBJECTS.into(),
+                inactive_threshold: CONSUMER_INACTIVE_THRESHOLD,
+                ..Default::default()
+            })
+            .await?;
+        let info = consumer
+            .info()
+            .await
+            .map_err(|error| FetchError::Read(error.to_string()))?;
+        let (pending, name) = (info.num_pending, info.name.clone());
+        // Gone after CONSUMER_INACTIVE_THRESHOLD anyway; deleting now keeps the server tidy.
+        if let Err(error) = stream.delete_consumer(&name).await {
+            tracing::debug!(%error, "cannot delete a counting consumer; it expires by itself");
+        }
+        Ok(pending)
     }
 
     /// The sequence of the first message stored at or after `since`; `None` when there is none.
