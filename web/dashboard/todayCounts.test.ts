@@ -14,8 +14,13 @@ function frame(type: EventType, seqs: number[], count = seqs.length, afterSeq?: 
   return f;
 }
 
-function summary(throughSeq: number, today: Partial<Record<EventType, number>>): Summary {
+function summary(
+  throughSeq: number,
+  today: Partial<Record<EventType, number>>,
+  exact = true,
+): Summary {
   return {
+    exact,
     timezone: "Asia/Tokyo",
     todaySince: "2026-11-30T15:00:00Z",
     lastHourSince: "2026-12-01T04:00:00Z",
@@ -66,6 +71,14 @@ describe("TodayCounts", () => {
     today.setSummary(summary(12, { ORDER_RECEIVED: 2 }));
     today.addFrame(frame("ORDER_RECEIVED", [13], 1, 12));
     expect(today.totals()?.ORDER_RECEIVED).toBe(3);
+  });
+
+  it("asks for a newer summary when the gateway says its counts are not exact", () => {
+    const today = new TodayCounts();
+    today.setSummary(summary(10, { ORDER_RECEIVED: 10 }, false));
+    expect(today.needsNewerSummary).toBe(true);
+    today.setSummary(summary(12, { ORDER_RECEIVED: 12 }));
+    expect(today.needsNewerSummary).toBe(false);
   });
 
   it("asks for a newer summary when a batch straddles throughSeq, and is exact again with it", () => {

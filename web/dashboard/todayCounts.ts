@@ -97,7 +97,7 @@ export class TodayCounts {
 
   /** Whether a frame could not be placed exactly against the summary: fetch a newer one. */
   get needsNewerSummary(): boolean {
-    return this.uncertain;
+    return this.uncertain || this.summary?.exact === false;
   }
 
   /** Today's totals by type; null until the first summary. */

@@ -64,4 +64,9 @@ describe("RealtimeHistory", () => {
     expect(parseSummary({ ...SUMMARY, throughSeq: "99" })).toBeNull();
     expect(parseSummary(SUMMARY)?.today.ORDER_RECEIVED).toBe(12);
   });
+
+  it("reads whether the counts are exact, taking an older gateway's answer as exact", () => {
+    expect(parseSummary({ ...SUMMARY, exact: false })?.exact).toBe(false);
+    expect(parseSummary(SUMMARY)?.exact).toBe(true);
+  });
 });

@@ -17,6 +17,11 @@ export interface Summary {
   lastHour: Partial<Record<EventType, number>>;
   /** The counts cover the stream up to this sequence; add live events after it. */
   throughSeq: number;
+  /**
+   * False when events kept arriving while the gateway counted: the counts may miss a few
+   * stored meanwhile, so fetch a newer summary. (Absent from older gateways: taken as true.)
+   */
+  exact: boolean;
   computedAt: string;
 }
 
@@ -156,7 +161,8 @@ export function parseSummary(body: unknown): Summary | null {
   ) {
     return null;
   }
-  return { timezone, todaySince, lastHourSince, today, lastHour, throughSeq, computedAt };
+  const exact = typeof body.exact === "boolean" ? body.exact : true;
+  return { timezone, todaySince, lastHourSince, today, lastHour, throughSeq, exact, computedAt };
 }
 
 export function parseSnapshotPage(body: unknown): SnapshotPage | null {
