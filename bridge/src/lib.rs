@@ -85,6 +85,7 @@ pub async fn run(
         "rakuda-bridge".into(),
         config.nats_url.clone(),
         &config.nats_auth,
+        rakuda_service::nats::BRIDGE_INBOX_PREFIX,
     )
     .await?;
     let gauge = metrics.clone();

@@ -175,8 +175,10 @@ async fn nats_probe(
     ca: Option<&Path>,
     events: Option<mpsc::UnboundedSender<String>>,
 ) -> Result<async_nats::Client, async_nats::ConnectError> {
+    // Replies as the gateway's: a probe with the bridge's seed sends nothing that needs one.
     let mut options = async_nats::ConnectOptions::new()
         .name(PROBE)
+        .custom_inbox_prefix(rakuda_service::nats::GATEWAY_INBOX_PREFIX)
         .connection_timeout(Duration::from_secs(3))
         .request_timeout(Some(Duration::from_secs(1)));
     if let Some(seed) = seed {
@@ -264,6 +266,17 @@ async fn nats_refuses_what_is_not_allowed(fleet: &Fleet) {
         .get_stream("RAKUDA_REALTIME")
         .await
         .expect("the stream is still there");
+    // Nor can it read the bridges' replies (their publish acks).
+    let _eavesdrop = gateway
+        .subscribe("_INBOX_bridge.>")
+        .await
+        .expect("queue the subscription");
+    gateway.flush().await.expect("flush");
+    violation_reported(
+        &mut events,
+        "the refusal of the gateway's read of the bridges' inbox",
+    )
+    .await;
 
     let (sender, mut events) = mpsc::unbounded_channel();
     let bridge = nats_probe(
@@ -526,7 +539,7 @@ async fn a_fleet_behind_nginx_delivers_every_event_through_crashes_drains_and_ou
         .filter(|line| line.contains("Violation"))
         .collect();
     assert!(
-        violations.len() >= 4,
+        violations.len() >= 5,
         "NATS logged fewer violations than the test caused: {violations:?}"
     );
     let unexpected: Vec<&&str> = violations

@@ -159,17 +159,27 @@ pub enum ConnectError {
     Client(#[from] async_nats::ConnectError),
 }
 
+/// The reply subjects of bridges: `<prefix>.>`. Each role has its own, so the NATS permissions
+/// can let a role read only its own replies (publish acks, API answers, pulled messages), not
+/// another role's (ops/nats/permissions.conf).
+pub const BRIDGE_INBOX_PREFIX: &str = "_INBOX_bridge";
+/// The reply subjects of gateways: `<prefix>.>`.
+pub const GATEWAY_INBOX_PREFIX: &str = "_INBOX_gateway";
+
 /// A client that keeps reconnecting forever, also when NATS is not up yet at start, so a
-/// process can start before its NATS and ride out NATS restarts.
+/// process can start before its NATS and ride out NATS restarts. Replies come to
+/// `inbox_prefix.>` ([`BRIDGE_INBOX_PREFIX`] or [`GATEWAY_INBOX_PREFIX`]).
 pub async fn connect(
     name: String,
     servers: Vec<async_nats::ServerAddr>,
     auth: &NatsAuth,
+    inbox_prefix: &str,
 ) -> Result<async_nats::Client, ConnectError> {
     Ok(auth
         .options()
         .await?
         .name(name)
+        .custom_inbox_prefix(inbox_prefix)
         .retry_on_initial_connect()
         .max_reconnects(None)
         .request_timeout(Some(REQUEST_TIMEOUT))

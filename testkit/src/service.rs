@@ -8,8 +8,11 @@ use std::time::{Duration, Instant};
 
 use crate::process::{signal, tail, Error};
 
-/// How long a bridge or gateway may take to answer `/readyz` after it was spawned.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a bridge or gateway may take to answer `/readyz` after it was spawned. A gateway is
+/// ready once it reads the stream, which a fresh NATS cluster gets only after it has elected its
+/// JetStream leader and a bridge's create has gone through (each try waits out a 5 s request
+/// timeout): on a loaded 2-core machine that has taken more than 30 s.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A bridge or gateway process with a fixed HTTP port, so it can be killed and started again
 /// at the same address behind nginx.

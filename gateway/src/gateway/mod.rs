@@ -116,7 +116,10 @@ impl Gateway {
             .spawn({
                 let (servers, auth) = (config.nats_url.clone(), config.nats_auth.clone());
                 let name = format!("rakuda-gateway {instance}");
-                async move { rakuda_service::nats::connect(name, servers, &auth).await }
+                async move {
+                    let inbox = rakuda_service::nats::GATEWAY_INBOX_PREFIX;
+                    rakuda_service::nats::connect(name, servers, &auth, inbox).await
+                }
             })
             .await
             .map_err(|_| Error::IngestStopped)??;
