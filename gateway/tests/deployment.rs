@@ -266,17 +266,19 @@ async fn nats_refuses_what_is_not_allowed(fleet: &Fleet) {
         .get_stream("RAKUDA_REALTIME")
         .await
         .expect("the stream is still there");
-    // Nor can it read the bridges' replies (their publish acks).
-    let _eavesdrop = gateway
-        .subscribe("_INBOX_bridge.>")
-        .await
-        .expect("queue the subscription");
-    gateway.flush().await.expect("flush");
-    violation_reported(
-        &mut events,
-        "the refusal of the gateway's read of the bridges' inbox",
-    )
-    .await;
+    // Nor can it read the bridges' replies (their publish acks), nor every reply on the server.
+    for inbox in ["_INBOX_bridge.>", "_INBOX.>"] {
+        let _eavesdrop = gateway
+            .subscribe(inbox)
+            .await
+            .expect("queue the subscription");
+        gateway.flush().await.expect("flush");
+        violation_reported(
+            &mut events,
+            &format!("the refusal of the gateway's {inbox}"),
+        )
+        .await;
+    }
 
     let (sender, mut events) = mpsc::unbounded_channel();
     let bridge = nats_probe(
@@ -539,7 +541,7 @@ async fn a_fleet_behind_nginx_delivers_every_event_through_crashes_drains_and_ou
         .filter(|line| line.contains("Violation"))
         .collect();
     assert!(
-        violations.len() >= 5,
+        violations.len() >= 6,
         "NATS logged fewer violations than the test caused: {violations:?}"
     );
     let unexpected: Vec<&&str> = violations
