@@ -6,9 +6,6 @@
 pub mod snapshot;
 pub mod summary;
 
-/// A throwaway consumer the server removes by itself if this instance forgets it.
-const CONSUMER_INACTIVE_THRESHOLD: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// How long one summary or snapshot may take before the request fails.
 pub const HISTORY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 

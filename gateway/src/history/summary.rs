@@ -13,13 +13,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, consumer::pull, consumer::DeliverPolicy};
+use async_nats::jetstream::{self, consumer::DeliverPolicy};
 use jiff::tz::TimeZone;
 use rakuda_schema::{Timestamp, CHANNELS};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use super::{HistoryError, CONSUMER_INACTIVE_THRESHOLD, HISTORY_TIMEOUT};
+use super::{HistoryError, HISTORY_TIMEOUT};
+use crate::resume::stream::count_matching;
 
 /// The answer.
 #[derive(Debug, Clone, Serialize)]
@@ -163,8 +164,7 @@ async fn last_sequence(stream: &mut jetstream::stream::Stream) -> Result<u64, Hi
         .last_sequence)
 }
 
-/// Messages on `filter` stored at or after `since`: the pending count of a consumer that
-/// starts there. The consumer is deleted at once (and would expire by itself).
+/// Messages on `filter` stored at or after `since`, counted by the server.
 async fn count_since(
     stream: &jetstream::stream::Stream,
     filter: &str,
@@ -172,23 +172,10 @@ async fn count_since(
 ) -> Result<u64, HistoryError> {
     let start_time = time::OffsetDateTime::from_unix_timestamp_nanos(since.as_nanosecond())
         .map_err(|error| HistoryError::Read(error.to_string()))?;
-    let mut consumer = stream
-        .create_consumer(pull::Config {
-            deliver_policy: DeliverPolicy::ByStartTime { start_time },
-            filter_subject: filter.to_owned(),
-            inactive_threshold: CONSUMER_INACTIVE_THRESHOLD,
-            ..Default::default()
-        })
-        .await?;
-    let info = consumer
-        .info()
+    let start = DeliverPolicy::ByStartTime { start_time };
+    count_matching(stream, start, filter)
         .await
-        .map_err(|error| HistoryError::Read(error.to_string()))?;
-    let (pending, name) = (info.num_pending, info.name.clone());
-    if let Err(error) = stream.delete_consumer(&name).await {
-        tracing::debug!(%error, "cannot delete a summary consumer; it expires by itself");
-    }
-    Ok(pending)
+        .map_err(|error| HistoryError::Read(error.to_string()))
 }
 
 /// The start of `now`'s day in `tz` (the first instant of the day where a DST change skips

@@ -28,7 +28,52 @@ pub enum FetchError {
 }
 
 /// A throwaway consumer the server removes by itself if this instance forgets it.
-const CONSUMER_INACTIVE_THRESHOLD: std::time::Duration = std::time::Duration::from_secs(5);
+pub const CONSUMER_INACTIVE_THRESHOLD: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Why the server could not count messages.
+#[derive(Debug, thiserror::Error)]
+pub enum CountError {
+    #[error("cannot create a counting consumer: {0}")]
+    Consumer(#[from] jetstream::stream::ConsumerError),
+    #[error("cannot read the counting consumer: {0}")]
+    Read(String),
+}
+
+impl From<CountError> for FetchError {
+    fn from(error: CountError) -> FetchError {
+        match error {
+            CountError::Consumer(error) => FetchError::Consumer(error),
+            CountError::Read(text) => FetchError::Read(text),
+        }
+    }
+}
+
+/// How many messages on `filter` the stream holds from `start` on: the pending count of a
+/// consumer made there, which the server keeps without anyone reading a message. The consumer
+/// is deleted at once (and would expire by itself after [`CONSUMER_INACTIVE_THRESHOLD`]).
+pub async fn count_matching(
+    stream: &jetstream::stream::Stream,
+    start: DeliverPolicy,
+    filter: &str,
+) -> Result<u64, CountError> {
+    let mut consumer = stream
+        .create_consumer(pull::Config {
+            deliver_policy: start,
+            filter_subject: filter.to_owned(),
+            inactive_threshold: CONSUMER_INACTIVE_THRESHOLD,
+            ..Default::default()
+        })
+        .await?;
+    let info = consumer
+        .info()
+        .await
+        .map_err(|error| CountError::Read(error.to_string()))?;
+    let (pending, name) = (info.num_pending, info.name.clone());
+    if let Err(error) = stream.delete_consumer(&name).await {
+        tracing::debug!(%error, "cannot delete a counting consumer; it expires by itself");
+    }
+    Ok(pending)
+}
 
 /// The event stream, as resumes read it.
 #[derive(Clone)]
@@ -49,26 +94,10 @@ impl StreamReader {
     /// counted by the server with a filtered consumer: nothing is read.
     pub async fn client_events_from(&self, start: u64) -> Result<u64, FetchError> {
         let stream = self.jetstream.get_stream(&self.name).await?;
-        let mut consumer = stream
-            .create_consumer(pull::Config {
-                deliver_policy: DeliverPolicy::ByStartSequence {
-                    start_sequence: start.max(1),
-                },
-                filter_subject: ENTITY_SUBJECTS.into(),
-                inactive_threshold: CONSUMER_INACTIVE_THRESHOLD,
-                ..Default::default()
-            })
-            .await?;
-        let info = consumer
-            .info()
-            .await
-            .map_err(|error| FetchError::Read(error.to_string()))?;
-        let (pending, name) = (info.num_pending, info.name.clone());
-        // Gone after CONSUMER_INACTIVE_THRESHOLD anyway; deleting now keeps the server tidy.
-        if let Err(error) = stream.delete_consumer(&name).await {
-            tracing::debug!(%error, "cannot delete a counting consumer; it expires by itself");
-        }
-        Ok(pending)
+        let start = DeliverPolicy::ByStartSequence {
+            start_sequence: start.max(1),
+        };
+        Ok(count_matching(&stream, start, ENTITY_SUBJECTS).await?)
     }
 
     /// The sequence of the first message stored at or after `since`; `None` when there is none.
