@@ -2,6 +2,7 @@
 // transport, resume cursor, dedup by seq, heartbeat watchdog and reconnect backoff. See
 // docs/PROTOCOL.md for the wire format.
 import { CHANNELS, CLOSE_CODES, RESET_REASONS } from "../generated/schema";
+import { emit, type Listener } from "./listeners";
 import type { BatchFrame, EventType, Heartbeat, ResetReason, SequencedEvent, ServerMessage } from "../generated/schema";
 import type {
   ConnectionState,
@@ -130,7 +131,6 @@ interface CachedToken {
   renewAtMs: number;
 }
 
-type Listener<T> = (value: T) => void;
 
 /** A message from either transport, reduced to what both share. */
 interface IncomingMessage {
@@ -189,18 +189,6 @@ function webSocketBase(baseUrl: string): string {
   if (!location) throw new Error("baseUrl is relative but there is no window.location");
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   return `${scheme}//${location.host}${baseUrl}`;
-}
-
-/** Calls a user listener without letting its exception break delivery to the others. */
-function safeCall<T>(listener: Listener<T>, value: T): void {
-  try {
-    listener(value);
-  } catch (error) {
-    // Rethrown from a fresh task so it still reaches the console / error reporting.
-    setTimeout(() => {
-      throw error;
-    }, 0);
-  }
 }
 
 export class RealtimeClient implements RealtimeClientApi {
@@ -586,7 +574,7 @@ export class RealtimeClient implements RealtimeClientApi {
   private setState(state: ConnectionState): void {
     if (state === this._state) return;
     this._state = state;
-    for (const listener of [...this.stateListeners]) safeCall(listener, state);
+    emit(this.stateListeners, state);
   }
 
   // ---- tokens ----
@@ -669,14 +657,14 @@ export class RealtimeClient implements RealtimeClientApi {
     this._lastHeartbeat = heartbeat;
     this._instance = heartbeat.instance;
     this.markHealthy();
-    for (const listener of [...this.heartbeatListeners]) safeCall(listener, heartbeat);
+    emit(this.heartbeatListeners, heartbeat);
   }
 
   private handleReset(data: unknown): void {
     const reason = isRecord(data) && isResetReason(data.reason) ? data.reason : "unknown";
     // The seqs of a recreated stream start again; old ones would hide new events.
     this.seen.clear();
-    for (const listener of [...this.resetListeners]) safeCall(listener, reason);
+    emit(this.resetListeners, reason);
   }
 
   private handleFrame(data: unknown, afterSeq: number | null): void {
@@ -708,10 +696,10 @@ export class RealtimeClient implements RealtimeClientApi {
     for (const event of frame.events) {
       this._lastEvent = event;
       this._lastEventAt = new Date();
-      for (const listener of [...(this.eventListeners.get(event.type) ?? [])]) safeCall(listener, event);
-      for (const listener of [...(this.eventListeners.get("*") ?? [])]) safeCall(listener, event);
+      emit(this.eventListeners.get(event.type), event);
+      emit(this.eventListeners.get("*"), event);
     }
-    for (const listener of [...this.frameListeners]) safeCall(listener, frame);
+    emit(this.frameListeners, frame);
   }
 
   /** The connection has carried real traffic: the next failure starts the backoff afresh. */

@@ -5,6 +5,7 @@
 // when the leader goes, the next tab to get the lock resumes from there: the gateway replays
 // what came after it, and each tab drops by seq what it had already delivered.
 import type { Heartbeat, SequencedEvent } from "../generated/schema";
+import { addTo, emit, type Listener } from "./listeners";
 import { RealtimeClient } from "./RealtimeClient";
 import type {
   ConnectionState,
@@ -75,7 +76,6 @@ export function canShareAcrossTabs(): boolean {
   return typeof globalThis.BroadcastChannel === "function" && nav?.locks !== undefined;
 }
 
-type Listener<T> = (value: T) => void;
 
 /** What the leader needs of its connection (a RealtimeClient). */
 export type LeaderClient = RealtimeClientApi & {
@@ -343,27 +343,5 @@ export class SharedRealtimeClient implements RealtimeClientApi {
     if (role === this._role) return;
     this._role = role;
     emit(this.roleListeners, role);
-  }
-}
-
-function addTo<T>(set: Set<Listener<T>>, listener: Listener<T>): Unsubscribe {
-  const entry: Listener<T> = (value) => listener(value);
-  set.add(entry);
-  return () => {
-    set.delete(entry);
-  };
-}
-
-/** Calls each listener; one that throws does not stop the others (rethrown from a fresh task). */
-function emit<T>(listeners: Set<Listener<T>> | undefined, value: T): void {
-  if (!listeners) return;
-  for (const listener of [...listeners]) {
-    try {
-      listener(value);
-    } catch (error) {
-      setTimeout(() => {
-        throw error;
-      }, 0);
-    }
   }
 }

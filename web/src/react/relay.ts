@@ -10,9 +10,8 @@ import type {
   ResetCause,
   Unsubscribe,
 } from "../client/types";
+import { addTo, emit, type Listener } from "../client/listeners";
 import type { EventType, Heartbeat, SequencedEvent } from "../generated/schema";
-
-type Listener<T> = (value: T) => void;
 
 export class ClientRelay implements RealtimeClientApi {
   private target: RealtimeClientApi | null = null;
@@ -49,11 +48,11 @@ export class ClientRelay implements RealtimeClientApi {
       if (target) {
         const offs = [
           target.on("*", (event) => {
-            this.emit(this.eventListeners.get(event.type), event);
-            this.emit(this.eventListeners.get("*"), event);
+            emit(this.eventListeners.get(event.type), event);
+            emit(this.eventListeners.get("*"), event);
           }),
-          target.onFrame((frame) => this.emit(this.frameListeners, frame)),
-          target.onReset((reason) => this.emit(this.resetListeners, reason)),
+          target.onFrame((frame) => emit(this.frameListeners, frame)),
+          target.onReset((reason) => emit(this.resetListeners, reason)),
           target.onState(() => this.reportState()),
         ];
         this.detachTarget = () => {
@@ -110,31 +109,6 @@ export class ClientRelay implements RealtimeClientApi {
     const state = this.state;
     if (state === this.reportedState) return;
     this.reportedState = state;
-    this.emit(this.stateListeners, state);
+    emit(this.stateListeners, state);
   }
-
-  private emit<T>(listeners: Set<Listener<T>> | undefined, value: T): void {
-    if (!listeners) return;
-    // A copy: a listener may unsubscribe itself (or another) while we iterate.
-    for (const listener of [...listeners]) {
-      try {
-        listener(value);
-      } catch (error) {
-        // One failing listener must not starve the others (the invalidation among them);
-        // rethrown from a fresh task so it still reaches the console / error reporting.
-        setTimeout(() => {
-          throw error;
-        }, 0);
-      }
-    }
-  }
-}
-
-function addTo<T>(set: Set<Listener<T>>, listener: Listener<T>): Unsubscribe {
-  // Wrapped so the same function subscribed twice is two subscriptions, as with the client.
-  const entry: Listener<T> = (value) => listener(value);
-  set.add(entry);
-  return () => {
-    set.delete(entry);
-  };
 }
