@@ -13,9 +13,8 @@ use axum::{Extension, Json, Router};
 use rakuda_schema::RequestRefusal;
 use serde::Deserialize;
 
-use super::auth::Principal;
+use super::auth::{requested_channels, Principal};
 use super::error::{ApiError, Refusals};
-use crate::channels::ChannelSet;
 use crate::history::snapshot::Snapshots;
 use crate::history::summary::Summaries;
 use crate::history::HistoryError;
@@ -83,31 +82,7 @@ async fn snapshot(
             format!("bad query string (channels, limit, after): {rejection}"),
         )
     })?;
-    let allowed = principal.allowed_channels();
-    let channels = match query
-        .channels
-        .as_deref()
-        .filter(|list| !list.trim().is_empty())
-    {
-        None => allowed,
-        Some(list) => {
-            let asked = ChannelSet::parse(list).map_err(|error| {
-                refusals.refuse(
-                    StatusCode::BAD_REQUEST,
-                    RequestRefusal::UnknownChannel,
-                    error.to_string(),
-                )
-            })?;
-            if !asked.is_subset_of(allowed) {
-                return Err(refusals.refuse(
-                    StatusCode::FORBIDDEN,
-                    RequestRefusal::ChannelNotAllowed,
-                    "this credential does not allow every channel asked for",
-                ));
-            }
-            asked
-        }
-    };
+    let channels = requested_channels(refusals, &principal, query.channels.as_deref())?;
     let limit = query.limit.unwrap_or(history.snapshots.max_limit);
     let page = history
         .snapshots

@@ -8,7 +8,7 @@ use rakuda_schema::RequestRefusal;
 
 use super::Streams;
 use crate::channels::ChannelSet;
-use crate::edge::auth::Principal;
+use crate::edge::auth::{requested_channels, Principal};
 use crate::edge::limits::{Permit, Refusal};
 use crate::edge::{ApiError, Refusals};
 use crate::fanout::cursor::Cursor;
@@ -87,36 +87,6 @@ fn backfill(
             .map_err(|error| bad(format!("since must be a duration like 15m or 2h: {error}"))),
         (None, None) => Ok(None),
     }
-}
-
-/// The channels the connection receives: what it asked for, within what its credential allows.
-fn requested_channels(
-    refusals: &Refusals,
-    principal: &Principal,
-    requested: Option<&str>,
-) -> Result<ChannelSet, ApiError> {
-    let allowed = principal.allowed_channels();
-    let Some(requested) = requested.filter(|list| !list.trim().is_empty()) else {
-        return Ok(allowed);
-    };
-    let requested = ChannelSet::parse(requested).map_err(|error| {
-        refusals.refuse(
-            StatusCode::BAD_REQUEST,
-            RequestRefusal::UnknownChannel,
-            error.to_string(),
-        )
-    })?;
-    if !requested.is_subset_of(allowed) {
-        return Err(refusals.refuse(
-            StatusCode::FORBIDDEN,
-            RequestRefusal::ChannelNotAllowed,
-            format!(
-                "this token allows only {}; request a token for the channels you need",
-                allowed.names().join(", ")
-            ),
-        ));
-    }
-    Ok(requested)
 }
 
 /// A slot for a new client connection, or the JSON refusal (also while draining).

@@ -217,5 +217,37 @@ impl Auth {
     }
 }
 
+/// The channels a request gets: the `channels` it asked for (comma-separated names), within
+/// what its credential allows; every allowed channel when it asked for none. An unknown channel
+/// is 400 `unknown_channel`, one the credential does not allow 403 `channel_not_allowed`.
+pub fn requested_channels(
+    refusals: &Refusals,
+    principal: &Principal,
+    requested: Option<&str>,
+) -> Result<ChannelSet, ApiError> {
+    let allowed = principal.allowed_channels();
+    let Some(requested) = requested.filter(|list| !list.trim().is_empty()) else {
+        return Ok(allowed);
+    };
+    let requested = ChannelSet::parse(requested).map_err(|error| {
+        refusals.refuse(
+            StatusCode::BAD_REQUEST,
+            RequestRefusal::UnknownChannel,
+            error.to_string(),
+        )
+    })?;
+    if !requested.is_subset_of(allowed) {
+        return Err(refusals.refuse(
+            StatusCode::FORBIDDEN,
+            RequestRefusal::ChannelNotAllowed,
+            format!(
+                "this token allows only {}; request a token for the channels you need",
+                allowed.names().join(", ")
+            ),
+        ));
+    }
+    Ok(requested)
+}
+
 #[cfg(test)]
 mod tests;
