@@ -76,15 +76,16 @@ async fn non_reading_resumes_stay_within_the_budget_and_the_rest_are_reset() {
     .await;
     let before = gateway.rss_kib();
 
-    // Each replay is one batch of 1,000 orders (about 20 MB): two fit in the budget.
+    // Each replay holds its 1,000 orders (about 20 MB) and the frame being written (at most
+    // 2 x 128 KiB): four fit in the budget.
     let cursor = format!("{epoch}-{BASE}");
     let mut stuck = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..4 {
         stuck.push(resuming_client(&gateway.url, &cursor).await);
     }
-    eventually("two replays hold their reservations", || async {
+    eventually("four replays hold their reservations", || async {
         let held = metric_url(&gateway.url, "gateway_replay_bytes_in_flight").await;
-        (held > (2 * EVENTS * EVENT_BYTES) as f64).then_some(held)
+        (held > (4 * EVENTS * EVENT_BYTES) as f64).then_some(held)
     })
     .await;
     for _ in 0..2 {
@@ -98,7 +99,7 @@ async fn non_reading_resumes_stay_within_the_budget_and_the_rest_are_reset() {
     let held = metric_url(&gateway.url, "gateway_replay_bytes_in_flight").await;
     assert!(held <= BUDGET as f64, "{held} bytes held, over the budget");
     let grown = gateway.rss_kib().saturating_sub(before);
-    eprintln!("gateway RSS grew by {grown} KiB with two stuck and two refused resumes");
+    eprintln!("gateway RSS grew by {grown} KiB with four stuck and two refused resumes");
     assert!(
         grown <= (BUDGET / 1024) as u64 + MARGIN_KIB,
         "RSS grew by {grown} KiB, over the budget plus {MARGIN_KIB} KiB"

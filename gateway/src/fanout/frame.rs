@@ -17,6 +17,8 @@ pub struct OutFrame {
     pub kind: FrameKind,
     /// For a reset, why.
     pub reset: Option<ResetReason>,
+    /// Lowest event sequence the frame stands for (listed or folded into a later one).
+    pub min_seq: u64,
     /// Highest event sequence inside the frame.
     pub max_seq: u64,
     /// The resume cursor this frame carries.
@@ -27,6 +29,20 @@ pub struct OutFrame {
     pub sse: Bytes,
     /// `{"id":"...","event":"...","data":{...}}` for WebSocket text frames.
     pub ws: Utf8Bytes,
+    /// A live frame's events, kept (shared, not copied) so that a connection whose client
+    /// already holds some of them is sent only the rest (see [`OutFrame::above`]).
+    pub folded: Option<Folded>,
+}
+
+/// What a live frame owes one connection (see [`OutFrame::above`]).
+#[derive(Debug)]
+pub enum Owed {
+    /// The client has every event in it.
+    Nothing,
+    /// The frame as it is, shared with every connection.
+    Whole,
+    /// Only its events above the client's position, in a frame of its own.
+    Part(OutFrame),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,11 +67,47 @@ impl OutFrame {
             channel: Some(Channel::of(event_type)),
             kind,
             reset: None,
+            min_seq: folded.min_seq(),
             max_seq: folded.max_seq(),
             cursor,
             newest: folded.newest().unwrap_or_else(OffsetDateTime::now_utc),
             sse: sse_record(Some(cursor), event_type.as_str(), &json),
             ws: ws_message(Some(cursor), event_type.as_str(), &json),
+            folded: None,
+        }
+    }
+
+    /// A live frame that keeps its events, for [`OutFrame::above`].
+    pub fn encode_live(folded: Folded, cursor: Cursor) -> OutFrame {
+        let mut frame = OutFrame::encode(&folded, cursor);
+        frame.folded = Some(folded);
+        frame
+    }
+
+    /// What this frame owes a connection whose client holds every event up to `seq`, and
+    /// may claim `cursor` once it has this frame.
+    ///
+    /// A client that resumed from another instance may hold the first events of a batch this
+    /// instance was still debouncing: it gets only the rest, serialized for this connection
+    /// alone. Sending the whole batch would repeat what it has; sending a cursor below the one
+    /// it came with would make its next resume repeat events too.
+    pub fn above(&self, seq: u64, cursor: Cursor) -> Owed {
+        if self.max_seq <= seq {
+            return Owed::Nothing;
+        }
+        if self.min_seq > seq && self.cursor.seq >= cursor.seq {
+            return Owed::Whole;
+        }
+        let part = match &self.folded {
+            Some(folded) if self.min_seq > seq => Some(folded.clone()),
+            Some(Folded::Batch(batch)) => batch.above(seq),
+            // Not a live frame (never the case for what the pipeline publishes): a repeat is
+            // better than a loss.
+            Some(Folded::Single(_)) | None => return Owed::Whole,
+        };
+        match part {
+            Some(part) => Owed::Part(OutFrame::encode(&part, cursor)),
+            None => Owed::Nothing,
         }
     }
 }
@@ -67,11 +119,13 @@ impl OutFrame {
             channel: None,
             kind: FrameKind::Reset,
             reset: Some(reason),
+            min_seq: cursor.seq,
             max_seq: cursor.seq,
             cursor,
             newest: OffsetDateTime::now_utc(),
             sse: sse_reset(Some(cursor), reason),
             ws: ws_reset(Some(cursor), reason),
+            folded: None,
         }
     }
 }

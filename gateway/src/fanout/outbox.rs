@@ -8,7 +8,7 @@ use rakuda_schema::{ClientResetReason, Heartbeat, ResetReason, Timestamp};
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 use super::cursor::Cursor;
-use super::frame::{FrameKind, OutFrame};
+use super::frame::{FrameKind, OutFrame, Owed};
 use super::hub::{HubMessage, Tap};
 use crate::channels::ChannelSet;
 use crate::metrics::{ConnectionMetrics, Transport};
@@ -146,7 +146,7 @@ impl Outbox {
                 }
                 HubMessage::Frame(frame) => frame,
             };
-            let wanted = match frame.kind {
+            let frame = match frame.kind {
                 FrameKind::Reset => {
                     match frame.reset {
                         Some(ResetReason::StreamRecreated) => self
@@ -166,19 +166,32 @@ impl Outbox {
                         self.skip_through = frame.cursor.seq;
                     }
                     // Resets go to everyone.
-                    true
+                    self.sent_through = frame.cursor;
+                    frame
                 }
                 FrameKind::Single | FrameKind::Batch => {
-                    frame.max_seq > self.skip_through
-                        && frame
-                            .channel
-                            .is_some_and(|channel| self.channels.contains(channel))
+                    if !frame
+                        .channel
+                        .is_some_and(|channel| self.channels.contains(channel))
+                    {
+                        continue;
+                    }
+                    // The client holds every event up to `skip_through` (replayed, or sent by
+                    // the instance it came from), and everything the frame's cursor covers is
+                    // in this queue before it: the later of the two is safe to claim.
+                    let cursor = Cursor {
+                        epoch: frame.cursor.epoch,
+                        seq: frame.cursor.seq.max(self.skip_through),
+                    };
+                    let frame = match frame.above(self.skip_through, cursor) {
+                        Owed::Nothing => continue,
+                        Owed::Whole => frame,
+                        Owed::Part(part) => Arc::new(part),
+                    };
+                    self.claim(cursor);
+                    frame
                 }
             };
-            if !wanted {
-                continue;
-            }
-            self.sent_through = frame.cursor;
             if let Some(now) = now.filter(|_| frame.kind != FrameKind::Reset) {
                 self.delivery
                     .metrics

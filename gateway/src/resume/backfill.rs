@@ -1,12 +1,14 @@
 //! Backfill: recent history for a first connection (`?backfill=<events>`, `?since=<duration>`).
 //! It is a resume from a cursor worked out here, so that the events after it, up to the
 //! watermark, include the last N of the connection's channels: found in the ring, or else
-//! counted in JetStream without reading; the replay then keeps the last N.
+//! counted in JetStream on those channels' subjects without reading; the replay then reads
+//! only those channels and keeps the last N (see [`super::by_channel`]).
 
 use std::time::Duration;
 
 use rakuda_schema::{Channel, ResetReason};
 
+use super::stream::FetchError;
 use super::{Resumer, STREAM_REPLAY_TIMEOUT};
 use crate::channels::ChannelSet;
 use crate::event::StreamEvent;
@@ -49,7 +51,7 @@ impl Resumer {
             Some(start) => start,
             None => tokio::time::timeout(
                 STREAM_REPLAY_TIMEOUT,
-                self.start_of_last_in_stream(most, watermark),
+                self.start_of_last_in_stream(most, watermark, channels),
             )
             .await
             .map_err(|_| ResetReason::ReplayFailed)??,
@@ -76,38 +78,124 @@ impl Resumer {
         Ok((start < watermark).then_some(start))
     }
 
-    /// Where the last `n` client events up to `watermark` start, when the ring does not hold
-    /// them: the server counts client events from a candidate start (canary probes are not
-    /// client events), and the start steps back in proportion to what is missing, a few rounds
-    /// at most; never before the stream's first event or `RESUME_MAX_EVENTS` back. It may start
-    /// early: the replay keeps the last `n`.
-    async fn start_of_last_in_stream(&self, n: u64, watermark: u64) -> Result<u64, ResetReason> {
-        /// Counting rounds: each one creates and deletes one consumer.
-        const ROUNDS: usize = 4;
+    /// Where the last `n` events of `channels` up to `watermark` start, when the ring does not
+    /// hold them, counted by the server on those channels' subjects only: a start that
+    /// includes at least `n` of them (all there are, if fewer) and not many more, found in a
+    /// few rounds (each creates and deletes a consumer per subject filter). The stream's first
+    /// event is the only floor: a quiet channel's last events may lie far behind busy ones.
+    async fn start_of_last_in_stream(
+        &self,
+        n: u64,
+        watermark: u64,
+        channels: ChannelSet,
+    ) -> Result<u64, ResetReason> {
+        /// Counting rounds at most.
+        const ROUNDS: usize = 24;
+        let failed = |error: FetchError| {
+            tracing::warn!(%error, "cannot count the stream's events for a backfill; resetting the client");
+            ResetReason::ReplayFailed
+        };
         let Some((first, _)) = self.stream.bounds().await else {
             return Err(ResetReason::ReplayFailed);
         };
-        let floor = first
-            .saturating_sub(1)
-            .max(watermark.saturating_sub(self.limits.max_events as u64));
-        let mut start = watermark.saturating_sub(n).max(floor);
+        let floor = first.saturating_sub(1).min(watermark);
+        let filters = self
+            .stream
+            .channel_filters(channels)
+            .await
+            .map_err(failed)?;
+        // Events on these channels after the watermark are not the backfill's.
+        let beyond = self
+            .stream
+            .count_from(watermark + 1, &filters)
+            .await
+            .map_err(failed)?;
+        let mut search = StartSearch::new(n, floor, watermark);
         for _ in 0..ROUNDS {
-            if start <= floor {
-                break;
-            }
-            let counted = self.stream.client_events_from(start + 1).await.map_err(|error| {
-                tracing::warn!(%error, "cannot count the stream's events for a backfill; resetting the client");
-                ResetReason::ReplayFailed
-            })?;
-            if counted >= n {
-                break;
-            }
-            let span = (watermark - start) as f64;
-            let per_event = span / counted.max(1) as f64;
-            let step = ((n - counted) as f64 * per_event).ceil() as u64;
-            start = start.saturating_sub(step.max(1)).max(floor);
+            let Some(start) = search.next() else { break };
+            let counted = self
+                .stream
+                .count_from(start + 1, &filters)
+                .await
+                .map_err(failed)?
+                .saturating_sub(beyond);
+            search.counted(start, counted);
         }
-        Ok(start)
+        Ok(search.best())
+    }
+}
+
+/// The search for where the last `n` events of some channels start, between `floor` (the
+/// stream's beginning) and `watermark`, from exact counts of the events after a candidate.
+/// It steps back in proportion to what is missing (at least doubling the span, so a quiet
+/// channel reaches the floor in a few rounds), then halves the range between a start with too
+/// few and one with enough until the latter holds at most half again as many as asked.
+#[derive(Debug)]
+pub(super) struct StartSearch {
+    n: u64,
+    floor: u64,
+    watermark: u64,
+    /// A start after which there are fewer than `n`.
+    short: u64,
+    /// A start after which there are at least `n`, and how many.
+    enough: Option<(u64, u64)>,
+    /// The last start counted and its count.
+    last: Option<(u64, u64)>,
+    done: bool,
+}
+
+impl StartSearch {
+    pub(super) fn new(n: u64, floor: u64, watermark: u64) -> StartSearch {
+        StartSearch {
+            n: n.max(1),
+            floor,
+            watermark,
+            short: watermark,
+            enough: None,
+            last: None,
+            done: floor >= watermark,
+        }
+    }
+
+    /// The next start to count; `None` once found.
+    pub(super) fn next(&self) -> Option<u64> {
+        if self.done {
+            return None;
+        }
+        Some(match (self.enough, self.last) {
+            (Some((enough, _)), _) => enough + (self.short - enough) / 2,
+            (None, None) => self.watermark.saturating_sub(self.n).max(self.floor),
+            (None, Some((start, counted))) => {
+                let span = self.watermark - start;
+                let per_event = span as f64 / counted.max(1) as f64;
+                let step = ((self.n - counted) as f64 * per_event * 1.25).ceil() as u64;
+                start.saturating_sub(step.max(span)).max(self.floor)
+            }
+        })
+    }
+
+    /// `counted` events lie after `start`.
+    pub(super) fn counted(&mut self, start: u64, counted: u64) {
+        self.last = Some((start, counted));
+        if counted >= self.n {
+            self.enough = Some((start, counted));
+            let close = counted <= self.n + self.n / 2;
+            self.done = close || self.short - start <= 1;
+        } else {
+            self.short = start;
+            if start <= self.floor {
+                // Fewer than `n` in the whole stream: all of them.
+                self.enough = Some((self.floor, counted));
+                self.done = true;
+            } else if let Some((enough, _)) = self.enough {
+                self.done = start - enough <= 1;
+            }
+        }
+    }
+
+    /// The start found (the floor if none was).
+    pub(super) fn best(&self) -> u64 {
+        self.enough.map_or(self.floor, |(start, _)| start)
     }
 }
 
@@ -121,4 +209,67 @@ pub(super) fn keep_last<T>(mut events: Vec<T>, most: Option<u64>) -> Vec<T> {
         events.drain(..events.len() - most);
     }
     events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the search against `events` (the sequences of the wanted channels' events).
+    fn search(events: &[u64], n: u64, floor: u64, watermark: u64) -> (u64, usize) {
+        let mut search = StartSearch::new(n, floor, watermark);
+        let mut rounds = 0;
+        while let Some(start) = search.next() {
+            rounds += 1;
+            assert!(rounds <= 64, "the search ends");
+            let counted = events
+                .iter()
+                .filter(|seq| **seq > start && **seq <= watermark)
+                .count() as u64;
+            search.counted(start, counted);
+        }
+        (search.best(), rounds)
+    }
+
+    fn after(events: &[u64], start: u64, watermark: u64) -> usize {
+        events
+            .iter()
+            .filter(|seq| **seq > start && **seq <= watermark)
+            .count()
+    }
+
+    #[test]
+    fn a_dense_channel_is_found_at_once() {
+        let events: Vec<u64> = (1..=10_000).collect();
+        let (start, rounds) = search(&events, 100, 0, 10_000);
+        assert_eq!((start, rounds), (9_900, 1));
+    }
+
+    #[test]
+    fn a_sparse_channel_is_found_within_a_few_rounds_and_not_much_early() {
+        // Every 10th of 300, as in the issue; and a quiet channel far behind a busy one.
+        let every_tenth: Vec<u64> = (1..=300).filter(|s| s % 10 == 0).collect();
+        let (start, rounds) = search(&every_tenth, 20, 0, 300);
+        let got = after(&every_tenth, start, 300);
+        assert!((20..=30).contains(&got), "{got} events after {start}");
+        assert!(rounds <= 12, "{rounds} rounds");
+
+        let quiet: Vec<u64> = (2..=1_201).collect();
+        let (start, rounds) = search(&quiet, 1_000, 0, 1_000_000);
+        let got = after(&quiet, start, 1_000_000);
+        assert!((1_000..=1_500).contains(&got), "{got} events after {start}");
+        assert!(rounds <= 24, "{rounds} rounds");
+    }
+
+    #[test]
+    fn fewer_than_asked_means_all_of_them() {
+        let events = [5, 50, 500];
+        assert_eq!(search(&events, 10, 0, 1_000).0, 0);
+        assert_eq!(search(&[], 10, 3, 1_000).0, 3, "none: the floor");
+        assert_eq!(
+            search(&events, 10, 1_000, 1_000).0,
+            1_000,
+            "nothing to search"
+        );
+    }
 }

@@ -105,6 +105,15 @@ impl Reservation {
         true
     }
 
+    /// Gives back `less` bytes (at most what is held): part of the replay was let go.
+    pub fn shrink(&mut self, less: usize) {
+        let less = less.min(self.bytes);
+        if less > 0 {
+            self.bytes -= less;
+            self.budget.give_back(less);
+        }
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.bytes
@@ -146,6 +155,10 @@ mod tests {
             third.grow(40),
             "what a finished replay gave back is available again"
         );
+        third.shrink(15);
+        assert_eq!((third.bytes(), budget.used()), (25, 85));
+        third.shrink(1_000);
+        assert_eq!((third.bytes(), budget.used()), (0, 60));
         drop((second, third));
         assert_eq!(budget.used(), 0);
     }

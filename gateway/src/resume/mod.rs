@@ -8,6 +8,7 @@
 //! under the same rules, from the ring or JetStream, before the live feed.
 //!
 //! - [`backfill`] — where a first connection's history starts.
+//! - [`by_channel`] — counting and reading only a connection's channels, for backfill.
 //! - [`ring`] — recent events (and source gap markers) in memory.
 //! - [`stream`] — missed events read back from JetStream.
 //! - [`budget`] — the memory replays may hold, per connection and in all.
@@ -15,6 +16,7 @@
 
 pub mod backfill;
 pub mod budget;
+pub mod by_channel;
 pub mod replay;
 pub mod ring;
 pub mod stream;
@@ -39,6 +41,10 @@ use stream::{FetchError, StreamReader};
 
 /// How long fetching missed events from JetStream may take before the client is reset instead.
 const STREAM_REPLAY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most event bytes one replay frame lists: a replay over large events goes out as
+/// several frames, so the one being written stays small next to the events it is made of.
+pub const REPLAY_FRAME_MAX_BYTES: usize = 128 * 1024;
 
 /// What the client missed, decided.
 enum Plan {
@@ -227,9 +233,14 @@ impl Resumer {
                 .filter(|e| channels.contains(Channel::of(e.event_type)))
                 .collect();
             let events = keep_last(events, most);
-            // The events are the ring's; what the replay adds is the frame being written.
+            // The replay keeps these events alive until it is written, after the ring may have
+            // let them go: what they hold counts, like a replay read from the stream.
+            let pinned = events.iter().map(|event| event.message_len()).sum();
+            if !reservation.grow(pinned) {
+                return Plan::Reset(ResetReason::ReplayBudget);
+            }
             return replay(
-                coalesce_replay(events, max_events),
+                coalesce_replay(events, max_events, REPLAY_FRAME_MAX_BYTES),
                 ReplaySource::Ring,
                 reservation,
             );
@@ -240,19 +251,35 @@ impl Resumer {
         if cursor.seq + 1 < first {
             return Plan::Reset(ResetReason::CursorExpired);
         }
-        if watermark - cursor.seq > self.limits.max_events as u64 {
-            return Plan::Reset(ResetReason::TooFarBehind);
-        }
         let (from, to) = (cursor.seq + 1, watermark);
-        let fetched = tokio::time::timeout(
-            STREAM_REPLAY_TIMEOUT,
-            self.stream
-                .fetch(from, to, channels, gaps, &mut reservation),
-        )
-        .await;
+        let fetched = match most {
+            // Backfill: only the connection's channels are read, and only their last `most`
+            // kept, however far back they lie (the search found where they start).
+            Some(most) => {
+                let most = usize::try_from(most).unwrap_or(usize::MAX);
+                tokio::time::timeout(STREAM_REPLAY_TIMEOUT, async {
+                    let filters = self.stream.channel_filters(channels).await?;
+                    self.stream
+                        .fetch_last((from, to), &filters, most, &mut reservation)
+                        .await
+                })
+                .await
+            }
+            None => {
+                if watermark - cursor.seq > self.limits.max_events as u64 {
+                    return Plan::Reset(ResetReason::TooFarBehind);
+                }
+                tokio::time::timeout(
+                    STREAM_REPLAY_TIMEOUT,
+                    self.stream
+                        .fetch(from, to, channels, gaps, &mut reservation),
+                )
+                .await
+            }
+        };
         match fetched {
             Ok(Ok(events)) => replay(
-                coalesce_replay(keep_last(events, most), max_events),
+                coalesce_replay(keep_last(events, most), max_events, REPLAY_FRAME_MAX_BYTES),
                 ReplaySource::Stream,
                 reservation,
             ),
@@ -275,7 +302,7 @@ impl Resumer {
 }
 
 /// A replay of `frames` once the biggest of them (the one being written at a time) fits in the
-/// budget; `reset` (`replay_budget`) when it does not.
+/// budget next to the events already reserved; `reset` (`replay_budget`) when it does not.
 fn replay(frames: Vec<Folded>, source: ReplaySource, mut reservation: Reservation) -> Plan {
     let biggest = frames.iter().map(folded_frame_bytes).max().unwrap_or(0);
     if !reservation.grow(biggest) {

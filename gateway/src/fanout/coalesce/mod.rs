@@ -20,6 +20,8 @@ pub struct Pending {
     count: u32,
     truncated: bool,
     events: Held,
+    /// Every sequence the batch stands for, listed or not, in stream order.
+    seqs: Vec<u64>,
 }
 
 #[derive(Debug)]
@@ -42,6 +44,7 @@ impl Pending {
             count: 0,
             truncated: false,
             events,
+            seqs: Vec::new(),
         }
     }
 
@@ -57,6 +60,7 @@ impl Pending {
     /// truncated (the screen needs the newest state most).
     pub fn push(&mut self, event: Arc<StreamEvent>) {
         self.count = self.count.saturating_add(1);
+        self.seqs.push(event.seq);
         match &mut self.events {
             Held::LatestPerId(by_id) => {
                 // Re-inserting moves the id to the end: the map stays ordered by latest update.
@@ -77,12 +81,11 @@ impl Pending {
         }
     }
 
-    /// The lowest sequence still held, which bounds the resume cursor.
+    /// The lowest sequence still held, which bounds the resume cursor: an event folded into a
+    /// later one of its entity, or dropped by the cap, is not sent until the batch is, so a
+    /// cursor must not claim it before.
     pub fn lowest_seq(&self) -> Option<u64> {
-        match &self.events {
-            Held::LatestPerId(by_id) => by_id.values().map(|e| e.seq).min(),
-            Held::All(all) => all.front().map(|e| e.seq),
-        }
+        self.seqs.first().copied()
     }
 
     /// The events as a batch, leaving this empty.
@@ -96,6 +99,7 @@ impl Pending {
             count: self.count,
             events,
             truncated: self.truncated,
+            seqs: std::mem::take(&mut self.seqs),
         };
         self.count = 0;
         self.truncated = false;
@@ -115,13 +119,97 @@ pub struct Batch {
     pub count: u32,
     pub events: Vec<Arc<StreamEvent>>,
     pub truncated: bool,
+    /// Every sequence the batch stands for (`count` of them), listed or not: what a client
+    /// that already holds some of them is owed is known exactly (see [`Batch::above`]).
+    pub seqs: Vec<u64>,
+}
+
+impl Batch {
+    /// The part of this batch a client that holds every event up to `seq` has not seen: the
+    /// listed events above it, counting exactly the events above it that the batch stands for.
+    /// `None` when nothing is above.
+    pub fn above(&self, seq: u64) -> Option<Folded> {
+        let events: Vec<Arc<StreamEvent>> = self
+            .events
+            .iter()
+            .filter(|event| event.seq > seq)
+            .cloned()
+            .collect();
+        if events.is_empty() {
+            // A listed event is the newest of what it stands for, so nothing above `seq` is
+            // folded into an event at or below it.
+            return None;
+        }
+        let seqs: Vec<u64> = self.seqs.iter().copied().filter(|s| *s > seq).collect();
+        let count = u32::try_from(seqs.len()).unwrap_or(u32::MAX);
+        let truncated = match Channel::of(self.event_type).coalesce {
+            // Events dropped by the cap are older than every listed one: only those above `seq`
+            // are missing from this part.
+            Coalesce::KeepAll => seqs.len() > events.len(),
+            Coalesce::LatestPerId => self.truncated,
+        };
+        Some(Folded::from_batch(Batch {
+            event_type: self.event_type,
+            count,
+            events,
+            truncated,
+            seqs,
+        }))
+    }
+
+    /// This batch as consecutive batches whose listed events take at most about `max_bytes`
+    /// of JSON each (at least one event each): a replay over large events is written as
+    /// several bounded frames instead of one that may not fit the replay budget. The counts
+    /// add up to this batch's; `truncated` stays on the last part.
+    pub fn split(self, max_bytes: usize) -> Vec<Folded> {
+        let total: usize = self.events.iter().map(|event| event.json_len() + 1).sum();
+        if total <= max_bytes {
+            return vec![Folded::from_batch(self)];
+        }
+        let mut parts: Vec<Batch> = Vec::new();
+        let mut bytes = 0;
+        for event in self.events {
+            let size = event.json_len() + 1;
+            match parts.last_mut() {
+                Some(part) if bytes + size <= max_bytes => {
+                    bytes += size;
+                    part.events.push(event);
+                }
+                _ => {
+                    bytes = size;
+                    parts.push(Batch {
+                        event_type: self.event_type,
+                        count: 0,
+                        events: vec![event],
+                        truncated: false,
+                        seqs: Vec::new(),
+                    });
+                }
+            }
+        }
+        // Each part stands for its listed events; what is folded or dropped (superseded
+        // updates, the cap) is counted with the newest part, as the whole batch counted it.
+        let mut listed = 0u32;
+        for part in &mut parts {
+            part.count = u32::try_from(part.events.len()).unwrap_or(u32::MAX);
+            part.seqs = part.events.iter().map(|event| event.seq).collect();
+            listed = listed.saturating_add(part.count);
+        }
+        if let Some(last) = parts.last_mut() {
+            last.count = last.count.saturating_add(self.count.saturating_sub(listed));
+            last.truncated = self.truncated;
+        }
+        parts.into_iter().map(Folded::from_batch).collect()
+    }
 }
 
 /// Coalesces a replay: events in sequence order, grouped by type in order of first appearance.
-/// A type with one event gives that event alone; more give a batch.
+/// A type with one event gives that event alone; more give a batch, split into frames of at
+/// most about `max_frame_bytes` of events each.
 pub fn coalesce_replay(
     events: impl IntoIterator<Item = Arc<StreamEvent>>,
     max_events: usize,
+    max_frame_bytes: usize,
 ) -> Vec<Folded> {
     let mut by_type: IndexMap<EventType, Pending> = IndexMap::new();
     for event in events {
@@ -132,7 +220,7 @@ pub fn coalesce_replay(
     }
     by_type
         .into_values()
-        .map(|mut pending| Folded::from_batch(pending.take_batch()))
+        .flat_map(|mut pending| pending.take_batch().split(max_frame_bytes))
         .collect()
 }
 
@@ -158,6 +246,18 @@ impl Folded {
         match self {
             Folded::Single(event) => event.event_type,
             Folded::Batch(batch) => batch.event_type,
+        }
+    }
+
+    /// Lowest sequence the frame stands for, listed or not.
+    pub fn min_seq(&self) -> u64 {
+        match self {
+            Folded::Single(event) => event.seq,
+            Folded::Batch(batch) => batch
+                .seqs
+                .first()
+                .copied()
+                .unwrap_or_else(|| batch.events.iter().map(|e| e.seq).min().unwrap_or(0)),
         }
     }
 
@@ -219,95 +319,4 @@ impl Folded {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::tests::event;
-
-    #[test]
-    fn a_batch_frame_is_the_schemas_batch_frame() {
-        let mut pending = Pending::new(EventType::PriceChange, 1);
-        pending.push(event(EventType::PriceChange, 6, "p0"));
-        pending.push(event(EventType::PriceChange, 7, "p1"));
-        let folded = Folded::from_batch(pending.take_batch());
-        let mut out = BytesMut::new();
-        folded.write_json(&mut out);
-        assert!(out.len() <= folded.json_len());
-        let frame: rakuda_schema::BatchFrame = serde_json::from_slice(&out).expect("a BatchFrame");
-        assert_eq!(
-            (frame.count, frame.events.len(), frame.truncated),
-            (2, 1, true)
-        );
-        assert_eq!(frame.events[0].seq, 7);
-        assert_eq!(frame.events[0].payload.id, "p1");
-    }
-
-    #[test]
-    fn state_like_types_keep_the_latest_per_id() {
-        let mut pending = Pending::new(EventType::PriceChange, 1000);
-        for seq in 1..=1000 {
-            pending.push(event(
-                EventType::PriceChange,
-                seq,
-                &format!("p{}", seq % 10),
-            ));
-        }
-        let batch = pending.take_batch();
-        assert_eq!(batch.count, 1000);
-        assert_eq!(batch.events.len(), 10);
-        assert!(!batch.truncated);
-        // Latest of each id, ordered by that latest update.
-        let seqs: Vec<u64> = batch.events.iter().map(|e| e.seq).collect();
-        assert_eq!(seqs, (991..=1000).collect::<Vec<_>>());
-        assert!(pending.is_empty());
-    }
-
-    #[test]
-    fn orders_are_all_kept() {
-        let mut pending = Pending::new(EventType::OrderReceived, 1000);
-        for seq in 1..=300 {
-            pending.push(event(EventType::OrderReceived, seq, "same-id"));
-        }
-        assert_eq!(pending.lowest_seq(), Some(1));
-        let batch = pending.take_batch();
-        assert_eq!((batch.count, batch.events.len()), (300, 300));
-    }
-
-    #[test]
-    fn the_cap_keeps_the_newest_and_marks_truncation() {
-        let mut pending = Pending::new(EventType::OrderReceived, 5);
-        for seq in 1..=8 {
-            pending.push(event(EventType::OrderReceived, seq, &format!("o{seq}")));
-        }
-        let batch = pending.take_batch();
-        assert_eq!(batch.count, 8);
-        assert!(batch.truncated);
-        assert_eq!(
-            batch.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
-            vec![4, 5, 6, 7, 8]
-        );
-    }
-
-    #[test]
-    fn replay_groups_by_type_and_sends_lone_events_alone() {
-        let events = vec![
-            event(EventType::InventoryChange, 1, "a"),
-            event(EventType::OrderReceived, 2, "o1"),
-            event(EventType::InventoryChange, 3, "a"),
-            event(EventType::InventoryChange, 4, "b"),
-        ];
-        let folded = coalesce_replay(events, 100);
-        assert_eq!(folded.len(), 2);
-        match &folded[0] {
-            Folded::Batch(batch) => {
-                assert_eq!(batch.event_type, EventType::InventoryChange);
-                assert_eq!(batch.count, 3);
-                assert_eq!(
-                    batch.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
-                    vec![3, 4]
-                );
-            }
-            other => panic!("expected a batch, got {other:?}"),
-        }
-        assert!(matches!(&folded[1], Folded::Single(e) if e.seq == 2));
-    }
-}
+mod tests;

@@ -16,7 +16,7 @@ use super::feed::FeedItem;
 use super::Reading;
 use crate::event::StreamEvent;
 use crate::fanout::coalesce::Folded;
-use crate::fanout::frame::{FrameKind, OutFrame};
+use crate::fanout::frame::OutFrame;
 use crate::fanout::{Cursor, Hub};
 use crate::fleet::canary::Canary;
 use crate::metrics::IngestMetrics;
@@ -110,8 +110,10 @@ impl Pipeline {
     }
 
     fn on_message(&mut self, seq: u64, subject: &str, payload: Bytes, now: Instant) {
-        self.last_seq = seq;
+        // What is due goes out first, under the cursor of what was read before this message:
+        // a frame flushed here does not contain `seq`, so it must not claim it.
         self.flush_due(now);
+        self.last_seq = seq;
         if subject == SOURCE_GAP_SUBJECT {
             self.on_source_gap(seq, &payload);
             return;
@@ -201,17 +203,16 @@ impl Pipeline {
             epoch: self.epoch,
             seq: self.watermark(),
         };
-        let frame = OutFrame::encode(&folded, cursor);
-        match (frame.kind, &folded) {
-            (FrameKind::Batch, Folded::Batch(batch)) => {
+        match &folded {
+            Folded::Batch(batch) => {
                 self.out.metrics.frames_batch.increment(1);
                 self.out
                     .metrics
                     .events_coalesced(batch.event_type, u64::from(batch.count));
             }
-            _ => self.out.metrics.frames_single.increment(1),
+            Folded::Single(_) => self.out.metrics.frames_single.increment(1),
         }
-        self.out.hub.publish(frame);
+        self.out.hub.publish(OutFrame::encode_live(folded, cursor));
         self.out.metrics.stream_last_sequence.set(cursor.seq as f64);
         self.out
             .metrics
@@ -226,3 +227,6 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests;
