@@ -1,5 +1,11 @@
 import { useCallback, useEffect, useMemo, useState, type MouseEvent } from "react";
-import { RealtimeClient, RealtimeHistory, SharedRealtimeClient, canShareAcrossTabs } from "../src/client";
+import {
+  AvailabilityMemory,
+  RealtimeClient,
+  RealtimeHistory,
+  SharedRealtimeClient,
+  canShareAcrossTabs,
+} from "../src/client";
 import type { TabRole } from "../src/client";
 import {
   ConnectionStatus,
@@ -162,7 +168,10 @@ function Dashboard({
 }) {
   const client = useRealtimeClient();
   const { view } = useLive(client);
-  const opening = useOpeningState(client, history);
+  // What the toasts know of each product's stock, seeded from the snapshot: a toast says
+  // "went out of stock", not "is still out of stock".
+  const [availability] = useState(() => new AvailabilityMemory());
+  const opening = useOpeningState(client, history, availability);
   const [path, navigate] = usePath();
   const detail = parseDetailPath(path);
 
@@ -264,7 +273,7 @@ function Dashboard({
         </section>
       </main>
 
-      <RealtimeToast onNavigate={navigate} />
+      <RealtimeToast onNavigate={navigate} availability={availability} />
     </div>
   );
 }
