@@ -1,5 +1,11 @@
 import { useCallback, useEffect, useMemo, useState, type MouseEvent } from "react";
-import { RealtimeClient, RealtimeHistory, SharedRealtimeClient, canShareAcrossTabs } from "../src/client";
+import {
+  AvailabilityMemory,
+  RealtimeClient,
+  RealtimeHistory,
+  SharedRealtimeClient,
+  canShareAcrossTabs,
+} from "../src/client";
 import type { TabRole } from "../src/client";
 import {
   ConnectionStatus,
@@ -57,6 +63,7 @@ export function App({ config }: { config: BootConfig }) {
     <RealtimeProvider client={connection.client ?? undefined}>
       <Dashboard
         role={connection.role}
+        error={connection.error}
         history={connection.history}
         transport={config.transport}
         heartbeatIntervalMs={config.heartbeatIntervalMs}
@@ -95,16 +102,26 @@ function usePath(): [string, Navigate] {
   return [path, navigate];
 }
 
+/** Either client: both say why the last attempt failed (a refused key among others). */
+type DashboardClient = RealtimeClientApi & { readonly lastError: string | null };
+
 /**
  * The page's one connection. With sharing on (the default here; `?share=0` turns it off) the
- * tabs of this origin hold a single gateway connection between them, led by one tab.
+ * tabs of this origin with the same key hold a single gateway connection between them, led by
+ * one tab; a tab with another key is in a group of its own (SharedRealtimeClient).
  */
 function useConnection(
   options: RealtimeClientOptions | null,
   share: boolean,
-): { client: RealtimeClientApi | null; history: RealtimeHistory | null; role: TabRole | "alone" } {
+): {
+  client: RealtimeClientApi | null;
+  history: RealtimeHistory | null;
+  role: TabRole | "alone";
+  error: string | null;
+} {
   const [client, setClient] = useState<RealtimeClientApi | null>(null);
   const [role, setRole] = useState<TabRole | "alone">("alone");
+  const [error, setError] = useState<string | null>(null);
   const history = useMemo(
     () => (options === null ? null : new RealtimeHistory({ baseUrl: options.baseUrl, apiKey: options.apiKey })),
     [options],
@@ -112,9 +129,11 @@ function useConnection(
   useEffect(() => {
     if (options === null) return;
     // Created in an effect so that StrictMode's second render opens no second connection.
-    let created: RealtimeClientApi;
+    let created: DashboardClient;
     let offRole = (): void => {};
     if (share && canShareAcrossTabs()) {
+      // A namespace: the dashboard's tabs group apart from other apps on the origin, and
+      // within it by key.
       const shared = new SharedRealtimeClient({ ...options, shareName: "rakuda-dashboard" });
       offRole = shared.onRole(setRole);
       setRole(shared.role);
@@ -124,8 +143,11 @@ function useConnection(
       setRole("alone");
     }
     setClient(created);
+    const offState = created.onState(() => setError(created.lastError));
     return () => {
       offRole();
+      offState();
+      setError(null);
       created.stop();
       setClient(null);
     };
@@ -136,7 +158,12 @@ function useConnection(
   useEffect(() => {
     client?.start();
   }, [client]);
-  return { client, history, role };
+  return { client, history, role, error };
+}
+
+/** The gateway said no to the key itself (not "unreachable"): retrying will not help. */
+function isRefusal(error: string | null): boolean {
+  return error !== null && /HTTP 40[13]\b/.test(error);
 }
 
 const ROLE_LABELS: Record<TabRole | "alone", string> = {
@@ -148,12 +175,15 @@ const ROLE_LABELS: Record<TabRole | "alone", string> = {
 
 function Dashboard({
   role,
+  error,
   history,
   transport,
   heartbeatIntervalMs,
   homeHref,
 }: {
   role: TabRole | "alone";
+  /** Why the connection (or, in a shared tab, this tab's own key check) last failed. */
+  error: string | null;
   history: RealtimeHistory | null;
   transport: "sse" | "ws";
   heartbeatIntervalMs: number;
@@ -162,7 +192,10 @@ function Dashboard({
 }) {
   const client = useRealtimeClient();
   const { view } = useLive(client);
-  const opening = useOpeningState(client, history);
+  // What the toasts know of each product's stock, seeded from the snapshot: a toast says
+  // "went out of stock", not "is still out of stock".
+  const [availability] = useState(() => new AvailabilityMemory());
+  const opening = useOpeningState(client, history, availability);
   const [path, navigate] = usePath();
   const detail = parseDetailPath(path);
 
@@ -219,9 +252,17 @@ function Dashboard({
 
       {view.state !== "open" && view.state !== "connecting" && (
         <p className="banner" role="status">
-          {view.everOpened
-            ? "Connection lost: reconnecting automatically. Missed events are replayed on reconnect."
-            : "Cannot connect to the gateway yet; retrying. A wrong or revoked API key looks like this too: use “Forget key” to enter another."}
+          {isRefusal(error)
+            ? "The gateway refused this API key: use “Forget key” to enter another."
+            : view.everOpened
+              ? "Connection lost: reconnecting automatically. Missed events are replayed on reconnect."
+              : "Cannot connect to the gateway yet; retrying. A wrong or revoked API key looks like this too: use “Forget key” to enter another."}
+          {error !== null && (
+            <span className="banner-detail" data-testid="connection-error" data-refused={isRefusal(error)}>
+              {" "}
+              ({error})
+            </span>
+          )}
         </p>
       )}
 
@@ -264,7 +305,7 @@ function Dashboard({
         </section>
       </main>
 
-      <RealtimeToast onNavigate={navigate} />
+      <RealtimeToast onNavigate={navigate} availability={availability} />
     </div>
   );
 }

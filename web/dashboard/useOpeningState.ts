@@ -3,6 +3,7 @@
 // Both are kept current by the stream and fetched again after a reset, after local midnight
 // (the counters) and when a frame could not be placed exactly against the summary.
 import { useEffect, useRef, useState } from "react";
+import type { AvailabilityMemory } from "../src/client/availability";
 import type { RealtimeHistory } from "../src/client/history";
 import type { RealtimeClientApi } from "../src/client/types";
 import { OUT_OF_STOCK_CAP, StockBoard, type OutOfStockEntry } from "./stockBoard";
@@ -34,7 +35,15 @@ export interface OpeningState {
   snapshotLoaded: boolean;
 }
 
-export function useOpeningState(client: RealtimeClientApi, history: RealtimeHistory | null): OpeningState {
+/**
+ * `availability` (the toasts' memory) is seeded from the snapshot too, so that a product already
+ * out of stock when the page opened is not announced as going out when it changes again.
+ */
+export function useOpeningState(
+  client: RealtimeClientApi,
+  history: RealtimeHistory | null,
+  availability: AvailabilityMemory,
+): OpeningState {
   const todayRef = useRef<TodayCounts | null>(null);
   const boardRef = useRef<StockBoard | null>(null);
   if (todayRef.current === null) todayRef.current = new TodayCounts();
@@ -108,6 +117,7 @@ export function useOpeningState(client: RealtimeClientApi, history: RealtimeHist
           (events) => {
             if (disposed || generation !== snapshotGeneration) return;
             for (const event of events) board.apply(event);
+            availability.seed(events);
             dirty = true;
           },
         )
@@ -161,7 +171,7 @@ export function useOpeningState(client: RealtimeClientApi, history: RealtimeHist
       for (const timer of timers) clearTimeout(timer);
       if (midnightTimer !== null) clearTimeout(midnightTimer);
     };
-  }, [client, history, today, board]);
+  }, [client, history, today, board, availability]);
 
   return state;
 }

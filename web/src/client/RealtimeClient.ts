@@ -3,6 +3,7 @@
 // docs/PROTOCOL.md for the wire format.
 import { CHANNELS, CLOSE_CODES, RESET_REASONS } from "../generated/schema";
 import { emit, type Listener } from "./listeners";
+import { isRecord, requestToken } from "./tokenRequest";
 import type { BatchFrame, EventType, Heartbeat, ResetReason, SequencedEvent, ServerMessage } from "../generated/schema";
 import type {
   ConnectionState,
@@ -137,10 +138,6 @@ interface IncomingMessage {
   event: string;
   data: unknown;
   id: string | null;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function isSequencedEvent(value: unknown): value is SequencedEvent {
@@ -611,21 +608,8 @@ export class RealtimeClient implements RealtimeClientApi {
 
   private async requestToken(apiKey: string): Promise<TokenGrant> {
     const fetchFn = this.options.fetchImpl ?? globalThis.fetch.bind(globalThis);
-    const headers: Record<string, string> = { "X-API-Key": apiKey };
-    const init: RequestInit = { method: "POST", headers };
-    if (this.options.channels) {
-      headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify({ channels: this.options.channels });
-    }
-    const response = await fetchFn(`${this.baseUrl}/api/realtime/token`, init);
-    const body: unknown = await response.json().catch(() => null);
-    if (!response.ok) throw new Error(`HTTP ${response.status}${refusalDetail(body)}`);
-    if (!isRecord(body) || typeof body.token !== "string" || typeof body.expiresAt !== "string") {
-      throw new Error("malformed token response");
-    }
-    const grant: TokenGrant = { token: body.token, expiresAt: body.expiresAt };
-    if (typeof body.expiresInSeconds === "number") grant.expiresInSeconds = body.expiresInSeconds;
-    return grant;
+    const { token, expiresAt, expiresInSeconds } = await requestToken(this.baseUrl, apiKey, this.options.channels, fetchFn);
+    return expiresInSeconds === undefined ? { token, expiresAt } : { token, expiresAt, expiresInSeconds };
   }
 
   // ---- messages ----
@@ -752,10 +736,4 @@ function parseWebSocketMessage(raw: unknown): IncomingMessage | null {
     data: message.data,
     id: typeof message.id === "string" && message.id !== "" ? message.id : null,
   };
-}
-
-/** ": invalid_api_key (the key matches no configured key)" from a JSON refusal, if any. */
-function refusalDetail(body: unknown): string {
-  if (!isRecord(body) || typeof body.error !== "string") return "";
-  return typeof body.message === "string" ? `: ${body.error} (${body.message})` : `: ${body.error}`;
 }

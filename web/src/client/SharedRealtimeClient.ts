@@ -1,21 +1,28 @@
-// One gateway connection per browser, however many tabs: the tabs of an origin elect a leader
-// with the Web Locks API (the lock is held for as long as the leader tab lives and is released
-// by the browser when it closes or crashes), the leader runs the one RealtimeClient and relays
-// what it receives over a BroadcastChannel. Every tab remembers the last cursor it heard, so
-// when the leader goes, the next tab to get the lock resumes from there: the gateway replays
-// what came after it, and each tab drops by seq what it had already delivered.
+// One gateway connection per browser for the tabs of one credential and channel set: those tabs
+// elect a leader with the Web Locks API (the lock is held for as long as the leader tab lives
+// and is released by the browser when it closes or crashes), the leader runs the one
+// RealtimeClient and relays what it receives over a BroadcastChannel. Lock and channel are
+// named after a digest of the credential (tabSharing.ts): a tab with another key, token or
+// channels is in another group. A tab checks its own credential with the gateway before it
+// accepts a relayed frame. Every tab remembers the last cursor it heard, so when the leader
+// goes, the next tab to get the lock resumes from there: the gateway replays what came after
+// it, and each tab drops by seq what it had already delivered.
 import type { Heartbeat, SequencedEvent } from "../generated/schema";
 import { addTo, emit, type Listener } from "./listeners";
-import { RealtimeClient } from "./RealtimeClient";
+import { RealtimeClient, backoffDelay } from "./RealtimeClient";
+import { groupName, verifyCredential, type ChannelLike, type LockManagerLike, type Message, type Verdict } from "./tabSharing";
 import type {
   ConnectionState,
   RealtimeClientApi,
   RealtimeClientOptions,
   RealtimeFrame,
   ResetCause,
+  TokenGrant,
   Unsubscribe,
 } from "./types";
 import type { EventType } from "../generated/schema";
+
+export { canShareAcrossTabs, type ChannelLike, type LockManagerLike } from "./tabSharing";
 
 /** Recently delivered seqs per tab: covers the replay overlap of a leader change. */
 const DEDUP_CAPACITY = 10_000;
@@ -27,41 +34,11 @@ const RECENT_FRAMES = 200;
 
 export type TabRole = "waiting" | "leader" | "follower";
 
-/** What the leader says on the channel; followers say only `hello`. */
-type Message =
-  | { kind: "hello"; from: string }
-  | { kind: "catchup"; to: string; frames: RealtimeFrame[] }
-  | { kind: "frame"; frame: RealtimeFrame; cursor: string | null }
-  | { kind: "reset"; reason: ResetCause; cursor: string | null }
-  | { kind: "heartbeat"; heartbeat: Heartbeat; cursor: string | null }
-  | {
-      kind: "status";
-      state: ConnectionState;
-      heartbeat: Heartbeat | null;
-      instance: string | null;
-      cursor: string | null;
-    };
-
-/** The part of `navigator.locks` used here (injectable for tests). */
-export interface LockManagerLike {
-  request(
-    name: string,
-    options: { signal?: AbortSignal },
-    callback: (lock: unknown) => Promise<void>,
-  ): Promise<unknown>;
-}
-
-/** The part of BroadcastChannel used here. */
-export interface ChannelLike {
-  postMessage(message: unknown): void;
-  close(): void;
-  onmessage: ((event: MessageEvent) => void) | null;
-}
-
 export interface SharedClientOptions extends RealtimeClientOptions {
   /**
-   * Tabs with the same name share a connection, so give tabs with other settings (another
-   * key, other channels) another name. Default: derived from baseUrl, transport and channels.
+   * A namespace: tabs share only within one (and only with the same credential, gateway,
+   * transport and channels, whatever it is). Apps on one origin that must not share pass
+   * different ones. Default: "".
    */
   shareName?: string;
   locks?: LockManagerLike;
@@ -70,16 +47,10 @@ export interface SharedClientOptions extends RealtimeClientOptions {
   createClient?: (options: RealtimeClientOptions) => LeaderClient;
 }
 
-/** Whether this runtime can share a connection between tabs. */
-export function canShareAcrossTabs(): boolean {
-  const nav = globalThis.navigator as (Navigator & { locks?: unknown }) | undefined;
-  return typeof globalThis.BroadcastChannel === "function" && nav?.locks !== undefined;
-}
-
-
 /** What the leader needs of its connection (a RealtimeClient). */
 export type LeaderClient = RealtimeClientApi & {
   readonly cursor: string | null;
+  readonly lastError?: string | null;
   onHeartbeat(listener: (heartbeat: Heartbeat) => void): Unsubscribe;
 };
 
@@ -104,16 +75,20 @@ export class SharedRealtimeClient implements RealtimeClientApi {
   /** Tells this tab's hello apart from another's, so a catch-up reaches only the tab that asked. */
   private readonly tabId = Math.random().toString(36).slice(2) + Date.now().toString(36);
 
-  private readonly name: string;
   private channel: ChannelLike | null = null;
   private client: LeaderClient | null = null;
   private abort: AbortController | null = null;
   private releaseLock: (() => void) | null = null;
+  /** Bumped by start() and stop(): results of an earlier run's requests are dropped. */
+  private run = 0;
+  /** The event types this tab's own credential reads, once the gateway accepted it. */
+  private verified: Verdict & { ok: true } | null = null;
+  private ownError: string | null = null;
+  private leaderError: string | null = null;
+  private attempt = 0;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private readonly options: SharedClientOptions) {
-    this.name =
-      options.shareName ??
-      `rakuda-realtime:${options.baseUrl}:${options.transport ?? "sse"}:${(options.channels ?? []).join(",")}`;
     this.cursor = options.lastEventId ?? null;
   }
 
@@ -135,20 +110,41 @@ export class SharedRealtimeClient implements RealtimeClientApi {
   get instance(): string | null {
     return this._instance;
   }
+  /** Why this tab has no stream: its own credential check, or the leader's last failure. */
+  get lastError(): string | null {
+    if (this._role === "leader") return this.client?.lastError ?? null;
+    return this.ownError ?? this.leaderError;
+  }
 
   start(): void {
     if (this._state !== "closed") return;
     this.setState("connecting");
+    void this.join(++this.run);
+  }
+
+  /** Finds this tab's group (the token's claims name it for getToken), then joins it. */
+  private async join(run: number): Promise<void> {
+    let grant: TokenGrant | null = null;
+    let name: string | null;
+    try {
+      if (this.options.getToken) grant = await this.options.getToken();
+      name = await groupName(this.options, grant);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (run === this.run) this.retry(run, `token request failed: ${message}`, () => this.join(run));
+      return;
+    }
+    if (run !== this.run) return;
+    // A token whose principal cannot be read: no group can be told apart, so no sharing.
+    if (name === null) return this.lead();
     const locks = this.options.locks ?? (globalThis.navigator as Navigator & { locks: LockManagerLike }).locks;
-    const channel = this.options.createChannel
-      ? this.options.createChannel(this.name)
-      : (new BroadcastChannel(this.name) as ChannelLike);
+    const channel = this.options.createChannel ? this.options.createChannel(name) : (new BroadcastChannel(name) as ChannelLike);
     this.channel = channel;
     channel.onmessage = (event: MessageEvent) => this.receive(event.data as Message);
     const abort = new AbortController();
     this.abort = abort;
     locks
-      .request(this.name, { signal: abort.signal }, async () => {
+      .request(name, { signal: abort.signal }, async () => {
         if (abort.signal.aborted) return;
         this.lead();
         // Held until stop(), or until the browser releases it with the tab.
@@ -159,11 +155,50 @@ export class SharedRealtimeClient implements RealtimeClientApi {
       .catch(() => {
         // Aborted by stop() while waiting: nothing to undo.
       });
+    await this.verify(run, grant);
+  }
+
+  /**
+   * Checks this tab's own credential before it takes any relayed frame: a tab whose key is
+   * wrong (or revoked) shows the error a tab of its own would, and receives nothing.
+   */
+  private async verify(run: number, grant: TokenGrant | null): Promise<void> {
+    let verdict: Verdict;
+    try {
+      if (this.options.getToken && grant === null) grant = await this.options.getToken();
+      verdict = await verifyCredential(this.options, grant);
+    } catch (error) {
+      verdict = { ok: false, refused: false, error: `token request failed: ${error instanceof Error ? error.message : String(error)}` };
+    }
+    // A leader's own connection is its check.
+    if (run !== this.run || this._role === "leader") return;
+    if (!verdict.ok) return this.retry(run, verdict.error, () => this.verify(run, null));
+    this.verified = verdict;
+    this.ownError = null;
+    this.attempt = 0;
     // A leader that already runs answers with its status, so a new tab is current at once.
-    channel.postMessage({ kind: "hello", from: this.tabId } satisfies Message);
+    this.post({ kind: "hello", from: this.tabId });
+  }
+
+  /** A failed check: say so (as a connection of its own would) and try again after a backoff. */
+  private retry(run: number, error: string, again: () => Promise<void>): void {
+    this.ownError = error;
+    this.setState("reconnecting");
+    const delay = backoffDelay(this.attempt, this.options.backoff?.initialMs ?? 3_000, this.options.backoff?.maxMs ?? 30_000);
+    this.attempt += 1;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (run === this.run && this._role !== "leader") void again();
+    }, delay);
   }
 
   stop(): void {
+    this.run += 1;
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.verified = null;
+    this.ownError = null;
+    this.leaderError = null;
     this.abort?.abort();
     this.abort = null;
     this.client?.stop();
@@ -207,6 +242,9 @@ export class SharedRealtimeClient implements RealtimeClientApi {
 
   /** This tab got the lock: connect, resuming from the last cursor any leader announced. */
   private lead(): void {
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.ownError = null;
     const options: RealtimeClientOptions = { ...this.options };
     if (this.cursor !== null) options.lastEventId = this.cursor;
     const client = this.options.createClient ? this.options.createClient(options) : new RealtimeClient(options);
@@ -245,6 +283,7 @@ export class SharedRealtimeClient implements RealtimeClientApi {
       heartbeat: client.lastHeartbeat,
       instance: client.instance,
       cursor: this.cursor,
+      error: client.lastError ?? null,
     });
   }
 
@@ -265,18 +304,21 @@ export class SharedRealtimeClient implements RealtimeClientApi {
       if (this.recent.length > 0) this.post({ kind: "catchup", to: message.from, frames: this.recent });
       return;
     }
+    // Nothing relayed reaches a tab before the gateway accepted its own credential, and then
+    // only the channels that credential reads.
+    const verified = this.verified;
+    if (this._role === "leader" || verified === null) return;
     if (message.kind === "catchup") {
       if (message.to !== this.tabId) return;
-      for (const frame of message.frames) this.deliverFrame({ ...frame, history: true });
+      for (const frame of message.frames) if (verified.types.has(frame.type)) this.deliverFrame({ ...frame, history: true });
       return;
     }
     // Only a leader speaks on the channel; what it says makes this tab a follower.
-    if (this._role === "leader") return;
     this.setRole("follower");
     if (message.cursor !== null) this.cursor = message.cursor;
     switch (message.kind) {
       case "frame":
-        this.deliverFrame(message.frame);
+        if (verified.types.has(message.frame.type)) this.deliverFrame(message.frame);
         return;
       case "reset":
         this.deliverReset(message.reason);
@@ -287,6 +329,7 @@ export class SharedRealtimeClient implements RealtimeClientApi {
       case "status":
         if (message.heartbeat) this._lastHeartbeat = message.heartbeat;
         this._instance = message.instance;
+        this.leaderError = message.error ?? null;
         this.setState(message.state);
     }
   }

@@ -17,7 +17,8 @@ export {
   type SnapshotPage,
   type SnapshotRequest,
 } from "./history";
-export { isOutOfStock } from "./inventory";
+export { availabilityOf, isOutOfStock } from "./inventory";
+export { AvailabilityMemory, AVAILABILITY_MEMORY_CAP } from "./availability";
 export type {
   ConnectionState,
   RealtimeClientApi,

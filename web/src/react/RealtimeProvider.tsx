@@ -45,10 +45,12 @@ export interface RealtimeProviderProps {
    */
   toastPolicy?: ToastPolicy;
   /**
-   * Share one gateway connection between this origin's tabs (Web Locks + BroadcastChannel):
-   * one tab connects and relays to the others, and the next takes over from the last cursor
-   * when it closes. Off by default: tabs must then use the same credential and channels, and
-   * a tab's events arrive through another tab. Ignored where the browser lacks either API.
+   * Share one gateway connection between this origin's tabs of the same credential and
+   * channels (Web Locks + BroadcastChannel, named by a digest of the credential): one tab
+   * connects and relays to the others, and the next takes over from the last cursor when it
+   * closes; a joining tab checks its own credential with the gateway first. Off by default: a
+   * tab's events then arrive through another tab. Ignored where the browser lacks Web Locks,
+   * BroadcastChannel or SubtleCrypto (outside a secure context).
    */
   shareAcrossTabs?: boolean;
   children?: ReactNode;

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { act, cleanup, fireEvent, render, screen } from "@testing-library/react";
 import { QueryClientProvider } from "@tanstack/react-query";
 import type { RealtimeFrame } from "../client/types";
-import { RealtimeProvider, RealtimeToast, type RealtimeToastProps, type ToastPolicy } from "./index";
+import { AvailabilityMemory, RealtimeProvider, RealtimeToast, type RealtimeToastProps, type ToastPolicy } from "./index";
 import { TOAST_FLUSH_MS } from "./RealtimeToast";
 import { FakeRealtimeClient, batch, event, single, testQueryClient } from "./fakeClient.test-helper";
 
@@ -234,6 +234,62 @@ describe("toast policy", () => {
       ],
     });
     expect(texts()).toEqual(["2 products out of stock"]);
+  });
+
+  const stock = (id: string, data: Record<string, unknown>) => event("INVENTORY_CHANGE", id, { data });
+
+  it("toasts a product going out of stock once, not again while it stays out", () => {
+    const { client } = renderWithPolicy({});
+    const frames = [
+      single(stock("prod_1", { isAvailable: false, stock: 0 })),
+      // Still out: a price change and the inventory events that repeat it say nothing new.
+      single(event("PRICE_CHANGE", "prod_1")),
+      single(stock("prod_1", { isAvailable: false, stock: 0, warehouse: "b" })),
+      single(stock("prod_1", { stock: 0 })),
+      single(stock("prod_1", { isAvailable: true, stock: 3 })),
+      // Back in and out again: a new change, a new toast.
+      single(stock("prod_1", { isAvailable: false })),
+    ];
+    for (const frame of frames) {
+      client.emitFrame(frame);
+      advance(TOAST_FLUSH_MS);
+    }
+    expect(texts()).toEqual(["Out of stock: prod_1", "Out of stock: prod_1"]);
+  });
+
+  it("says how many products of a batch newly went out of stock: 12 products, 3 new", () => {
+    const { client } = renderWithPolicy({});
+    const ids = Array.from({ length: 12 }, (_, i) => `prod_${i}`);
+    // The backfill: prod_0..4 already out, the rest in stock. History is learnt, never toasted.
+    client.emitFrame({
+      type: "INVENTORY_CHANGE",
+      batch: true,
+      count: 12,
+      history: true,
+      events: ids.map((id, i) => stock(id, i < 5 ? { isAvailable: false } : { isAvailable: true, stock: 4 })),
+    });
+    advance(TOAST_FLUSH_MS);
+    expect(texts()).toEqual([]);
+    // Live: prod_0..4 still out, prod_5..7 newly out, the rest in stock.
+    client.emitFrame({
+      type: "INVENTORY_CHANGE",
+      batch: true,
+      count: 12,
+      events: ids.map((id, i) => stock(id, i < 8 ? { stock: 0 } : { stock: 9 })),
+    });
+    expect(texts()).toEqual(["3 products out of stock"]);
+  });
+
+  it("does not announce a product the seeded snapshot already had out of stock; a reset forgets", () => {
+    const availability = new AvailabilityMemory();
+    availability.seed([stock("prod_9", { isAvailable: false })]);
+    const { client } = renderWithPolicy({ availability });
+    client.emitFrame(single(stock("prod_9", { isAvailable: false, stock: 0 })));
+    advance(TOAST_FLUSH_MS);
+    expect(texts()).toEqual([]);
+    client.emitReset("stream_recreated");
+    client.emitFrame(single(stock("prod_9", { isAvailable: false, stock: 0 })));
+    expect(texts()).toEqual(["Out of stock: prod_9"]);
   });
 
   it("never toasts history (a backfill or a resume's catch-up) by default", () => {

@@ -1,5 +1,6 @@
 "use client";
 import { useEffect, useRef, useState, type CSSProperties } from "react";
+import { AvailabilityMemory } from "../client/availability";
 import type { EventType } from "../generated/schema";
 import { useRealtimeFor } from "./context";
 import { describeFrame } from "./describeFrame";
@@ -14,6 +15,13 @@ export interface RealtimeToastProps {
   max?: number;
   /** Which frames to show; default: the provider's `toastPolicy` ("important"). */
   policy?: ToastPolicy;
+  /**
+   * Each product's last known availability, which tells "went out of stock" (a toast) from
+   * "still out of stock" (none). Pass one you seed from a snapshot (`seed(events)`) so that a
+   * product already out when the page opened is not announced again; by default the toast
+   * keeps its own, learnt from the frames it sees (a backfill included). Cleared on a reset.
+   */
+  availability?: AvailabilityMemory;
 }
 
 interface Toast {
@@ -60,14 +68,16 @@ export const TOAST_FLUSH_MS = 100;
 
 /**
  * One toast per realtime frame: "New order ord_42" for a single event, "37 inventory changes"
- * for a batch (one toast, not 37). Each toast is a button that opens the entity (or, for a
- * batch, the list) and disappears after `durationMs`.
+ * for a batch (one toast, not 37); by default only new orders and products going out of stock.
+ * Each toast is a button that opens the entity (or, for a batch, the list) and disappears after
+ * `durationMs`.
  */
 export function RealtimeToast({
   onNavigate = assignLocation,
   durationMs = 5000,
   max = 4,
   policy,
+  availability,
 }: RealtimeToastProps) {
   const { client, toastPolicy } = useRealtimeFor("RealtimeToast");
   // Read through a ref so a new inline policy function does not resubscribe.
@@ -78,6 +88,8 @@ export function RealtimeToast({
   const cap = Number.isNaN(max) ? 4 : Math.max(1, Math.floor(max));
   const [toasts, setToasts] = useState<Toast[]>([]);
   const nextId = useRef(0);
+  const [ownMemory] = useState(() => new AvailabilityMemory());
+  const stock = availability ?? ownMemory;
 
   useEffect(() => {
     // A burst of single frames (debounce off) would otherwise re-render once per frame and
@@ -93,7 +105,7 @@ export function RealtimeToast({
       setToasts((current) => [...current, ...added].slice(-cap));
     };
     const off = client.onFrame((received) => {
-      const frame = applyToastPolicy(policyRef.current, received);
+      const frame = applyToastPolicy(policyRef.current, received, stock);
       if (frame === null) return;
       const description = describeFrame(frame);
       if (!description) return;
@@ -104,11 +116,15 @@ export function RealtimeToast({
       if (wait <= 0) flush();
       else timer = setTimeout(flush, wait);
     });
+    // Events were missed for good: what was known may be wrong, and a recreated stream's seqs
+    // start again. A product's next "out of stock" is announced (once).
+    const offReset = client.onReset(() => stock.clear());
     return () => {
       off();
+      offReset();
       if (timer !== null) clearTimeout(timer);
     };
-  }, [client, cap]);
+  }, [client, cap, stock]);
 
   const dismiss = (id: number): void => {
     setToasts((current) => current.filter((toast) => toast.id !== id));

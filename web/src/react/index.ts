@@ -26,6 +26,7 @@ export {
   DEFAULT_TOAST_POLICY,
   type ToastPolicy,
 } from "./toastPolicy";
+export { AvailabilityMemory, AVAILABILITY_MEMORY_CAP } from "../client/availability";
 export type {
   ConnectionState,
   RealtimeClientApi,
