@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -42,6 +43,62 @@ async fn wait_for_markers(jetstream: &jetstream::Context, n: usize) -> Vec<Sourc
 async fn wait_covering(bridge: &RunningBridge) {
     eventually("the bridge stores what it reads", || async {
         (bridge.metric("bridge_stored_through_beacon").await > 0.0).then_some(())
+    })
+    .await;
+}
+
+/// The registry's span records (`span:<id>` fields of `rakuda:realtime:bridges`), by id.
+async fn span_records(
+    redis: &mut redis::aio::MultiplexedConnection,
+) -> Option<HashMap<String, serde_json::Value>> {
+    let fields: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg("rakuda:realtime:bridges")
+        .query_async(redis)
+        .await
+        .ok()?;
+    if fields.contains_key("restarted") {
+        // A Redis restart is still to be marked.
+        return None;
+    }
+    fields
+        .into_iter()
+        .filter_map(|(field, value)| Some((field.strip_prefix("span:")?.to_owned(), value)))
+        .map(|(id, value)| Some((id, serde_json::from_str(&value).ok()?)))
+        .collect()
+}
+
+/// The stored-through beacon of every live span, once every ended span is decided (covered,
+/// or its marker written and confirmed); `None` while one is not.
+async fn decided(redis: &mut redis::aio::MultiplexedConnection) -> Option<HashMap<String, u64>> {
+    let mut live = HashMap::new();
+    for (id, record) in span_records(redis).await? {
+        if record["gone"] == true {
+            if record["resolved"] != true {
+                return None;
+            }
+        } else {
+            live.insert(id, record["stored"].as_u64()?);
+        }
+    }
+    Some(live)
+}
+
+/// Waits until the registry has nothing left to decide and every live bridge has reported
+/// again since: a bridge writes the markers of one round before it reports the next, so every
+/// marker due is in the stream by then. (A wait on the account itself, not on the clock.)
+async fn wait_until_decided(backbone: &Backbone) {
+    let redis = backbone.redis().await;
+    let first = eventually("every ended subscription decided", || {
+        let mut redis = redis.clone();
+        async move { decided(&mut redis).await }
+    })
+    .await;
+    eventually("every live bridge reporting past that", || async {
+        let now = decided(&mut redis.clone()).await?;
+        first
+            .iter()
+            .all(|(id, stored)| now.get(id).is_some_and(|later| later > stored))
+            .then_some(())
     })
     .await;
 }
@@ -179,5 +236,51 @@ async fn a_message_dropped_on_a_full_queue_is_marked() {
     let found = wait_for_markers(&jetstream, 2).await;
     assert_eq!(found[1].reason, GapReason::Departed);
     assert!(bridge.metric("bridge_events_dropped_total").await >= 1.0);
+    bridge.stop().await;
+}
+
+/// Redis restarted from an older RDB file keeps the registry's chain with its beacon counter
+/// rewound: the numbers the bridge read after the snapshot come round again, and its ended
+/// subscription must not pass for covered by a new one that reads them. It is a gap, said as
+/// such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_from_an_older_snapshot_is_marked() {
+    let mut backbone = Backbone::start();
+    let bridge = start_bridge(config(&backbone)).await;
+    let jetstream = backbone.jetstream().await;
+    wait_for_markers(&jetstream, 1).await;
+    wait_covering(&bridge).await;
+
+    let snapshot = backbone.redis.snapshot().expect("SAVE a snapshot");
+    let saved = bridge.metric("bridge_stored_through_beacon").await;
+    // Well past the snapshot, so the rewound counter numbers beacons the bridge already read.
+    let before = eventually("the bridge stores past the snapshot", || async {
+        let stored = bridge.metric("bridge_stored_through_beacon").await;
+        (stored >= saved + 20.0).then_some(stored)
+    })
+    .await;
+    let mut redis = backbone.redis().await;
+    publish(
+        &mut redis,
+        "rakuda:realtime:orders",
+        event_json(EventType::OrderReceived, "after the snapshot"),
+    )
+    .await;
+    backbone
+        .redis
+        .restart_from(&snapshot)
+        .expect("restart redis from the snapshot");
+
+    let found = wait_for_markers(&jetstream, 2).await;
+    assert_eq!(
+        found[1].reason,
+        GapReason::RedisRestarted,
+        "the bridge had stored through beacon {before} before the restart"
+    );
+    bridge
+        .wait_for_metric("bridge_source_gaps_total{reason=\"redis_restarted\"}", 1.0)
+        .await;
+    wait_until_decided(&backbone).await;
+    assert_eq!(markers(&jetstream).await.len(), 2, "marked once");
     bridge.stop().await;
 }
