@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -47,60 +46,10 @@ async fn wait_covering(bridge: &RunningBridge) {
     .await;
 }
 
-/// The registry's span records (`span:<id>` fields of `rakuda:realtime:bridges`), by id.
-async fn span_records(
-    redis: &mut redis::aio::MultiplexedConnection,
-) -> Option<HashMap<String, serde_json::Value>> {
-    let fields: HashMap<String, String> = redis::cmd("HGETALL")
-        .arg("rakuda:realtime:bridges")
-        .query_async(redis)
-        .await
-        .ok()?;
-    if fields.contains_key("restarted") {
-        // A Redis restart is still to be marked.
-        return None;
-    }
-    fields
-        .into_iter()
-        .filter_map(|(field, value)| Some((field.strip_prefix("span:")?.to_owned(), value)))
-        .map(|(id, value)| Some((id, serde_json::from_str(&value).ok()?)))
-        .collect()
-}
-
-/// The stored-through beacon of every live span, once every ended span is decided (covered,
-/// or its marker written and confirmed); `None` while one is not.
-async fn decided(redis: &mut redis::aio::MultiplexedConnection) -> Option<HashMap<String, u64>> {
-    let mut live = HashMap::new();
-    for (id, record) in span_records(redis).await? {
-        if record["gone"] == true {
-            if record["resolved"] != true {
-                return None;
-            }
-        } else {
-            live.insert(id, record["stored"].as_u64()?);
-        }
-    }
-    Some(live)
-}
-
-/// Waits until the registry has nothing left to decide and every live bridge has reported
-/// again since: a bridge writes the markers of one round before it reports the next, so every
-/// marker due is in the stream by then. (A wait on the account itself, not on the clock.)
+/// Nothing is left for the bridges' registry to decide, and every marker due is in the stream.
 async fn wait_until_decided(backbone: &Backbone) {
     let redis = backbone.redis().await;
-    let first = eventually("every ended subscription decided", || {
-        let mut redis = redis.clone();
-        async move { decided(&mut redis).await }
-    })
-    .await;
-    eventually("every live bridge reporting past that", || async {
-        let now = decided(&mut redis.clone()).await?;
-        first
-            .iter()
-            .all(|(id, stored)| now.get(id).is_some_and(|later| later > stored))
-            .then_some(())
-    })
-    .await;
+    rakuda_testkit::redis_client::wait_coverage_decided(&redis, "rakuda:realtime:bridges").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,7 +65,7 @@ async fn the_first_bridge_marks_a_start_and_a_second_one_does_not() {
 
     let second = start_bridge(config(&backbone)).await;
     wait_covering(&second).await;
-    tokio::time::sleep(BEACON * 10).await;
+    wait_until_decided(&backbone).await;
     assert_eq!(
         markers(&jetstream).await.len(),
         1,
@@ -134,8 +83,8 @@ async fn a_lone_bridge_restarted_marks_one_gap_once_it_is_back() {
     wait_for_markers(&jetstream, 1).await;
     wait_covering(&bridge).await;
     bridge.stop().await;
-    // Nobody is subscribed: no marker yet, since the gap has not ended.
-    tokio::time::sleep(BEACON * 10).await;
+    // Nobody is subscribed: no marker yet, since the gap has not ended (and no bridge runs that
+    // could write one: the stopped one has returned).
     assert_eq!(markers(&jetstream).await.len(), 1);
 
     let mut redis = backbone.redis().await;
@@ -148,7 +97,7 @@ async fn a_lone_bridge_restarted_marks_one_gap_once_it_is_back() {
     let bridge = start_bridge(config(&backbone)).await;
     let found = wait_for_markers(&jetstream, 2).await;
     assert_eq!(found[1].reason, GapReason::Departed);
-    tokio::time::sleep(BEACON * 10).await;
+    wait_until_decided(&backbone).await;
     assert_eq!(markers(&jetstream).await.len(), 2, "marked once");
     bridge
         .wait_for_metric("bridge_source_gaps_total{reason=\"departed\"}", 1.0)
@@ -168,8 +117,7 @@ async fn a_bridge_stopping_while_another_stays_leaves_no_gap() {
     leaving.stop().await;
     let back = start_bridge(config(&backbone)).await;
     wait_covering(&back).await;
-    // Past the staleness limit (2 s): nothing is left to decide.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_until_decided(&backbone).await;
     assert_eq!(markers(&jetstream).await.len(), 1, "only the first start");
     staying.stop().await;
     back.stop().await;
