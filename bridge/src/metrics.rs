@@ -184,16 +184,20 @@ impl BridgeMetrics {
                     )
                 })
                 .collect(),
-            source_gaps: [GapReason::Start, GapReason::Departed]
-                .into_iter()
-                .map(|reason| {
-                    let label = gap_label(reason);
-                    (
-                        label,
-                        counter(r, "bridge_source_gaps_total", &[("reason", label)]),
-                    )
-                })
-                .collect(),
+            source_gaps: [
+                GapReason::Start,
+                GapReason::Departed,
+                GapReason::RedisRestarted,
+            ]
+            .into_iter()
+            .map(|reason| {
+                let label = gap_label(reason);
+                (
+                    label,
+                    counter(r, "bridge_source_gaps_total", &[("reason", label)]),
+                )
+            })
+            .collect(),
             coverage_errors: counter(r, "bridge_coverage_errors_total", &[]),
             stored_through_beacon: gauge(r, "bridge_stored_through_beacon", &[]),
             redis_up: AtomicBool::new(false),
@@ -259,6 +263,7 @@ fn gap_label(reason: GapReason) -> &'static str {
     match reason {
         GapReason::Start => "start",
         GapReason::Departed => "departed",
+        GapReason::RedisRestarted => "redis_restarted",
     }
 }
 

@@ -301,8 +301,13 @@ async fn one_of_two_bridges_restarted(kill: bool) {
         })
         .await;
     }
-    // Past the staleness limit, so a killed bridge's end has been decided.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The registry has decided every end (a killed bridge's once it went stale): any marker
+    // it wrote is in the stream.
+    rakuda_testkit::redis_client::wait_coverage_decided(
+        &backbone_redis(&backbone).await,
+        "rakuda:realtime:bridges",
+    )
+    .await;
     for (index, subscriber) in subscribers.iter().enumerate() {
         let tally = lock(&subscriber.tally);
         assert!(

@@ -281,8 +281,25 @@ async fn a_client_that_stops_answering_pings_is_closed() {
     let mut reading = ws_connect(&gateway, "", &[("X-API-Key", API_KEY)])
         .await
         .expect("upgrade");
-    let reader = tokio::spawn(async move { while ws_next(&mut reading).await.is_some() {} });
-    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    // Pings it received (and so answered), counted rather than guessed from the clock.
+    let pinged = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let reader = tokio::spawn({
+        let pinged = pinged.clone();
+        async move {
+            use futures::StreamExt;
+            use tokio_tungstenite::tungstenite::Message;
+            while let Some(Ok(message)) = reading.next().await {
+                if matches!(message, Message::Ping(_)) {
+                    pinged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+    });
+    // A silent client is closed on the ping after one it left unanswered; five is well past.
+    eventually("five pings answered", || async {
+        (pinged.load(std::sync::atomic::Ordering::Relaxed) >= 5).then_some(())
+    })
+    .await;
     assert_eq!(
         gateway
             .metric("gateway_connections{transport=\"ws\"}")

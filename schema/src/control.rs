@@ -14,6 +14,11 @@ pub enum GapReason {
     /// A bridge's subscription ended (restart, crash, Redis closed it, a message dropped on a
     /// full queue) and no other bridge was subscribed across that point.
     Departed,
+    /// Redis is another process than the one the bridges' account was kept in (its `run_id`
+    /// changed): it restarted, perhaps from an older snapshot that rewound the account, or a
+    /// replica took over. Every subscription ended with the old process, and whatever was
+    /// published before a bridge subscribed to the new one is unaccounted for.
+    RedisRestarted,
 }
 
 /// The marker on [`crate::channel::SOURCE_GAP_SUBJECT`]: events published on Redis before this

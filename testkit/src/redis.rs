@@ -16,7 +16,8 @@ use crate::tls::TlsClient;
 /// just their own job.
 pub const ADMIN_USER: &str = "rakuda-test-admin";
 
-/// A `redis-server` on a free port with nothing persisted; killed on drop.
+/// A `redis-server` on a free port with nothing persisted unless a test takes a
+/// [`RedisServer::snapshot`]; killed on drop.
 pub struct RedisServer {
     port: u16,
     dir: TempDir,
@@ -140,6 +141,41 @@ impl RedisServer {
         Ok(())
     }
 
+    /// Saves what a plain server holds now (`SAVE`) and keeps a copy of the file:
+    /// [`RedisServer::restart_from`] brings the server back to exactly this state later, as an
+    /// operator restoring an older backup (or a Redis restarted from a stale RDB file) would.
+    pub fn snapshot(&self) -> Result<Snapshot, Error> {
+        if self.secured.is_some() {
+            return Err(Error::Service {
+                name: "redis".into(),
+                message: "snapshots are taken of plain test servers only".into(),
+            });
+        }
+        let client = redis::Client::open(self.url())
+            .map_err(|error| Error::Io(std::io::Error::other(error.to_string())))?;
+        let mut connection = client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .map_err(|error| Error::Io(std::io::Error::other(error.to_string())))?;
+        let () = redis::cmd("SAVE")
+            .query(&mut connection)
+            .map_err(|error| Error::Io(std::io::Error::other(format!("SAVE: {error}"))))?;
+        let copy = self
+            .dir
+            .path()
+            .join(format!("snapshot-{}.rdb", random_hex(8)));
+        std::fs::copy(self.dir.path().join(DUMP_FILE), &copy)?;
+        Ok(Snapshot(copy))
+    }
+
+    /// Kills the server as a crash would and starts it again on the same port from `snapshot`:
+    /// it comes back holding what it held when the snapshot was taken, as a new process (a new
+    /// `run_id`).
+    pub fn restart_from(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
+        self.stop();
+        std::fs::copy(&snapshot.0, self.dir.path().join(DUMP_FILE))?;
+        self.restart()
+    }
+
     /// Freezes the process (SIGSTOP): it keeps its sockets but answers nothing.
     pub fn freeze(&self) -> Result<(), Error> {
         self.signal("STOP")
@@ -157,6 +193,13 @@ impl RedisServer {
         }
     }
 }
+
+/// The file `SAVE` writes and a starting server loads (Redis's default `dbfilename`).
+const DUMP_FILE: &str = "dump.rdb";
+
+/// An RDB file saved by [`RedisServer::snapshot`].
+#[derive(Debug, Clone)]
+pub struct Snapshot(PathBuf);
 
 fn spawn(
     dir: &TempDir,

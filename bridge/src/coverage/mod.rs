@@ -17,6 +17,12 @@
 //! across its end point; otherwise, once some span reads beacons again, a gap marker is
 //! written, exactly once (the deciding script runs atomically and claims it).
 //!
+//! Numbers compare only within one chain, and a chain is numbered by one Redis process (its
+//! `run_id`). Redis restarted, perhaps from an older snapshot whose counter is behind numbers
+//! the bridges already read, or replaced by a replica, starts a new chain, and the gap is marked
+//! as such ([`rakuda_schema::GapReason::RedisRestarted`]) instead of judged from numbers that
+//! may come round again.
+//!
 //! # Layout
 //! - [`spans`] — this process's spans, shared by the subscriber, publisher and task.
 //! - [`registry`] — the Redis side: `beacon.lua`, `refresh.lua` (the rules), `confirm.lua`.

@@ -10,11 +10,13 @@
 --
 -- KEYS[1]: the registry hash. ARGV[1]: staleness limit (ms). ARGV[2]: the chain the caller's
 -- numbers belong to. ARGV[3]: the caller's spans (JSON array). ARGV[4]: the caller's name.
+-- Besides span records the hash holds 'chain', 'n' and 'run' (beacon.lua), and 'restarted'
+-- while a Redis restart is still to be marked.
 local key = KEYS[1]
 local stale_ms = tonumber(ARGV[1])
 local chain = redis.call('HGET', key, 'chain')
 if chain ~= ARGV[2] then
-  return cjson.encode({chain = chain or '', gaps = {}, start = false, revoked = {}})
+  return cjson.encode({chain = chain or '', gaps = {}, start = false, restarted = false, revoked = {}})
 end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
@@ -76,6 +78,17 @@ for _, y in pairs(records) do
   if not y.gone and y.since ~= nil then resumed = true end
 end
 
+-- beacon.lua emptied the registry for another Redis process: that is the gap (it subsumes a
+-- start), marked once a span reads beacons again.
+local restarted = false
+if redis.call('HGET', key, 'restarted') then
+  start = false
+  if resumed then
+    restarted = true
+    redis.call('HDEL', key, 'restarted')
+  end
+end
+
 local gaps = {}
 for id, r in pairs(records) do
   local claimable = r.claimed == nil or now - r.claimed_at > stale_ms
@@ -109,4 +122,5 @@ for id, r in pairs(records) do
     redis.call('HSET', key, 'span:' .. id, cjson.encode(r))
   end
 end
-return cjson.encode({chain = chain, gaps = gaps, start = start, revoked = revoked})
+return cjson.encode({chain = chain, gaps = gaps, start = start, restarted = restarted,
+  revoked = revoked})

@@ -27,6 +27,9 @@ pub struct Outcome {
     pub gaps: Vec<String>,
     /// The caller's new span is the first the registry knows of.
     pub start: bool,
+    /// The registry was begun anew for another Redis process (see `beacon.lua`), and the
+    /// caller is the first to read beacons since: it writes the marker.
+    pub restarted: bool,
     /// The caller's spans the registry had already declared ended.
     pub revoked: Vec<String>,
 }
@@ -53,6 +56,7 @@ struct Answer {
     chain: String,
     gaps: List,
     start: bool,
+    restarted: bool,
     revoked: List,
 }
 
@@ -127,6 +131,7 @@ impl Registry {
             chain: answer.chain,
             gaps: answer.gaps.into(),
             start: answer.start,
+            restarted: answer.restarted,
             revoked: answer.revoked.into(),
         })
     }

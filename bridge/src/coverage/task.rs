@@ -162,9 +162,14 @@ impl CoverageTask {
             );
             self.coverage.revoked(&outcome.revoked);
         }
-        if outcome.start {
+        if outcome.start || outcome.restarted {
+            let reason = if outcome.restarted {
+                GapReason::RedisRestarted
+            } else {
+                GapReason::Start
+            };
             let spans = self.coverage.current_id().into_iter().collect();
-            self.unsend(gap(GapReason::Start, spans, &self.coverage), Vec::new());
+            self.unsend(gap(reason, spans, &self.coverage), Vec::new());
         }
         if !outcome.gaps.is_empty() {
             let marker = gap(GapReason::Departed, outcome.gaps.clone(), &self.coverage);
@@ -196,11 +201,11 @@ impl CoverageTask {
             let (marker, spans) = &self.unsent[index];
             match self.publish(marker).await {
                 Ok(()) => {
-                    tracing::warn!(
-                        reason = ?marker.reason,
-                        spans = ?marker.spans,
-                        "no bridge was subscribed to Redis for a while: events published then may be lost; clients get reset (source_gap)"
-                    );
+                    let what = match marker.reason {
+                        GapReason::RedisRestarted => "Redis is another process than the one the bridges' account was kept in (restarted, restored from a snapshot, or a replica took over): events published before the bridges subscribed again may be lost; clients get reset (source_gap)",
+                        _ => "no bridge was subscribed to Redis for a while: events published then may be lost; clients get reset (source_gap)",
+                    };
+                    tracing::warn!(reason = ?marker.reason, spans = ?marker.spans, "{what}");
                     self.metrics.source_gap(marker.reason);
                     if !spans.is_empty() {
                         timed(self.registry.confirm(redis, spans)).await?;
