@@ -184,6 +184,11 @@ async fn the_summary_counts_todays_events_per_type_without_reading_them() {
         summary["exact"], true,
         "nothing was published while it counted"
     );
+    assert_eq!(
+        summary["todayComplete"], true,
+        "the stream holds all of today"
+    );
+    assert_eq!(summary["firstHeldSeq"], 1, "{summary}");
     assert_eq!(summary["timezone"], "Asia/Tokyo");
     // Tokyo's midnight is 15:00 UTC.
     assert!(
@@ -340,4 +345,36 @@ fn seqs_of(message: &Value) -> Vec<u64> {
         Some(events) => events.iter().filter_map(|e| e["seq"].as_u64()).collect(),
         None => data["seq"].as_u64().into_iter().collect(),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_says_when_the_stream_no_longer_holds_all_of_today() {
+    // A stream that keeps 10 messages: 30 orders today, of which it still holds the last 10.
+    let stack = Stack::start_with(|bridge| bridge.stream_max_messages = 10).await;
+    let gateway = start_gateway(stack.gateway_config()).await;
+    let mut redis = stack.redis_connection().await;
+    publish_all(&mut redis, &burst(EventType::OrderReceived, 30, 30, "trim")).await;
+    let jetstream = stack.jetstream().await;
+    wait_for_stream_seq(&jetstream, BASE + 30).await;
+
+    let (status, summary) = get_json(&gateway, "/api/realtime/summary").await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["today"]["ORDER_RECEIVED"], 10, "{summary}");
+    assert_eq!(summary["throughSeq"], BASE + 30);
+    // The count is what the stream holds, and the answer says so.
+    assert_eq!(summary["exact"], false, "{summary}");
+    assert_eq!(summary["todayComplete"], false, "{summary}");
+    assert_eq!(summary["lastHourComplete"], false, "{summary}");
+    assert_eq!(summary["firstHeldSeq"], BASE + 21, "{summary}");
+    let first_held = summary["firstHeldAt"].as_str().expect("firstHeldAt");
+    let since = summary["todaySince"].as_str().expect("todaySince");
+    let (first_held, since): (jiff::Timestamp, jiff::Timestamp) = (
+        first_held.parse().expect("an RFC 3339 instant"),
+        since.parse().expect("an RFC 3339 instant"),
+    );
+    assert!(
+        first_held > since,
+        "the count starts after midnight: {summary}"
+    );
+    gateway.stop().await;
 }
