@@ -68,6 +68,9 @@ pub enum RequestRefusal {
     OriginNotAllowed,
     /// The summary or snapshot could not be read from JetStream just now.
     HistoryUnavailable,
+    /// `/snapshot?channels=` names a channel that keeps no latest state (orders: each order is
+    /// its own event); use `?backfill=` or the summary for them.
+    NoLatestState,
 }
 
 /// Why a client gets `event: reset` (the `reason` of [`crate::ResetNotice`]): it missed

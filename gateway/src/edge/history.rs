@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use super::auth::{requested_channels, Principal};
 use super::error::{ApiError, Refusals};
+use crate::channels::ChannelSet;
 use crate::history::snapshot::Snapshots;
 use crate::history::summary::Summaries;
 use crate::history::HistoryError;
@@ -82,7 +83,14 @@ async fn snapshot(
             format!("bad query string (channels, limit, after): {rejection}"),
         )
     })?;
-    let channels = requested_channels(refusals, &principal, query.channels.as_deref())?;
+    let channels = latest_state_channels(
+        refusals,
+        requested_channels(refusals, &principal, query.channels.as_deref())?,
+        query
+            .channels
+            .as_deref()
+            .is_some_and(|list| !list.trim().is_empty()),
+    )?;
     let limit = query.limit.unwrap_or(history.snapshots.max_limit);
     let page = history
         .snapshots
@@ -95,6 +103,30 @@ async fn snapshot(
         HeaderValue::from_static("application/json"),
     );
     Ok(response)
+}
+
+/// The channels a snapshot reads: of those asked for (or allowed), the ones that keep a latest
+/// state. Named explicitly, a channel without one (orders) is refused rather than answered
+/// empty, which would look like "no orders".
+fn latest_state_channels(
+    refusals: &Refusals,
+    channels: ChannelSet,
+    named: bool,
+) -> Result<ChannelSet, ApiError> {
+    let without = channels.minus(ChannelSet::keeping_latest());
+    if named && !without.is_empty() {
+        return Err(refusals.refuse(
+            StatusCode::BAD_REQUEST,
+            RequestRefusal::NoLatestState,
+            format!(
+                "{} keep no latest state (each event is its own): ask the snapshot for {} only, \
+                 and use ?backfill= or the summary for the others",
+                without.names().join(", "),
+                ChannelSet::keeping_latest().names().join(", ")
+            ),
+        ));
+    }
+    Ok(channels.minus(without))
 }
 
 fn unavailable(refusals: &Refusals, what: &str, error: &HistoryError) -> ApiError {

@@ -226,7 +226,12 @@ impl Gateway {
             tokens,
             refusals: refusals.clone(),
         });
-        let history = Arc::new(router::history(&config, jetstream, refusals.clone())?);
+        let history = Arc::new(router::history(
+            &config,
+            jetstream,
+            refusals.clone(),
+            &metrics.history,
+        )?);
         let parts = RouteParts {
             streams,
             status,

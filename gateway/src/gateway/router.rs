@@ -30,6 +30,7 @@ pub(super) fn history(
     config: &Config,
     jetstream: async_nats::jetstream::Context,
     refusals: Refusals,
+    metrics: &crate::metrics::HistoryMetrics,
 ) -> Result<History, crate::config::ConfigError> {
     let summaries = Summaries::new(
         jetstream.clone(),
@@ -40,7 +41,12 @@ pub(super) fn history(
     .map_err(|_| crate::config::ConfigError::Timezone(config.summary_timezone.clone()))?;
     Ok(History {
         summaries,
-        snapshots: Snapshots::new(jetstream, &config.stream_name, config.snapshot_max_limit),
+        snapshots: Snapshots::new(
+            jetstream,
+            &config.stream_name,
+            config.snapshot_max_limit,
+            metrics.snapshot_partial.clone(),
+        ),
         refusals,
     })
 }

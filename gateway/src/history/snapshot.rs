@@ -1,7 +1,9 @@
 //! `GET /api/realtime/snapshot`: the latest event of every entity, read from the latest-state
 //! stream (`<STREAM_NAME>_LATEST`, one message per entity, filled by JetStream from the event
 //! stream), in pages of at most `SNAPSHOT_MAX_LIMIT` events. Each event carries its sequence in
-//! the event stream, so a client can tell it from a newer live one.
+//! the event stream, so a client can tell it from a newer live one. Only channels that keep a
+//! latest state are served (not orders). A page says `partial` while the stream is at
+//! `LATEST_MAX_ENTITIES`, where the least recently changed entities are dropped.
 
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
 use rakuda_schema::channel::latest_stream_name;
 use rakuda_schema::{Channel, Validator};
+use rakuda_service::metric::ReadableCounter;
 
 use super::{HistoryError, HISTORY_TIMEOUT};
 use crate::channels::ChannelSet;
@@ -22,7 +25,8 @@ const SOURCE_HEADER: &str = "Nats-Stream-Source";
 /// asked for and the others are skipped.
 const SCAN_FACTOR: usize = 10;
 
-/// One page: `{"events":[...],"next":N|null}`, built as JSON bytes with the workers' bytes.
+/// One page: `{"events":[...],"next":N|null,"partial":bool}`, built as JSON bytes with the
+/// workers' bytes.
 pub struct Page {
     pub json: Bytes,
 }
@@ -34,14 +38,22 @@ pub struct Snapshots {
     pub stream_name: String,
     /// `SNAPSHOT_MAX_LIMIT`.
     pub max_limit: usize,
+    /// `gateway_snapshot_partial_total`.
+    pub partial: ReadableCounter,
 }
 
 impl Snapshots {
-    pub fn new(jetstream: jetstream::Context, event_stream: &str, max_limit: usize) -> Snapshots {
+    pub fn new(
+        jetstream: jetstream::Context,
+        event_stream: &str,
+        max_limit: usize,
+        partial: ReadableCounter,
+    ) -> Snapshots {
         Snapshots {
             jetstream,
             stream_name: latest_stream_name(event_stream),
             max_limit,
+            partial,
         }
     }
 
@@ -69,16 +81,17 @@ impl Snapshots {
     ) -> Result<Page, HistoryError> {
         let read = |error: &dyn std::fmt::Display| HistoryError::Read(error.to_string());
         let mut stream = self.jetstream.get_stream(&self.stream_name).await?;
-        let last = stream
-            .info()
-            .await
-            .map_err(|error| read(&error))?
-            .state
-            .last_sequence;
+        let info = stream.info().await.map_err(|error| read(&error))?;
+        let last = info.state.last_sequence;
+        let partial = at_cap(info.state.messages, info.config.max_messages);
+        if partial {
+            self.partial.increment(1);
+        }
         let mut out = BytesMut::with_capacity(256);
         out.put_slice(b"{\"events\":[");
         if after >= last {
-            out.put_slice(b"],\"next\":null}");
+            out.put_slice(b"],\"next\":null");
+            close(&mut out, partial);
             return Ok(Page { json: out.freeze() });
         }
         // One channel: the server filters. Several: read them all and skip the others.
@@ -138,13 +151,29 @@ impl Snapshots {
         }
         out.put_slice(b"],\"next\":");
         if at_end {
-            out.put_slice(b"null}");
+            out.put_slice(b"null");
         } else {
             out.put_slice(itoa::Buffer::new().format(position).as_bytes());
-            out.put_u8(b'}');
         }
+        close(&mut out, partial);
         Ok(Page { json: out.freeze() })
     }
+}
+
+/// Whether the latest-state stream is at its cap (`LATEST_MAX_ENTITIES`): from then on each
+/// new entity drops the least recently changed one, so the snapshot may miss entities. At the
+/// cap exactly, nothing may have been dropped yet; the answer errs on the side of saying so.
+fn at_cap(messages: u64, max_messages: i64) -> bool {
+    u64::try_from(max_messages).is_ok_and(|max| max > 0 && messages >= max)
+}
+
+/// `,"partial":<bool>}`: ends a page.
+fn close(out: &mut BytesMut, partial: bool) {
+    out.put_slice(if partial {
+        b",\"partial\":true}"
+    } else {
+        b",\"partial\":false}"
+    });
 }
 
 /// The event's sequence in the event stream, from the header JetStream adds when it copies a

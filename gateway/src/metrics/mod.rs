@@ -153,12 +153,19 @@ pub struct FleetMetrics {
     pub cluster_dropped: ReadableCounter,
 }
 
+/// What the history routes (`/summary`, `/snapshot`) record.
+pub struct HistoryMetrics {
+    /// Snapshot pages answered `partial`: the latest-state stream is at `LATEST_MAX_ENTITIES`.
+    pub snapshot_partial: ReadableCounter,
+}
+
 pub struct GatewayMetrics {
     handle: PrometheusHandle,
     pub ingest: Arc<IngestMetrics>,
     pub connections: Arc<ConnectionMetrics>,
     pub edge: Arc<EdgeMetrics>,
     pub fleet: Arc<FleetMetrics>,
+    pub history: Arc<HistoryMetrics>,
 }
 
 impl GatewayMetrics {
@@ -234,6 +241,9 @@ impl GatewayMetrics {
                 max_connections: gauge(r, "gateway_max_connections", &[]),
                 cluster_dropped: readable_counter(r, "gateway_cluster_messages_dropped_total", &[]),
             }),
+            history: Arc::new(HistoryMetrics {
+                snapshot_partial: readable_counter(r, "gateway_snapshot_partial_total", &[]),
+            }),
         }
     }
 
@@ -279,6 +289,7 @@ fn describe_all(r: &PrometheusRecorder) {
         ("gateway_fanout_duration_seconds", Unit::Seconds, "Time to hand one frame to every connection."),
         ("gateway_ws_bad_frames_total", Unit::Count, "Malformed frames WebSocket clients sent (each answered with an error frame)."),
         ("gateway_canary_latency_seconds", Unit::Seconds, "Full-path latency of this gateway's own canary (Redis -> bridge -> NATS -> gateway)."),
+        ("gateway_snapshot_partial_total", Unit::Count, "Snapshot pages answered partial: the latest-state stream is at LATEST_MAX_ENTITIES, so the least recently changed entities may have been dropped."),
         ("gateway_degraded", Unit::Count, "1 while no canary came back for CANARY_DEGRADED_AFTER, else 0."),
     ] {
         describe(r, name, unit, help);

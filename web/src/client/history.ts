@@ -41,6 +41,11 @@ export interface SnapshotPage {
   events: SequencedEvent[];
   /** Pass as `after` for the next page; null at the end. */
   next: number | null;
+  /**
+   * True while the latest-state stream is at LATEST_MAX_ENTITIES and drops the least recently
+   * changed entities: the snapshot may miss some. Absent from older gateways.
+   */
+  partial?: boolean;
 }
 
 export interface SnapshotRequest {
@@ -188,5 +193,7 @@ export function parseSnapshotPage(body: unknown): SnapshotPage | null {
     (event): event is SequencedEvent =>
       isRecord(event) && typeof event.type === "string" && typeof event.seq === "number" && isRecord(event.payload),
   );
-  return { events, next };
+  const page: SnapshotPage = { events, next };
+  if (typeof body.partial === "boolean") page.partial = body.partial;
+  return page;
 }
