@@ -469,10 +469,17 @@ async fn orders_never_push_a_product_out_of_the_snapshot_and_a_full_one_says_so(
         .map(|n| stock_event(&format!("p_{n}"), true))
         .collect();
     publish_all(&mut redis, &products).await;
-    let page = snapshot_listing(&gateway, &format!("p_{}", CAP + 4)).await;
-    assert_eq!(page["partial"], true, "entities were dropped: {page}");
-    gateway
-        .wait_for_metric("gateway_snapshot_partial_total", 1.0)
-        .await;
+    snapshot_listing(&gateway, &format!("p_{}", CAP + 4)).await;
+    // The stream's count is read as the page starts: a page may begin just before JetStream
+    // copied the last products, so the next ones say it.
+    eventually("a snapshot page that says partial", || async {
+        let (_, page) = get_json(&gateway, "/api/realtime/snapshot?channels=inventory").await;
+        (page["partial"] == true).then_some(())
+    })
+    .await;
+    assert!(
+        gateway.metric("gateway_snapshot_partial_total").await >= 1.0,
+        "partial pages are counted"
+    );
     gateway.stop().await;
 }

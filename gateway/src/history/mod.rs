@@ -3,6 +3,8 @@
 //! JetStream, which already holds the history; recent events come with the stream itself
 //! (`?backfill=`, in [`crate::resume`]).
 
+pub mod budget;
+pub mod consumer;
 pub mod snapshot;
 pub mod summary;
 
@@ -20,4 +22,8 @@ pub enum HistoryError {
     Read(String),
     #[error("JetStream did not answer within {0:?}")]
     Timeout(std::time::Duration),
+    #[error("the client took nothing of the answer for {0:?} (CLIENT_STALL_TIMEOUT)")]
+    Stalled(std::time::Duration),
+    #[error("the answer took longer than {0:?}")]
+    TooLong(std::time::Duration),
 }
