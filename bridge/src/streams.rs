@@ -53,9 +53,12 @@ pub fn dlq_stream(config: &Config) -> stream::Config {
 }
 
 /// The latest event of every entity: JetStream copies each event from the event stream (a
-/// source, so the bridge publishes nothing twice) and keeps one message per subject, and
-/// subjects are per entity. No age limit: a product out of stock for a week is still out of
-/// stock. `LATEST_MAX_ENTITIES` bounds it; past it the least recently changed entity goes.
+/// source, so the bridge publishes nothing twice) and keeps one message per subject. Subjects
+/// are per entity on the channels that keep a latest state, and one per channel on the others
+/// (orders: [`rakuda_schema::Channel::event_subject`]), so orders take one place, not one each.
+/// No age limit: a product out of stock for a week is still out of stock.
+/// `LATEST_MAX_ENTITIES` bounds it; past it the least recently changed entity goes, and
+/// gateways answer the snapshot `partial`.
 pub fn latest_stream(config: &Config) -> stream::Config {
     stream::Config {
         name: latest_stream_name(&config.stream_name),
@@ -91,8 +94,24 @@ pub async fn ensure(
     jetstream
         .create_or_update_stream(dlq_stream(config))
         .await?;
-    jetstream
+    let latest = jetstream
         .create_or_update_stream(latest_stream(config))
         .await?;
+    if is_full(&latest) {
+        tracing::warn!(
+            stream = %latest.config.name,
+            messages = latest.state.messages,
+            "the latest-state stream is at LATEST_MAX_ENTITIES: the least recently changed \
+             entities are dropped and snapshots answer partial. After an upgrade from a bridge \
+             that stored each order on its own subject, purge those: \
+             nats stream purge <STREAM_NAME>_LATEST --subject 'rakuda.realtime.orders.*'; \
+             else raise LATEST_MAX_ENTITIES"
+        );
+    }
     Ok(info)
+}
+
+/// Whether a stream holds as many messages as it may: each new subject drops the oldest.
+fn is_full(info: &stream::Info) -> bool {
+    u64::try_from(info.config.max_messages).is_ok_and(|max| max > 0 && info.state.messages >= max)
 }

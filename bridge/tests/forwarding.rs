@@ -33,8 +33,9 @@ async fn each_type_arrives_on_its_subject_byte_identical_and_in_order() {
     let stored = read_stream(&jetstream, "RAKUDA_REALTIME").await;
     assert_eq!(stored.len(), sent.len());
     for ((event_type, id, json), message) in sent.iter().zip(&stored) {
-        // One subject per entity: the latest-state stream keeps one message per subject.
-        let subject = rakuda_schema::Channel::of(*event_type).entity_subject(id);
+        // One subject per entity of a state-like channel, one for all orders: the
+        // latest-state stream keeps one message per subject.
+        let subject = rakuda_schema::Channel::of(*event_type).event_subject(id);
         assert_eq!(message.subject.as_str(), subject);
         assert_eq!(
             message.payload.as_ref(),
@@ -290,17 +291,38 @@ async fn the_latest_stream_keeps_the_last_event_of_every_entity() {
             last.insert(id, json);
         }
     }
+    // Orders keep no latest state: however many, they take one place in the latest stream.
+    let orders = redis_channel(EventType::OrderReceived);
+    for n in 0..20 {
+        publish(
+            &mut redis,
+            &orders,
+            &event_json(EventType::OrderReceived, &format!("o{n}")),
+        )
+        .await;
+    }
+    let order_subject = rakuda_schema::Channel::of(EventType::OrderReceived).event_subject("o0");
     let jetstream = backbone.jetstream().await;
-    wait_for_stream_len(&jetstream, "RAKUDA_REALTIME", 9).await;
+    wait_for_stream_len(&jetstream, "RAKUDA_REALTIME", 29).await;
     // JetStream copies each event into the latest stream, keeping one per subject. Besides
-    // the three entities it holds the bridge's start-up source gap marker, and nothing else.
-    let latest = eventually("three entities in the latest stream", || async {
-        let stored = read_whole_stream(&jetstream, "RAKUDA_REALTIME_LATEST").await;
-        let (entities, other): (Vec<_>, Vec<_>) = stored.into_iter().partition(|message| {
-            message.subject.as_str() != rakuda_schema::channel::SOURCE_GAP_SUBJECT
-        });
-        (entities.len() == 3 && other.len() <= 1).then_some(entities)
-    })
+    // the three entities it holds the last order and the bridge's start-up source gap marker.
+    let latest = eventually(
+        "three entities and the last order in the latest stream",
+        || async {
+            let stored = read_whole_stream(&jetstream, "RAKUDA_REALTIME_LATEST").await;
+            let (orders, stored): (Vec<_>, Vec<_>) = stored
+                .into_iter()
+                .partition(|message| message.subject.as_str() == order_subject);
+            let (entities, other): (Vec<_>, Vec<_>) = stored.into_iter().partition(|message| {
+                message.subject.as_str() != rakuda_schema::channel::SOURCE_GAP_SUBJECT
+            });
+            let last_order = orders.first().is_some_and(|order| {
+                std::str::from_utf8(&order.payload).is_ok_and(|b| b.contains("\"o19\""))
+            });
+            (entities.len() == 3 && other.len() <= 1 && orders.len() == 1 && last_order)
+                .then_some(entities)
+        },
+    )
     .await;
     for message in &latest {
         let body = std::str::from_utf8(&message.payload).expect("utf-8");

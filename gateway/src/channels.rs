@@ -22,6 +22,17 @@ impl ChannelSet {
         set
     }
 
+    /// The client channels that keep a latest state per entity (what `/snapshot` serves).
+    pub fn keeping_latest() -> ChannelSet {
+        let mut set = ChannelSet(0);
+        for (index, channel) in CHANNELS.iter().enumerate() {
+            if channel.keeps_latest() {
+                set.0 |= 1 << index;
+            }
+        }
+        set
+    }
+
     /// Parses `inventory,orders`; names must be client-visible channels.
     pub fn parse(list: &str) -> Result<ChannelSet, UnknownChannel> {
         Self::from_names(

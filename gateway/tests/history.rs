@@ -184,6 +184,11 @@ async fn the_summary_counts_todays_events_per_type_without_reading_them() {
         summary["exact"], true,
         "nothing was published while it counted"
     );
+    assert_eq!(
+        summary["todayComplete"], true,
+        "the stream holds all of today"
+    );
+    assert_eq!(summary["firstHeldSeq"], 1, "{summary}");
     assert_eq!(summary["timezone"], "Asia/Tokyo");
     // Tokyo's midnight is 15:00 UTC.
     assert!(
@@ -275,7 +280,8 @@ async fn the_snapshot_pages_through_the_latest_event_of_every_entity() {
     assert_eq!(seen.len(), 5);
     assert!(pages >= 3, "limit=2 pages: {pages}");
 
-    // Every client channel at once, and a token limited to orders cannot read inventory.
+    // Every channel with a latest state at once (orders have none), and an unknown channel
+    // is refused.
     let (_, all) = get_json(&gateway, "/api/realtime/snapshot?limit=100").await;
     let types: BTreeSet<&str> = all["events"]
         .as_array()
@@ -283,10 +289,7 @@ async fn the_snapshot_pages_through_the_latest_event_of_every_entity() {
         .iter()
         .filter_map(|event| event["type"].as_str())
         .collect();
-    assert_eq!(
-        types,
-        BTreeSet::from(["INVENTORY_CHANGE", "ORDER_RECEIVED"])
-    );
+    assert_eq!(types, BTreeSet::from(["INVENTORY_CHANGE"]));
     let (status, _) = get_json(
         &gateway,
         "/api/realtime/snapshot?limit=0&channels=warehouse",
@@ -340,4 +343,143 @@ fn seqs_of(message: &Value) -> Vec<u64> {
         Some(events) => events.iter().filter_map(|e| e["seq"].as_u64()).collect(),
         None => data["seq"].as_u64().into_iter().collect(),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_says_when_the_stream_no_longer_holds_all_of_today() {
+    // A stream that keeps 10 messages: 30 orders today, of which it still holds the last 10.
+    let stack = Stack::start_with(|bridge| bridge.stream_max_messages = 10).await;
+    let gateway = start_gateway(stack.gateway_config()).await;
+    let mut redis = stack.redis_connection().await;
+    publish_all(&mut redis, &burst(EventType::OrderReceived, 30, 30, "trim")).await;
+    let jetstream = stack.jetstream().await;
+    wait_for_stream_seq(&jetstream, BASE + 30).await;
+
+    let (status, summary) = get_json(&gateway, "/api/realtime/summary").await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["today"]["ORDER_RECEIVED"], 10, "{summary}");
+    assert_eq!(summary["throughSeq"], BASE + 30);
+    // The count is what the stream holds, and the answer says so.
+    assert_eq!(summary["exact"], false, "{summary}");
+    assert_eq!(summary["todayComplete"], false, "{summary}");
+    assert_eq!(summary["lastHourComplete"], false, "{summary}");
+    assert_eq!(summary["firstHeldSeq"], BASE + 21, "{summary}");
+    let first_held = summary["firstHeldAt"].as_str().expect("firstHeldAt");
+    let since = summary["todaySince"].as_str().expect("todaySince");
+    let (first_held, since): (jiff::Timestamp, jiff::Timestamp) = (
+        first_held.parse().expect("an RFC 3339 instant"),
+        since.parse().expect("an RFC 3339 instant"),
+    );
+    assert!(
+        first_held > since,
+        "the count starts after midnight: {summary}"
+    );
+    gateway.stop().await;
+}
+
+/// One INVENTORY_CHANGE of `id` saying whether it is available, as a worker sends it.
+fn stock_event(id: &str, available: bool) -> (String, String) {
+    let mut data = serde_json::Map::new();
+    data.insert("isAvailable".into(), Value::from(available));
+    let event = rakuda_schema::RealTimeEvent::now(
+        EventType::InventoryChange,
+        id,
+        rakuda_schema::Action::Updated,
+    )
+    .with_data(data);
+    (
+        redis_channel(EventType::InventoryChange),
+        serde_json::to_string(&event).expect("json"),
+    )
+}
+
+/// The inventory snapshot's first page once it lists `id` (the latest-state stream is filled
+/// by JetStream a moment after the event stream).
+async fn snapshot_listing(gateway: &RunningGateway, id: &str) -> Value {
+    eventually(&format!("{id} in the snapshot"), || async {
+        let (status, page) = get_json(
+            gateway,
+            "/api/realtime/snapshot?channels=inventory&limit=1000",
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        let listed = page["events"]
+            .as_array()?
+            .iter()
+            .any(|event| event["payload"]["id"] == id);
+        listed.then_some(page)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_never_push_a_product_out_of_the_snapshot_and_a_full_one_says_so() {
+    const CAP: u64 = 20;
+    let stack = Stack::start_with(|bridge| bridge.latest_max_entities = CAP).await;
+    let gateway = start_gateway(stack.gateway_config()).await;
+    let mut redis = stack.redis_connection().await;
+
+    // A product runs out of stock, then a flood of orders (each its own id), then one more
+    // product: once that one is in the snapshot, JetStream has copied everything before it.
+    let mut messages = vec![stock_event("p_out", false)];
+    messages.extend(burst(
+        EventType::OrderReceived,
+        3 * CAP as usize,
+        3 * CAP as usize,
+        "flood",
+    ));
+    messages.push(stock_event("p_after", true));
+    publish_all(&mut redis, &messages).await;
+    let page = snapshot_listing(&gateway, "p_after").await;
+    let out = page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|event| event["payload"]["id"] == "p_out");
+    assert!(
+        out.is_some_and(|event| event["payload"]["data"]["isAvailable"] == false),
+        "the product out of stock is still in the snapshot: {page}"
+    );
+    assert_eq!(page["next"], Value::Null);
+    assert_eq!(page["partial"], false, "nothing was dropped: {page}");
+
+    // Orders have no latest state: asked for by name, a named refusal; by default, left out.
+    let (status, refused) = get_json(&gateway, "/api/realtime/snapshot?channels=orders").await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"], "no_latest_state", "{refused}");
+    let (status, refused) =
+        get_json(&gateway, "/api/realtime/snapshot?channels=inventory,orders").await;
+    assert_eq!(
+        (status, &refused["error"]),
+        (400, &Value::from("no_latest_state"))
+    );
+    let (status, all) = get_json(&gateway, "/api/realtime/snapshot?limit=1000").await;
+    assert_eq!(status, 200, "{all}");
+    assert!(
+        all["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .all(|event| event["type"] != "ORDER_RECEIVED"),
+        "{all}"
+    );
+
+    // More products than LATEST_MAX_ENTITIES: the oldest are dropped, and the answer says so.
+    let products: Vec<_> = (0..CAP + 5)
+        .map(|n| stock_event(&format!("p_{n}"), true))
+        .collect();
+    publish_all(&mut redis, &products).await;
+    snapshot_listing(&gateway, &format!("p_{}", CAP + 4)).await;
+    // The stream's count is read as the page starts: a page may begin just before JetStream
+    // copied the last products, so the next ones say it.
+    eventually("a snapshot page that says partial", || async {
+        let (_, page) = get_json(&gateway, "/api/realtime/snapshot?channels=inventory").await;
+        (page["partial"] == true).then_some(())
+    })
+    .await;
+    assert!(
+        gateway.metric("gateway_snapshot_partial_total").await >= 1.0,
+        "partial pages are counted"
+    );
+    gateway.stop().await;
 }

@@ -28,10 +28,23 @@ pub const SOURCE_GAP_SUBJECT: &str = "rakuda.realtime.control.source_gap";
 /// this suffix (`RAKUDA_REALTIME_LATEST`): it sources the event stream and keeps one message per
 /// subject, and subjects are per entity.
 pub const LATEST_STREAM_NAME_SUFFIX: &str = "_LATEST";
-/// What the latest-state stream sources: per-entity subjects (`rakuda.realtime.<channel>.<id>`).
-/// The source gap marker ([`SOURCE_GAP_SUBJECT`]) matches too, so the latest-state stream also
-/// holds the latest marker (one message); readers skip it as they skip every internal subject.
+/// What the latest-state stream sources, and every client event's subject:
+/// `rakuda.realtime.<channel>.<token>`. The token is the entity on channels that keep a latest
+/// state ([`Channel::keeps_latest`]) and [`KEEP_ALL_TOKEN`] on the others (orders), so the
+/// latest-state stream holds one message per entity of a state-like channel and one message in
+/// all for each of the others, however many orders arrive. The source gap marker
+/// ([`SOURCE_GAP_SUBJECT`]) matches too (one message); readers skip it as they skip every
+/// internal subject.
+///
+/// Why the choice lives in the subject and not in the latest-state stream's sources: NATS 2.9
+/// (what Debian ships, and `ops/bootstrap.sh` installs) takes one filter per source and ignores,
+/// without an error, a second source from the same stream (nats-io/nats-server#1306; 2.10
+/// allows it), so "inventory, pricing and listings but not orders" cannot be a source filter.
 pub const ENTITY_SUBJECTS: &str = "rakuda.realtime.*.*";
+/// The last token of every event of a channel that keeps no latest state
+/// (`rakuda.realtime.orders.~all`): never an entity token (plain tokens have no `~`, digests are
+/// 23 characters).
+pub const KEEP_ALL_TOKEN: &str = "~all";
 
 /// The name of the latest-state stream of the event stream `stream_name`.
 pub fn latest_stream_name(stream_name: &str) -> String {
@@ -136,14 +149,24 @@ impl Channel {
         format!("{SUBJECT_PREFIX}{}.{}", self.name, entity_token(id))
     }
 
-    /// The subject an event of entity `id` is stored under: its entity subject, except on
-    /// internal channels (the canary), whose probes all share `rakuda.realtime.<channel>` so
-    /// that they never take a place in the latest-state stream.
+    /// Whether the channel has a state per entity that a newer event replaces (inventory,
+    /// pricing, listings): what the latest-state stream keeps and `/snapshot` serves. Orders
+    /// have none (each is its own event); internal channels are never served.
+    pub fn keeps_latest(&self) -> bool {
+        self.coalesce == Coalesce::LatestPerId && !self.internal
+    }
+
+    /// The subject an event of entity `id` is stored under: its entity subject on channels
+    /// that keep a latest state; `rakuda.realtime.<channel>.~all` on the other client channels
+    /// (orders), so that they take one place in the latest-state stream, not one per order;
+    /// `rakuda.realtime.<channel>` on internal channels (the canary), which take none.
     pub fn event_subject(&self, id: &str) -> String {
         if self.internal {
             format!("{SUBJECT_PREFIX}{}", self.name)
-        } else {
+        } else if self.keeps_latest() {
             self.entity_subject(id)
+        } else {
+            format!("{SUBJECT_PREFIX}{}.{KEEP_ALL_TOKEN}", self.name)
         }
     }
 
@@ -213,6 +236,33 @@ mod tests {
         );
         let canary = Channel::of(EventType::Canary);
         assert_eq!(canary.event_subject("probe-1"), "rakuda.realtime.canary");
+        // Orders keep no latest state: all of them share one subject, inside the filter.
+        let orders = Channel::of(EventType::OrderReceived);
+        assert_eq!(orders.event_subject("o-17"), "rakuda.realtime.orders.~all");
+        assert_eq!(
+            Channel::by_subject(&orders.event_subject("o-17")),
+            Some(orders)
+        );
+    }
+
+    #[test]
+    fn the_channels_that_keep_a_latest_state_are_the_state_like_client_channels() {
+        let keeping: Vec<&str> = CHANNELS
+            .iter()
+            .filter(|channel| channel.keeps_latest())
+            .map(|channel| channel.name)
+            .collect();
+        assert_eq!(keeping, ["inventory", "pricing", "listings"]);
+        // The latest-state stream's filter takes each client event's subject (one token after
+        // the channel), and no canary probe.
+        let matches = |subject: &str| {
+            let tokens: Vec<&str> = subject.split('.').collect();
+            tokens.len() == 4 && subject.starts_with(SUBJECT_PREFIX)
+        };
+        assert_eq!(ENTITY_SUBJECTS, "rakuda.realtime.*.*");
+        for channel in CHANNELS {
+            assert_eq!(matches(&channel.event_subject("x1")), !channel.internal);
+        }
     }
 
     #[test]

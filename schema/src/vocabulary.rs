@@ -68,6 +68,12 @@ pub enum RequestRefusal {
     OriginNotAllowed,
     /// The summary or snapshot could not be read from JetStream just now.
     HistoryUnavailable,
+    /// `/snapshot?channels=` names a channel that keeps no latest state (orders: each order is
+    /// its own event); use `?backfill=` or the summary for them.
+    NoLatestState,
+    /// The summary and snapshot answers in flight hold `HISTORY_BUDGET_BYTES`: retry after
+    /// `Retry-After`, or on another instance.
+    HistoryBudget,
 }
 
 /// Why a client gets `event: reset` (the `reason` of [`crate::ResetNotice`]): it missed

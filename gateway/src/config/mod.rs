@@ -50,6 +50,8 @@ pub const DEFAULT_BACKFILL_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60)
 pub const DEFAULT_SUMMARY_TIMEZONE: &str = "UTC";
 pub const DEFAULT_SUMMARY_CACHE_TTL: Duration = Duration::from_secs(5);
 pub const DEFAULT_SNAPSHOT_MAX_LIMIT: usize = 1_000;
+pub const DEFAULT_HISTORY_BUDGET_BYTES: usize = 64 * 1024 * 1024;
+pub const DEFAULT_HISTORY_REQUEST_MAX_BYTES: usize = 1024 * 1024;
 /// Shortest accepted API key: anything shorter is guessable.
 pub const MIN_API_KEY_LEN: usize = 8;
 /// Shortest accepted token secret.
@@ -257,6 +259,16 @@ pub struct Config {
     #[arg(long, env = "SNAPSHOT_MAX_LIMIT", default_value_t = DEFAULT_SNAPSHOT_MAX_LIMIT, value_parser = settings::nonzero)]
     pub snapshot_max_limit: usize,
 
+    /// Bytes all summary and snapshot answers on this instance may hold at once; each answer
+    /// reserves its share first, and one that does not fit gets 503 `history_budget`.
+    #[arg(long, env = "HISTORY_BUDGET_BYTES", default_value_t = DEFAULT_HISTORY_BUDGET_BYTES, value_parser = settings::nonzero)]
+    pub history_budget_bytes: usize,
+
+    /// Bytes one snapshot answer may hold (read from JetStream, not yet written to the
+    /// socket); it streams through this window, so HISTORY_BUDGET_BYTES / this many fit at once.
+    #[arg(long, env = "HISTORY_REQUEST_MAX_BYTES", default_value_t = DEFAULT_HISTORY_REQUEST_MAX_BYTES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(256 * 1024..=1024 * 1024 * 1024))]
+    pub history_request_max_bytes: usize,
+
     #[command(flatten)]
     pub nats_auth: NatsAuth,
 }
@@ -311,6 +323,8 @@ impl Config {
             summary_timezone: DEFAULT_SUMMARY_TIMEZONE.into(),
             summary_cache_ttl: DEFAULT_SUMMARY_CACHE_TTL,
             snapshot_max_limit: DEFAULT_SNAPSHOT_MAX_LIMIT,
+            history_budget_bytes: DEFAULT_HISTORY_BUDGET_BYTES,
+            history_request_max_bytes: DEFAULT_HISTORY_REQUEST_MAX_BYTES,
             nats_auth: NatsAuth::default(),
         }
     }

@@ -3,19 +3,24 @@
 //! channels the credential allows.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Router};
+use futures::{StreamExt, TryStreamExt};
 use rakuda_schema::RequestRefusal;
 use serde::Deserialize;
 
 use super::auth::{requested_channels, Principal};
 use super::error::{ApiError, Refusals};
-use crate::history::snapshot::Snapshots;
+use super::limits::{Connections, Permit, Refusal};
+use crate::channels::ChannelSet;
+use crate::history::budget::{Answer, AnswerBudget};
+use crate::history::snapshot::{Snapshots, ANSWER_TIMEOUT};
 use crate::history::summary::Summaries;
 use crate::history::HistoryError;
 
@@ -24,6 +29,10 @@ pub struct History {
     pub summaries: Summaries,
     pub snapshots: Snapshots,
     pub refusals: Refusals,
+    /// The connection slots streams take too: an answer being written holds one.
+    pub connections: Arc<Connections>,
+    /// `HISTORY_BUDGET_BYTES`, shared by every answer.
+    pub budget: AnswerBudget,
 }
 
 /// `/api/realtime/summary` and `/api/realtime/snapshot`; the caller puts them behind auth.
@@ -38,6 +47,7 @@ async fn summary(
     State(history): State<Arc<History>>,
     Extension(principal): Extension<Principal>,
 ) -> Result<Response, ApiError> {
+    let slot = slot(&history, &principal)?;
     let summary = history
         .summaries
         .get()
@@ -55,7 +65,22 @@ async fn summary(
     summary
         .last_hour
         .retain(|event_type, _| visible(event_type));
-    Ok(Json(summary).into_response())
+    let json = serde_json::to_vec(&summary).map_err(|error| {
+        tracing::warn!(%error, "cannot serialize the summary");
+        history.refusals.refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            RequestRefusal::HistoryUnavailable,
+            "cannot write the summary just now; retry shortly",
+        )
+    })?;
+    let answer = share(&history, history.budget.admit(json.len()))?;
+    let body = answer.whole(bytes::BytesMut::from(&json[..]));
+    // The share and the slot are given back when the body is dropped, once written.
+    let body = futures::stream::once(async move {
+        let _held = (answer, slot);
+        Ok::<_, std::convert::Infallible>(body)
+    });
+    Ok(json_response(Body::from_stream(body)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,19 +107,125 @@ async fn snapshot(
             format!("bad query string (channels, limit, after): {rejection}"),
         )
     })?;
-    let channels = requested_channels(refusals, &principal, query.channels.as_deref())?;
+    let channels = latest_state_channels(
+        refusals,
+        requested_channels(refusals, &principal, query.channels.as_deref())?,
+        query
+            .channels
+            .as_deref()
+            .is_some_and(|list| !list.trim().is_empty()),
+    )?;
     let limit = query.limit.unwrap_or(history.snapshots.max_limit);
-    let page = history
+    // Admission before work: the slot and the bytes are taken before JetStream is asked.
+    let slot = slot(&history, &principal)?;
+    let answer = share(&history, history.budget.snapshot())?;
+    let opened = history
         .snapshots
-        .page(channels, limit, query.after.unwrap_or(0))
+        .open(channels, limit, query.after.unwrap_or(0))
         .await
         .map_err(|error| unavailable(refusals, "snapshot", &error))?;
-    let mut response = Response::new(Body::from(page.json));
+    let cut = history.snapshots.metrics.answers_cut.clone();
+    let body = opened.into_body(answer, slot).inspect_err(move |error| {
+        cut.increment(1);
+        tracing::warn!(%error, "snapshot answer cut short; the client gets invalid JSON and retries");
+    });
+    let body = within_answer_timeout(body);
+    Ok(json_response(Body::from_stream(body)))
+}
+
+/// Ends `body` with an error once it has taken [`ANSWER_TIMEOUT`], however steadily the
+/// client reads.
+fn within_answer_timeout(
+    body: impl futures::Stream<Item = Result<bytes::Bytes, HistoryError>> + Send + 'static,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, HistoryError>> + Send + 'static {
+    let deadline = tokio::time::sleep(ANSWER_TIMEOUT);
+    futures::stream::unfold(
+        (Box::pin(body), Box::pin(deadline), false),
+        |(mut body, mut deadline, done)| async move {
+            if done {
+                return None;
+            }
+            tokio::select! {
+                item = body.next() => item.map(|item| (item, (body, deadline, false))),
+                () = &mut deadline => Some((
+                    Err(HistoryError::TooLong(ANSWER_TIMEOUT)),
+                    (body, deadline, true),
+                )),
+            }
+        },
+    )
+}
+
+fn json_response(body: Body) -> Response {
+    let mut response = Response::new(body);
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    Ok(response)
+    response
+}
+
+/// One of the credential's connection slots, for as long as the answer is written: history
+/// requests count against `MAX_CONNECTIONS` and `MAX_CONNECTIONS_PER_KEY` like streams.
+fn slot(history: &History, principal: &Principal) -> Result<Permit, ApiError> {
+    let refusals = &history.refusals;
+    history
+        .connections
+        .acquire(principal.subject())
+        .map_err(|refusal| match refusal {
+            Refusal::Instance { max } => refusals.refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                RequestRefusal::TooManyConnections,
+                format!("this gateway holds its maximum of {max} connections (MAX_CONNECTIONS); try another instance"),
+            ),
+            Refusal::Key { max } => refusals.refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                RequestRefusal::TooManyConnectionsForKey,
+                format!("this API key already holds {max} connections and requests on this gateway (MAX_CONNECTIONS_PER_KEY)"),
+            ),
+        })
+}
+
+/// The answer's share of `HISTORY_BUDGET_BYTES`, or the named refusal.
+fn share(history: &History, answer: Option<Answer>) -> Result<Answer, ApiError> {
+    answer.ok_or_else(|| {
+        history
+            .refusals
+            .refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                RequestRefusal::HistoryBudget,
+                "the summary and snapshot answers in flight on this gateway hold \
+                 HISTORY_BUDGET_BYTES; retry after Retry-After, or on another instance",
+            )
+            .retry_after(BUDGET_RETRY_AFTER)
+    })
+}
+
+/// When a refused answer may try again: answers in flight end within seconds.
+const BUDGET_RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// The channels a snapshot reads: of those asked for (or allowed), the ones that keep a latest
+/// state. Named explicitly, a channel without one (orders) is refused rather than answered
+/// empty, which would look like "no orders".
+fn latest_state_channels(
+    refusals: &Refusals,
+    channels: ChannelSet,
+    named: bool,
+) -> Result<ChannelSet, ApiError> {
+    let without = channels.minus(ChannelSet::keeping_latest());
+    if named && !without.is_empty() {
+        return Err(refusals.refuse(
+            StatusCode::BAD_REQUEST,
+            RequestRefusal::NoLatestState,
+            format!(
+                "{} keep no latest state (each event is its own): ask the snapshot for {} only, \
+                 and use ?backfill= or the summary for the others",
+                without.names().join(", "),
+                ChannelSet::keeping_latest().names().join(", ")
+            ),
+        ));
+    }
+    Ok(channels.minus(without))
 }
 
 fn unavailable(refusals: &Refusals, what: &str, error: &HistoryError) -> ApiError {

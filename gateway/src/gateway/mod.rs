@@ -165,6 +165,8 @@ impl Gateway {
                 heartbeat_interval: config.heartbeat_interval(),
             },
         );
+        // Streams and history answers take their slots from the same limits.
+        let connections = Connections::new(config.max_connections, config.max_connections_per_key);
         let streams = Arc::new(Streams::new(
             Resumer {
                 hub: hub.clone(),
@@ -186,7 +188,7 @@ impl Gateway {
                     backfill_max_age: config.backfill_max_age,
                 },
             },
-            Connections::new(config.max_connections, config.max_connections_per_key),
+            connections.clone(),
             drain.clone(),
             refusals.clone(),
             metrics.connections.clone(),
@@ -226,7 +228,13 @@ impl Gateway {
             tokens,
             refusals: refusals.clone(),
         });
-        let history = Arc::new(router::history(&config, jetstream, refusals.clone())?);
+        let history = Arc::new(router::history(
+            &config,
+            jetstream,
+            refusals.clone(),
+            &metrics.history,
+            connections,
+        )?);
         let parts = RouteParts {
             streams,
             status,

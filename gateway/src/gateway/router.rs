@@ -12,9 +12,11 @@ use crate::edge::routes::{self, Minting};
 use crate::edge::stats::{ShownSettings, StatusSources};
 use crate::edge::token::TokenSigner;
 use crate::edge::Refusals;
+use crate::history::budget::AnswerBudget;
 use crate::history::snapshot::Snapshots;
 use crate::history::summary::Summaries;
 use crate::transport::{self, Streams};
+use rakuda_schema::channel::latest_stream_name;
 
 /// What the routes serve.
 pub(super) struct RouteParts {
@@ -30,6 +32,8 @@ pub(super) fn history(
     config: &Config,
     jetstream: async_nats::jetstream::Context,
     refusals: Refusals,
+    metrics: &Arc<crate::metrics::HistoryMetrics>,
+    connections: Arc<crate::edge::limits::Connections>,
 ) -> Result<History, crate::config::ConfigError> {
     let summaries = Summaries::new(
         jetstream.clone(),
@@ -40,8 +44,21 @@ pub(super) fn history(
     .map_err(|_| crate::config::ConfigError::Timezone(config.summary_timezone.clone()))?;
     Ok(History {
         summaries,
-        snapshots: Snapshots::new(jetstream, &config.stream_name, config.snapshot_max_limit),
+        snapshots: Snapshots {
+            jetstream,
+            stream_name: latest_stream_name(&config.stream_name),
+            max_limit: config.snapshot_max_limit,
+            metrics: metrics.clone(),
+            stall_timeout: config.client_stall_timeout,
+        },
         refusals,
+        connections,
+        budget: AnswerBudget::new(
+            config.history_budget_bytes,
+            config.history_request_max_bytes,
+            metrics.bytes_reserved.clone(),
+            metrics.bytes_in_flight.clone(),
+        ),
     })
 }
 

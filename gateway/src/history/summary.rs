@@ -5,9 +5,16 @@
 //! deleted, one stream info read, per computation; a computation is shared by every request for
 //! `SUMMARY_CACHE_TTL`.
 //!
-//! `throughSeq` is the stream's last sequence when counting began: a client adds the live events
-//! after it. Events stored while the counts are taken (a few milliseconds) may be counted and
-//! then also arrive live; on an idle stream the totals are exact.
+//! `throughSeq` is the stream's last sequence when the counts were taken: a client adds the live
+//! events after it. The stream's end is read before and after counting, and the counts are taken
+//! again (up to three times) if an event was stored meanwhile; `exact` is `false` when events
+//! kept arriving through every attempt.
+//!
+//! The counts are of what the stream still holds. `STREAM_MAX_MESSAGES` or `STREAM_MAX_AGE` may
+//! have removed events of today (or of the last hour): when the oldest event held is later than
+//! a window's start and events before it were removed, that window is not complete
+//! (`todayComplete`, `lastHourComplete`), `exact` is `false`, and `firstHeldSeq`/`firstHeldAt`
+//! say where the count really starts.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,9 +45,18 @@ pub struct Summary {
     /// The stream's last sequence when the counts were taken: live events above it are not
     /// in them.
     pub through_seq: u64,
-    /// Whether the counts hold exactly as of `through_seq`; `false` when events kept arriving
-    /// through every attempt, and the counts may miss the few stored meanwhile.
+    /// Whether the counts are the truth as of `through_seq`: `false` when events kept arriving
+    /// through every attempt (the counts may miss the few stored meanwhile), or when a window
+    /// is not complete.
     pub exact: bool,
+    /// `false` when the stream no longer holds every event since `today_since` (trimmed by
+    /// `STREAM_MAX_MESSAGES`/`STREAM_MAX_AGE`): `today` counts from `first_held_at` only.
+    pub today_complete: bool,
+    /// The same for `last_hour_since`.
+    pub last_hour_complete: bool,
+    /// The oldest event the stream holds: its sequence, and when it was stored (RFC 3339).
+    pub first_held_seq: u64,
+    pub first_held_at: String,
     pub computed_at: String,
 }
 
@@ -127,18 +143,29 @@ impl Summaries {
         // were being made (each counts up to the end of the stream at its making): the stream's
         // end is read before and after, and the count made again if it moved.
         let mut attempt = 0;
-        let (today, last_hour, through_seq, exact) = loop {
+        let (today, last_hour, held, settled) = loop {
             attempt += 1;
-            let before = last_sequence(&mut stream).await?;
+            let before = held(&mut stream).await?;
             let (today, last_hour) = self.count(&stream, midnight, hour_ago).await?;
-            let after = last_sequence(&mut stream).await?;
-            if before == after || attempt == COUNT_ATTEMPTS {
-                break (today, last_hour, after, before == after);
+            let after = held(&mut stream).await?;
+            let settled = before.last_seq == after.last_seq;
+            if settled || attempt == COUNT_ATTEMPTS {
+                break (today, last_hour, after, settled);
             }
         };
-        if !exact {
+        if !settled {
             tracing::debug!(
                 "events kept arriving while the summary was counted; it may miss a few of them"
+            );
+        }
+        let (today_complete, last_hour_complete) = (
+            held.holds_all_since(midnight),
+            held.holds_all_since(hour_ago),
+        );
+        if !today_complete {
+            tracing::debug!(
+                first_held_seq = held.first_seq,
+                "the stream no longer holds all of today's events; the summary says so"
             );
         }
         Ok(Summary {
@@ -147,21 +174,64 @@ impl Summaries {
             last_hour_since: hour_ago.to_string(),
             today,
             last_hour,
-            through_seq,
-            exact,
+            through_seq: held.last_seq,
+            exact: settled && today_complete && last_hour_complete,
+            today_complete,
+            last_hour_complete,
+            first_held_seq: held.first_seq,
+            first_held_at: held.first_at.to_string(),
             computed_at: Timestamp::now().as_str().to_owned(),
         })
     }
 }
 
-/// The stream's last sequence now.
-async fn last_sequence(stream: &mut jetstream::stream::Stream) -> Result<u64, HistoryError> {
-    Ok(stream
+/// What the stream holds now: from which event, up to which.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Held {
+    /// The oldest event held (the last sequence + 1 when it holds none).
+    first_seq: u64,
+    first_at: jiff::Timestamp,
+    last_seq: u64,
+    last_at: jiff::Timestamp,
+    messages: u64,
+}
+
+impl Held {
+    /// Whether every event stored since `since` is still held. Removal by the stream's limits
+    /// starts with the oldest, so it is enough that nothing was ever removed (the stream starts
+    /// at sequence 1), or that an event from before `since` is still there. An empty stream
+    /// holds all since `since` only if its last event is older. When the oldest event held is
+    /// newer than `since` and events before it were removed, those may have been of the window:
+    /// not complete.
+    fn holds_all_since(&self, since: jiff::Timestamp) -> bool {
+        if self.first_seq <= 1 {
+            return true;
+        }
+        if self.messages == 0 {
+            return self.last_at < since;
+        }
+        self.first_at <= since
+    }
+}
+
+/// The stream's bounds now.
+async fn held(stream: &mut jetstream::stream::Stream) -> Result<Held, HistoryError> {
+    let state = &stream
         .info()
         .await
         .map_err(|error| HistoryError::Read(error.to_string()))?
-        .state
-        .last_sequence)
+        .state;
+    let instant = |at: time::OffsetDateTime| {
+        jiff::Timestamp::from_nanosecond(at.unix_timestamp_nanos())
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+    };
+    Ok(Held {
+        first_seq: state.first_sequence,
+        first_at: instant(state.first_timestamp),
+        last_seq: state.last_sequence,
+        last_at: instant(state.last_timestamp),
+        messages: state.messages,
+    })
 }
 
 /// Messages on `filter` stored at or after `since`, counted by the server.
@@ -214,6 +284,27 @@ mod tests {
             local_midnight(at("2026-12-01T15:00:00Z"), &tokyo),
             at("2026-12-01T15:00:00Z")
         );
+    }
+
+    #[test]
+    fn a_window_is_complete_unless_events_of_it_may_have_been_removed() {
+        let held = |first_seq, first_at, messages| Held {
+            first_seq,
+            first_at: at(first_at),
+            last_seq: 100,
+            last_at: at("2026-12-01T12:00:00Z"),
+            messages,
+        };
+        let midnight = at("2026-12-01T00:00:00Z");
+        // Nothing ever removed: complete, however young the stream.
+        assert!(held(1, "2026-12-01T08:00:00Z", 100).holds_all_since(midnight));
+        // Removed, but an event from yesterday is still held: today is whole.
+        assert!(held(40, "2026-11-30T23:00:00Z", 61).holds_all_since(midnight));
+        // Removed up to an event of today: today's count starts later.
+        assert!(!held(40, "2026-12-01T08:00:00Z", 61).holds_all_since(midnight));
+        // Everything removed, the last event today: not complete; yesterday: nothing missing.
+        assert!(!held(101, "1970-01-01T00:00:00Z", 0).holds_all_since(midnight));
+        assert!(held(101, "1970-01-01T00:00:00Z", 0).holds_all_since(at("2026-12-01T13:00:00Z")));
     }
 
     #[test]

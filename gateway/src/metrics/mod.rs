@@ -153,12 +153,29 @@ pub struct FleetMetrics {
     pub cluster_dropped: ReadableCounter,
 }
 
+/// What the history routes (`/summary`, `/snapshot`) record.
+pub struct HistoryMetrics {
+    /// Snapshot pages answered `partial`: the latest-state stream is at `LATEST_MAX_ENTITIES`.
+    pub snapshot_partial: ReadableCounter,
+    /// Consumers made for snapshot answers and not yet deleted.
+    pub consumers: Gauge,
+    pub consumer_delete_failures: ReadableCounter,
+    /// Bytes reserved by answers in flight (`HISTORY_BUDGET_BYTES` caps it).
+    pub bytes_reserved: Gauge,
+    /// Bytes of answers built and not yet written to their sockets.
+    pub bytes_in_flight: Gauge,
+    /// Snapshot answers cut short after their status was sent (JetStream failed, or the
+    /// client read nothing for too long).
+    pub answers_cut: ReadableCounter,
+}
+
 pub struct GatewayMetrics {
     handle: PrometheusHandle,
     pub ingest: Arc<IngestMetrics>,
     pub connections: Arc<ConnectionMetrics>,
     pub edge: Arc<EdgeMetrics>,
     pub fleet: Arc<FleetMetrics>,
+    pub history: Arc<HistoryMetrics>,
 }
 
 impl GatewayMetrics {
@@ -234,6 +251,18 @@ impl GatewayMetrics {
                 max_connections: gauge(r, "gateway_max_connections", &[]),
                 cluster_dropped: readable_counter(r, "gateway_cluster_messages_dropped_total", &[]),
             }),
+            history: Arc::new(HistoryMetrics {
+                snapshot_partial: readable_counter(r, "gateway_snapshot_partial_total", &[]),
+                consumers: gauge(r, "gateway_history_consumers", &[]),
+                consumer_delete_failures: readable_counter(
+                    r,
+                    "gateway_history_consumer_delete_failures_total",
+                    &[],
+                ),
+                bytes_reserved: gauge(r, "gateway_history_bytes_reserved", &[]),
+                bytes_in_flight: gauge(r, "gateway_history_bytes_in_flight", &[]),
+                answers_cut: readable_counter(r, "gateway_history_answers_cut_total", &[]),
+            }),
         }
     }
 
@@ -279,6 +308,12 @@ fn describe_all(r: &PrometheusRecorder) {
         ("gateway_fanout_duration_seconds", Unit::Seconds, "Time to hand one frame to every connection."),
         ("gateway_ws_bad_frames_total", Unit::Count, "Malformed frames WebSocket clients sent (each answered with an error frame)."),
         ("gateway_canary_latency_seconds", Unit::Seconds, "Full-path latency of this gateway's own canary (Redis -> bridge -> NATS -> gateway)."),
+        ("gateway_snapshot_partial_total", Unit::Count, "Snapshot pages answered partial: the latest-state stream is at LATEST_MAX_ENTITIES, so the least recently changed entities may have been dropped."),
+        ("gateway_history_consumers", Unit::Count, "Consumers made for snapshot answers and not yet deleted (each is deleted when its answer ends)."),
+        ("gateway_history_consumer_delete_failures_total", Unit::Count, "Snapshot consumers that could not be deleted (the server removes them once idle)."),
+        ("gateway_history_bytes_reserved", Unit::Bytes, "Bytes reserved by summary and snapshot answers in flight (HISTORY_BUDGET_BYTES caps it)."),
+        ("gateway_history_bytes_in_flight", Unit::Bytes, "Bytes of summary and snapshot answers built and not yet written to their sockets."),
+        ("gateway_history_answers_cut_total", Unit::Count, "Snapshot answers cut short after their status was sent (JetStream failed, or the client stopped reading)."),
         ("gateway_degraded", Unit::Count, "1 while no canary came back for CANARY_DEGRADED_AFTER, else 0."),
     ] {
         describe(r, name, unit, help);

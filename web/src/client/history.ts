@@ -22,6 +22,16 @@ export interface Summary {
    * stored meanwhile, so fetch a newer summary. (Absent from older gateways: taken as true.)
    */
   exact: boolean;
+  /**
+   * False when the stream no longer holds every event since `todaySince` (trimmed by
+   * STREAM_MAX_MESSAGES/STREAM_MAX_AGE): `today` counts from `firstHeldAt` only. Absent from
+   * older gateways.
+   */
+  todayComplete?: boolean;
+  lastHourComplete?: boolean;
+  /** The oldest event the stream still holds (absent from older gateways). */
+  firstHeldSeq?: number;
+  firstHeldAt?: string;
   computedAt: string;
 }
 
@@ -31,6 +41,11 @@ export interface SnapshotPage {
   events: SequencedEvent[];
   /** Pass as `after` for the next page; null at the end. */
   next: number | null;
+  /**
+   * True while the latest-state stream is at LATEST_MAX_ENTITIES and drops the least recently
+   * changed entities: the snapshot may miss some. Absent from older gateways.
+   */
+  partial?: boolean;
 }
 
 export interface SnapshotRequest {
@@ -162,7 +177,12 @@ export function parseSummary(body: unknown): Summary | null {
     return null;
   }
   const exact = typeof body.exact === "boolean" ? body.exact : true;
-  return { timezone, todaySince, lastHourSince, today, lastHour, throughSeq, exact, computedAt };
+  const summary: Summary = { timezone, todaySince, lastHourSince, today, lastHour, throughSeq, exact, computedAt };
+  if (typeof body.todayComplete === "boolean") summary.todayComplete = body.todayComplete;
+  if (typeof body.lastHourComplete === "boolean") summary.lastHourComplete = body.lastHourComplete;
+  if (typeof body.firstHeldSeq === "number") summary.firstHeldSeq = body.firstHeldSeq;
+  if (typeof body.firstHeldAt === "string") summary.firstHeldAt = body.firstHeldAt;
+  return summary;
 }
 
 export function parseSnapshotPage(body: unknown): SnapshotPage | null {
@@ -173,5 +193,7 @@ export function parseSnapshotPage(body: unknown): SnapshotPage | null {
     (event): event is SequencedEvent =>
       isRecord(event) && typeof event.type === "string" && typeof event.seq === "number" && isRecord(event.payload),
   );
-  return { events, next };
+  const page: SnapshotPage = { events, next };
+  if (typeof body.partial === "boolean") page.partial = body.partial;
+  return page;
 }
