@@ -86,7 +86,8 @@ pub struct Config {
     #[arg(long, env = "TOKEN_SECRET", value_delimiter = ',', value_parser = Secret::parse, hide_env_values = true)]
     pub token_secret: Vec<Secret>,
 
-    /// `true` lets a single local gateway start without TOKEN_SECRET (a random one is used).
+    /// `true` lets a single local gateway start without TOKEN_SECRET (a random one is used), and
+    /// with the example secrets shipped in this repository (they contain `change-me`).
     #[arg(long, env = "GATEWAY_DEV_MODE", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub gateway_dev_mode: bool,
 
