@@ -243,8 +243,15 @@ async fn authentication_releases_the_sockets_unauthenticated_slot() {
     let (auth, _) = auth(true);
     let recorder = rakuda_service::metric::recorder();
     let gauge = rakuda_service::metric::readable_gauge(&recorder, "t_unauth", &[]);
-    let pending = crate::edge::unauthenticated::Unauthenticated::new(4, gauge.clone());
-    let listener_copy = pending.hold().expect("slot");
+    let pending = crate::edge::unauthenticated::Unauthenticated::new(
+        4,
+        4,
+        TrustedProxies::default(),
+        gauge.clone(),
+    );
+    let listener_copy = pending
+        .hold("127.0.0.1".parse().expect("ip"))
+        .expect("slot");
     let mut request = get_request("/api/realtime/x", Some("first-key-1"));
     request.extensions_mut().insert(listener_copy.clone());
     assert_eq!(status_of(&auth, request).await, 200);
@@ -253,7 +260,9 @@ async fn authentication_releases_the_sockets_unauthenticated_slot() {
         0,
         "released while the listener still holds its copy"
     );
-    let refused_copy = pending.hold().expect("slot");
+    let refused_copy = pending
+        .hold("127.0.0.1".parse().expect("ip"))
+        .expect("slot");
     let mut request = get_request("/api/realtime/x", Some("wrong-key-9"));
     request.extensions_mut().insert(refused_copy.clone());
     assert_eq!(status_of(&auth, request).await, 401);
