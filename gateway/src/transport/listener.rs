@@ -150,6 +150,9 @@ impl Connection {
             tracker,
         } = self;
         let read = tokio::select! {
+            // The head first: a socket pushed out before its task ran, whose head has arrived
+            // meanwhile, is served (its places went to the newer socket; it holds none).
+            biased;
             read = tokio::time::timeout(read_timeout, read_head(&mut stream, limits)) => read,
             () = slot.pushed_out() => {
                 tracing::debug!(%peer, "a newer socket from the same address took this one's place");
