@@ -97,7 +97,7 @@ impl Unauthenticated {
         Ok(self.slot(Some(self.share(key, waiting))))
     }
 
-    /// One more of the total, counted in the gauge.
+    /// One more of the total (the caller counts it in the gauge).
     fn take_one(&self) -> Result<(), Full> {
         self.held
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
