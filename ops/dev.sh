@@ -10,6 +10,8 @@ if [ -f .env ]; then set -a; . ./.env; set +a; fi
 export API_KEY="${API_KEY:-dev-api-key-change-me}"
 # A fixed development secret; production sets its own (docs/SECURITY.md).
 export TOKEN_SECRET="${TOKEN_SECRET:-dev-token-secret-change-me-0123456789}"
+# The key and secret above are public examples, which the gateway accepts only in dev mode.
+export GATEWAY_DEV_MODE=true
 export GATEWAY_ADDR="${GATEWAY_ADDR:-127.0.0.1:8080}"
 export RUST_LOG="${RUST_LOG:-info}"
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_nats::ServerAddr;
 use clap::Parser;
 use rakuda_service::nats::NatsAuth;
-use rakuda_service::settings::{self, Secret};
+use rakuda_service::settings::{self, PlaceholderSecret, Secret};
 
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
@@ -161,7 +161,32 @@ impl Config {
 
     /// What clap could not check: the Redis URL (which may hold a password, so clap must not
     /// repeat it) and the NATS credentials. `main` calls it first, to exit with status 2.
+    ///
+    /// The example passwords shipped in this repository are refused always: the bridge has no
+    /// development mode because nothing needs one (`just dev`'s Redis and NATS take no password,
+    /// the fleet and the tests make their own).
     pub fn check(&self) -> Result<(), CheckError> {
+        if self.redis_url.is_placeholder() {
+            return Err(CheckError::Placeholder(PlaceholderSecret {
+                variable: "REDIS_URL",
+                which: String::new(),
+                remedy: "put the password of the bridge's Redis user in the URL (`just certs` \
+                         makes one, in .dev/certs/bridge.env and users.conf)",
+            }));
+        }
+        if self
+            .nats_auth
+            .nats_password
+            .as_ref()
+            .is_some_and(Secret::is_placeholder)
+        {
+            return Err(CheckError::Placeholder(PlaceholderSecret {
+                variable: "NATS_PASSWORD",
+                which: String::new(),
+                remedy: "set the bridge's own NATS password (`openssl rand -hex 24`, its bcrypt \
+                         hash in auth-password.conf), or use the nkey seed `just certs` makes",
+            }));
+        }
         rakuda_service::redis::client(self.redis_url.expose(), self.redis_tls_ca.as_deref())?;
         self.nats_auth.check()?;
         Ok(())
@@ -176,6 +201,8 @@ impl Config {
 /// Why the settings, as a whole, cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
+    #[error(transparent)]
+    Placeholder(#[from] PlaceholderSecret),
     #[error(transparent)]
     Redis(#[from] rakuda_service::redis::RedisSettingError),
     #[error(transparent)]
@@ -268,6 +295,46 @@ mod tests {
             !format!("{parsed:?}").contains("hunter22"),
             "Debug hides it too"
         );
+    }
+
+    /// The example passwords shipped in this repository (read from the files) are refused,
+    /// named without being repeated, with how to make a real one.
+    #[test]
+    fn shipped_example_passwords_are_refused() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let examples =
+            rakuda_testkit::shipped::example_secrets(&root).expect("read the shipped files");
+        let mut checked = 0;
+        for example in &examples {
+            let mut config = parse(&[]).expect("defaults parse");
+            match example.setting {
+                "REDIS_URL" => config.redis_url = example.value.as_str().into(),
+                "NATS_PASSWORD" => {
+                    config.nats_auth.nats_user = Some("rakuda-bridge".into());
+                    config.nats_auth.nats_password = Some(example.value.as_str().into());
+                }
+                _ => continue, // the gateway's
+            }
+            checked += 1;
+            let error = config.check().expect_err("an example password").to_string();
+            let context = format!("{example:?}: {error}");
+            assert!(error.contains(example.setting), "{context}");
+            assert!(error.contains("just certs"), "{context}");
+            let password = example
+                .value
+                .rsplit_once('@')
+                .and_then(|(userinfo, _)| userinfo.rsplit_once(':'))
+                .map_or(example.value.as_str(), |(_, password)| password);
+            assert!(!error.contains(password), "repeats it: {context}");
+        }
+        assert!(
+            examples
+                .iter()
+                .any(|example| example.file == "ops/systemd/bridge.env.example"
+                    && example.setting == "REDIS_URL"),
+            "{examples:?}"
+        );
+        assert!(checked >= 2, "{examples:?}");
     }
 
     /// `.env.example` is what a newcomer copies: it must list every setting with its default.

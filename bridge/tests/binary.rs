@@ -54,6 +54,59 @@ fn a_password_in_a_bad_redis_url_is_never_printed() {
     assert!(!stderr.contains("hunter2222"), "{stderr}");
 }
 
+/// The example Redis passwords shipped in this repository (read from the files) stop the bridge
+/// with a message naming `REDIS_URL` and `just certs`, never the password.
+#[test]
+fn shipped_example_passwords_stop_the_bridge() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let examples = rakuda_testkit::shipped::example_secrets(&root).expect("read the shipped files");
+    let mut tried = 0;
+    for example in examples.iter().filter(|e| e.setting == "REDIS_URL") {
+        let (command, _dir) = bridge_command(&[("REDIS_URL", &example.value)]);
+        let (status, stderr) = exit_of(command);
+        assert_eq!(status, Some(2), "{example:?}:\n{stderr}");
+        assert!(
+            stderr.contains("REDIS_URL") && stderr.contains("just certs"),
+            "{example:?}:\n{stderr}"
+        );
+        let password = example
+            .value
+            .rsplit_once('@')
+            .and_then(|(userinfo, _)| userinfo.rsplit_once(':'))
+            .map_or(example.value.as_str(), |(_, password)| password);
+        assert!(!stderr.contains(password), "printed:\n{stderr}");
+        tried += 1;
+    }
+    assert!(tried >= 2, "{examples:?}");
+}
+
+/// Runs `command` to its exit, bounded: a binary that accepted its settings would run on, so
+/// past the deadline it is killed and the test fails saying so. Its status code and stderr.
+fn exit_of(mut command: std::process::Command) -> (Option<i32>, String) {
+    let stderr_file = tempfile::NamedTempFile::new().expect("temp file");
+    let mut child = command
+        .stderr(stderr_file.reopen().expect("reopen"))
+        .spawn()
+        .expect("spawn");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > rakuda_testkit::wait::WAIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "still running after {:?}: the settings were accepted",
+                started.elapsed()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = std::fs::read_to_string(stderr_file.path()).unwrap_or_default();
+    (status.code(), stderr)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_cannot_forge_a_log_line() {
     let backbone = Backbone::start();

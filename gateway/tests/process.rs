@@ -94,6 +94,96 @@ fn bad_settings_exit_non_zero_naming_the_variable() {
     }
 }
 
+/// Every example secret shipped in this repository (read from the files) stops the binary with
+/// a message naming its variable, never the value; the systemd example, as shipped, too.
+#[test]
+fn shipped_example_secrets_stop_the_binary_naming_the_variable() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let examples = rakuda_testkit::shipped::example_secrets(&root).expect("read the shipped files");
+    let real = [
+        ("API_KEY", "long-enough-key".to_owned()),
+        ("TOKEN_SECRET", TOKEN_SECRET.to_owned()),
+    ];
+    let run = |settings: &[(&str, String)]| {
+        let (command, _dir) = gateway_command(settings);
+        exit_of(command)
+    };
+    let mut tried = 0;
+    for example in &examples {
+        let mut settings: Vec<(&str, String)> = real
+            .iter()
+            .filter(|(name, _)| *name != example.setting)
+            .cloned()
+            .collect();
+        settings.push((example.setting, example.value.clone()));
+        if example.setting == "NATS_PASSWORD" {
+            settings.push(("NATS_USER", "rakuda-gateway".to_owned()));
+        }
+        let (status, stderr) = run(&settings);
+        assert_eq!(status, Some(2), "{example:?}:\n{stderr}");
+        assert!(stderr.contains(example.setting), "{example:?}:\n{stderr}");
+        let secret = example
+            .value
+            .rsplit_once('@')
+            .and_then(|(userinfo, _)| userinfo.rsplit_once(':'))
+            .map_or(example.value.as_str(), |(_, password)| password);
+        assert!(!stderr.contains(secret), "{example:?} printed:\n{stderr}");
+        tried += 1;
+    }
+    assert!(tried >= 5, "{examples:?}");
+
+    // ops/systemd/gateway.env.example as shipped (its secrets not replaced).
+    let shipped = std::fs::read_to_string(root.join("ops/systemd/gateway.env.example"))
+        .expect("read gateway.env.example");
+    let settings: Vec<(&str, String)> = shipped
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, value)| (name, value.to_owned()))
+        .collect();
+    let (status, stderr) = run(&settings);
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("API_KEY") && stderr.contains("openssl rand"),
+        "{stderr}"
+    );
+    for (name, value) in &settings {
+        if matches!(*name, "API_KEY" | "TOKEN_SECRET" | "REDIS_URL") {
+            assert!(
+                !stderr.contains(value.as_str()),
+                "{name} printed:\n{stderr}"
+            );
+        }
+    }
+}
+
+/// Runs `command` to its exit, bounded: a binary that accepted its settings would run on, so
+/// past the deadline it is killed and the test fails saying so. Its status code and stderr.
+fn exit_of(mut command: std::process::Command) -> (Option<i32>, String) {
+    let stderr_file = tempfile::NamedTempFile::new().expect("temp file");
+    let mut child = command
+        .stderr(stderr_file.reopen().expect("reopen"))
+        .spawn()
+        .expect("spawn");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > rakuda_testkit::wait::WAIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "still running after {:?}: the settings were accepted",
+                started.elapsed()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = std::fs::read_to_string(stderr_file.path()).unwrap_or_default();
+    (status.code(), stderr)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_open_streams_and_exits_zero() {
     let stack = Stack::start().await;

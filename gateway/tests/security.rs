@@ -44,6 +44,27 @@ async fn hold_or_refusal(gateway: &RunningGateway) -> Result<TcpStream, String> 
     }
 }
 
+/// A socket to the gateway from `local`, one of the loopback addresses (127.0.0.0/8 all works
+/// on Linux): how a test plays two hosts.
+async fn raw_from(gateway: &RunningGateway, local: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{local}:0").parse().expect("addr"))
+        .expect("bind a loopback address");
+    let to = gateway
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("addr");
+    socket.connect(to).await.expect("connect")
+}
+
+async fn answer_from(gateway: &RunningGateway, local: &str, request: &str) -> String {
+    let mut stream = raw_from(gateway, local).await;
+    let _ = stream.write_all(request.as_bytes()).await;
+    read_to_close(&mut stream).await
+}
+
 async fn answer(gateway: &RunningGateway, request: &str) -> String {
     let mut stream = raw(gateway).await;
     let _ = stream.write_all(request.as_bytes()).await;
@@ -195,6 +216,69 @@ async fn unauthenticated_sockets_are_capped_counted_and_released_by_authenticati
         &[("too_many_unauthenticated", refused.len() as f64)],
     )
     .await;
+    gateway.stop().await;
+}
+
+/// One host (127.0.0.2) opens more silent sockets than the whole gateway holds unauthenticated.
+/// It keeps at most its own share: each newer socket closes its oldest silent one. Another host
+/// (127.0.0.1) is served, health checks included, and so is a health check from the flooding
+/// host itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_one_address_leaves_other_addresses_and_health_checks_served() {
+    const TOTAL: usize = 8;
+    const PER_ADDRESS: usize = 3;
+    const FLOOD: usize = 12;
+    let stack = Stack::start().await;
+    let mut config = stack.gateway_config();
+    config.max_unauthenticated_connections = TOTAL;
+    config.max_unauthenticated_per_address = PER_ADDRESS;
+    // No silent socket times out while the test runs.
+    config.request_read_timeout = Duration::from_secs(300);
+    let gateway = start_gateway(config).await;
+
+    let mut flood = Vec::new();
+    for _ in 0..FLOOD {
+        flood.push(raw_from(&gateway, "127.0.0.2").await);
+    }
+    // Another host: health checks, and an authenticated request.
+    let health = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    for request in [
+        health.to_owned(),
+        "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
+        format!("GET /api/realtime/status HTTP/1.1\r\nHost: x\r\nX-API-Key: {API_KEY}\r\n\r\n"),
+    ] {
+        let answered = answer_from(&gateway, "127.0.0.1", &request).await;
+        assert!(
+            answered.starts_with("HTTP/1.1 200"),
+            "{request:?}: {answered}"
+        );
+    }
+    // The flooding host's own health check (its newest socket) is served.
+    let own = answer_from(&gateway, "127.0.0.2", health).await;
+    assert!(
+        own.starts_with("HTTP/1.1 200"),
+        "the flooder's probe: {own}"
+    );
+    // The flood's oldest sockets were closed, each with a named, counted refusal; its newest
+    // PER_ADDRESS - 1 still wait (the probe took the last place).
+    let pushed_out = FLOOD + 1 - PER_ADDRESS;
+    for socket in &mut flood[..pushed_out] {
+        let answered = read_to_close(socket).await;
+        assert!(answered.starts_with("HTTP/1.1 429"), "{answered}");
+        assert!(
+            answered.contains("too_many_unauthenticated_for_address"),
+            "{answered}"
+        );
+    }
+    wait_for_rejections(
+        &gateway,
+        &[
+            ("too_many_unauthenticated_for_address", pushed_out as f64),
+            ("too_many_unauthenticated", 0.0),
+        ],
+    )
+    .await;
+    drop(flood);
     gateway.stop().await;
 }
 

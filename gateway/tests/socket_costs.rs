@@ -24,6 +24,8 @@ async fn a_half_sent_head_holds_at_most_the_head_limit() {
         &stack,
         &[
             ("MAX_UNAUTHENTICATED_CONNECTIONS", "2000"),
+            // Every socket comes from this one host.
+            ("MAX_UNAUTHENTICATED_PER_ADDRESS", "2000"),
             ("REQUEST_READ_TIMEOUT", "60s"),
         ],
     )
@@ -60,6 +62,8 @@ async fn waiting_sockets_cost_no_cpu() {
         &stack,
         &[
             ("MAX_UNAUTHENTICATED_CONNECTIONS", "2000"),
+            // Every socket comes from this one host.
+            ("MAX_UNAUTHENTICATED_PER_ADDRESS", "2000"),
             ("REQUEST_READ_TIMEOUT", "60s"),
         ],
     )

@@ -58,6 +58,9 @@ pub enum RequestRefusal {
     NotWebsocket,
     /// `MAX_UNAUTHENTICATED_CONNECTIONS` sockets are already waiting to authenticate.
     TooManyUnauthenticated,
+    /// The client's address (an IPv6 /64) opened more than `MAX_UNAUTHENTICATED_PER_ADDRESS`
+    /// sockets that sent no request yet: its oldest such socket is closed with this.
+    TooManyUnauthenticatedForAddress,
     /// The request (head or body) did not arrive within `REQUEST_READ_TIMEOUT`.
     RequestTimeout,
     /// Over `AUTH_FAILURES_PER_MINUTE` failed attempts from this address: wait `Retry-After`.

@@ -94,6 +94,35 @@ impl Secret {
     }
 }
 
+/// What every example secret shipped in this repository contains (`.env.example`, `ops/dev.sh`,
+/// `ops/systemd/*.env.example`, the docs): anyone can read them, so outside development they are
+/// refused. A test reads the shipped files and checks each of their secrets is caught by this.
+pub const PLACEHOLDER_MARKERS: [&str; 3] = ["change-me", "changeme", "change_me"];
+
+impl Secret {
+    /// Whether this is one of the example values shipped in this repository, not a secret.
+    pub fn is_placeholder(&self) -> bool {
+        let value = self.0.to_ascii_lowercase();
+        PLACEHOLDER_MARKERS
+            .iter()
+            .any(|marker| value.contains(marker))
+    }
+}
+
+/// A secret setting left at an example value shipped in this repository. The message names the
+/// setting and how to make a real value; it never repeats the value.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "{variable}{which} is an example value shipped with rakuda-realtime (it contains \
+     `change-me`), which anyone can read: {remedy}"
+)]
+pub struct PlaceholderSecret {
+    pub variable: &'static str,
+    /// ` (key 2)` when the setting lists several, else empty.
+    pub which: String,
+    pub remedy: &'static str,
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("<redacted>")

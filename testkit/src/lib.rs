@@ -12,6 +12,7 @@
 //! - [`nats`] — [`NatsServer`].
 //! - [`nats_cluster`] — [`NatsCluster`], three nodes from `ops/nats/cluster.conf` (TLS, nkeys).
 //! - [`nginx`] — [`Nginx`] from `ops/nginx/nginx.conf` (HTTPS, HTTP/2).
+//! - [`shipped`] — the example secrets the repository ships, read from its files.
 //! - [`secrets`] — the CA, certificates, nkeys, passwords and env files (`rakuda-certs`).
 //! - [`tls`] — HTTPS/HTTP/2, WebSocket-over-TLS and probe clients that trust that CA.
 //! - [`service`] — a bridge or gateway process ([`Service`]).
@@ -31,6 +32,7 @@ pub mod redis;
 pub mod redis_client;
 pub mod secrets;
 pub mod service;
+pub mod shipped;
 pub mod tls;
 pub mod wait;
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use rakuda_service::nats::NatsAuthError;
 use rakuda_service::redis::RedisSettingError;
+use rakuda_service::settings::{PlaceholderSecret, Secret};
 
 use super::{Config, MIN_API_KEY_LEN, MIN_TOKEN_SECRET_LEN};
 
@@ -36,6 +37,8 @@ pub enum ConfigError {
     #[error("each trusted proxy must be an address or a network like 10.0.0.0/8: {0}")]
     TrustedProxy(String),
     #[error(transparent)]
+    Placeholder(#[from] PlaceholderSecret),
+    #[error(transparent)]
     Redis(#[from] RedisSettingError),
     #[error(transparent)]
     Nats(#[from] NatsAuthError),
@@ -45,6 +48,9 @@ impl Config {
     /// Everything clap could not check. The gateway calls it before it builds anything;
     /// `main` calls it first, to exit with the message and status 2.
     pub fn check(&self) -> Result<(), ConfigError> {
+        if !self.gateway_dev_mode {
+            self.check_placeholders()?;
+        }
         crate::edge::ApiKeys::new(&self.api_key)?;
         if self.token_secret.is_empty() && !self.gateway_dev_mode {
             return Err(ConfigError::NoTokenSecret);
@@ -61,6 +67,54 @@ impl Config {
         jiff::tz::TimeZone::get(&self.summary_timezone)
             .map_err(|_| ConfigError::Timezone(self.summary_timezone.clone()))?;
         Ok(())
+    }
+}
+
+/// How to replace each secret the repository ships an example of.
+const API_KEY_REMEDY: &str = "set a long random key of your own (`openssl rand -hex 24`), or \
+     GATEWAY_DEV_MODE=true on a development machine";
+const TOKEN_SECRET_REMEDY: &str = "`just certs` writes a fresh one into .dev/certs/gateway.env \
+     (or `openssl rand -hex 32`), the same on every gateway; GATEWAY_DEV_MODE=true accepts the \
+     example on a development machine";
+const REDIS_URL_REMEDY: &str = "put the password of the gateway's Redis user in the URL (`just \
+     certs` makes one, in .dev/certs/gateway.env and users.conf); GATEWAY_DEV_MODE=true accepts \
+     the example on a development machine";
+const NATS_PASSWORD_REMEDY: &str = "set the gateway's own NATS password (`openssl rand -hex 24`, \
+     its bcrypt hash in auth-password.conf), or use the nkey seed `just certs` makes";
+
+impl Config {
+    /// The example secrets shipped in this repository are public: refused outside dev mode.
+    fn check_placeholders(&self) -> Result<(), PlaceholderSecret> {
+        let refuse = |variable, which: String, remedy| PlaceholderSecret {
+            variable,
+            which,
+            remedy,
+        };
+        let several = |secrets: &[Secret], variable, item: &str, remedy| match secrets
+            .iter()
+            .position(Secret::is_placeholder)
+        {
+            Some(index) if secrets.len() > 1 => {
+                Err(refuse(variable, format!(" ({item} {})", index + 1), remedy))
+            }
+            Some(_) => Err(refuse(variable, String::new(), remedy)),
+            None => Ok(()),
+        };
+        several(&self.api_key, "API_KEY", "key", API_KEY_REMEDY)?;
+        several(
+            &self.token_secret,
+            "TOKEN_SECRET",
+            "secret",
+            TOKEN_SECRET_REMEDY,
+        )?;
+        several(
+            std::slice::from_ref(&self.redis_url),
+            "REDIS_URL",
+            "",
+            REDIS_URL_REMEDY,
+        )?;
+        let nats_password = self.nats_auth.nats_password.as_slice();
+        several(nats_password, "NATS_PASSWORD", "", NATS_PASSWORD_REMEDY)
     }
 }
 

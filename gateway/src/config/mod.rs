@@ -44,6 +44,7 @@ pub const DEFAULT_CLUSTER_STATS_TIMEOUT: Duration = Duration::from_secs(1);
 pub const DEFAULT_CLIENT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_UNAUTHENTICATED_CONNECTIONS: usize = 1_024;
+pub const DEFAULT_MAX_UNAUTHENTICATED_PER_ADDRESS: usize = 64;
 pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 30;
 pub const DEFAULT_BACKFILL_MAX_EVENTS: u64 = 1_000;
 pub const DEFAULT_BACKFILL_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
@@ -88,7 +89,8 @@ pub struct Config {
     #[arg(long, env = "TOKEN_SECRET", value_delimiter = ',', value_parser = Secret::parse, hide_env_values = true)]
     pub token_secret: Vec<Secret>,
 
-    /// `true` lets a single local gateway start without TOKEN_SECRET (a random one is used).
+    /// `true` lets a single local gateway start without TOKEN_SECRET (a random one is used), and
+    /// with the example secrets shipped in this repository (they contain `change-me`).
     #[arg(long, env = "GATEWAY_DEV_MODE", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub gateway_dev_mode: bool,
 
@@ -237,13 +239,19 @@ pub struct Config {
     #[arg(long, env = "MAX_UNAUTHENTICATED_CONNECTIONS", default_value_t = DEFAULT_MAX_UNAUTHENTICATED_CONNECTIONS, value_parser = settings::nonzero)]
     pub max_unauthenticated_connections: usize,
 
+    /// Most of those sockets one client address (an IPv6 /64) holds; a newer one from it closes
+    /// its oldest still waiting for a request head (429). `TRUSTED_PROXIES` have no such cap.
+    #[arg(long, env = "MAX_UNAUTHENTICATED_PER_ADDRESS", default_value_t = DEFAULT_MAX_UNAUTHENTICATED_PER_ADDRESS, value_parser = settings::nonzero)]
+    pub max_unauthenticated_per_address: usize,
+
     /// Failed authentications one client address may make per minute (as a burst, refilled
     /// evenly); past it, 429 with Retry-After, whatever it sends.
     #[arg(long, env = "AUTH_FAILURES_PER_MINUTE", default_value_t = DEFAULT_AUTH_FAILURES_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub auth_failures_per_minute: u32,
 
     /// Proxies (addresses or networks, comma separated) whose X-Forwarded-For names the client;
-    /// from anyone else the header is ignored.
+    /// from anyone else the header is ignored. They carry many clients, so
+    /// MAX_UNAUTHENTICATED_PER_ADDRESS does not apply to them.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_trusted_proxy)]
     pub trusted_proxies: Vec<IpNet>,
 
@@ -318,6 +326,7 @@ impl Config {
             gateway_dashboard_dir: None,
             request_read_timeout: DEFAULT_REQUEST_READ_TIMEOUT,
             max_unauthenticated_connections: DEFAULT_MAX_UNAUTHENTICATED_CONNECTIONS,
+            max_unauthenticated_per_address: DEFAULT_MAX_UNAUTHENTICATED_PER_ADDRESS,
             auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
             trusted_proxies: Vec::new(),
             summary_timezone: DEFAULT_SUMMARY_TIMEZONE.into(),

@@ -117,3 +117,65 @@ fn env_example_documents_every_setting() {
     );
     assert!(problems.is_empty(), ".env.example: {problems:?}");
 }
+
+/// The example secrets shipped in this repository (read from the files) are refused outside dev
+/// mode, each naming its variable and how to make a real one, never repeating the value.
+#[test]
+fn shipped_example_secrets_are_refused_outside_dev_mode() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let examples = rakuda_testkit::shipped::example_secrets(&root).expect("read the shipped files");
+    for (file, setting) in [
+        ("ops/systemd/gateway.env.example", "API_KEY"),
+        ("ops/systemd/gateway.env.example", "TOKEN_SECRET"),
+        ("ops/systemd/gateway.env.example", "REDIS_URL"),
+        (".env.example", "API_KEY"),
+        ("ops/dev.sh", "TOKEN_SECRET"),
+    ] {
+        assert!(
+            examples
+                .iter()
+                .any(|example| example.file == file && example.setting == setting),
+            "no {setting} found in {file}: {examples:?}"
+        );
+    }
+    let real_secret = "0123456789abcdef0123456789abcdef";
+    for example in &examples {
+        let mut config =
+            parse(&["--api-key", "a-real-key-81", "--token-secret", real_secret]).expect("parse");
+        let value = example.value.as_str();
+        match example.setting {
+            "API_KEY" => config.api_key = vec!["a-real-key-81".into(), value.into()],
+            "TOKEN_SECRET" => config.token_secret = vec![value.into()],
+            "REDIS_URL" => config.redis_url = value.into(),
+            "NATS_PASSWORD" => {
+                config.nats_auth.nats_user = Some("rakuda-gateway".into());
+                config.nats_auth.nats_password = Some(value.into());
+            }
+            other => panic!("no such secret setting: {other}"),
+        }
+        let error = config.check().expect_err("an example secret").to_string();
+        let context = format!("{example:?}: {error}");
+        assert!(error.contains(example.setting), "{context}");
+        assert!(
+            error.contains("just certs") || error.contains("openssl rand"),
+            "says how to make one: {context}"
+        );
+        // A URL's password, or the whole value.
+        let secret_part = match value.rsplit_once('@') {
+            Some((userinfo, _)) => userinfo.rsplit_once(':').map_or(userinfo, |(_, pass)| pass),
+            None => value,
+        };
+        assert!(!error.contains(secret_part), "repeats the value: {context}");
+        if example.setting == "API_KEY" {
+            assert!(error.contains("key 2"), "{context}");
+        }
+        config.gateway_dev_mode = true;
+        assert!(
+            !matches!(config.check(), Err(ConfigError::Placeholder(_))),
+            "dev mode accepts the examples: {context}"
+        );
+    }
+    // `just dev` runs the shipped development key and secret, so it runs in dev mode.
+    let dev = std::fs::read_to_string(root.join("ops/dev.sh")).expect("read ops/dev.sh");
+    assert!(dev.contains("export GATEWAY_DEV_MODE=true"), "ops/dev.sh");
+}

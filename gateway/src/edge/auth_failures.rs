@@ -1,16 +1,23 @@
 //! A limit on failed authentications per client address, so credentials cannot be guessed at
 //! network speed. Only failures count; once an address is over its limit every request it makes
 //! is refused with 429 until its allowance refills, valid credential or not, so the answer does
-//! not tell a guesser whether a guess was right.
+//! not tell a guesser whether a guess was right. Clients that share an address (a NAT, one IPv6
+//! /56) share its allowance, and its wait.
 //!
 //! Memory is bounded: the limiter (governor) holds one cell per address that failed recently,
-//! pruned as it fills; past [`MAX_TRACKED`] addresses the rest share one allowance, so an attack
-//! from that many networks at once makes new addresses wait too (open streams are unaffected).
+//! pruned as it fills, and at most [`MAX_TRACKED`] of them. Past that, the failures of further
+//! addresses share one overflow allowance, which only ever refuses a *failure*: it is never
+//! checked before a credential, so valid credentials from any address not itself blocked get in
+//! however many strangers failed. While the limiter overflows, guesses from untracked
+//! addresses are answered 429 once the shared allowance is spent, but a right guess among them
+//! gets in: an attacker needs more than [`MAX_TRACKED`] addresses failing within a minute for
+//! that, and is logged when it starts and when it ends.
 //! IPv6 clients are counted per /56, the smallest block an ISP usually hands a subscriber.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -25,7 +32,8 @@ pub const MAX_TRACKED: usize = 262_144;
 enum Client {
     V4(u32),
     V6Prefix(u64),
-    /// Every address beyond [`MAX_TRACKED`].
+    /// The failures of every address beyond [`MAX_TRACKED`]: never a reason to refuse a
+    /// credential, only a further failure.
     Overflow,
 }
 
@@ -48,12 +56,14 @@ const PRUNE_EVERY: Duration = Duration::from_secs(1);
 pub struct AuthFailures {
     limiter: DefaultKeyedRateLimiter<Client>,
     clock: DefaultClock,
-    /// Addresses over the limit, and until when.
+    /// Addresses over the limit, and until when. Never [`Client::Overflow`].
     blocked: Mutex<HashMap<Client, Instant>>,
     /// Addresses tracked at most ([`MAX_TRACKED`]; smaller in tests).
     max_tracked: usize,
     /// When the maps were last pruned.
     pruned: Mutex<Instant>,
+    /// Whether failures are spilling into the overflow allowance: logged when it changes.
+    overflowing: AtomicBool,
 }
 
 impl AuthFailures {
@@ -62,13 +72,15 @@ impl AuthFailures {
         AuthFailures::tracking(per_minute, MAX_TRACKED)
     }
 
-    fn tracking(per_minute: NonZeroU32, max_tracked: usize) -> AuthFailures {
+    /// As [`AuthFailures::new`], remembering at most `max_tracked` addresses.
+    pub(crate) fn tracking(per_minute: NonZeroU32, max_tracked: usize) -> AuthFailures {
         AuthFailures {
             limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
             clock: DefaultClock::default(),
             blocked: Mutex::new(HashMap::new()),
             max_tracked,
             pruned: Mutex::new(Instant::now()),
+            overflowing: AtomicBool::new(false),
         }
     }
 
@@ -85,20 +97,18 @@ impl AuthFailures {
         true
     }
 
-    /// How long `addr` must wait, if it is over its limit.
+    /// How long `addr` must wait, if it is over its own limit. Checked before a credential is,
+    /// so it never looks at the overflow allowance: what strangers did cannot refuse anyone.
     pub fn blocked(&self, addr: IpAddr) -> Option<Duration> {
-        let client = Client::from(addr);
         let now = Instant::now();
-        let blocked = self.blocked_list();
-        [client, Client::Overflow]
-            .iter()
-            .filter_map(|key| blocked.get(key))
+        self.blocked_list()
+            .get(&Client::from(addr))
             .filter(|until| **until > now)
             .map(|until| *until - now)
-            .max()
     }
 
-    /// Counts a failure by `addr`; how long it must now wait, if this one put it over.
+    /// Counts a failure by `addr`; how long it must now wait, if this one put it (or, for an
+    /// address the limiter has no room for, the shared overflow allowance) over.
     pub fn failed(&self, addr: IpAddr) -> Option<Duration> {
         let mut client = Client::from(addr);
         let full = self.limiter.len() >= self.max_tracked;
@@ -108,21 +118,46 @@ impl AuthFailures {
             self.blocked_list()
                 .retain(|_, until| *until > Instant::now());
         }
-        if self.limiter.len() >= self.max_tracked {
+        if self.limiter.len() < self.max_tracked {
+            if self.overflowing.swap(false, Ordering::Relaxed) {
+                tracing::info!(
+                    "the failed-authentication limiter has room again for every address"
+                );
+            }
+        } else if !self.limiter_knows(client) {
             client = Client::Overflow;
+            if !self.overflowing.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    tracked = self.max_tracked,
+                    "failed authentications come from more addresses than the limiter tracks; \
+                     further addresses share one allowance for their failures (valid \
+                     credentials still get in): look for a credential-guessing attack"
+                );
+            }
         }
         let not_until = self.limiter.check_key(&client).err()?;
         // At least a second: Retry-After is in whole seconds.
         let wait = not_until
             .wait_time_from(self.clock.now())
             .max(Duration::from_secs(1));
-        let now = Instant::now();
-        let mut blocked = self.blocked_list();
-        if blocked.len() >= self.max_tracked && !blocked.contains_key(&client) {
-            client = Client::Overflow;
+        if client == Client::Overflow {
+            // Only this failure is refused; nobody is blocked on the overflow's account.
+            return Some(wait);
         }
-        blocked.insert(client, now + wait);
+        let mut blocked = self.blocked_list();
+        // The list holds only addresses over the limit, each also in the limiter; should it
+        // still be full, the address's further failures are refused by the limiter alone.
+        if blocked.len() < self.max_tracked || blocked.contains_key(&client) {
+            blocked.insert(client, Instant::now() + wait);
+        }
         Some(wait)
+    }
+
+    /// Whether `client` was over its limit lately: its cell is then still in the limiter, so its
+    /// failures go on counting there when the limiter is full (governor cannot look a key up
+    /// without inserting it, and the blocked list is the part of the map we know).
+    fn limiter_knows(&self, client: Client) -> bool {
+        self.blocked_list().contains_key(&client)
     }
 
     fn blocked_list(&self) -> std::sync::MutexGuard<'_, HashMap<Client, Instant>> {
@@ -185,9 +220,16 @@ mod tests {
             failures.failed(addr);
         }
         assert!(failures.limiter.len() <= TRACKED + 1);
-        assert!(failures.blocked_list().len() <= TRACKED + 1);
-        // The addresses past the limit share one allowance, which they used up.
+        assert!(failures.blocked_list().len() <= TRACKED);
+        // The first addresses are tracked, and blocked for their own failures.
+        let first = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000));
+        assert!(failures.blocked(first).is_some());
+        // The addresses past the limit share one allowance for their failures, which they used
+        // up: a new address's failure is refused, but the address itself is not blocked, so a
+        // valid credential from it is still checked (and gets in).
         let late = IpAddr::from(std::net::Ipv4Addr::new(11, 0, 0, 1));
-        assert!(failures.blocked(late).is_some());
+        assert_eq!(failures.blocked(late), None);
+        assert!(failures.failed(late).is_some());
+        assert_eq!(failures.blocked(late), None, "the overflow blocks nobody");
     }
 }

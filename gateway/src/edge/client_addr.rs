@@ -19,7 +19,8 @@ impl TrustedProxies {
         TrustedProxies(networks)
     }
 
-    fn trusts(&self, addr: IpAddr) -> bool {
+    /// Whether `addr` is one of the proxies.
+    pub(crate) fn trusts(&self, addr: IpAddr) -> bool {
         let addr = canonical(addr);
         self.0.iter().any(|network| network.contains(&addr))
     }

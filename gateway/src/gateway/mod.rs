@@ -264,6 +264,8 @@ impl Gateway {
                 read_timeout: config.request_read_timeout,
                 unauthenticated: Unauthenticated::new(
                     config.max_unauthenticated_connections,
+                    config.max_unauthenticated_per_address,
+                    TrustedProxies::new(config.trusted_proxies.clone()),
                     metrics.edge.unauthenticated.clone(),
                 ),
                 refusals,

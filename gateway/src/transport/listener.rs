@@ -4,6 +4,8 @@
 //! ([`super::socket`]), everything else by hyper, one request per connection, from the head
 //! already read. Until its request authenticates, a socket holds one of the
 //! `MAX_UNAUTHENTICATED_CONNECTIONS` slots; past them, new sockets are answered 503 at once.
+//! One client address holds at most `MAX_UNAUTHENTICATED_PER_ADDRESS` of them: a newer socket
+//! from it closes its oldest still waiting for a head ([`crate::edge::unauthenticated`]).
 //! Nothing here polls: every wait is a read, an accept or a timer.
 
 use std::net::SocketAddr;
@@ -29,7 +31,7 @@ use super::head::{read_head, Head, HeadLimits};
 use super::respond::write_response;
 use super::socket;
 use crate::edge::client_addr::PeerAddr;
-use crate::edge::unauthenticated::{Slot, Unauthenticated};
+use crate::edge::unauthenticated::{Full, Slot, Unauthenticated};
 use crate::edge::Refusals;
 
 /// How long a refusal may take to write to a socket that does not read.
@@ -81,22 +83,34 @@ impl Listener {
                 },
             };
             tune_client_socket(&stream, self.stall_timeout);
-            let Some(slot) = self.unauthenticated.hold() else {
-                let response = self.refusals.refuse(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    RequestRefusal::TooManyUnauthenticated,
-                    "too many connections are waiting to authenticate; retry shortly",
-                );
-                let response = response.retry_after(Duration::from_secs(1)).into_response();
-                // Answered from its own task, so a peer that does not read cannot stall the loop.
-                self.connections.spawn(async move {
-                    let _ = tokio::time::timeout(
-                        REFUSAL_WRITE_TIMEOUT,
-                        write_response(&mut stream, response, Version::HTTP_11),
-                    )
-                    .await;
-                });
-                continue;
+            let slot = match self.unauthenticated.hold(peer.ip()) {
+                Ok(slot) => slot,
+                Err(full) => {
+                    let response = match full {
+                        Full::Total { .. } => self.refusals.refuse(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            RequestRefusal::TooManyUnauthenticated,
+                            "too many connections are waiting to authenticate; retry shortly",
+                        ),
+                        Full::Address { max } => self.refusals.refuse(
+                            StatusCode::TOO_MANY_REQUESTS,
+                            RequestRefusal::TooManyUnauthenticatedForAddress,
+                            format!("this address already has {max} requests being answered (MAX_UNAUTHENTICATED_PER_ADDRESS); retry shortly"),
+                        ),
+                    };
+                    tracing::debug!(%peer, ?full, "socket refused at accept");
+                    let response = response.retry_after(Duration::from_secs(1)).into_response();
+                    // Answered from its own task, so a peer that does not read cannot stall
+                    // the loop.
+                    self.connections.spawn(async move {
+                        let _ = tokio::time::timeout(
+                            REFUSAL_WRITE_TIMEOUT,
+                            write_response(&mut stream, response, Version::HTTP_11),
+                        )
+                        .await;
+                    });
+                    continue;
+                }
             };
             let connection = Connection {
                 peer,
@@ -135,7 +149,26 @@ impl Connection {
             refusals,
             tracker,
         } = self;
-        let head = match tokio::time::timeout(read_timeout, read_head(&mut stream, limits)).await {
+        let read = tokio::select! {
+            // The head first: a socket pushed out before its task ran, whose head has arrived
+            // meanwhile, is served (its places went to the newer socket; it holds none).
+            biased;
+            read = tokio::time::timeout(read_timeout, read_head(&mut stream, limits)) => read,
+            () = slot.pushed_out() => {
+                tracing::debug!(%peer, "a newer socket from the same address took this one's place");
+                let response = refusals.refuse(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    RequestRefusal::TooManyUnauthenticatedForAddress,
+                    "this address opened too many sockets that sent no request \
+                     (MAX_UNAUTHENTICATED_PER_ADDRESS); this, its oldest, is closed",
+                );
+                let response = response.retry_after(Duration::from_secs(1));
+                refuse(&mut stream, response.into_response()).await;
+                return;
+            }
+        };
+        slot.heard();
+        let head = match read {
             Ok(Ok(head)) => head,
             Err(_) => {
                 tracing::debug!(%peer, "no complete request head in time");

@@ -102,6 +102,11 @@ impl Stack {
             // One key holds every benchmark connection.
             ("MAX_CONNECTIONS".to_owned(), "50000".to_owned()),
             ("MAX_CONNECTIONS_PER_KEY".to_owned(), "50000".to_owned()),
+            // One host opens every benchmark connection, thousands at once.
+            (
+                "MAX_UNAUTHENTICATED_PER_ADDRESS".to_owned(),
+                "50000".to_owned(),
+            ),
             // The canary would add events the subscribers do not count.
             ("CANARY_INTERVAL".to_owned(), "0".to_owned()),
         ]);

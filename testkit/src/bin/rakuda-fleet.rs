@@ -36,6 +36,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let mut config = FleetConfig::new(args.bin_dir.clone());
     config.api_key = args.api_key.clone();
+    // The demo's key is the shipped development key unless API_KEY names another, and the
+    // gateways accept that public example only in dev mode (the fleet's other secrets are
+    // made fresh for each run).
+    config
+        .gateway_env
+        .push(("GATEWAY_DEV_MODE".into(), "true".into()));
     config.base_port = Some(args.port);
     // Owner only, like the files in it (keys, seeds, env files with passwords).
     std::fs::DirBuilder::new()

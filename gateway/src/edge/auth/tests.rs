@@ -11,6 +11,11 @@ use tower::ServiceExt;
 const FAILURES_PER_MINUTE: u32 = 3;
 
 fn auth(enabled: bool) -> (Arc<Auth>, Arc<GatewayMetrics>) {
+    let per_minute = NonZeroU32::new(FAILURES_PER_MINUTE).expect("nonzero");
+    auth_with(enabled, AuthFailures::new(per_minute))
+}
+
+fn auth_with(enabled: bool, failures: AuthFailures) -> (Arc<Auth>, Arc<GatewayMetrics>) {
     let metrics = Arc::new(GatewayMetrics::new());
     let auth = Arc::new(Auth {
         keys: ApiKeys::new(&["first-key-1".into()]).expect("keys"),
@@ -19,7 +24,7 @@ fn auth(enabled: bool) -> (Arc<Auth>, Arc<GatewayMetrics>) {
             Duration::from_secs(60),
         )),
         refusals: Refusals::new(metrics.edge.clone()),
-        failures: AuthFailures::new(NonZeroU32::new(FAILURES_PER_MINUTE).expect("nonzero")),
+        failures,
         proxies: TrustedProxies::default(),
         enabled,
     });
@@ -182,13 +187,71 @@ async fn failed_attempts_are_limited_per_address_even_for_a_right_key() {
     );
 }
 
+/// The limiter tracks 16 addresses here; 48 guessing addresses fill it and spend its shared
+/// overflow allowance. Valid credentials from any address that is not itself over its limit
+/// still get in: strangers' failures cost the strangers.
+#[tokio::test]
+async fn valid_credentials_get_in_however_many_strangers_failed() {
+    const TRACKED: usize = 16;
+    let per_minute = NonZeroU32::new(FAILURES_PER_MINUTE).expect("nonzero");
+    let (auth, metrics) = auth_with(true, AuthFailures::tracking(per_minute, TRACKED));
+    let guesser = |n: usize| format!("10.0.{}.{}:4000", n / 256, n % 256);
+    let mut limited = 0;
+    for n in 0..TRACKED * 3 {
+        for _ in 0..=FAILURES_PER_MINUTE {
+            let request = get_from("/api/realtime/x", Some("wrong-key-9"), &guesser(n));
+            match status_of(&auth, request).await {
+                401 => {}
+                429 => limited += 1,
+                other => panic!("a guess answered {other}"),
+            }
+        }
+    }
+    // A newcomer with the right key, or with a token, gets in.
+    let newcomer = "192.0.2.50:1";
+    let right = get_from("/api/realtime/x", Some("first-key-1"), newcomer);
+    assert_eq!(
+        status_of(&auth, right).await,
+        200,
+        "a valid key was refused"
+    );
+    let uri = format!(
+        "/api/realtime/x?token={}",
+        token(&auth, "key-1", Scope::Stream)
+    );
+    assert_eq!(status_of(&auth, get_from(&uri, None, newcomer)).await, 200);
+    // A newcomer's guess is refused, the shared allowance being spent, and blocks nobody: its
+    // own right key gets in next.
+    let other = "192.0.2.51:1";
+    let guess = get_from("/api/realtime/x", Some("wrong-key-9"), other);
+    assert_eq!(status_of(&auth, guess).await, 429);
+    limited += 1;
+    let right = get_from("/api/realtime/x", Some("first-key-1"), other);
+    assert_eq!(status_of(&auth, right).await, 200);
+    // An address over its own limit waits, right key or not: no oracle for a guesser.
+    let right = get_from("/api/realtime/x", Some("first-key-1"), &guesser(0));
+    assert_eq!(status_of(&auth, right).await, 429);
+    limited += 1;
+    assert_eq!(
+        metrics.snapshot("t").requests_rejected["too_many_auth_failures"],
+        limited
+    );
+}
+
 #[tokio::test]
 async fn authentication_releases_the_sockets_unauthenticated_slot() {
     let (auth, _) = auth(true);
     let recorder = rakuda_service::metric::recorder();
     let gauge = rakuda_service::metric::readable_gauge(&recorder, "t_unauth", &[]);
-    let pending = crate::edge::unauthenticated::Unauthenticated::new(4, gauge.clone());
-    let listener_copy = pending.hold().expect("slot");
+    let pending = crate::edge::unauthenticated::Unauthenticated::new(
+        4,
+        4,
+        TrustedProxies::default(),
+        gauge.clone(),
+    );
+    let listener_copy = pending
+        .hold("127.0.0.1".parse().expect("ip"))
+        .expect("slot");
     let mut request = get_request("/api/realtime/x", Some("first-key-1"));
     request.extensions_mut().insert(listener_copy.clone());
     assert_eq!(status_of(&auth, request).await, 200);
@@ -197,7 +260,9 @@ async fn authentication_releases_the_sockets_unauthenticated_slot() {
         0,
         "released while the listener still holds its copy"
     );
-    let refused_copy = pending.hold().expect("slot");
+    let refused_copy = pending
+        .hold("127.0.0.1".parse().expect("ip"))
+        .expect("slot");
     let mut request = get_request("/api/realtime/x", Some("wrong-key-9"));
     request.extensions_mut().insert(refused_copy.clone());
     assert_eq!(status_of(&auth, request).await, 401);
