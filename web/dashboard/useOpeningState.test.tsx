@@ -93,23 +93,23 @@ describe("useOpeningState", () => {
 
   it("fetches again a summary counted while events kept arriving: one at a time, less and less often", async () => {
     vi.useFakeTimers({ now: Date.parse("2026-12-01T05:00:00Z") });
-    // Not settled through the first five answers, exact from the sixth on.
-    const { history, calls } = fakeHistory((call) => ({ ...BASE, exact: call > 5, throughSeq: 10 }), undefined, 3_000);
+    // Not settled through the first seven answers, exact from the eighth on.
+    const { history, calls } = fakeHistory((call) => ({ ...BASE, exact: call > 7, throughSeq: 10 }), undefined, 3_000);
     const { client, hook } = open(history);
-    // Waits of 6, 12, 24 and 48 s between the answers and the next request (plus 3 s each).
-    await runFor(client, 3 + 6 + 3 + 12 + 3 + 24 + 3 + 48 - 2, 11);
-    expect(calls.summary).toBe(4);
-    await runFor(client, 10, 200);
-    expect(calls.summary).toBe(5);
-    // The fifth answer is still not exact: the next wait is capped.
-    await runFor(client, 3 + RESUMMARY_MAX_MS / 1_000, 300);
+    // Waits of 6, 6, 6, then 12, 24 and 48 s between an answer and the next request (3 s each).
+    await runFor(client, 3 + 6 + 3 + 6 + 3 + 6 + 3 + 12 + 3 + 24 + 3 + 48 - 2, 11);
     expect(calls.summary).toBe(6);
+    await runFor(client, 10, 200);
+    expect(calls.summary).toBe(7);
+    // The seventh answer is still not exact: the next wait is capped.
+    await runFor(client, 3 + RESUMMARY_MAX_MS / 1_000, 300);
+    expect(calls.summary).toBe(8);
     expect(calls.maxInFlight).toBe(1);
     await runFor(client, 5, 500);
     expect(hook.result.current.exact).toBe(true);
     // Exact now: no more requests.
     await runFor(client, 120, 600);
-    expect(calls.summary).toBe(6);
+    expect(calls.summary).toBe(8);
     expect(RESUMMARY_MS).toBeGreaterThan(5_000);
   });
 

@@ -3,8 +3,9 @@
 // Both are kept current by the stream and fetched again after a reset, after local midnight
 // (the counters) and when a newer summary can make the counters exact (a frame could not be
 // placed against it, or the gateway counted while events kept arriving): at most one request
-// at a time, the first after RESUMMARY_MS, each further one in a row waiting twice as long up
-// to RESUMMARY_MAX_MS. A summary the stream's limits made partial (`todayComplete` false) is
+// at a time, RESUMMARY_MS apart for the first RESUMMARY_STEADY in a row (a busy stream, even
+// its canary alone, often makes one answer unsettled and the next one fine), then each further
+// one waiting twice as long up to RESUMMARY_MAX_MS. A summary the stream's limits made partial (`todayComplete` false) is
 // not fetched again for that: the page says where today's count starts instead.
 import { useEffect, useRef, useState } from "react";
 import type { AvailabilityMemory } from "../src/client/availability";
@@ -22,6 +23,8 @@ export const OUT_OF_STOCK_SHOWN = 50;
 const RETRY_MS = 2_000;
 /** More than the gateway's SUMMARY_CACHE_TTL (5 s), so a refetch gets a newer summary. */
 export const RESUMMARY_MS = 6_000;
+/** Refetches in a row RESUMMARY_MS apart before the waits grow. */
+export const RESUMMARY_STEADY = 3;
 /** The longest wait between refetches while each newer summary still is not exact. */
 export const RESUMMARY_MAX_MS = 60_000;
 const RENDER_MS = 250;
@@ -146,8 +149,9 @@ export function useOpeningState(
         });
     };
 
-    // Refetches for exactness: one scheduled at a time (and none while one is in flight), each
-    // in a row waiting longer, so a gateway that keeps answering "not exact" is not hammered.
+    // Refetches for exactness: one scheduled at a time (and none while one is in flight), the
+    // waits growing after a few in a row, so a gateway that keeps answering "not exact" is not
+    // hammered.
     let resummaryTimer: ReturnType<typeof setTimeout> | null = null;
     let resummaryRun = 0;
     const stopResummary = (): void => {
@@ -161,7 +165,8 @@ export function useOpeningState(
         return;
       }
       if (resummaryTimer !== null || summaryInFlight) return;
-      const delay = Math.min(RESUMMARY_MAX_MS, RESUMMARY_MS * 2 ** resummaryRun);
+      const growth = Math.max(0, resummaryRun - RESUMMARY_STEADY + 1);
+      const delay = Math.min(RESUMMARY_MAX_MS, RESUMMARY_MS * 2 ** growth);
       resummaryRun += 1;
       resummaryTimer = setTimeout(() => {
         resummaryTimer = null;
