@@ -9,7 +9,7 @@ export default defineConfig({
   build: { outDir: "../dist", emptyOutDir: true },
   test: {
     root: ".",
-    include: ["src/**/*.test.ts", "src/**/*.test.tsx", "dashboard/**/*.test.ts"],
+    include: ["src/**/*.test.ts", "src/**/*.test.tsx", "dashboard/**/*.test.ts", "dashboard/**/*.test.tsx"],
     environment: "node",
     testTimeout: 20000,
   },

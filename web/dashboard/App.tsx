@@ -270,7 +270,12 @@ function Dashboard({
 
       <main className="content">
         <section className="stats" aria-label="Today's counters">
-          <Counters counts={opening.counts} exact={opening.exact} timezone={opening.timezone} />
+          <Counters
+            counts={opening.counts}
+            exact={opening.exact}
+            timezone={opening.timezone}
+            countedSince={opening.countedSince}
+          />
           <section className="card rate" aria-label="Events per second">
             <h2 className="card-title">Events / second</h2>
             <div className="rate-row">

@@ -13,7 +13,7 @@ export const OutOfStockPanel = memo(function OutOfStockPanel({
   navigate: Navigate;
   now: number;
 }) {
-  const { outOfStock, outOfStockTotal, outOfStockTruncated, snapshotLoaded } = state;
+  const { outOfStock, outOfStockTotal, outOfStockTruncated, outOfStockPartial, snapshotLoaded } = state;
   return (
     <section className="card stock-card" aria-label="Out of stock now" data-loaded={snapshotLoaded ? "true" : "false"}>
       <h2 className="card-title">
@@ -24,6 +24,15 @@ export const OutOfStockPanel = memo(function OutOfStockPanel({
           {outOfStock.length < outOfStockTotal ? ` · newest ${outOfStock.length} shown` : ""}
         </span>
       </h2>
+      {outOfStockPartial && (
+        <p
+          className="card-warn"
+          data-testid="out-of-stock-partial"
+          title="The gateway's latest-state store is full (LATEST_MAX_ENTITIES) and dropped the least recently changed products; raise LATEST_MAX_ENTITIES to list them all."
+        >
+          May be incomplete: products unchanged for a long time may be missing.
+        </p>
+      )}
       <ol className="stock-list" data-testid="out-of-stock">
         {!snapshotLoaded && outOfStock.length === 0 && <li className="feed-empty">Loading…</li>}
         {snapshotLoaded && outOfStock.length === 0 && <li className="feed-empty">Everything is in stock.</li>}

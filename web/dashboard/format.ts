@@ -227,6 +227,21 @@ export function formatClock(time: Date | string | number | null | undefined): st
   return Number.isNaN(date.getTime()) ? "—" : clockFormat.format(date);
 }
 
+/**
+ * "09:12" in `timeZone` (the summary's, so it reads like "today" does); in the browser's own
+ * timezone when that one is unknown here. "" for an unparseable time.
+ */
+export function formatTimeIn(time: string, timeZone: string | null): string {
+  const date = new Date(time);
+  if (Number.isNaN(date.getTime())) return "";
+  const options: Intl.DateTimeFormatOptions = { hour: "2-digit", minute: "2-digit", hour12: false };
+  try {
+    return new Intl.DateTimeFormat("en-GB", timeZone ? { ...options, timeZone } : options).format(date);
+  } catch {
+    return new Intl.DateTimeFormat("en-GB", options).format(date);
+  }
+}
+
 /** "just now", "12 s ago", "3 min ago", "2 h ago". */
 export function formatAgo(then: number | null, now: number): string {
   if (then === null) return "never";

@@ -47,6 +47,18 @@ describe("StockBoard", () => {
     expect(board.list(50)).toHaveLength(50);
   });
 
+  it("remembers a partial snapshot (products may be missing) until cleared", () => {
+    const board = new StockBoard();
+    board.apply(inv("a", 1, { isAvailable: false }));
+    expect(board.partial).toBe(false);
+    board.markPartial();
+    expect(board.partial).toBe(true);
+    expect(board.truncated).toBe(true);
+    board.clear();
+    expect(board.partial).toBe(false);
+    expect(board.truncated).toBe(false);
+  });
+
   it("ignores other types and forgets everything on clear", () => {
     const board = new StockBoard();
     const price: SequencedEvent = { type: "PRICE_CHANGE", seq: 1, payload: { id: "a", action: "updated", data: { stock: 0 } }, timestamp: "t" };

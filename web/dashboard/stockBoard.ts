@@ -31,6 +31,8 @@ export class StockBoard {
   /** The sequence of the latest event applied for products in stock (bounded, oldest dropped). */
   private readonly inStockSeq = new Map<string, number>();
   private cut = false;
+  /** The snapshot said `partial`: products may be missing whatever the cap. */
+  private mayMiss = false;
   private version = 0;
 
   /** Applies an INVENTORY_CHANGE (others are ignored); true when the list changed. */
@@ -65,6 +67,7 @@ export class StockBoard {
     this.out.clear();
     this.inStockSeq.clear();
     this.cut = false;
+    this.mayMiss = false;
     this.version += 1;
   }
 
@@ -74,8 +77,23 @@ export class StockBoard {
     this.version += 1;
   }
 
+  /**
+   * The gateway's snapshot said `partial`: its latest-state store is at LATEST_MAX_ENTITIES and
+   * dropped the least recently changed products, so a product out of stock for a long time may
+   * be missing until its next change. Also marks the list truncated.
+   */
+  markPartial(): void {
+    this.mayMiss = true;
+    this.markTruncated();
+  }
+
   get truncated(): boolean {
     return this.cut;
+  }
+
+  /** The snapshot was partial (see `markPartial`); cleared with the list. */
+  get partial(): boolean {
+    return this.mayMiss;
   }
 
   get size(): number {

@@ -81,6 +81,45 @@ describe("TodayCounts", () => {
     expect(today.needsNewerSummary).toBe(false);
   });
 
+  it("does not ask again when the stream no longer holds all of today, and says where the count starts", () => {
+    const today = new TodayCounts();
+    // STREAM_MAX_MESSAGES removed today's events before 09:12 Tokyo (00:12 UTC): every newer
+    // summary would say the same, so asking again would only ask for ever.
+    const trimmed: Summary = {
+      ...summary(10, { ORDER_RECEIVED: 7 }, false),
+      todayComplete: false,
+      lastHourComplete: true,
+      firstHeldSeq: 4,
+      firstHeldAt: "2026-12-01T00:12:00Z",
+    };
+    today.setSummary(trimmed);
+    today.addFrame(frame("ORDER_RECEIVED", [11], 1, 10));
+    expect(today.totals()?.ORDER_RECEIVED).toBe(8);
+    expect(today.needsNewerSummary).toBe(false);
+    expect(today.exact).toBe(false);
+    expect(today.countedSince).toBe("2026-12-01T00:12:00Z");
+    // Only the last hour trimmed (just after midnight): not exact either, nothing to fetch.
+    today.setSummary({ ...trimmed, todayComplete: true, lastHourComplete: false });
+    expect(today.needsNewerSummary).toBe(false);
+    expect(today.countedSince).toBeNull();
+    // A frame straddling throughSeq is still a reason: a newer summary places it.
+    today.setSummary({ ...trimmed, throughSeq: 12 });
+    today.addFrame(frame("INVENTORY_CHANGE", [11, 15], 6));
+    today.totals();
+    expect(today.needsNewerSummary).toBe(true);
+  });
+
+  it("is exact only when the gateway says so and every frame is placed", () => {
+    const today = new TodayCounts();
+    expect(today.exact).toBe(false);
+    today.setSummary(summary(10, { ORDER_RECEIVED: 10 }));
+    expect(today.exact).toBe(true);
+    expect(today.countedSince).toBeNull();
+    today.setSummary(summary(11, { ORDER_RECEIVED: 11 }, false));
+    expect(today.exact).toBe(false);
+    expect(today.needsNewerSummary).toBe(true);
+  });
+
   it("asks for a newer summary when a batch straddles throughSeq, and is exact again with it", () => {
     const today = new TodayCounts();
     today.setSummary(summary(5, { INVENTORY_CHANGE: 5 }));

@@ -95,9 +95,35 @@ export class TodayCounts {
     return this.summary;
   }
 
-  /** Whether a frame could not be placed exactly against the summary: fetch a newer one. */
+  /**
+   * Whether a newer summary could make the counts exact: a frame could not be placed against
+   * this one (it straddles `throughSeq`), or the gateway counted while events kept arriving.
+   * Not when the stream no longer holds a whole window (`todayComplete`/`lastHourComplete`
+   * false, which also makes `exact` false): every refetch would say the same, until the
+   * stream's limits are raised. The gateway's `exact` does not say which of the two it was, so
+   * such a summary is taken as settled (and shown as not exact anyway).
+   */
   get needsNewerSummary(): boolean {
-    return this.uncertain || this.summary?.exact === false;
+    if (this.uncertain) return true;
+    const summary = this.summary;
+    if (summary === null || summary.exact) return false;
+    return summary.todayComplete !== false && summary.lastHourComplete !== false;
+  }
+
+  /** Whether `totals()` is the exact truth: no refetch due, and the gateway vouches for it. */
+  get exact(): boolean {
+    return this.summary !== null && !this.uncertain && this.summary.exact;
+  }
+
+  /**
+   * When the stream no longer holds all of today (STREAM_MAX_MESSAGES/STREAM_MAX_AGE removed
+   * events of it), the instant (RFC 3339) today's counts really start from ("" if the summary
+   * does not say); null when today is whole.
+   */
+  get countedSince(): string | null {
+    const summary = this.summary;
+    if (summary?.todayComplete !== false) return null;
+    return summary.firstHeldAt ?? "";
   }
 
   /** Today's totals by type; null until the first summary. */

@@ -1,7 +1,12 @@
 // What the page shows the moment it opens besides the feed: today's counters (summary + the
 // stream's frames after it) and "out of stock now" (snapshot + the stream's inventory events).
 // Both are kept current by the stream and fetched again after a reset, after local midnight
-// (the counters) and when a frame could not be placed exactly against the summary.
+// (the counters) and when a newer summary can make the counters exact (a frame could not be
+// placed against it, or the gateway counted while events kept arriving): at most one request
+// at a time, RESUMMARY_MS apart for the first RESUMMARY_STEADY in a row (a busy stream, even
+// its canary alone, often makes one answer unsettled and the next one fine), then each further
+// one waiting twice as long up to RESUMMARY_MAX_MS. A summary the stream's limits made partial (`todayComplete` false) is
+// not fetched again for that: the page says where today's count starts instead.
 import { useEffect, useRef, useState } from "react";
 import type { AvailabilityMemory } from "../src/client/availability";
 import type { RealtimeHistory } from "../src/client/history";
@@ -17,20 +22,31 @@ export const OUT_OF_STOCK_SHOWN = 50;
 /** A failed request is tried again after this (the gateway may be restarting). */
 const RETRY_MS = 2_000;
 /** More than the gateway's SUMMARY_CACHE_TTL (5 s), so a refetch gets a newer summary. */
-const RESUMMARY_MS = 6_000;
+export const RESUMMARY_MS = 6_000;
+/** Refetches in a row RESUMMARY_MS apart before the waits grow. */
+export const RESUMMARY_STEADY = 3;
+/** The longest wait between refetches while each newer summary still is not exact. */
+export const RESUMMARY_MAX_MS = 60_000;
 const RENDER_MS = 250;
 
 export interface OpeningState {
   /** Today's totals; null until the first summary arrived. */
   counts: Counts | null;
-  /** False while a frame could not be placed exactly against the summary (a refetch is due). */
+  /**
+   * False while the counts are not the exact truth: a frame could not be placed against the
+   * summary or the gateway's counts were not exact (a refetch is due unless `countedSince`).
+   */
   exact: boolean;
+  /** Set when the stream no longer holds all of today: where today's counts start (RFC 3339). */
+  countedSince: string | null;
   /** The summary's timezone, for the label. */
   timezone: string | null;
   outOfStock: OutOfStockEntry[];
   outOfStockTotal: number;
   /** The list is incomplete: more entities than the panel keeps, or the snapshot was cut. */
   outOfStockTruncated: boolean;
+  /** The snapshot said `partial` (LATEST_MAX_ENTITIES reached): products may be missing. */
+  outOfStockPartial: boolean;
   /** The snapshot has been read (the panel can be trusted). */
   snapshotLoaded: boolean;
 }
@@ -121,8 +137,9 @@ export function useOpeningState(
             dirty = true;
           },
         )
-        .then(({ complete }) => {
+        .then(({ complete, partial }) => {
           if (disposed || generation !== snapshotGeneration) return;
+          if (partial) board.markPartial();
           if (!complete || board.size >= OUT_OF_STOCK_CAP) board.markTruncated();
           snapshotLoaded = true;
           dirty = true;
@@ -130,6 +147,31 @@ export function useOpeningState(
         .catch(() => {
           if (!disposed && generation === snapshotGeneration) later(RETRY_MS, loadSnapshot);
         });
+    };
+
+    // Refetches for exactness: one scheduled at a time (and none while one is in flight), the
+    // waits growing after a few in a row, so a gateway that keeps answering "not exact" is not
+    // hammered.
+    let resummaryTimer: ReturnType<typeof setTimeout> | null = null;
+    let resummaryRun = 0;
+    const stopResummary = (): void => {
+      if (resummaryTimer !== null) clearTimeout(resummaryTimer);
+      resummaryTimer = null;
+      resummaryRun = 0;
+    };
+    const paceResummary = (): void => {
+      if (!today.needsNewerSummary) {
+        if (resummaryTimer === null && !summaryInFlight) resummaryRun = 0;
+        return;
+      }
+      if (resummaryTimer !== null || summaryInFlight) return;
+      const growth = Math.max(0, resummaryRun - RESUMMARY_STEADY + 1);
+      const delay = Math.min(RESUMMARY_MAX_MS, RESUMMARY_MS * 2 ** growth);
+      resummaryRun += 1;
+      resummaryTimer = setTimeout(() => {
+        resummaryTimer = null;
+        if (!disposed) loadSummary();
+      }, delay);
     };
 
     // Listening first, fetching second: no frame can fall between the two.
@@ -142,6 +184,7 @@ export function useOpeningState(
       // Events were missed for good: what is on screen may be wrong. Start again.
       today.clear();
       board.clear();
+      stopResummary();
       summaryGeneration += 1;
       summaryInFlight = false;
       loadSummary();
@@ -151,15 +194,11 @@ export function useOpeningState(
     loadSummary();
     loadSnapshot();
 
-    let lastResummary = 0;
     const render = setInterval(() => {
       if (!dirty) return;
       dirty = false;
       const next = read(today, board, snapshotLoaded);
-      if (!next.exact && Date.now() - lastResummary > RESUMMARY_MS) {
-        lastResummary = Date.now();
-        later(RESUMMARY_MS, loadSummary);
-      }
+      paceResummary();
       setState(next);
     }, RENDER_MS);
 
@@ -169,6 +208,7 @@ export function useOpeningState(
       offReset();
       clearInterval(render);
       for (const timer of timers) clearTimeout(timer);
+      stopResummary();
       if (midnightTimer !== null) clearTimeout(midnightTimer);
     };
   }, [client, history, today, board, availability]);
@@ -180,11 +220,13 @@ function read(today: TodayCounts, board: StockBoard, snapshotLoaded: boolean): O
   const counts = today.totals();
   return {
     counts,
-    exact: counts !== null && !today.needsNewerSummary,
+    exact: counts !== null && today.exact,
+    countedSince: today.countedSince,
     timezone: today.current?.timezone ?? null,
     outOfStock: board.list(OUT_OF_STOCK_SHOWN),
     outOfStockTotal: board.size,
     outOfStockTruncated: board.truncated,
+    outOfStockPartial: board.partial,
     snapshotLoaded,
   };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { HistoryError, RealtimeHistory, parseSummary } from "./history";
+import { HistoryError, RealtimeHistory, parseSummary, type SnapshotChannel } from "./history";
 
 function json(body: unknown, status = 200): Response {
   return new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
@@ -45,11 +45,40 @@ describe("RealtimeHistory", () => {
     });
     const history = new RealtimeHistory({ baseUrl: "", apiKey: "k", fetchImpl });
     const seen: number[] = [];
-    expect(await history.snapshot({ maxEvents: 100 }, (events) => seen.push(...events.map((e) => e.seq)))).toEqual({ complete: true, read: 5 });
+    expect(await history.snapshot({ maxEvents: 100 }, (events) => seen.push(...events.map((e) => e.seq)))).toEqual({ complete: true, partial: false, read: 5 });
     expect(seen).toEqual([1, 2, 3, 4, 5]);
     const bounded: number[] = [];
-    expect(await history.snapshot({ maxEvents: 3 }, (events) => bounded.push(...events.map((e) => e.seq)))).toEqual({ complete: false, read: 3 });
+    expect(await history.snapshot({ maxEvents: 3 }, (events) => bounded.push(...events.map((e) => e.seq)))).toEqual({ complete: false, partial: false, read: 3 });
     expect(bounded).toEqual([1, 2, 3]);
+  });
+
+  it("reports a snapshot with a partial page as not complete, though read to the end", async () => {
+    const event = (seq: number) => ({ type: "INVENTORY_CHANGE", seq, payload: { id: `p${seq}`, action: "updated" }, timestamp: "t" });
+    const pages = [
+      { events: [event(1), event(2)], next: 2, partial: true },
+      { events: [event(3)], next: null, partial: false },
+    ];
+    const fetchImpl = vi.fn<typeof fetch>(async (input) => {
+      const after = Number(new URL(String(input), "http://x").searchParams.get("after") ?? 0);
+      return json(pages[after / 2]);
+    });
+    const history = new RealtimeHistory({ baseUrl: "", apiKey: "k", fetchImpl });
+    expect(await history.snapshot({ maxEvents: 100 }, () => {})).toEqual({ complete: false, partial: true, read: 3 });
+    // The same pages without `partial` (an older gateway): complete.
+    for (const page of pages) delete (page as { partial?: boolean }).partial;
+    expect(await history.snapshot({ maxEvents: 100 }, () => {})).toEqual({ complete: true, partial: false, read: 3 });
+  });
+
+  it("never asks the gateway for a snapshot of orders (it has none: 400 no_latest_state)", async () => {
+    const fetchImpl = vi.fn<typeof fetch>(async () => json({ error: "no_latest_state" }, 400));
+    const history = new RealtimeHistory({ baseUrl: "", apiKey: "k", fetchImpl });
+    // A JavaScript caller (or a cast) gets past the type; the request is refused before it is sent.
+    const orders = ["inventory", "orders"] as unknown as SnapshotChannel[];
+    const error = await history.snapshotPage({ channels: orders }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HistoryError);
+    expect((error as HistoryError).status).toBe(400);
+    expect((error as HistoryError).message).toContain("no_latest_state");
+    expect(fetchImpl).not.toHaveBeenCalled();
   });
 
   it("reports a refusal with its status and error", async () => {

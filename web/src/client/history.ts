@@ -2,7 +2,7 @@
 // (GET /api/realtime/summary) and the latest event of every entity (GET /api/realtime/snapshot).
 // Both are plain requests with the same credential as the stream: the API key as a header, or
 // a token (from getToken) as ?token=. See docs/PROTOCOL.md, "Backfill, summary and snapshot".
-import type { ChannelName, EventType, SequencedEvent } from "../generated/schema";
+import { CHANNELS, type EventType, type SequencedEvent } from "../generated/schema";
 import type { RealtimeClientOptions, TokenGrant } from "./types";
 
 /** `GET /api/realtime/summary`. */
@@ -48,8 +48,20 @@ export interface SnapshotPage {
   partial?: boolean;
 }
 
+/**
+ * The channels with a latest state per entity: only these have a snapshot. Orders have none
+ * (each order is its own event) and the gateway refuses them with 400 `no_latest_state`; use
+ * the backfill and the summary for orders.
+ */
+export type SnapshotChannel = Extract<(typeof CHANNELS)[number], { latestPerId: true; internal: false }>["name"];
+
+const SNAPSHOT_CHANNELS: ReadonlySet<string> = new Set(
+  CHANNELS.filter((channel) => channel.latestPerId && !channel.internal).map((channel) => channel.name),
+);
+
 export interface SnapshotRequest {
-  channels?: ChannelName[];
+  /** Defaults (absent or empty) to every snapshot channel the credential allows. */
+  channels?: SnapshotChannel[];
   /** Entities per page; the gateway caps it at SNAPSHOT_MAX_LIMIT. */
   limit?: number;
   after?: number;
@@ -87,6 +99,14 @@ export class RealtimeHistory {
   }
 
   async snapshotPage(request: SnapshotRequest = {}, signal?: AbortSignal): Promise<SnapshotPage> {
+    // Refused here rather than sent: the gateway would answer 400 for the whole request.
+    const refused = (request.channels ?? []).filter((channel) => !SNAPSHOT_CHANNELS.has(channel));
+    if (refused.length > 0) {
+      throw new HistoryError(
+        `no_latest_state: ${refused.join(",")} has no snapshot (no latest state per entity); read it with a backfill and the summary`,
+        400,
+      );
+    }
     const query = new URLSearchParams();
     if (request.channels && request.channels.length > 0) query.set("channels", request.channels.join(","));
     if (request.limit !== undefined) query.set("limit", String(Math.max(1, Math.floor(request.limit))));
@@ -98,24 +118,28 @@ export class RealtimeHistory {
 
   /**
    * Every page in turn, following `next`, handing each page's events to `onEvents`; stops
-   * after `maxEvents` (the caller's memory bound) and says whether it got to the end.
+   * after `maxEvents` (the caller's memory bound). `complete` is true only when it got to the
+   * end and no page said `partial` (the gateway's latest-state stream at LATEST_MAX_ENTITIES,
+   * so entities may be missing however far one reads); `partial` says which of the two.
    */
   async snapshot(
     request: Omit<SnapshotRequest, "after"> & { maxEvents: number },
     onEvents: (events: SequencedEvent[]) => void,
     signal?: AbortSignal,
-  ): Promise<{ complete: boolean; read: number }> {
+  ): Promise<{ complete: boolean; partial: boolean; read: number }> {
     let after = 0;
     let read = 0;
+    let partial = false;
     for (;;) {
       const page = await this.snapshotPage({ ...request, after }, signal);
+      if (page.partial === true) partial = true;
       const room = request.maxEvents - read;
       const events = page.events.length > room ? page.events.slice(0, room) : page.events;
       read += events.length;
       if (events.length > 0) onEvents(events);
-      if (page.next === null) return { complete: events.length === page.events.length, read };
+      if (page.next === null) return { complete: !partial && events.length === page.events.length, partial, read };
       // A page that does not move forward would loop for ever.
-      if (read >= request.maxEvents || page.next <= after) return { complete: false, read };
+      if (read >= request.maxEvents || page.next <= after) return { complete: false, partial, read };
       after = page.next;
     }
   }

@@ -15,6 +15,7 @@ export {
   parseSnapshotPage,
   type Summary,
   type SnapshotPage,
+  type SnapshotChannel,
   type SnapshotRequest,
 } from "./history";
 export { availabilityOf, isOutOfStock } from "./inventory";
