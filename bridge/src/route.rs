@@ -144,7 +144,8 @@ mod tests {
             "rakuda:realtime:orders",
             bytes.clone(),
         );
-        assert_eq!(out.subject, "rakuda.realtime.orders.o1");
+        // Orders have no latest state: all of them share one subject (see `Channel::keeps_latest`).
+        assert_eq!(out.subject, "rakuda.realtime.orders.~all");
         assert_eq!(out.payload, bytes);
         let again = route(
             &Validator::default(),

@@ -5,7 +5,7 @@
 
 mod support;
 
-use rakuda_schema::{Action, EventType, RealTimeEvent};
+use rakuda_schema::{Action, EventType};
 use rakuda_testkit::redis_client::publish_all;
 use serde_json::Value;
 use support::*;
@@ -42,26 +42,22 @@ async fn history_records(client: &mut SseClient) -> Vec<SseEvent> {
     }
 }
 
-fn seqs(records: &[SseEvent]) -> Vec<u64> {
-    records.iter().flat_map(|record| record.seqs()).collect()
+/// A client resuming on `gateway` from just before `first`, once it has read the stream (a
+/// heartbeat gives the stream's epoch).
+async fn resume_before(gateway: &RunningGateway, first: u64) -> SseClient {
+    let events = format!("{}/api/realtime/events", gateway.url);
+    let mut client = SseClient::connect(&events).await;
+    let epoch = loop {
+        let record = client.next().await.expect("a heartbeat");
+        if let Some(id) = record.id {
+            break id.split_once('-').expect("epoch-seq").0.to_owned();
+        }
+    };
+    SseClient::connect(&format!("{events}?lastEventId={epoch}-{}", first - 1)).await
 }
 
-/// `count` events of `event_type`, each its own entity, padded to about `pad` bytes.
-fn padded(event_type: EventType, count: usize, pad: usize, tag: &str) -> Vec<(String, String)> {
-    let padding = "x".repeat(pad);
-    (0..count)
-        .map(|i| {
-            let mut data = serde_json::Map::new();
-            data.insert("n".into(), Value::from(i));
-            data.insert("pad".into(), Value::from(padding.clone()));
-            let event = RealTimeEvent::now(event_type, format!("{tag}{i}"), Action::Updated)
-                .with_data(data);
-            (
-                redis_channel(event_type),
-                serde_json::to_string(&event).expect("json"),
-            )
-        })
-        .collect()
+fn seqs(records: &[SseEvent]) -> Vec<u64> {
+    records.iter().flat_map(|record| record.seqs()).collect()
 }
 
 /// Gateway A sends every event at once; gateway B debounces for seconds. A client that read
@@ -193,21 +189,9 @@ async fn a_quiet_channel_is_backfilled_from_far_behind_the_busy_ones() {
 async fn a_ring_replay_over_large_events_is_sent_in_bounded_frames() {
     let stack = Stack::start().await;
     let gateway = start_gateway(stack.gateway_config()).await;
-    let mut watcher = SseClient::connect(&format!("{}/api/realtime/events", gateway.url)).await;
     let published = publish_and_store(&stack, &padded_orders(250, 60_000)).await;
     wait_for_watermark(&gateway, published[249]).await;
-    let epoch = loop {
-        let record = watcher.next().await.expect("the stream goes on");
-        if let Some(id) = record.id {
-            break id.split_once('-').expect("epoch-seq").0.to_owned();
-        }
-    };
-    let cursor = format!("{epoch}-{}", published[0] - 1);
-    let mut resumed = SseClient::connect(&format!(
-        "{}/api/realtime/events?lastEventId={cursor}",
-        gateway.url
-    ))
-    .await;
+    let mut resumed = resume_before(&gateway, published[0]).await;
     let records = history_records(&mut resumed).await;
     assert_eq!(seqs(&records), published);
     assert!(records.len() > 1, "split into several frames");
@@ -236,25 +220,11 @@ async fn a_ring_replay_counts_every_event_it_holds() {
         (EventType::PriceChange, "p"),
         (EventType::ListingUpdate, "l"),
     ] {
-        events.extend(padded(event_type, 20, 20_000, tag));
+        events.extend(padded_events(event_type, 20, 20_000, tag, Action::Updated));
     }
     let published = publish_and_store(&stack, &events).await;
     wait_for_watermark(&gateway, published[published.len() - 1]).await;
-    let epoch = {
-        let mut client = SseClient::connect(&format!("{}/api/realtime/events", gateway.url)).await;
-        loop {
-            let record = client.next().await.expect("a heartbeat");
-            if let Some(id) = record.id {
-                break id.split_once('-').expect("epoch-seq").0.to_owned();
-            }
-        }
-    };
-    let cursor = format!("{epoch}-{}", published[0] - 1);
-    let mut resumed = SseClient::connect(&format!(
-        "{}/api/realtime/events?lastEventId={cursor}",
-        gateway.url
-    ))
-    .await;
+    let mut resumed = resume_before(&gateway, published[0]).await;
     let record = resumed.next_event().await.expect("a reset");
     assert_eq!(record.event.as_deref(), Some("reset"));
     assert_eq!(record.json()["reason"], "replay_budget");

@@ -199,6 +199,18 @@ pub fn burst(event_type: EventType, count: usize, ids: usize, tag: &str) -> Vec<
 
 /// `count` ORDER_RECEIVED events, each padded to about `pad` bytes, ready for [`publish_all`].
 pub fn padded_orders(count: usize, pad: usize) -> Vec<(String, String)> {
+    padded_events(EventType::OrderReceived, count, pad, "o", Action::Created)
+}
+
+/// `count` events of `event_type`, entity `<prefix><i>` each, padded to about `pad` bytes,
+/// ready for [`publish_all`].
+pub fn padded_events(
+    event_type: EventType,
+    count: usize,
+    pad: usize,
+    prefix: &str,
+    action: Action,
+) -> Vec<(String, String)> {
     let padding = "x".repeat(pad);
     (0..count)
         .map(|i| {
@@ -206,10 +218,9 @@ pub fn padded_orders(count: usize, pad: usize) -> Vec<(String, String)> {
             data.insert("n".into(), Value::from(i));
             data.insert("pad".into(), Value::from(padding.clone()));
             let event =
-                RealTimeEvent::now(EventType::OrderReceived, format!("o{i}"), Action::Created)
-                    .with_data(data);
+                RealTimeEvent::now(event_type, format!("{prefix}{i}"), action).with_data(data);
             (
-                redis_channel(EventType::OrderReceived),
+                redis_channel(event_type),
                 serde_json::to_string(&event).expect("json"),
             )
         })
