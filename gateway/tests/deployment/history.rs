@@ -14,7 +14,7 @@ pub async fn read_within_the_gateways_permissions(tls: &TlsClient, addr: SocketA
     for path in [
         "/api/realtime/summary",
         "/api/realtime/snapshot",
-        "/api/realtime/snapshot?channels=orders&limit=5",
+        "/api/realtime/snapshot?channels=inventory&limit=5",
     ] {
         let response = h2_get(tls, addr, path, &headers)
             .await
