@@ -10,6 +10,7 @@ use axum::Json;
 use rakuda_schema::RequestRefusal;
 use serde_json::json;
 
+use super::limits::Refusal;
 use crate::metrics::EdgeMetrics;
 
 /// `{"error": "<reason>", "message": "<what to do>"}` with a status. Made by
@@ -70,6 +71,22 @@ impl Refusals {
             reason,
             message: message.into(),
             retry_after: None,
+        }
+    }
+
+    /// A connection slot refused: streams and history requests share the same limits.
+    pub fn connection_refused(&self, refusal: Refusal) -> ApiError {
+        match refusal {
+            Refusal::Instance { max } => self.refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                RequestRefusal::TooManyConnections,
+                format!("this gateway holds its maximum of {max} connections (MAX_CONNECTIONS); try another instance"),
+            ),
+            Refusal::Key { max } => self.refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                RequestRefusal::TooManyConnectionsForKey,
+                format!("this API key already holds {max} connections and history requests on this gateway (MAX_CONNECTIONS_PER_KEY)"),
+            ),
         }
     }
 }

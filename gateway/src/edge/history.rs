@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use super::auth::{requested_channels, Principal};
 use super::error::{ApiError, Refusals};
-use super::limits::{Connections, Permit, Refusal};
+use super::limits::{Connections, Permit};
 use crate::channels::ChannelSet;
 use crate::history::budget::{Answer, AnswerBudget};
 use crate::history::snapshot::{Snapshots, ANSWER_TIMEOUT};
@@ -168,22 +168,10 @@ fn json_response(body: Body) -> Response {
 /// One of the credential's connection slots, for as long as the answer is written: history
 /// requests count against `MAX_CONNECTIONS` and `MAX_CONNECTIONS_PER_KEY` like streams.
 fn slot(history: &History, principal: &Principal) -> Result<Permit, ApiError> {
-    let refusals = &history.refusals;
     history
         .connections
         .acquire(principal.subject())
-        .map_err(|refusal| match refusal {
-            Refusal::Instance { max } => refusals.refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                RequestRefusal::TooManyConnections,
-                format!("this gateway holds its maximum of {max} connections (MAX_CONNECTIONS); try another instance"),
-            ),
-            Refusal::Key { max } => refusals.refuse(
-                StatusCode::TOO_MANY_REQUESTS,
-                RequestRefusal::TooManyConnectionsForKey,
-                format!("this API key already holds {max} connections and requests on this gateway (MAX_CONNECTIONS_PER_KEY)"),
-            ),
-        })
+        .map_err(|refusal| history.refusals.connection_refused(refusal))
 }
 
 /// The answer's share of `HISTORY_BUDGET_BYTES`, or the named refusal.

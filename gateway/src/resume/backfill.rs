@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rakuda_schema::{Channel, ResetReason};
 
+use super::by_channel::ChannelReader;
 use super::stream::FetchError;
 use super::{Resumer, STREAM_REPLAY_TIMEOUT};
 use crate::channels::ChannelSet;
@@ -34,21 +35,22 @@ impl Resumer {
 
     /// The cursor a backfill starts after, so that the events after it up to the watermark
     /// include the last [`Resumer::backfill_most`] of the connection's channels (canary probes
-    /// and other channels do not count); `None` when there is nothing to send.
+    /// and other channels do not count); `None` when there is nothing to send. With it, the
+    /// reader of those channels when the stream was asked (the replay reads with it too).
     pub(super) async fn backfill_from(
         &self,
         backfill: Backfill,
         tap: &Tap,
         channels: ChannelSet,
-    ) -> Result<Option<u64>, ResetReason> {
+    ) -> Result<Option<(u64, Option<ChannelReader>)>, ResetReason> {
         let watermark = tap.watermark;
         let most = self.backfill_most(backfill);
         if most == 0 || watermark == 0 {
             return Ok(None);
         }
         let wanted = |event: &StreamEvent| channels.contains(Channel::of(event.event_type));
-        let last_n = match self.ring.start_of_last(tap.epoch, most, watermark, wanted) {
-            Some(start) => start,
+        let (last_n, reader) = match self.ring.start_of_last(tap.epoch, most, watermark, wanted) {
+            Some(start) => (start, None),
             None => tokio::time::timeout(
                 STREAM_REPLAY_TIMEOUT,
                 self.start_of_last_in_stream(most, watermark, channels),
@@ -75,7 +77,7 @@ impl Resumer {
                 }
             }
         };
-        Ok((start < watermark).then_some(start))
+        Ok((start < watermark).then_some((start, reader)))
     }
 
     /// Where the last `n` events of `channels` up to `watermark` start, when the ring does not
@@ -88,40 +90,28 @@ impl Resumer {
         n: u64,
         watermark: u64,
         channels: ChannelSet,
-    ) -> Result<u64, ResetReason> {
+    ) -> Result<(u64, Option<ChannelReader>), ResetReason> {
         /// Counting rounds at most.
         const ROUNDS: usize = 24;
         let failed = |error: FetchError| {
             tracing::warn!(%error, "cannot count the stream's events for a backfill; resetting the client");
             ResetReason::ReplayFailed
         };
-        let Some((first, _)) = self.stream.bounds().await else {
-            return Err(ResetReason::ReplayFailed);
-        };
-        let floor = first.saturating_sub(1).min(watermark);
-        let filters = self
-            .stream
-            .channel_filters(channels)
-            .await
-            .map_err(failed)?;
+        let reader = self.stream.by_channel(channels).await.map_err(failed)?;
+        let floor = reader.first_seq().saturating_sub(1).min(watermark);
         // Events on these channels after the watermark are not the backfill's.
-        let beyond = self
-            .stream
-            .count_from(watermark + 1, &filters)
-            .await
-            .map_err(failed)?;
+        let beyond = reader.count_from(watermark + 1).await.map_err(failed)?;
         let mut search = StartSearch::new(n, floor, watermark);
         for _ in 0..ROUNDS {
             let Some(start) = search.next() else { break };
-            let counted = self
-                .stream
-                .count_from(start + 1, &filters)
+            let counted = reader
+                .count_from(start + 1)
                 .await
                 .map_err(failed)?
                 .saturating_sub(beyond);
             search.counted(start, counted);
         }
-        Ok(search.best())
+        Ok((search.best(), Some(reader)))
     }
 }
 

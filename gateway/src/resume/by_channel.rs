@@ -23,24 +23,17 @@ const PULL_BATCH: usize = 256;
 /// How long one pull may wait for messages the consumer said are there.
 const PULL_EXPIRES: Duration = Duration::from_secs(2);
 
-/// The subject filters that select some channels' events in a stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChannelFilters(Vec<String>);
-
-impl ChannelFilters {
-    pub fn subjects(&self) -> &[String] {
-        &self.0
-    }
+/// The stream as one set of channels reads it: fetched once, with the subject filters that
+/// select those channels' events, for every count and read of one backfill.
+pub struct ChannelReader {
+    stream: jetstream::stream::Stream,
+    filters: Vec<String>,
 }
 
 impl StreamReader {
-    /// The filters for `channels`: each channel's per-entity subjects, and its older
-    /// one-subject form (`rakuda.realtime.<channel>`) while the stream still holds events
-    /// stored that way.
-    pub async fn channel_filters(
-        &self,
-        channels: ChannelSet,
-    ) -> Result<ChannelFilters, FetchError> {
+    /// A reader of `channels`: each channel's per-entity subjects, and its older one-subject
+    /// form (`rakuda.realtime.<channel>`) while the stream still holds events stored that way.
+    pub async fn by_channel(&self, channels: ChannelSet) -> Result<ChannelReader, FetchError> {
         let stream = self.jetstream.get_stream(&self.name).await?;
         let legacy: Vec<String> = stream
             .info_with_subjects(format!("{SUBJECT_PREFIX}*"))
@@ -61,40 +54,42 @@ impl StreamReader {
                 filters.push(old_form);
             }
         }
-        Ok(ChannelFilters(filters))
+        Ok(ChannelReader { stream, filters })
+    }
+}
+
+impl ChannelReader {
+    /// The stream's first sequence, as of when this reader was made.
+    pub fn first_seq(&self) -> u64 {
+        self.stream.cached_info().state.first_sequence
     }
 
-    /// How many events on `filters` the stream holds from `start` on, counted by the server.
-    pub async fn count_from(
-        &self,
-        start: u64,
-        filters: &ChannelFilters,
-    ) -> Result<u64, FetchError> {
-        let stream = self.jetstream.get_stream(&self.name).await?;
+    /// How many events of these channels the stream holds from `start` on, counted by the
+    /// server.
+    pub async fn count_from(&self, start: u64) -> Result<u64, FetchError> {
         let mut total = 0u64;
-        for filter in filters.subjects() {
+        for filter in &self.filters {
             let start = DeliverPolicy::ByStartSequence {
                 start_sequence: start.max(1),
             };
-            total = total.saturating_add(count_matching(&stream, start, filter).await?);
+            total = total.saturating_add(count_matching(&self.stream, start, filter).await?);
         }
         Ok(total)
     }
 
-    /// The last `most` events on `filters` with `from <= seq <= to`, in stream order. Every
-    /// event held is reserved in the replay budget first; one pushed out of the window by a
-    /// later one is given back.
+    /// The last `most` events of these channels with `from <= seq <= to`, in stream order.
+    /// Every event held is reserved in the replay budget first; one pushed out of the window
+    /// by a later one is given back.
     pub async fn fetch_last(
         &self,
         (from, to): (u64, u64),
-        filters: &ChannelFilters,
         most: usize,
         reservation: &mut Reservation,
     ) -> Result<Vec<Arc<StreamEvent>>, FetchError> {
-        let stream = self.jetstream.get_stream(&self.name).await?;
         let mut events: Vec<Arc<StreamEvent>> = Vec::new();
-        for filter in filters.subjects() {
-            let consumer = stream
+        for filter in &self.filters {
+            let consumer = self
+                .stream
                 .create_consumer(pull::Config {
                     deliver_policy: DeliverPolicy::ByStartSequence {
                         start_sequence: from.max(1),
@@ -108,7 +103,7 @@ impl StreamReader {
             let mut window = VecDeque::new();
             let read = read_window(&consumer, to, most, &mut window, reservation).await;
             let name = consumer.cached_info().name.clone();
-            if let Err(error) = stream.delete_consumer(&name).await {
+            if let Err(error) = self.stream.delete_consumer(&name).await {
                 tracing::debug!(%error, "cannot delete a backfill consumer; it expires by itself");
             }
             read?;

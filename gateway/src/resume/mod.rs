@@ -35,6 +35,7 @@ use crate::metrics::ConnectionMetrics;
 use backfill::keep_last;
 pub use backfill::Backfill;
 use budget::{ReplayBudget, Reservation};
+use by_channel::ChannelReader;
 use replay::{Replay, Start};
 use ring::{FromRing, Ring};
 use stream::{FetchError, StreamReader};
@@ -124,14 +125,18 @@ impl Resumer {
             Asked::Backfill(backfill) => (Gaps::Skip, Some(self.backfill_most(backfill))),
             Asked::Live | Asked::Cursor(_) => (Gaps::Reset, None),
         };
+        let mut reader = None;
         let cursor = match asked {
             Asked::Live => None,
             Asked::Cursor(cursor) => Some(cursor),
             Asked::Backfill(backfill) => match self.backfill_from(backfill, &tap, channels).await {
-                Ok(Some(seq)) => Some(Ok(Cursor {
-                    epoch: tap.epoch,
-                    seq,
-                })),
+                Ok(Some((seq, counted_with))) => {
+                    reader = counted_with;
+                    Some(Ok(Cursor {
+                        epoch: tap.epoch,
+                        seq,
+                    }))
+                }
                 Ok(None) => None,
                 Err(reason) => {
                     self.metrics.replay(ReplaySource::Reset);
@@ -155,7 +160,13 @@ impl Resumer {
             .and_then(|c| c.as_ref().ok())
             .and_then(|c| self.ring.after(tap.epoch, c.seq, tap.watermark));
         let plan = self
-            .decide(cursor.as_ref(), &tap, from_ring, channels, (gaps, most))
+            .decide(
+                cursor.as_ref(),
+                &tap,
+                from_ring,
+                channels,
+                (gaps, most, reader),
+            )
             .await;
         log(cursor.as_ref(), &plan);
         match &plan {
@@ -193,7 +204,7 @@ impl Resumer {
         tap: &Tap,
         from_ring: Option<FromRing>,
         channels: ChannelSet,
-        (gaps, most): (Gaps, Option<u64>),
+        (gaps, most, reader): (Gaps, Option<u64>, Option<ChannelReader>),
     ) -> Plan {
         let cursor = match cursor {
             None => return Plan::Live,
@@ -258,10 +269,11 @@ impl Resumer {
             Some(most) => {
                 let most = usize::try_from(most).unwrap_or(usize::MAX);
                 tokio::time::timeout(STREAM_REPLAY_TIMEOUT, async {
-                    let filters = self.stream.channel_filters(channels).await?;
-                    self.stream
-                        .fetch_last((from, to), &filters, most, &mut reservation)
-                        .await
+                    let reader = match reader {
+                        Some(reader) => reader,
+                        None => self.stream.by_channel(channels).await?,
+                    };
+                    reader.fetch_last((from, to), most, &mut reservation).await
                 })
                 .await
             }

@@ -9,7 +9,7 @@ use rakuda_schema::RequestRefusal;
 use super::Streams;
 use crate::channels::ChannelSet;
 use crate::edge::auth::{requested_channels, Principal};
-use crate::edge::limits::{Permit, Refusal};
+use crate::edge::limits::Permit;
 use crate::edge::{ApiError, Refusals};
 use crate::fanout::cursor::Cursor;
 use crate::resume::{Asked, Backfill};
@@ -99,16 +99,8 @@ fn slot(streams: &Streams, key: &str) -> Result<Permit, ApiError> {
             "this gateway is shutting down; reconnect to another instance",
         ));
     }
-    streams.connections.acquire(key).map_err(|refusal| match refusal {
-        Refusal::Instance { max } => refusals.refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            RequestRefusal::TooManyConnections,
-            format!("this gateway holds its maximum of {max} connections (MAX_CONNECTIONS); try another instance"),
-        ),
-        Refusal::Key { max } => refusals.refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            RequestRefusal::TooManyConnectionsForKey,
-            format!("this API key already holds {max} connections on this gateway (MAX_CONNECTIONS_PER_KEY)"),
-        ),
-    })
+    streams
+        .connections
+        .acquire(key)
+        .map_err(|refusal| refusals.connection_refused(refusal))
 }
