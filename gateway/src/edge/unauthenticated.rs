@@ -120,7 +120,7 @@ impl Unauthenticated {
             released: AtomicBool::new(false),
             held: self.held.clone(),
             gauge: self.gauge.clone(),
-            share,
+            share: Mutex::new(share),
         }))
     }
 }
@@ -222,8 +222,9 @@ struct SlotInner {
     released: AtomicBool,
     held: Arc<AtomicUsize>,
     gauge: ReadableGauge,
-    /// Its address's count, unless the peer is a trusted proxy.
-    share: Option<Share>,
+    /// Its address's count, unless the peer is a trusted proxy; dropped when the slot is
+    /// released, so a connection that lives on after authenticating keeps none of it.
+    share: Mutex<Option<Share>>,
 }
 
 struct Share {
@@ -240,28 +241,43 @@ impl Slot {
     /// The request head arrived: this socket is no longer one its address's newer sockets may
     /// push out.
     pub fn heard(&self) {
-        if let Some(share) = &self.0.share {
-            share.addresses.heard(share.key, &share.waiting);
+        let share = self
+            .0
+            .share()
+            .as_ref()
+            .map(|share| (share.key, share.waiting.clone(), share.addresses.clone()));
+        if let Some((key, waiting, addresses)) = share {
+            addresses.heard(key, &waiting);
         }
     }
 
     /// Resolves when the socket is to be closed to make room for a newer one of its address
     /// (never, for a trusted proxy's).
     pub async fn pushed_out(&self) {
-        match &self.0.share {
-            Some(share) => share.waiting.evict.cancelled().await,
+        let evict = self
+            .0
+            .share()
+            .as_ref()
+            .map(|share| share.waiting.evict.clone());
+        match evict {
+            Some(evict) => evict.cancelled().await,
             None => std::future::pending().await,
         }
     }
 }
 
 impl SlotInner {
+    fn share(&self) -> MutexGuard<'_, Option<Share>> {
+        // Only ever set once and taken once: a panic cannot leave it half-changed.
+        self.share.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn release(&self) {
         if self.released.swap(true, Ordering::AcqRel) {
             return;
         }
-        let still_counted = self
-            .share
+        let share = self.share().take();
+        let still_counted = share
             .as_ref()
             .is_none_or(|share| share.addresses.release(share.key, &share.waiting));
         if still_counted {
