@@ -140,6 +140,11 @@ case "$(rcli "${bridge[@]}" get some:other:key 2>&1)" in
   *NOPERM*) ;;
   *) redis_fail "the bridge user may read keys other than its own" ;;
 esac
+# Its coverage scripts tell a restarted Redis by the run_id of INFO server.
+case "$(rcli "${bridge[@]}" info server 2>&1)" in
+  *run_id:*) ;;
+  *) redis_fail "the bridge user cannot read INFO server (its run_id)" ;;
+esac
 stop_redis
 
 echo "check-ops: systemd units" >&2
