@@ -76,5 +76,7 @@ gen-ts:
     cargo run -q -p rakuda-schema --bin gen-ts
 
 # Publish a sample event on Redis: just publish inventory|orders|pricing|listings [ID] [ACTION].
-publish channel="inventory" id="prod_123" action="updated":
-    cargo run -q -p rakuda-simulator --bin rakuda-sim -- publish {{channel}} --id {{id}} --action {{action}}
+# Through the bridge's HTTP API instead (answers with the event's seq):
+#   just publish inventory prod_123 updated --http http://127.0.0.1:9102/api/realtime/publish --key KEY
+publish channel="inventory" id="prod_123" action="updated" *flags:
+    cargo run -q -p rakuda-simulator --bin rakuda-sim -- publish {{channel}} --id {{id}} --action {{action}} {{flags}}

@@ -13,6 +13,14 @@ export TOKEN_SECRET="${TOKEN_SECRET:-dev-token-secret-change-me-0123456789}"
 # The key and secret above are public examples, which the gateway accepts only in dev mode.
 export GATEWAY_DEV_MODE=true
 export GATEWAY_ADDR="${GATEWAY_ADDR:-127.0.0.1:8080}"
+# The bridge's publish API (POST /api/realtime/publish) with a random development key: the
+# bridge has no development mode and refuses the shipped change-me examples.
+export BRIDGE_HTTP_ADDR="${BRIDGE_HTTP_ADDR:-127.0.0.1:9102}"
+if [ -z "${PUBLISH_API_KEYS:-}" ]; then
+  PUBLISH_KEY="dev$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+  export PUBLISH_API_KEYS="dev:$PUBLISH_KEY"
+fi
+export PUBLISH_KEY="${PUBLISH_KEY:-${PUBLISH_API_KEYS#*:}}"
 export RUST_LOG="${RUST_LOG:-info}"
 
 cargo build --quiet -p rakuda-bridge -p rakuda-gateway -p rakuda-simulator
@@ -51,6 +59,12 @@ cat >&2 <<MSG
 
   Status and counters:  curl -s -H 'X-API-Key: $API_KEY' $gateway/api/realtime/status
                         curl -s -H 'X-API-Key: $API_KEY' $gateway/api/realtime/stats
+  Publish an event over HTTP (answers with its seq once stored):
+
+    curl -s -H 'Authorization: Bearer $PUBLISH_KEY' -H 'Content-Type: application/json' \\
+      -d '{"type":"INVENTORY_CHANGE","payload":{"id":"prod_1","action":"updated"},"timestamp":"'\$(date -u +%FT%TZ)'"}' \\
+      http://$BRIDGE_HTTP_ADDR/api/realtime/publish
+
   Prometheus metrics:   $gateway/metrics (gateway), http://${BRIDGE_METRICS_ADDR:-127.0.0.1:9101}/metrics (bridge)
 
 MSG

@@ -13,6 +13,8 @@ use clap::Parser;
 use rakuda_service::nats::NatsAuth;
 use rakuda_service::settings::{self, PlaceholderSecret, Secret};
 
+use crate::publish_api::settings::{PublishKeyError, PublishSettings};
+
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 pub const DEFAULT_STREAM_NAME: &str = "RAKUDA_REALTIME";
@@ -126,6 +128,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub nats_auth: NatsAuth,
+
+    #[command(flatten)]
+    pub publish: PublishSettings,
 }
 
 impl Config {
@@ -151,6 +156,7 @@ impl Config {
             bridge_max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             bridge_drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             nats_auth: NatsAuth::default(),
+            publish: PublishSettings::default(),
         }
     }
 
@@ -189,6 +195,7 @@ impl Config {
         }
         rakuda_service::redis::client(self.redis_url.expose(), self.redis_tls_ca.as_deref())?;
         self.nats_auth.check()?;
+        self.publish.keys()?;
         Ok(())
     }
 
@@ -207,6 +214,8 @@ pub enum CheckError {
     Redis(#[from] rakuda_service::redis::RedisSettingError),
     #[error(transparent)]
     Nats(#[from] rakuda_service::nats::NatsAuthError),
+    #[error(transparent)]
+    PublishKeys(#[from] PublishKeyError),
 }
 
 /// Why a bridge setting was refused.
@@ -279,6 +288,17 @@ mod tests {
                 vec!["--bridge-metrics-addr", "localhost"],
                 "BRIDGE_METRICS_ADDR",
             ),
+            (vec!["--bridge-http-addr", "localhost"], "BRIDGE_HTTP_ADDR"),
+            (
+                vec!["--publish-max-body-bytes", "10"],
+                "PUBLISH_MAX_BODY_BYTES",
+            ),
+            (vec!["--publish-max-batch", "0"], "PUBLISH_MAX_BATCH"),
+            (
+                vec!["--publish-max-concurrent", "0"],
+                "PUBLISH_MAX_CONCURRENT",
+            ),
+            (vec!["--publish-timeout", "0s"], "PUBLISH_TIMEOUT"),
         ] {
             let error = parse(&args).expect_err("bad value").to_string();
             assert!(error.contains(variable), "{error}");

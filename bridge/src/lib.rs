@@ -14,6 +14,8 @@
 //! - [`publisher`] — the JetStream side, many acks in flight, retries without reordering.
 //! - [`streams`] — idempotent creation of the event and DLQ streams.
 //! - [`metrics`], [`http`] — `/metrics`, `/healthz`, `/readyz`.
+//! - [`publish_api`] — `POST /api/realtime/publish` on `BRIDGE_HTTP_ADDR`: events over HTTP,
+//!   answered after JetStream's ack, with their own JetStream context beside the Redis path.
 //! - [`reject_log`] — rate-limited reject logging.
 //! - [`coverage`] — beacons and the registry the bridges share: gap markers when nobody was
 //!   subscribed to Redis.
@@ -22,6 +24,7 @@ pub mod config;
 pub mod coverage;
 pub mod http;
 pub mod metrics;
+pub mod publish_api;
 pub mod publisher;
 pub mod reject_log;
 pub mod route;
@@ -51,15 +54,36 @@ pub enum Error {
     Redis(#[from] rakuda_service::redis::RedisSettingError),
     #[error(transparent)]
     Nats(#[from] rakuda_service::nats::ConnectError),
+    #[error("{0}")]
+    Listen(String),
     #[error("the {0} task stopped unexpectedly")]
     TaskEnded(&'static str),
 }
 
 /// Runs the bridge until `shutdown` is cancelled, then drains: stops reading Redis, publishes
-/// what is queued and waits for in-flight acks, at most `bridge_drain_timeout`.
+/// what is queued and waits for in-flight acks, at most `bridge_drain_timeout`. Binds
+/// `BRIDGE_HTTP_ADDR` itself when it is set.
 pub async fn run(
     config: Config,
     metrics_listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let publish_listener = match config.publish.bridge_http_addr {
+        Some(addr) => Some(
+            rakuda_service::startup::bind("rakuda-bridge", "BRIDGE_HTTP_ADDR", addr)
+                .await
+                .map_err(|error| Error::Listen(error.to_string()))?,
+        ),
+        None => None,
+    };
+    run_with(config, metrics_listener, publish_listener, shutdown).await
+}
+
+/// [`run`] on listeners bound by the caller; `publish_listener` serves the publish API.
+pub async fn run_with(
+    config: Config,
+    metrics_listener: TcpListener,
+    publish_listener: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let metrics = Arc::new(BridgeMetrics::new());
@@ -95,6 +119,19 @@ pub async fn run(
         move |connected| gauge.set_nats_connected(connected),
     ));
     let jetstream = jetstream_context(nats.clone(), config.bridge_max_in_flight);
+    // Stops when the Redis reader does, before the drain; requests under way finish.
+    let stop_publish_api = shutdown.child_token();
+    if let Some(listener) = publish_listener {
+        // Its own context: HTTP publishes never take places in the Redis path's ack window.
+        let context = jetstream_context(nats.clone(), config.bridge_max_in_flight);
+        let api = publish_api::PublishApi::new(context, &config, metrics.clone())
+            .map_err(config::CheckError::from)?;
+        tasks.spawn(publish_api::serve(
+            listener,
+            Arc::new(api),
+            stop_publish_api.clone(),
+        ));
+    }
 
     // Beacons and the registry first, so the first subscription knows where it begins.
     let coverage = Arc::new(Coverage::new());
@@ -146,6 +183,7 @@ pub async fn run(
 
     tracing::info!("shutting down: no more reads from redis; draining queued events and acks");
     stop_reading.cancel();
+    stop_publish_api.cancel();
     if !reader_done {
         let _ = reader.await;
     }

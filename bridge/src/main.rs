@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use rakuda_bridge::{run, Config};
+use rakuda_bridge::{run_with, Config};
 use rakuda_service::{signals, startup};
 use tokio_util::sync::CancellationToken;
 
@@ -34,8 +34,19 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let publish_listener = match config.publish.bridge_http_addr {
+        None => None,
+        Some(addr) => match startup::bind("rakuda-bridge", "BRIDGE_HTTP_ADDR", addr).await {
+            Ok(listener) => Some(listener),
+            Err(message) => {
+                eprintln!("{message}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     tracing::info!(
         metrics = %config.bridge_metrics_addr,
+        publish_api = ?config.publish.bridge_http_addr,
         redis = %rakuda_service::redis::redacted(config.redis_url.expose()),
         nats = ?config.nats_url.iter().map(|addr| format!("{}:{}", addr.host(), addr.port())).collect::<Vec<_>>(),
         pattern = %config.redis_pattern(),
@@ -45,7 +56,7 @@ async fn main() -> ExitCode {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(signals::cancel_on_signal(shutdown.clone()));
-    match run(config, listener, shutdown).await {
+    match run_with(config, listener, publish_listener, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "rakuda-bridge failed");

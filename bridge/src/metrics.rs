@@ -22,6 +22,27 @@ pub const SUBSCRIPTION_END_REASONS: [&str; 4] = [
     "liveness_lapsed",
 ];
 
+/// Why `POST /api/realtime/publish` refused a request; the `reason` label of
+/// `bridge_http_publish_refused_total`. Refused events inside a request are counted by their
+/// `RejectReason` in `bridge_events_rejected_total`, like the Redis path's.
+pub const HTTP_REFUSAL_REASONS: [&str; 11] = [
+    "missing_credentials",
+    "invalid_key",
+    "read_credential",
+    "unsupported_media_type",
+    "body_too_large",
+    "too_many_items",
+    "malformed",
+    "body_timeout",
+    "busy",
+    "event_rejected",
+    "ack_timeout",
+];
+
+/// What became of each event posted over HTTP; the `result` label of
+/// `bridge_http_publish_events_total`.
+pub const HTTP_EVENT_RESULTS: [&str; 4] = ["stored", "duplicate", "rejected", "unacknowledged"];
+
 /// Every metric the bridge exports. Labels come from closed sets (channels, reject reasons).
 pub struct BridgeMetrics {
     handle: PrometheusHandle,
@@ -41,6 +62,8 @@ pub struct BridgeMetrics {
     source_gaps: HashMap<&'static str, Counter>,
     pub coverage_errors: Counter,
     pub stored_through_beacon: Gauge,
+    http_refused: HashMap<&'static str, Counter>,
+    http_events: HashMap<&'static str, Counter>,
     redis_up: AtomicBool,
     nats_up: AtomicBool,
 }
@@ -161,7 +184,36 @@ impl BridgeMetrics {
             "1 while connected to NATS, else 0.",
         );
 
+        describe(
+            r,
+            "bridge_http_publish_refused_total",
+            Unit::Count,
+            "Requests to POST /api/realtime/publish refused (or not acknowledged in time), by reason.",
+        );
+        describe(
+            r,
+            "bridge_http_publish_events_total",
+            Unit::Count,
+            "Events posted to /api/realtime/publish, by result.",
+        );
+        let labelled = |name: &'static str, label: &'static str, values: &[&'static str]| {
+            values
+                .iter()
+                .map(|value| (*value, counter(r, name, &[(label, value)])))
+                .collect::<HashMap<_, _>>()
+        };
+
         BridgeMetrics {
+            http_refused: labelled(
+                "bridge_http_publish_refused_total",
+                "reason",
+                &HTTP_REFUSAL_REASONS,
+            ),
+            http_events: labelled(
+                "bridge_http_publish_events_total",
+                "result",
+                &HTTP_EVENT_RESULTS,
+            ),
             handle: recorder.handle(),
             received: counter(r, "bridge_events_received_total", &[]),
             forwarded,
@@ -227,6 +279,23 @@ impl BridgeMetrics {
     pub fn source_gap(&self, reason: GapReason) {
         if let Some(counter) = self.source_gaps.get(gap_label(reason)) {
             counter.increment(1);
+        }
+    }
+
+    /// `POST /api/realtime/publish` refused a request for `reason` (one of
+    /// [`HTTP_REFUSAL_REASONS`]).
+    pub fn http_refused(&self, reason: &'static str) {
+        match self.http_refused.get(reason) {
+            Some(counter) => counter.increment(1),
+            None => debug_assert!(false, "unknown HTTP refusal reason {reason}"),
+        }
+    }
+
+    /// Events posted over HTTP with this `result` (one of [`HTTP_EVENT_RESULTS`]).
+    pub fn http_events(&self, result: &'static str, count: u64) {
+        match self.http_events.get(result) {
+            Some(counter) => counter.increment(count),
+            None => debug_assert!(false, "unknown HTTP event result {result}"),
         }
     }
 
@@ -298,6 +367,8 @@ mod tests {
             "bridge_subscriptions_ended_total{reason=\"queue_full\"}",
             "bridge_source_gaps_total{reason=\"departed\"}",
             "bridge_coverage_errors_total",
+            "bridge_http_publish_refused_total{reason=\"read_credential\"}",
+            "bridge_http_publish_events_total{result=\"duplicate\"}",
         ] {
             assert!(
                 text.lines()

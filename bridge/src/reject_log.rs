@@ -2,6 +2,7 @@
 //! log line per reason per interval (with the number suppressed since), not one per message.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use rakuda_schema::{Reject, RejectReason};
@@ -9,20 +10,42 @@ use rakuda_schema::{Reject, RejectReason};
 /// How often each reason may be logged.
 pub const REJECT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
+/// Keyed by reject reason; the publish API keys it by its own refusal reasons.
 #[derive(Debug)]
-pub struct RejectLog {
+pub struct RejectLog<K = RejectReason> {
     interval: Duration,
-    last: HashMap<RejectReason, (Instant, u64)>,
+    last: HashMap<K, (Instant, u64)>,
 }
 
-impl RejectLog {
-    pub fn new(interval: Duration) -> RejectLog {
+impl<K: Hash + Eq> RejectLog<K> {
+    pub fn new(interval: Duration) -> RejectLog<K> {
         RejectLog {
             interval,
             last: HashMap::new(),
         }
     }
 
+    /// `Some(suppressed since the last line)` when `key` may be logged now.
+    pub fn admit(&mut self, key: K, now: Instant) -> Option<u64> {
+        match self.last.get_mut(&key) {
+            Some((at, suppressed)) if now.duration_since(*at) < self.interval => {
+                *suppressed += 1;
+                None
+            }
+            Some(entry) => {
+                let suppressed = entry.1;
+                *entry = (now, 0);
+                Some(suppressed)
+            }
+            None => {
+                self.last.insert(key, (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+impl RejectLog {
     /// Logs `reject` unless its reason was logged within the interval.
     pub fn record(&mut self, reject: &Reject, redis_channel: &str, now: Instant) {
         if let Some(suppressed) = self.admit(reject.reason, now) {
@@ -35,25 +58,6 @@ impl RejectLog {
                 error = reject.message.escape_debug().to_string(),
                 "rejected message sent to the DLQ"
             );
-        }
-    }
-
-    /// `Some(suppressed since the last line)` when this reason may be logged now.
-    fn admit(&mut self, reason: RejectReason, now: Instant) -> Option<u64> {
-        match self.last.get_mut(&reason) {
-            Some((at, suppressed)) if now.duration_since(*at) < self.interval => {
-                *suppressed += 1;
-                None
-            }
-            Some(entry) => {
-                let suppressed = entry.1;
-                *entry = (now, 0);
-                Some(suppressed)
-            }
-            None => {
-                self.last.insert(reason, (now, 0));
-                Some(0)
-            }
         }
     }
 }

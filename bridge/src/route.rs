@@ -3,7 +3,7 @@
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use rakuda_schema::channel::{DLQ_SUBJECT, REJECT_REASON_HEADER, SOURCE_CHANNEL_HEADER};
-use rakuda_schema::{Reject, Validator};
+use rakuda_schema::{Channel, EventType, Reject, Validator};
 use sha2::{Digest, Sha256};
 
 /// Header JetStream deduplicates on (within the stream's duplicate window).
@@ -38,11 +38,63 @@ pub enum Verdict {
 pub fn route(validator: &Validator, prefix: &str, redis_channel: &str, payload: Bytes) -> Outgoing {
     let msg_id = content_hash(redis_channel, &payload);
     let channel_name = redis_channel.strip_prefix(prefix).unwrap_or(redis_channel);
-    let (channel, subject) = match validator.validate(channel_name, &payload) {
-        Ok(event) => (event.channel, event.channel.event_subject(&event.id)),
+    let checked = validator
+        .validate(channel_name, &payload)
+        .map(|event| (event.channel, event.channel.event_subject(&event.id)));
+    finish(validator, checked, &msg_id, redis_channel, payload)
+}
+
+/// Where an event posted over HTTP whose `type` cannot be read is said to come from (the DLQ's
+/// source channel header).
+pub const POSTED_UNKNOWN_SOURCE: &str = "http";
+
+/// Routes an event posted over HTTP: it is checked on the channel its `type` belongs on, as if
+/// published on that Redis channel (an event whose type cannot be read is checked against the
+/// first channel, so it gets the same specific reason: missing field, unknown type, ...).
+/// `idempotency_key` becomes the `Nats-Msg-Id`; without one, the Redis path's content hash,
+/// so the same bytes sent both ways are stored once.
+pub fn route_posted(
+    validator: &Validator,
+    prefix: &str,
+    payload: Bytes,
+    idempotency_key: Option<&str>,
+) -> Outgoing {
+    let channel = posted_channel(&payload);
+    let source = channel.map_or_else(
+        || POSTED_UNKNOWN_SOURCE.to_owned(),
+        |channel| channel.redis_channel(prefix),
+    );
+    let msg_id = idempotency_key.map_or_else(|| content_hash(&source, &payload), str::to_owned);
+    let on = channel.unwrap_or(&rakuda_schema::CHANNELS[0]);
+    let checked = validator
+        .validate_on(on, &payload)
+        .map(|event| (event.channel, event.channel.event_subject(&event.id)));
+    finish(validator, checked, &msg_id, &source, payload)
+}
+
+/// The channel of the event's `type`, when it has a known one.
+fn posted_channel(payload: &[u8]) -> Option<&'static Channel> {
+    #[derive(serde::Deserialize)]
+    struct TypeOnly<'a> {
+        #[serde(rename = "type", borrow)]
+        event_type: Option<std::borrow::Cow<'a, str>>,
+    }
+    let read: TypeOnly = serde_json::from_slice(payload).ok()?;
+    EventType::from_wire(&read.event_type?).map(Channel::of)
+}
+
+fn finish(
+    validator: &Validator,
+    checked: Result<(&'static Channel, String), Reject>,
+    msg_id: &str,
+    redis_channel: &str,
+    payload: Bytes,
+) -> Outgoing {
+    let (channel, subject) = match checked {
+        Ok(routed) => routed,
         Err(reject) => {
             return to_dlq(
-                msg_id.as_str(),
+                msg_id,
                 redis_channel,
                 payload,
                 reject,
@@ -51,7 +103,7 @@ pub fn route(validator: &Validator, prefix: &str, redis_channel: &str, payload: 
         }
     };
     let mut headers = HeaderMap::new();
-    headers.insert(MSG_ID_HEADER, msg_id.as_str());
+    headers.insert(MSG_ID_HEADER, msg_id);
     Outgoing {
         subject,
         headers,

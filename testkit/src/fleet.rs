@@ -27,6 +27,8 @@ pub struct FleetConfig {
     /// Where `rakuda-bridge` and `rakuda-gateway` were built (`target/debug`).
     pub bin_dir: PathBuf,
     pub api_key: String,
+    /// The bridges' publish key (`PUBLISH_API_KEYS`), for `POST /api/realtime/publish`.
+    pub publish_key: String,
     pub bridges: usize,
     pub gateways: usize,
     /// Settings every bridge gets, on top of the addresses the fleet assigns.
@@ -34,7 +36,7 @@ pub struct FleetConfig {
     /// Settings every gateway gets, on top of the addresses the fleet assigns.
     pub gateway_env: Vec<(String, String)>,
     /// Fixed ports for a demo: nginx on `base`, gateways on `base+1..`, bridges' metrics on
-    /// `base+11..`, Redis on `base+20`, NATS clients on 4322..; `None` takes free ports (tests).
+    /// `base+11..`, bridges' publish APIs on `base+31..`, Redis on `base+20`, NATS clients on 4322..; `None` takes free ports (tests).
     pub base_port: Option<u16>,
     /// Where the certificates, keys and env files go (replaced on every start); `None`: inside
     /// the fleet's temp dir, gone with it.
@@ -46,6 +48,7 @@ impl FleetConfig {
         FleetConfig {
             bin_dir,
             api_key: "fleet-api-key".into(),
+            publish_key: "fleet-publish-key-0123456789".into(),
             bridges: 2,
             gateways: 2,
             bridge_env: Vec::new(),
@@ -65,6 +68,7 @@ pub struct Fleet {
     pub nats: NatsCluster,
     pub redis: RedisServer,
     pub api_key: String,
+    pub publish_key: String,
     /// The CA, certificates, nkeys and passwords the fleet runs with.
     pub secrets: Secrets,
     dir: TempDir,
@@ -125,10 +129,19 @@ impl Fleet {
         };
 
         let mut bridges = Vec::new();
+        let mut publishers = Vec::new();
         for index in 0..config.bridges {
+            // The publish API, behind nginx's `upstream rakuda_publish`.
+            let publish = loopback(port(31 + index as u16)?);
             let port = port(11 + index as u16)?;
             let mut envs = common(Role::Bridge, &config.bridge_env);
             envs.push(("BRIDGE_METRICS_ADDR".into(), loopback(port)));
+            envs.push(("BRIDGE_HTTP_ADDR".into(), publish.clone()));
+            envs.push((
+                "PUBLISH_API_KEYS".into(),
+                format!("fleet:{}", config.publish_key),
+            ));
+            publishers.push(publish);
             let mut bridge = Service::new(
                 &format!("bridge-{}", index + 1),
                 bridge_binary.clone(),
@@ -168,6 +181,7 @@ impl Fleet {
         let nginx = Nginx::start(
             config.base_port,
             &upstreams,
+            &publishers,
             &api,
             &secrets.nginx,
             &secrets.ca,
@@ -179,6 +193,7 @@ impl Fleet {
             nats,
             redis,
             api_key: config.api_key,
+            publish_key: config.publish_key,
             secrets,
             dir,
         })

@@ -53,11 +53,13 @@ pub fn render_locations(access_log: &Path) -> Result<String, Error> {
 
 /// `ops/nginx/nginx.conf` with its listen address (keeping the committed `ssl http2`), its
 /// gateway upstream servers (one line per gateway, each keeping the committed health-check
-/// parameters), its API upstream, its certificate, its access log and the path of
+/// parameters), its publish upstream (one line per bridge's publish API, likewise), its API
+/// upstream, its certificate, its access log and the path of
 /// `realtime.conf` (the rendered copy) replaced.
 pub fn render_config(
     listen: &str,
     gateways: &[String],
+    publishers: &[String],
     api: &str,
     paths: &RenderPaths<'_>,
 ) -> Result<String, Error> {
@@ -65,6 +67,7 @@ pub fn render_config(
     let mut out = String::new();
     let mut upstream: Option<&str> = None;
     let mut gateway_lines_written = false;
+    let mut publish_lines_written = false;
     for line in committed.lines() {
         let trimmed = line.trim_start();
         let indent = &line[..line.len() - trimmed.len()];
@@ -72,10 +75,10 @@ pub fn render_config(
             .strip_prefix("upstream ")
             .and_then(|rest| rest.strip_suffix(" {"))
         {
-            upstream = Some(if name == "rakuda_realtime" {
-                "realtime"
-            } else {
-                "api"
+            upstream = Some(match name {
+                "rakuda_realtime" => "realtime",
+                "rakuda_publish" => "publish",
+                _ => "api",
             });
         } else if trimmed == "}" {
             upstream = None;
@@ -115,6 +118,16 @@ pub fn render_config(
                         .collect::<Vec<_>>()
                         .join("\n")
                 }
+                "publish" if publish_lines_written => continue,
+                "publish" if publishers.is_empty() => line.to_owned(),
+                "publish" => {
+                    publish_lines_written = true;
+                    publishers
+                        .iter()
+                        .map(|bridge| format!("{indent}server {bridge}{}", parameters.trim_end()))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                }
                 _ => format!("{indent}server {api};"),
             }
         } else {
@@ -145,6 +158,7 @@ impl Nginx {
     pub fn start(
         port: Option<u16>,
         gateways: &[String],
+        publishers: &[String],
         api: &str,
         tls: &CertFiles,
         ca: &Path,
@@ -152,7 +166,7 @@ impl Nginx {
         let dir = tempfile::Builder::new().prefix("rakuda-nginx-").tempdir()?;
         let client = TlsClient::new(ca)
             .map_err(|error| Error::Io(std::io::Error::other(error.to_string())))?;
-        let spawn = |port| spawn(dir.path(), port, gateways, api, tls, &client);
+        let spawn = |port| spawn(dir.path(), port, gateways, publishers, api, tls, &client);
         let (port, process) = match port {
             Some(port) => (port, spawn(port)?),
             None => spawn_on_free_port(5, spawn)?,
@@ -208,6 +222,7 @@ fn spawn(
     dir: &Path,
     port: u16,
     gateways: &[String],
+    publishers: &[String],
     api: &str,
     tls: &CertFiles,
     client: &TlsClient,
@@ -223,7 +238,13 @@ fn spawn(
     };
     std::fs::write(
         &config,
-        render_config(&format!("127.0.0.1:{port}"), gateways, api, &paths)?,
+        render_config(
+            &format!("127.0.0.1:{port}"),
+            gateways,
+            publishers,
+            api,
+            &paths,
+        )?,
     )?;
     let args = [
         "-p".to_owned(),

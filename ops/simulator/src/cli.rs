@@ -42,6 +42,37 @@ pub enum Command {
         /// payload.data as a JSON object; a plausible sample when omitted.
         #[arg(long)]
         data: Option<String>,
+        /// Publish through the bridge's `POST /api/realtime/publish` at this URL
+        /// (`http://127.0.0.1:9102/api/realtime/publish`) instead of Redis; prints the answer.
+        #[arg(long)]
+        http: Option<String>,
+        /// The publish key (one of the bridge's PUBLISH_API_KEYS, without its `id:`), for --http.
+        #[arg(long, env = "PUBLISH_KEY", hide_env_values = true, requires = "http")]
+        key: Option<String>,
+        /// The Idempotency-Key, for --http: the same key twice stores one event.
+        #[arg(long, requires = "http")]
+        idempotency_key: Option<String>,
+    },
+    /// Compare publishing over HTTP with publishing on Redis: N events each way, each timed until
+    /// stored; prints throughput and p50/p99 of both (a bridge with BRIDGE_HTTP_ADDR must run).
+    PublishBench {
+        /// The bridge's publish URL.
+        #[arg(long, default_value = "http://127.0.0.1:9102/api/realtime/publish")]
+        http: String,
+        /// The publish key.
+        #[arg(long, env = "PUBLISH_KEY", hide_env_values = true)]
+        key: String,
+        /// NATS, to see the Redis path's events stored.
+        #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+        #[arg(long, env = "STREAM_NAME", default_value = "RAKUDA_REALTIME")]
+        stream: String,
+        /// Events each way.
+        #[arg(long, default_value_t = 20_000)]
+        count: usize,
+        /// Requests (HTTP) and commands (Redis) in flight at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
     },
     /// Publish realistic traffic: steady stock/price/listing changes, order bursts, batch jobs.
     Run {

@@ -27,6 +27,10 @@ pub enum Error {
     Probe(#[from] ProbeError),
     #[error(transparent)]
     Validate(#[from] ValidateError),
+    #[error(transparent)]
+    Http(#[from] crate::http_publish::HttpPublishError),
+    #[error("--http needs --key (or PUBLISH_KEY): one of the bridge's PUBLISH_API_KEYS")]
+    NoKey,
     #[error("{0} probes never came back")]
     ProbesLost(usize),
 }
@@ -45,6 +49,64 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             id,
             action,
             data,
+            http: Some(url),
+            key,
+            idempotency_key,
+        } => {
+            let key = key.ok_or(Error::NoKey)?;
+            let (_, event) = sample::sample_event(&channel, &id, &action, data.as_deref())?;
+            // Serializing our own well-formed types cannot fail.
+            let json = serde_json::to_string(&event).unwrap_or_default();
+            let client = reqwest::Client::new();
+            let answer =
+                crate::http_publish::publish(&client, &url, &key, json, idempotency_key.as_deref())
+                    .await?;
+            eprintln!("published through {url}:");
+            report(&answer);
+        }
+        Command::PublishBench {
+            http,
+            key,
+            nats_url,
+            stream,
+            count,
+            concurrency,
+        } => {
+            let run = std::process::id().to_string();
+            let mut redis_path = crate::http_publish::bench_redis(
+                redis_url,
+                prefix,
+                &nats_url,
+                &stream,
+                count,
+                concurrency,
+                &run,
+            )
+            .await?;
+            let mut http_path =
+                crate::http_publish::bench_http(&http, &key, count, concurrency, &run).await?;
+            for (name, figures) in [("redis", &mut redis_path), ("http", &mut http_path)] {
+                let (p50, p99) = (figures.quantile_ms(0.5), figures.quantile_ms(0.99));
+                report(
+                    &serde_json::json!({
+                        "path": name,
+                        "events": count,
+                        "stored": figures.stored,
+                        "per_second": figures.per_second().round(),
+                        "p50_ms": (p50 * 100.0).round() / 100.0,
+                        "p99_ms": (p99 * 100.0).round() / 100.0,
+                    })
+                    .to_string(),
+                );
+            }
+        }
+        Command::Publish {
+            channel,
+            id,
+            action,
+            data,
+            http: None,
+            ..
         } => {
             let mut redis = connect(redis_url).await?;
             let (channel, event) = sample::sample_event(&channel, &id, &action, data.as_deref())?;

@@ -6,6 +6,8 @@
 //! - [`sample`] — one sample event (`rakuda-sim publish`).
 //! - [`traffic`] — a realistic day in fast-forward (`rakuda-sim run`, used by `just dev`).
 //! - [`probe`] — publish-to-receive latency through the whole stack (`rakuda-sim probe`).
+//! - [`http_publish`] — publishing through the bridge's HTTP API (`rakuda-sim publish --http`),
+//!   and its comparison with the Redis path (`rakuda-sim publish-bench`).
 //! - [`validate`] — a message checked as the bridge would (`rakuda-sim validate`).
 //! - [`sse`] — reading a Server-Sent Events stream record by record.
 //! - [`cli`] — the `rakuda-sim` command line.
@@ -13,6 +15,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod http_publish;
 pub mod probe;
 pub mod sample;
 pub mod sse;

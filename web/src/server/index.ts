@@ -13,3 +13,5 @@ export type {
   RealtimeEventInput,
   RedisPublisher,
 } from "./publish.js";
+export { publishRealtimeEventHttp } from "./publishHttp.js";
+export type { FetchLike, HttpPublishOutcome, HttpPublishTarget } from "./publishHttp.js";
