@@ -532,6 +532,13 @@ async fn a_fleet_behind_nginx_delivers_every_event_through_crashes_drains_and_ou
 
     stop.cancel();
     history::read_within_the_gateways_permissions(&tls, fleet.nginx.addr(), &fleet.api_key).await;
+    history::publish_is_served_through_nginx(
+        &tls,
+        fleet.nginx.addr(),
+        &fleet.publish_key,
+        &fleet.api_key,
+    )
+    .await;
 
     // Nothing the fleet does needs more than its permissions: every NATS permission violation
     // and every Redis ACL refusal logged in the whole run is one this test caused on purpose.

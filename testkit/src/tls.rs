@@ -168,6 +168,36 @@ pub async fn h2_get(
     path_and_query: &str,
     headers: &[(&str, &str)],
 ) -> Result<H2Response, TlsError> {
+    h2_request(tls, addr, http::Method::GET, path_and_query, headers, None).await
+}
+
+/// `POST https://<addr><path_and_query>` over HTTP/2 with `body`, like [`h2_get`].
+pub async fn h2_post(
+    tls: &TlsClient,
+    addr: SocketAddr,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Result<H2Response, TlsError> {
+    h2_request(
+        tls,
+        addr,
+        http::Method::POST,
+        path_and_query,
+        headers,
+        Some(body),
+    )
+    .await
+}
+
+async fn h2_request(
+    tls: &TlsClient,
+    addr: SocketAddr,
+    method: http::Method,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: Option<Bytes>,
+) -> Result<H2Response, TlsError> {
     let stream = tls.connect(addr, Alpn::H2).await?;
     let (client, connection) = h2::client::handshake(stream).await?;
     // The connection is driven by its own task; it ends when the client side and every stream
@@ -175,7 +205,9 @@ pub async fn h2_get(
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    let mut request = http::Request::get(format!("https://{addr}{path_and_query}"));
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(format!("https://{addr}{path_and_query}"));
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -183,7 +215,10 @@ pub async fn h2_get(
         .body(())
         .map_err(|error| TlsError::Request(error.to_string()))?;
     let mut client = client.ready().await?;
-    let (response, _) = client.send_request(request, true)?;
+    let (response, mut send) = client.send_request(request, body.is_none())?;
+    if let Some(body) = body {
+        send.send_data(body, true)?;
+    }
     let response = response.await?;
     let status = response.status().as_u16();
     Ok(H2Response {

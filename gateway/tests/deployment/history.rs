@@ -6,7 +6,8 @@
 
 use std::net::SocketAddr;
 
-use rakuda_testkit::tls::{h2_get, TlsClient};
+use bytes::Bytes;
+use rakuda_testkit::tls::{h2_get, h2_post, TlsClient};
 
 /// Asks for each and expects 200; a stream with `?since=` must deliver its first bytes.
 pub async fn read_within_the_gateways_permissions(tls: &TlsClient, addr: SocketAddr, key: &str) {
@@ -33,4 +34,52 @@ pub async fn read_within_the_gateways_permissions(tls: &TlsClient, addr: SocketA
         .expect("the stream's first bytes")
         .expect("no error");
     assert!(!first.is_empty(), "the stream with ?since= sent nothing");
+}
+
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
+/// The bridges' publish API through nginx over TLS, as shipped: a read key is refused, and an
+/// event the validator refuses is answered with its reason after the bridge handled it (a
+/// refused event lands on the DLQ, not in the stream the fleet's clients count).
+pub async fn publish_is_served_through_nginx(
+    tls: &TlsClient,
+    addr: SocketAddr,
+    publish_key: &str,
+    read_key: &str,
+) {
+    let refused = r#"{"type":"ORDER_RECEIVED","payload":{"action":"created"},"timestamp":"2026-11-22T10:00:00.000Z"}"#;
+    let bearer = format!("Bearer {publish_key}");
+    let cases: [(Headers, u16, &str); 2] = [
+        (
+            &[
+                ("authorization", &bearer),
+                ("content-type", "application/json"),
+            ],
+            422,
+            "missing_field",
+        ),
+        (
+            &[
+                ("x-api-key", read_key),
+                ("content-type", "application/json"),
+            ],
+            403,
+            "read_credential",
+        ),
+    ];
+    for (headers, expected, reason) in cases {
+        let response = h2_post(
+            tls,
+            addr,
+            "/api/realtime/publish",
+            headers,
+            Bytes::from_static(refused.as_bytes()),
+        )
+        .await
+        .expect("an HTTPS request");
+        let status = response.status;
+        let body = response.text().await.expect("the body");
+        assert_eq!(status, expected, "publish answered {status}: {body}");
+        assert!(body.contains(reason), "publish answered {status}: {body}");
+    }
 }
