@@ -8,10 +8,8 @@ use sha2::{Digest, Sha256};
 
 /// Header JetStream deduplicates on (within the stream's duplicate window).
 pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
-/// Header with the human-readable reject message.
-pub const REJECT_MESSAGE_HEADER: &str = "Rakuda-Reject-Message";
-/// Header with the original size of a message truncated for the DLQ.
-pub const ORIGINAL_SIZE_HEADER: &str = "Rakuda-Original-Size";
+/// The DLQ's other headers, defined with the page the gateway reads them into.
+pub use rakuda_schema::dlq::{ORIGINAL_SIZE_HEADER, REJECT_MESSAGE_HEADER};
 
 /// A message ready to publish to JetStream.
 #[derive(Debug, Clone)]

@@ -12,6 +12,7 @@
 //! - [`json`] — strict JSON reading: no repeated keys, raw values kept as written.
 //! - [`validate`] — checks raw bytes against the contract and names the reason for a reject.
 //! - [`reject`] — the closed set of reject reasons.
+//! - [`dlq`] — what the gateway's DLQ route answers (rejected messages, counts per reason).
 //! - [`control`] — what bridges write into the stream besides events (source gaps).
 //! - [`frame`] — what a gateway sends to clients (event with `seq`, batch, heartbeat, reset).
 //! - [`vocabulary`] — the gateway's closed sets: refusals, resets, replay sources, close codes.
@@ -20,6 +21,7 @@
 
 pub mod channel;
 pub mod control;
+pub mod dlq;
 pub mod event;
 pub mod frame;
 pub mod json;
@@ -31,6 +33,7 @@ pub mod ws;
 
 pub use channel::{Channel, Coalesce, CHANNELS};
 pub use control::{GapReason, SourceGap};
+pub use dlq::{DlqPage, RejectCounts, RejectedMessage};
 pub use event::{Action, EventType, Payload, RealTimeEvent, Timestamp};
 pub use frame::{BatchFrame, Heartbeat, ResetNotice, SequencedEvent};
 pub use reject::{Reject, RejectReason};

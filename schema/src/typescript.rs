@@ -7,8 +7,10 @@ use ts_rs::{Config, TS};
 use strum::IntoEnumIterator;
 
 use crate::channel::{CHANNELS, DEFAULT_REDIS_CHANNEL_PREFIX, SUBJECT_PREFIX};
+use crate::dlq::{DlqPage, RejectCounts, RejectedMessage};
 use crate::event::{Action, EventType, Payload, RealTimeEvent, Timestamp};
 use crate::frame::{BatchFrame, Heartbeat, ResetNotice, SequencedEvent};
+use crate::reject::RejectReason;
 use crate::validate::DEFAULT_MAX_EVENT_BYTES;
 use crate::vocabulary::{CloseCode, RequestRefusal, ResetReason};
 use crate::ws::{ClientOp, Pong, Subscribed, WsErrorKind, WsErrorNotice};
@@ -36,6 +38,9 @@ pub fn definitions() -> String {
         Pong::decl(&cfg),
         WsErrorKind::decl(&cfg),
         WsErrorNotice::decl(&cfg),
+        RejectedMessage::decl(&cfg),
+        RejectCounts::decl(&cfg),
+        DlqPage::decl(&cfg),
     ];
 
     let mut out = String::from(
@@ -79,6 +84,17 @@ pub fn definitions() -> String {
             .collect::<Vec<_>>()
             .join(", ")
     ));
+
+    out.push_str("/** Why the bridge rejects a message: the `reason` of the DLQ. */\n");
+    out.push_str(&format!(
+        "export const REJECT_REASONS = [{}] as const;\n\n",
+        RejectReason::ALL
+            .iter()
+            .map(|reason| format!("\"{reason}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    out.push_str("export type RejectReason = (typeof REJECT_REASONS)[number];\n\n");
 
     out.push_str(&format!(
         "export const REDIS_CHANNEL_PREFIX = \"{DEFAULT_REDIS_CHANNEL_PREFIX}\";\n"
@@ -142,6 +158,8 @@ mod tests {
             "{ \"op\": \"subscribe\", channels: Array<ChannelName>, }",
             "event: \"reset\"; data: ResetNotice }",
             "try_again_later: 1013,",
+            "\"invalid_json\", \"duplicate_key\"",
+            "export type DlqPage = { ",
         ] {
             assert!(ts.contains(needle), "missing `{needle}` in:\n{ts}");
         }

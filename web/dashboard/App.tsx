@@ -19,6 +19,7 @@ import { Counters } from "./Counters";
 import { EntityPanel } from "./EntityPanel";
 import { Freshness, isStale } from "./Freshness";
 import { OutOfStockPanel } from "./OutOfStockPanel";
+import { RejectedPanel, useRejected } from "./RejectedPanel";
 import { Feed, type Navigate } from "./Feed";
 import { Sparkline } from "./Sparkline";
 import { forgetApiKey, saveApiKey, type BootConfig } from "./config";
@@ -196,6 +197,7 @@ function Dashboard({
   // "went out of stock", not "is still out of stock".
   const [availability] = useState(() => new AvailabilityMemory());
   const opening = useOpeningState(client, history, availability);
+  const rejected = useRejected(history);
   const [path, navigate] = usePath();
   const detail = parseDetailPath(path);
 
@@ -297,7 +299,10 @@ function Dashboard({
             </h2>
             <Feed rows={view.rows} navigate={navigate} now={view.now} />
           </section>
-          <OutOfStockPanel state={opening} navigate={navigate} now={view.now} />
+          <div className="side">
+            <OutOfStockPanel state={opening} navigate={navigate} now={view.now} />
+            <RejectedPanel state={rejected} now={view.now} />
+          </div>
           {detail && (
             <EntityPanel
               kind={detail.kind}

@@ -37,8 +37,9 @@ use settings::{PublishKeyError, PublishKeys, PublishSettings};
 
 pub const PUBLISH_PATH: &str = "/api/realtime/publish";
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
-/// On DLQ copies of events posted over HTTP: the id of the publish key that sent it.
-pub const PRODUCER_HEADER: &str = "Rakuda-Producer";
+/// On DLQ copies of events posted over HTTP: the id of the publish key that sent it (the
+/// gateway's DLQ page reads it as `producer`).
+pub use rakuda_schema::dlq::PRODUCER_HEADER;
 
 pub struct PublishApi {
     jetstream: jetstream::Context,

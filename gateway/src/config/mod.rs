@@ -18,6 +18,7 @@ use checks::{parse_dashboard_dir, parse_origin, parse_trusted_proxy};
 
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 pub const DEFAULT_STREAM_NAME: &str = "RAKUDA_REALTIME";
+pub const DEFAULT_DLQ_STREAM_NAME: &str = "RAKUDA_DLQ";
 pub const DEFAULT_GATEWAY_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_HEARTBEAT_MS: u64 = 30_000;
 pub const DEFAULT_DEBOUNCE_MS: u64 = 500;
@@ -74,6 +75,10 @@ pub struct Config {
     /// The JetStream stream the bridge writes (its sequence is the global event id).
     #[arg(long, env = "STREAM_NAME", default_value = DEFAULT_STREAM_NAME, value_parser = settings::stream_name)]
     pub stream_name: String,
+
+    /// The stream the bridge keeps rejected messages in, read by `/api/realtime/dlq`.
+    #[arg(long, env = "DLQ_STREAM_NAME", default_value = DEFAULT_DLQ_STREAM_NAME, value_parser = settings::stream_name)]
+    pub dlq_stream_name: String,
 
     /// Where the gateway listens.
     #[arg(long, env = "GATEWAY_ADDR", default_value = DEFAULT_GATEWAY_ADDR)]
@@ -288,6 +293,7 @@ impl Config {
         Config {
             nats_url,
             stream_name: DEFAULT_STREAM_NAME.into(),
+            dlq_stream_name: DEFAULT_DLQ_STREAM_NAME.into(),
             gateway_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             api_key: api_keys,
             token_secret: Vec::new(),

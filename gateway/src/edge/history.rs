@@ -1,6 +1,6 @@
 //! `GET /api/realtime/summary` and `GET /api/realtime/snapshot`: today's totals and the latest
 //! state of every entity, for a dashboard that has just opened. Behind auth, within the
-//! channels the credential allows.
+//! channels the credential allows. The admission helpers here serve `/dlq` too ([`super::dlq`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,7 @@ use super::error::{ApiError, Refusals};
 use super::limits::{Connections, Permit};
 use crate::channels::ChannelSet;
 use crate::history::budget::{Answer, AnswerBudget};
+use crate::history::dlq::Rejected;
 use crate::history::snapshot::{Snapshots, ANSWER_TIMEOUT};
 use crate::history::summary::Summaries;
 use crate::history::HistoryError;
@@ -28,6 +29,8 @@ use crate::history::HistoryError;
 pub struct History {
     pub summaries: Summaries,
     pub snapshots: Snapshots,
+    /// The DLQ reader (`/api/realtime/dlq`, routed by [`super::dlq`]).
+    pub rejected: Rejected,
     pub refusals: Refusals,
     /// The connection slots streams take too: an answer being written holds one.
     pub connections: Arc<Connections>,
@@ -156,7 +159,7 @@ fn within_answer_timeout(
     )
 }
 
-fn json_response(body: Body) -> Response {
+pub(super) fn json_response(body: Body) -> Response {
     let mut response = Response::new(body);
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -167,7 +170,7 @@ fn json_response(body: Body) -> Response {
 
 /// One of the credential's connection slots, for as long as the answer is written: history
 /// requests count against `MAX_CONNECTIONS` and `MAX_CONNECTIONS_PER_KEY` like streams.
-fn slot(history: &History, principal: &Principal) -> Result<Permit, ApiError> {
+pub(super) fn slot(history: &History, principal: &Principal) -> Result<Permit, ApiError> {
     history
         .connections
         .acquire(principal.subject())
@@ -175,14 +178,14 @@ fn slot(history: &History, principal: &Principal) -> Result<Permit, ApiError> {
 }
 
 /// The answer's share of `HISTORY_BUDGET_BYTES`, or the named refusal.
-fn share(history: &History, answer: Option<Answer>) -> Result<Answer, ApiError> {
+pub(super) fn share(history: &History, answer: Option<Answer>) -> Result<Answer, ApiError> {
     answer.ok_or_else(|| {
         history
             .refusals
             .refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
                 RequestRefusal::HistoryBudget,
-                "the summary and snapshot answers in flight on this gateway hold \
+                "the summary, snapshot and DLQ answers in flight on this gateway hold \
                  HISTORY_BUDGET_BYTES; retry after Retry-After, or on another instance",
             )
             .retry_after(BUDGET_RETRY_AFTER)
@@ -216,7 +219,7 @@ fn latest_state_channels(
     Ok(channels.minus(without))
 }
 
-fn unavailable(refusals: &Refusals, what: &str, error: &HistoryError) -> ApiError {
+pub(super) fn unavailable(refusals: &Refusals, what: &str, error: &HistoryError) -> ApiError {
     tracing::warn!(%error, "cannot serve the {what}");
     refusals.refuse(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -11,12 +11,14 @@
 //! - [`error`] — refusals: a status, a JSON body, a count by reason.
 //! - [`stats`] — `/status`, `/stats`, `/metrics`, `/healthz`, `/readyz`.
 //! - [`history`] — `/summary` and `/snapshot`: today's totals, the latest state.
+//! - [`dlq`] — `/dlq`: the messages the bridge rejected, for administrators.
 //! - [`routes`] — the edge's routes, CORS; [`dashboard`] — the static dashboard.
 
 pub mod auth;
 pub mod auth_failures;
 pub mod client_addr;
 pub mod dashboard;
+pub mod dlq;
 pub mod error;
 pub mod history;
 pub mod keys;

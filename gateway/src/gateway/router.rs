@@ -7,12 +7,14 @@ use axum::{middleware, Router};
 
 use crate::config::Config;
 use crate::edge::auth::{self, Auth};
+use crate::edge::dlq::dlq_routes;
 use crate::edge::history::{history_routes, History};
 use crate::edge::routes::{self, Minting};
 use crate::edge::stats::{ShownSettings, StatusSources};
 use crate::edge::token::TokenSigner;
 use crate::edge::Refusals;
 use crate::history::budget::AnswerBudget;
+use crate::history::dlq::Rejected;
 use crate::history::snapshot::Snapshots;
 use crate::history::summary::Summaries;
 use crate::transport::{self, Streams};
@@ -27,7 +29,7 @@ pub(super) struct RouteParts {
     pub history: Arc<History>,
 }
 
-/// The summary and snapshot readers, on `jetstream`.
+/// The summary, snapshot and DLQ readers, on `jetstream`.
 pub(super) fn history(
     config: &Config,
     jetstream: async_nats::jetstream::Context,
@@ -44,6 +46,11 @@ pub(super) fn history(
     .map_err(|_| crate::config::ConfigError::Timezone(config.summary_timezone.clone()))?;
     Ok(History {
         summaries,
+        rejected: Rejected {
+            jetstream: jetstream.clone(),
+            stream_name: config.dlq_stream_name.clone(),
+            metrics: metrics.clone(),
+        },
         snapshots: Snapshots {
             jetstream,
             stream_name: latest_stream_name(&config.stream_name),
@@ -74,7 +81,8 @@ pub(super) fn router(config: &Config, parts: RouteParts, refusals: Refusals) -> 
     } = parts;
     let realtime = transport::routes(streams)
         .merge(routes::realtime_routes(status.clone(), minting))
-        .merge(history_routes(history))
+        .merge(history_routes(history.clone()))
+        .merge(dlq_routes(history))
         .route_layer(middleware::from_fn_with_state(auth, auth::require));
     let router = Router::new()
         .merge(realtime)

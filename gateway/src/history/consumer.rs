@@ -1,4 +1,4 @@
-//! The consumer a snapshot answer reads with, deleted when the answer ends, however it ends:
+//! The consumer a snapshot answer (or a DLQ page) reads with, deleted when the answer ends, however it ends:
 //! written whole, failed, timed out, or dropped because the client went away mid-answer.
 //! Nothing else would delete it soon: the server removes an idle one only after
 //! [`CONSUMER_INACTIVE_THRESHOLD`], and requests arriving faster than that would pile them up.

@@ -6,6 +6,7 @@
 
 pub mod budget;
 pub mod consumer;
+pub mod dlq;
 pub mod snapshot;
 pub mod summary;
 

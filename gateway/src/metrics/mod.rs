@@ -157,7 +157,7 @@ pub struct FleetMetrics {
 pub struct HistoryMetrics {
     /// Snapshot pages answered `partial`: the latest-state stream is at `LATEST_MAX_ENTITIES`.
     pub snapshot_partial: ReadableCounter,
-    /// Consumers made for snapshot answers and not yet deleted.
+    /// Consumers made for snapshot and DLQ answers and not yet deleted.
     pub consumers: Gauge,
     pub consumer_delete_failures: ReadableCounter,
     /// Bytes reserved by answers in flight (`HISTORY_BUDGET_BYTES` caps it).
@@ -309,7 +309,7 @@ fn describe_all(r: &PrometheusRecorder) {
         ("gateway_ws_bad_frames_total", Unit::Count, "Malformed frames WebSocket clients sent (each answered with an error frame)."),
         ("gateway_canary_latency_seconds", Unit::Seconds, "Full-path latency of this gateway's own canary (Redis -> bridge -> NATS -> gateway)."),
         ("gateway_snapshot_partial_total", Unit::Count, "Snapshot pages answered partial: the latest-state stream is at LATEST_MAX_ENTITIES, so the least recently changed entities may have been dropped."),
-        ("gateway_history_consumers", Unit::Count, "Consumers made for snapshot answers and not yet deleted (each is deleted when its answer ends)."),
+        ("gateway_history_consumers", Unit::Count, "Consumers made for snapshot and DLQ answers and not yet deleted (each is deleted when its answer ends)."),
         ("gateway_history_consumer_delete_failures_total", Unit::Count, "Snapshot consumers that could not be deleted (the server removes them once idle)."),
         ("gateway_history_bytes_reserved", Unit::Bytes, "Bytes reserved by summary and snapshot answers in flight (HISTORY_BUDGET_BYTES caps it)."),
         ("gateway_history_bytes_in_flight", Unit::Bytes, "Bytes of summary and snapshot answers built and not yet written to their sockets."),

@@ -1,8 +1,8 @@
 //! The history endpoints through nginx, so that every NATS call they make runs with the
 //! gateway's user: the summary's counting consumers (filtered, deleted at once), the snapshot's
 //! ordered consumers on the latest-state stream (filtered for one channel), and a backfill's
-//! start found by time. A call the permissions lack shows up as a violation in the NATS logs,
-//! which the fleet test checks at the end.
+//! start found by time, and the DLQ page's consumers on the DLQ stream. A call the permissions
+//! lack shows up as a violation in the NATS logs, which the fleet test checks at the end.
 
 use std::net::SocketAddr;
 
@@ -16,6 +16,8 @@ pub async fn read_within_the_gateways_permissions(tls: &TlsClient, addr: SocketA
         "/api/realtime/summary",
         "/api/realtime/snapshot",
         "/api/realtime/snapshot?channels=inventory&limit=5",
+        // Reads the DLQ stream: its consumers need the gateway's permissions on RAKUDA_DLQ.
+        "/api/realtime/dlq",
     ] {
         let response = h2_get(tls, addr, path, &headers)
             .await

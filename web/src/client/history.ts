@@ -3,6 +3,7 @@
 // Both are plain requests with the same credential as the stream: the API key as a header, or
 // a token (from getToken) as ?token=. See docs/PROTOCOL.md, "Backfill, summary and snapshot".
 import { CHANNELS, type EventType, type SequencedEvent } from "../generated/schema";
+import { dlqQuery, parseDlqPage, type DlqPage, type DlqRequest } from "./dlq";
 import type { RealtimeClientOptions, TokenGrant } from "./types";
 
 /** `GET /api/realtime/summary`. */
@@ -81,7 +82,7 @@ export class HistoryError extends Error {
 type HistoryOptions = Pick<RealtimeClientOptions, "baseUrl" | "apiKey" | "getToken" | "fetchImpl">;
 
 /**
- * Summary and snapshot requests, built from the same options as the stream's client so that
+ * Summary, snapshot and DLQ requests, built from the same options as the stream's client so that
  * they carry the same credential.
  */
 export class RealtimeHistory {
@@ -113,6 +114,17 @@ export class RealtimeHistory {
     if (request.after !== undefined && request.after > 0) query.set("after", String(Math.floor(request.after)));
     const page = parseSnapshotPage(await this.get("/api/realtime/snapshot", query, signal));
     if (page === null) throw new HistoryError("malformed snapshot page", 200);
+    return page;
+  }
+
+  /**
+   * A page of the messages the bridge rejected, newest first, with the last hour's counts per
+   * reason (`GET /api/realtime/dlq`). Needs admin scope: the API key, or a token minted with
+   * scope "admin"; otherwise a HistoryError with status 403.
+   */
+  async rejected(request: DlqRequest = {}, signal?: AbortSignal): Promise<DlqPage> {
+    const page = parseDlqPage(await this.get("/api/realtime/dlq", dlqQuery(request), signal));
+    if (page === null) throw new HistoryError("malformed DLQ page", 200);
     return page;
   }
 

@@ -18,6 +18,7 @@ export {
   type SnapshotChannel,
   type SnapshotRequest,
 } from "./history";
+export { parseDlqPage, DLQ_MAX_LIMIT, type DlqPage, type DlqRequest, type RejectCounts, type RejectedMessage } from "./dlq";
 export { availabilityOf, isOutOfStock } from "./inventory";
 export { AvailabilityMemory, AVAILABILITY_MEMORY_CAP } from "./availability";
 export type {

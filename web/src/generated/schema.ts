@@ -55,6 +55,77 @@ export type WsErrorKind = "bad_frame";
 
 export type WsErrorNotice = { error: WsErrorKind, message: string, };
 
+export type RejectedMessage = { 
+/**
+ * Its sequence in the DLQ stream (the `before` of the next page).
+ */
+seq: number, 
+/**
+ * When the DLQ stored it.
+ */
+time: Timestamp, 
+/**
+ * The Redis channel it arrived on, as the bridge recorded it.
+ */
+channel: string, 
+/**
+ * A `RejectReason` (`invalid_json`, `unknown_type`, ...), as the bridge recorded it.
+ */
+reason: string, 
+/**
+ * Why, in the validator's words.
+ */
+message: string, 
+/**
+ * Its first [`DLQ_HEAD_BYTES`] bytes as text: bytes that are not UTF-8 are written `\xNN`.
+ */
+head: string, 
+/**
+ * Whether `head` is only the beginning of what was sent.
+ */
+truncated: boolean, 
+/**
+ * Its size as sent, in bytes (the bridge keeps only the first `EVENT_MAX_BYTES` of a larger one).
+ */
+size: number, 
+/**
+ * Who sent it, when known; `null` for everything that came through Redis.
+ */
+producer: string | null, };
+
+export type RejectCounts = { 
+/**
+ * The start of the window (an hour before the answer).
+ */
+since: Timestamp, 
+/**
+ * Every message stored since then, counted by the server.
+ */
+total: number, 
+/**
+ * Per reason, of the messages read (the newest `DLQ_COUNT_MAX_MESSAGES` at most).
+ */
+byReason: Record<string, number>, 
+/**
+ * `false` when there were more than the gateway reads: `byReason` adds up to less than
+ * `total` and counts the newest only.
+ */
+complete: boolean, };
+
+export type DlqPage = { 
+/**
+ * Newest first.
+ */
+events: Array<RejectedMessage>, 
+/**
+ * Pass as `before` for the next (older) page; `null` at the oldest message held.
+ */
+next: number | null, 
+/**
+ * The DLQ stream's last sequence when the page was read.
+ */
+lastSeq: number, lastHour: RejectCounts, };
+
 /** Every frame a client can receive on the event stream. */
 export type Frame = SequencedEvent | BatchFrame;
 
@@ -80,6 +151,11 @@ export type CloseCode = (typeof CLOSE_CODES)[keyof typeof CLOSE_CODES];
 
 /** Every reset reason, for code that lists them. */
 export const RESET_REASONS = ["invalid_cursor", "stream_recreated", "cursor_expired", "cursor_ahead_of_stream", "too_far_behind", "replay_failed", "replay_budget", "source_gap", "slow_client"] as const;
+
+/** Why the bridge rejects a message: the `reason` of the DLQ. */
+export const REJECT_REASONS = ["too_large", "invalid_utf8", "invalid_json", "duplicate_key", "unknown_channel", "missing_field", "invalid_field", "unknown_type", "unknown_action", "type_channel_mismatch", "bad_timestamp", "stream_rejected"] as const;
+
+export type RejectReason = (typeof REJECT_REASONS)[number];
 
 export const REDIS_CHANNEL_PREFIX = "rakuda:realtime:";
 export const SUBJECT_PREFIX = "rakuda.realtime.";
