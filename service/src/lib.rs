@@ -10,6 +10,7 @@
 //! - [`metric`] — registering metrics on a recorder a component owns (no global recorder).
 
 pub mod backoff;
+pub mod keys;
 pub mod metric;
 pub mod nats;
 pub mod redis;

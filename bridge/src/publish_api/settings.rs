@@ -7,9 +7,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use rakuda_service::keys::{KeyError, KeySet};
 use rakuda_service::settings::{self, PlaceholderSecret, Secret};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1_048_576;
 pub const DEFAULT_MAX_BATCH: usize = 1_000;
@@ -17,8 +16,6 @@ pub const DEFAULT_MAX_CONCURRENT: usize = 64;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Shortest publish key: long enough that guessing one is hopeless.
 pub const MIN_KEY_LEN: usize = 16;
-/// Longest operator-chosen key id.
-const MAX_ID_LEN: usize = 32;
 /// Largest body an operator may allow (64 MiB): bodies are read whole into memory.
 const MAX_BODY_LIMIT: usize = 64 * 1_048_576;
 
@@ -95,15 +92,11 @@ pub enum PublishKeyError {
     Placeholder(#[from] PlaceholderSecret),
 }
 
-/// The configured publish keys, as digests.
-#[derive(Clone, Default)]
-pub struct PublishKeys {
-    keys: Vec<(String, [u8; 32])>,
-}
+/// The configured publish keys (the shared [`KeySet`], with this setting named in its errors).
+pub struct PublishKeys(KeySet);
 
 impl PublishKeys {
     pub fn new(entries: &[Secret]) -> Result<PublishKeys, PublishKeyError> {
-        let mut keys: Vec<(String, [u8; 32])> = Vec::with_capacity(entries.len());
         for (index, entry) in entries.iter().enumerate() {
             if entry.is_placeholder() {
                 return Err(PublishKeyError::Placeholder(PlaceholderSecret {
@@ -113,47 +106,20 @@ impl PublishKeys {
                              -hex 24)) and give it to the producers that may publish",
                 }));
             }
-            let entry = entry.expose().trim();
-            let (id, key) = match entry.split_once(':') {
-                Some((id, key)) if is_id(id) => (id.to_owned(), key),
-                _ => (format!("key-{}", index + 1), entry),
-            };
-            if key.len() < MIN_KEY_LEN {
-                return Err(PublishKeyError::TooShort {
-                    position: index + 1,
-                });
-            }
-            if keys.iter().any(|(known, _)| *known == id) {
-                return Err(PublishKeyError::IdRepeated(id));
-            }
-            keys.push((id, digest(key)));
         }
-        Ok(PublishKeys { keys })
+        KeySet::new(entries, MIN_KEY_LEN)
+            .map(PublishKeys)
+            .map_err(|error| match error {
+                KeyError::TooShort { position, .. } => PublishKeyError::TooShort { position },
+                KeyError::IdRepeated(id) => PublishKeyError::IdRepeated(id),
+            })
     }
 
     /// The id of the matching key; every key is compared, so the time taken does not tell
     /// which one, or whether one, matched.
     pub fn check(&self, presented: &str) -> Option<&str> {
-        let presented = digest(presented);
-        let mut found = None;
-        for (id, candidate) in &self.keys {
-            if bool::from(candidate.ct_eq(&presented)) {
-                found = Some(id.as_str());
-            }
-        }
-        found
+        self.0.check(presented)
     }
-}
-
-fn is_id(id: &str) -> bool {
-    (1..=MAX_ID_LEN).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-fn digest(key: &str) -> [u8; 32] {
-    Sha256::digest(key.as_bytes()).into()
 }
 
 fn parse_max_body(value: &str) -> Result<usize, settings::SettingError> {

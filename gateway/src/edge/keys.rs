@@ -6,72 +6,36 @@
 //! the key offline): it is the name the operator gives (`API_KEY=dashboard:<key>`) or the key's
 //! position in the list (`key-1`, `key-2`, ...).
 
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-
+use rakuda_service::keys::{KeyError, KeySet};
 use rakuda_service::settings::Secret;
 
 use crate::config::{ConfigError, MIN_API_KEY_LEN};
 
-/// Longest operator-chosen key id.
-const MAX_ID_LEN: usize = 32;
-
-pub struct ApiKeys {
-    keys: Vec<(String, [u8; 32])>,
-}
+/// `API_KEY`'s keys (the shared [`KeySet`], with the gateway's setting named in its errors).
+pub struct ApiKeys(KeySet);
 
 impl ApiKeys {
     /// Reads `API_KEY`'s entries: `id:key` or a bare key.
     pub fn new(entries: &[Secret]) -> Result<ApiKeys, ConfigError> {
-        let mut keys: Vec<(String, [u8; 32])> = Vec::with_capacity(entries.len());
-        for (index, entry) in entries.iter().enumerate() {
-            let entry = entry.expose().trim();
-            let (id, key) = match entry.split_once(':') {
-                Some((id, key)) if is_id(id) => (id.to_owned(), key),
-                _ => (format!("key-{}", index + 1), entry),
-            };
-            if key.len() < MIN_API_KEY_LEN {
-                return Err(ConfigError::ApiKeyTooShort {
-                    position: index + 1,
-                });
-            }
-            if keys.iter().any(|(known, _)| *known == id) {
-                return Err(ConfigError::ApiKeyIdRepeated(id));
-            }
-            keys.push((id, digest(key)));
-        }
-        Ok(ApiKeys { keys })
+        KeySet::new(entries, MIN_API_KEY_LEN)
+            .map(ApiKeys)
+            .map_err(|error| match error {
+                KeyError::TooShort { position, .. } => ConfigError::ApiKeyTooShort { position },
+                KeyError::IdRepeated(id) => ConfigError::ApiKeyIdRepeated(id),
+            })
     }
 
     /// The id of the matching key, comparing against every key so the time taken does not
     /// tell which, or whether, one matched.
     pub fn check(&self, presented: &str) -> Option<&str> {
-        let presented = digest(presented);
-        let mut found = None;
-        for (id, candidate) in &self.keys {
-            if bool::from(candidate.ct_eq(&presented)) {
-                found = Some(id.as_str());
-            }
-        }
-        found
+        self.0.check(presented)
     }
 
     /// Whether `id` names a configured key: a token minted by a key that was removed stops
     /// working at once.
     pub fn knows(&self, id: &str) -> bool {
-        self.keys.iter().any(|(known, _)| known == id)
+        self.0.knows(id)
     }
-}
-
-fn is_id(id: &str) -> bool {
-    (1..=MAX_ID_LEN).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-fn digest(key: &str) -> [u8; 32] {
-    Sha256::digest(key.as_bytes()).into()
 }
 
 #[cfg(test)]
