@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::auth::{require_admin, Principal};
 use super::error::ApiError;
-use super::history::{json_response, share, slot, unavailable, History};
+use super::history::{json_response, parsed, share, slot, unavailable, History};
 use crate::history::dlq::DLQ_DEFAULT_LIMIT;
 
 /// `/api/realtime/dlq`, administrators only; the caller puts it behind auth.
@@ -47,13 +47,7 @@ async fn dlq(
     query: Result<Query<DlqQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let refusals = &history.refusals;
-    let Query(query) = query.map_err(|rejection| {
-        refusals.refuse(
-            StatusCode::BAD_REQUEST,
-            RequestRefusal::BadRequest,
-            format!("bad query string (before, limit: positive integers): {rejection}"),
-        )
-    })?;
+    let query = parsed(refusals, query, "before, limit: positive integers")?;
     if query.limit == Some(0) || query.before == Some(0) {
         return Err(refusals.refuse(
             StatusCode::BAD_REQUEST,

@@ -103,13 +103,7 @@ async fn snapshot(
     query: Result<Query<SnapshotQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let refusals = &history.refusals;
-    let Query(query) = query.map_err(|rejection| {
-        refusals.refuse(
-            StatusCode::BAD_REQUEST,
-            RequestRefusal::BadRequest,
-            format!("bad query string (channels, limit, after): {rejection}"),
-        )
-    })?;
+    let query = parsed(refusals, query, "channels, limit, after")?;
     let channels = latest_state_channels(
         refusals,
         requested_channels(refusals, &principal, query.channels.as_deref())?,
@@ -217,6 +211,21 @@ fn latest_state_channels(
         ));
     }
     Ok(channels.minus(without))
+}
+
+/// The query string of a history route, or 400 `bad_request` naming what it takes.
+pub(super) fn parsed<T>(
+    refusals: &Refusals,
+    query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+    takes: &str,
+) -> Result<T, ApiError> {
+    query.map(|Query(query)| query).map_err(|rejection| {
+        refusals.refuse(
+            StatusCode::BAD_REQUEST,
+            RequestRefusal::BadRequest,
+            format!("bad query string ({takes}): {rejection}"),
+        )
+    })
 }
 
 pub(super) fn unavailable(refusals: &Refusals, what: &str, error: &HistoryError) -> ApiError {
