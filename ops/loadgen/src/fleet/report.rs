@@ -113,12 +113,27 @@ pub struct FleetReport {
     pub refetch_p99_ms: Option<f64>,
     /// From the bridge's restart until the last refetch was done.
     pub refetch_s: Option<f64>,
+    /// reset-herd: from the bridge's kill until the last refetch, and NATS's and the gateways'
+    /// CPU meanwhile (% of one core).
+    pub herd_s: Option<f64>,
+    pub herd_nats_cpu_percent: Option<f64>,
+    pub herd_gateway_cpu_percent: Option<f64>,
     /// NATS's peak RSS, and its CPU during the load and disruption.
     pub nats_rss_kb_peak: u64,
     pub nats_cpu_percent: f64,
     pub cpu_s: FleetCpu,
     /// Gateways' CPU during the load, % of one core (they share one).
     pub gateway_cpu_percent: f64,
+    /// CPU µs per distinct delivery during the load: the gateways' (every send, and on
+    /// loopback the receiving side's kernel work too) and the workers'.
+    pub gateway_us_per_delivery: Option<f64>,
+    pub worker_us_per_delivery: Option<f64>,
+    /// µs per send of one event's SSE chunk to each of 1,000 loopback sockets from the
+    /// gateways' CPU, measured just before the load (`calibrate::sweep_send_us`), and that times
+    /// the connections: the kernel's floor under one event's fan-out to every client when the
+    /// gateways share one core. No p99 can be below it.
+    pub sweep_send_us: Option<f64>,
+    pub fanout_floor_ms: Option<f64>,
     /// How busy each CPU was during the load, % (which one saturates).
     pub cpu_busy_percent: Vec<f64>,
     pub steal_percent: Option<f64>,
@@ -173,9 +188,12 @@ pub struct FleetRow {
     pub history_p99: Option<f64>,
     pub refetches_failed: Option<f64>,
     pub refetch_s: Option<f64>,
+    pub herd_nats_cpu_percent: Option<f64>,
     pub nats_rss_mib: f64,
     pub nats_cpu_percent: f64,
     pub gateway_cpu_percent: f64,
+    pub gateway_us_per_delivery: Option<f64>,
+    pub fanout_floor_ms: Option<f64>,
     pub cpu_busy: Vec<f64>,
 }
 
@@ -235,9 +253,12 @@ impl FleetRow {
             history_p99: med(reports, |r| r.history_p99_ms),
             refetches_failed: med(reports, |r| r.refetches_failed.map(|c| c as f64)),
             refetch_s: med(reports, |r| r.refetch_s),
+            herd_nats_cpu_percent: med(reports, |r| r.herd_nats_cpu_percent),
             nats_rss_mib: m(&|r| r.nats_rss_kb_peak as f64) / 1024.0,
             nats_cpu_percent: m(&|r| r.nats_cpu_percent),
             gateway_cpu_percent: m(&|r| r.gateway_cpu_percent),
+            gateway_us_per_delivery: med(reports, |r| r.gateway_us_per_delivery),
+            fanout_floor_ms: med(reports, |r| r.fanout_floor_ms),
             cpu_busy: (0..cpus)
                 .map(|cpu| med(reports, |r| r.cpu_busy_percent.get(cpu).copied()).unwrap_or(0.0))
                 .collect(),
@@ -411,6 +432,13 @@ fn row_line(row: &FleetRow) -> String {
         notes.push(format!(
             "untouched clients p99 {}",
             figure(Some(p99), " ms")
+        ));
+    }
+    if let Some(floor) = row.fanout_floor_ms {
+        notes.push(format!(
+            "fan-out floor {} (kernel send × conns on one core); gateways {} µs per delivery",
+            figure(Some(floor), " ms"),
+            figure(row.gateway_us_per_delivery, "")
         ));
     }
     if let Some(us) = row.heartbeat_us {

@@ -34,7 +34,7 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 /// killed gateway's 14,000 clients to the other three brings each to about 18,700.
 const MAX_CONNECTIONS_PER_GATEWAY: usize = 19_000;
 /// A worker that still runs this long after the run's phases could have ended stops itself.
-const WORKER_SLACK: Duration = Duration::from_secs(300);
+const WORKER_SLACK: Duration = Duration::from_secs(120);
 /// How long the memory is left to settle after the last client connected.
 const SETTLE_MEMORY: Duration = Duration::from_secs(1);
 /// A reply may take this much longer than the command's own limit.
@@ -425,8 +425,8 @@ pub async fn run(
     phase(&mut report, "stack", &mut phase_started);
 
     // Every phase is bounded, so the whole run is too; the workers stop themselves after it.
-    let deadline = scenario.phase_limit * 8
-        + Duration::from_secs_f64(scenario.traffic_s + scenario.idle_window_s)
+    let deadline = scenario.phase_limit * 4
+        + Duration::from_secs_f64(scenario.traffic_s + scenario.idle_window_s + scenario.tail_s)
         + WORKER_SLACK;
     let configs = worker_configs(scenario, &urls, deadline);
     let mut workers = Workers::spawn(&options.worker_exe, &configs).await?;
@@ -477,6 +477,17 @@ pub async fn run(
         phase(&mut report, "idle", &mut phase_started);
     }
 
+    // The kernel's floor for a fan-out from the gateways' core, timed with nothing else
+    // running: one event to every client takes at least this many sends there.
+    let cpus = options.gateway_cpus.clone();
+    report.sweep_send_us =
+        tokio::task::spawn_blocking(move || crate::calibrate::sweep_send_us(cpus.as_deref()))
+            .await
+            .ok()
+            .flatten();
+    report.fanout_floor_ms = report
+        .sweep_send_us
+        .map(|us| us * report.conns_ready as f64 / 1000.0);
     monitor.reset();
     let load_start = readings(&stack, &worker_pids);
     let gate = Arc::new(tokio::sync::Mutex::new(()));
@@ -537,7 +548,9 @@ pub async fn run(
                 let (d, b, last) = back;
                 dropped += d;
                 back_count += b;
-                let recovered = last.map(|last| last.saturating_sub(since) as f64 / 1e6);
+                // A recovery time only once every client it dropped is back.
+                let recovered = (b == d)
+                    .then(|| last.map_or(0.0, |last| last.saturating_sub(since) as f64 / 1e6));
                 eprintln!(
                     "rakuda-loadgen: {name} restarted; {b} of {d} of its clients back in {}",
                     recovered.map_or("–".into(), |s| format!("{s:.1} s"))
@@ -558,6 +571,7 @@ pub async fn run(
         }
         Disruption::RestartBridge => {
             tokio::time::sleep_until(disrupt_at.into()).await;
+            let herd_start = (readings(&stack, &worker_pids), Instant::now());
             let restarted_us = {
                 // No event is published while no bridge listens: it would be lost at the
                 // source, by design, and is no loss of the fleet's.
@@ -598,6 +612,15 @@ pub async fn run(
             })?;
             let last = resets.iter().filter_map(|(_, _, last)| *last).max();
             report.refetch_s = last.map(|last| last.saturating_sub(restarted_us) as f64 / 1e6);
+            // NATS and the gateways from the bridge's kill to the last refetch: the herd alone.
+            let herd_end = readings(&stack, &worker_pids);
+            let seconds = herd_start.1.elapsed().as_secs_f64().max(1e-9);
+            let (start, _) = &herd_start;
+            report.herd_s = Some(seconds);
+            report.herd_nats_cpu_percent =
+                Some(cpu_between(&[start.nats], &[herd_end.nats]) / seconds * 100.0);
+            report.herd_gateway_cpu_percent =
+                Some(cpu_between(&start.gateways, &herd_end.gateways) / seconds * 100.0);
             eprintln!(
                 "rakuda-loadgen: {}: {} clients reset, {} refetched",
                 scenario.name,
@@ -665,6 +688,11 @@ pub async fn run(
     })?;
     fill_audit(&mut report, &worker_reports, &untouched);
     report.deliveries_per_s = report.deliveries_received as f64 / load_seconds.max(1e-9);
+    if report.deliveries_received > 0 {
+        let per = |cpu: f64| Some(cpu * 1e6 / report.deliveries_received as f64);
+        report.gateway_us_per_delivery = per(report.cpu_s.gateways);
+        report.worker_us_per_delivery = per(report.cpu_s.workers);
+    }
     report.gateway_rss_kb_end = stack.gateway_readings().iter().map(|r| r.rss_kib).sum();
     let peaks = monitor.stop().await;
     report.peak_jetstream_consumers = peaks.jetstream_consumers;
