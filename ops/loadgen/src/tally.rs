@@ -159,6 +159,9 @@ pub struct Tally {
     pub refetches_done: u64,
     /// Refetches given up (not answered within their limit).
     pub refetches_failed: u64,
+    /// Attempts passed on to the next gateway within the same attempt, as a load balancer
+    /// does for a gateway it cannot reach or that answers 502 or 503.
+    pub passed_on: u64,
     /// Reused for each frame's events, so reading a frame allocates nothing.
     pub(crate) scratch: Vec<Delivered>,
 }

@@ -110,6 +110,9 @@ pub struct Target {
     pub max_backoff: Duration,
     pub backoff: Backoff,
     pub on_reset: Option<ResetHook>,
+    /// Over [`Target::gateways`]: which gateway each attempt tries first, and next. Without
+    /// one, a client that lost its gateway tries another at random.
+    pub balancer: Option<Arc<Balancer>>,
 }
 
 impl Target {
@@ -126,6 +129,7 @@ impl Target {
             max_backoff: Duration::from_secs(2),
             backoff: Backoff::Fast,
             on_reset: None,
+            balancer: None,
         }
     }
 
@@ -160,8 +164,129 @@ enum SessionEnd {
     Ended(String),
     /// It never opened (refused, HTTP error, handshake failed); back off, at least as long as
     /// the refusal's `Retry-After` if it had one.
-    Failed(String, Option<Duration>),
+    Failed {
+        why: String,
+        retry_after: Option<Duration>,
+        /// What nginx's `proxy_next_upstream error timeout http_502 http_503` would pass on to
+        /// the next gateway within the same request: the gateway could not be reached, did not
+        /// answer, or answered 502 or 503.
+        next_gateway: bool,
+    },
     Stopped,
+}
+
+impl SessionEnd {
+    fn failed(why: String) -> SessionEnd {
+        SessionEnd::Failed {
+            why,
+            retry_after: None,
+            next_gateway: false,
+        }
+    }
+
+    /// No connection, or no answer on it.
+    fn unreachable(why: String) -> SessionEnd {
+        SessionEnd::Failed {
+            why,
+            retry_after: None,
+            next_gateway: true,
+        }
+    }
+
+    /// An HTTP error status before streaming.
+    fn refused(status: u16, why: String, retry_after: Option<Duration>) -> SessionEnd {
+        SessionEnd::Failed {
+            why,
+            retry_after,
+            next_gateway: matches!(status, 502 | 503),
+        }
+    }
+}
+
+/// Spreads a fleet's clients over its gateways as the shipped nginx does
+/// (ops/nginx/nginx.conf): `least_conn`, and a gateway that cannot be reached or answers 502
+/// or 503 skipped within the same attempt (`proxy_next_upstream`), so that a reconnecting
+/// client lands on a live gateway with room at its first try. It counts the clients of this
+/// process only (connecting or connected): the fleet's workers hold equal, interleaved shares
+/// of the clients, so each sees the fleet's spread in small.
+#[derive(Debug)]
+pub struct Balancer {
+    held: Vec<std::sync::atomic::AtomicUsize>,
+    /// Gateways taken out of rotation (as an orchestrator takes an instance out of its load
+    /// balancer before stopping it, and puts it back once `/readyz` answers).
+    out: Vec<std::sync::atomic::AtomicBool>,
+}
+
+/// One client counted on one gateway while it connects and streams there.
+struct Held<'a> {
+    balancer: &'a Balancer,
+    gateway: usize,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(count) = self.balancer.held.get(self.gateway) {
+            count.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl Balancer {
+    pub fn new(gateways: usize) -> Balancer {
+        Balancer {
+            held: (0..gateways)
+                .map(|_| std::sync::atomic::AtomicUsize::new(0))
+                .collect(),
+            out: (0..gateways)
+                .map(|_| std::sync::atomic::AtomicBool::new(false))
+                .collect(),
+        }
+    }
+
+    /// Puts `gateway` in rotation or takes it out.
+    pub fn set_serving(&self, gateway: usize, serving: bool) {
+        if let Some(out) = self.out.get(gateway) {
+            out.store(!serving, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Clients of this process on each gateway now.
+    pub fn held(&self) -> Vec<usize> {
+        self.held
+            .iter()
+            .map(|count| count.load(std::sync::atomic::Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Every gateway in rotation, from the fewest clients to the most, ties in random order
+    /// (all of them if none is in rotation).
+    pub fn order(&self) -> Vec<usize> {
+        let serving =
+            |gateway: &usize| !self.out[*gateway].load(std::sync::atomic::Ordering::Relaxed);
+        let mut order: Vec<(usize, u64, usize)> = self
+            .held()
+            .into_iter()
+            .enumerate()
+            .map(|(gateway, held)| (held, rand::random::<u64>(), gateway))
+            .collect();
+        order.sort_unstable();
+        let order: Vec<usize> = order.into_iter().map(|(_, _, gateway)| gateway).collect();
+        if order.iter().any(serving) {
+            order.into_iter().filter(serving).collect()
+        } else {
+            order
+        }
+    }
+
+    fn hold(&self, gateway: usize) -> Held<'_> {
+        if let Some(count) = self.held.get(gateway) {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Held {
+            balancer: self,
+            gateway,
+        }
+    }
 }
 
 /// Opens a TCP connection to `host` (`127.0.0.1:8080`), from `source` if given, within
@@ -227,18 +352,53 @@ pub async fn run_from(
 ) {
     let urls = target.urls();
     let mut at = home % urls.len();
+    let mut first = true;
     let mut fast_backoff = Duration::from_millis(100);
     let mut attempt = 0u32;
     loop {
-        let url = urls[at];
-        let session = async {
-            match target.transport {
-                Transport::Sse => sse::session(&target, url, at, &tally, &stop).await,
-                Transport::Ws => ws::session(&target, url, at, &tally, &stop).await,
+        // The gateways this attempt may try, in order: as a load balancer would pass the
+        // request on. The first connection starts on the client's own gateway.
+        let candidates: Vec<usize> = match &target.balancer {
+            Some(balancer) => {
+                let mut order = balancer.order();
+                if first {
+                    order.retain(|gateway| *gateway != at);
+                    order.insert(0, at);
+                }
+                order
             }
+            None => vec![at],
+        };
+        first = false;
+        let attempt_ends = async {
+            let mut end = SessionEnd::Stopped;
+            for (index, gateway) in candidates.iter().enumerate() {
+                at = *gateway;
+                let _held = target.balancer.as_ref().map(|b| b.hold(at));
+                let url = urls[at];
+                end = match target.transport {
+                    Transport::Sse => sse::session(&target, url, at, &tally, &stop).await,
+                    Transport::Ws => ws::session(&target, url, at, &tally, &stop).await,
+                };
+                let last = index + 1 == candidates.len();
+                match &end {
+                    SessionEnd::Failed {
+                        why,
+                        next_gateway: true,
+                        ..
+                    } if !last => {
+                        // Passed on within the attempt, as nginx does: counted, not waited for.
+                        let mut tally = lock(&tally);
+                        tally.passed_on += 1;
+                        tally.last_error = Some(why.clone());
+                    }
+                    _ => break,
+                }
+            }
+            end
         };
         let end = tokio::select! {
-            end = session => end,
+            end = attempt_ends => end,
             _ = kicked(&mut kick) => {
                 lock(&tally).ended("kicked".into());
                 continue;
@@ -256,7 +416,9 @@ pub async fn run_from(
                 let hint = tally.retry_hint_ms.take().map(Duration::from_millis);
                 (Some(ready), hint)
             }
-            SessionEnd::Failed(why, retry_after) => {
+            SessionEnd::Failed {
+                why, retry_after, ..
+            } => {
                 let mut tally = lock(&tally);
                 tally.failed_connects += 1;
                 tally.last_error = Some(why);
@@ -285,8 +447,8 @@ pub async fn run_from(
                 delay.max(hint.unwrap_or_default())
             }
         };
-        if urls.len() > 1 {
-            // Lost this gateway (or it refused): another one, as a load balancer would pick.
+        if urls.len() > 1 && target.balancer.is_none() {
+            // Lost this gateway (or it refused): another one, at random.
             let other = rand::random_range(0..urls.len() - 1);
             at = if other >= at { other + 1 } else { other };
         }
@@ -427,6 +589,30 @@ mod tests {
         );
         assert_eq!(web_client_delay(10, initial, max, 1.0), max);
         assert_eq!(web_client_delay(40, initial, max, 0.0), max / 2);
+    }
+
+    #[test]
+    fn the_balancer_orders_gateways_by_the_clients_it_holds_on_each() {
+        let balancer = Balancer::new(3);
+        let _a = balancer.hold(0);
+        let _b = balancer.hold(0);
+        {
+            let _c = balancer.hold(2);
+            assert_eq!(balancer.held(), vec![2, 0, 1]);
+            assert_eq!(balancer.order(), vec![1, 2, 0]);
+        }
+        // A client that leaves is no longer counted.
+        assert_eq!(balancer.held(), vec![2, 0, 0]);
+        assert_eq!(balancer.order()[2], 0);
+        // Out of rotation: not offered, unless nothing else is.
+        balancer.set_serving(1, false);
+        let order = balancer.order();
+        assert_eq!(order.len(), 2);
+        assert_eq!(order[1], 0);
+        for gateway in 0..3 {
+            balancer.set_serving(gateway, false);
+        }
+        assert_eq!(balancer.order().len(), 3);
     }
 
     #[test]

@@ -50,14 +50,14 @@ pub(super) async fn session(
 ) -> SessionEnd {
     let (host, prefix) = match host_and_prefix(url) {
         Ok(parts) => parts,
-        Err(error) => return SessionEnd::Failed(error.to_string(), None),
+        Err(error) => return SessionEnd::failed(error.to_string()),
     };
     let cursor = lock(tally).cursor.clone();
     let mut stream = tokio::select! {
         _ = stop.cancelled() => return SessionEnd::Stopped,
         stream = connect_tcp(host, target.source, target.idle_timeout) => match stream {
             Ok(stream) => stream,
-            Err(error) => return SessionEnd::Failed(format!("connect: {error}"), None),
+            Err(error) => return SessionEnd::unreachable(format!("connect: {error}")),
         },
     };
     let _ = stream.set_nodelay(true);
@@ -73,7 +73,7 @@ pub(super) async fn session(
     }
     request.push_str("\r\n");
     if let Err(error) = stream.write_all(request.as_bytes()).await {
-        return SessionEnd::Failed(format!("send request: {error}"), None);
+        return SessionEnd::unreachable(format!("send request: {error}"));
     }
 
     let mut input = BytesMut::with_capacity(16 * 1024);
@@ -82,7 +82,7 @@ pub(super) async fn session(
             Read::Stopped => return SessionEnd::Stopped,
             Read::Bytes => {}
             Read::Ended(why) => {
-                return SessionEnd::Failed(format!("before the response: {why}"), None)
+                return SessionEnd::unreachable(format!("before the response: {why}"))
             }
         }
         let mut headers = [httparse::EMPTY_HEADER; 32];
@@ -109,9 +109,9 @@ pub(super) async fn session(
             }
             Ok(httparse::Status::Partial) if input.len() < MAX_HEAD_BYTES => continue,
             Ok(httparse::Status::Partial) => {
-                return SessionEnd::Failed("response head too large".into(), None)
+                return SessionEnd::failed("response head too large".into())
             }
-            Err(error) => return SessionEnd::Failed(format!("bad response head: {error}"), None),
+            Err(error) => return SessionEnd::failed(format!("bad response head: {error}")),
         }
     };
     if status != 200 {
@@ -126,7 +126,7 @@ pub(super) async fn session(
         let body = &input[..input.len().min(want)];
         lock(tally).refused(&refusal_name(status, body));
         let body = String::from_utf8_lossy(body).into_owned();
-        return SessionEnd::Failed(format!("HTTP {status}: {body}"), wait);
+        return SessionEnd::refused(status, format!("HTTP {status}: {body}"), wait);
     }
 
     let mut resets_seen = {

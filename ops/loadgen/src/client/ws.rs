@@ -48,16 +48,14 @@ pub(super) async fn session(
     let url = format!("{base}/api/realtime/ws{}", query(target, cursor.as_deref()));
     let mut request = match url.into_client_request() {
         Ok(request) => request,
-        Err(error) => return SessionEnd::Failed(format!("bad URL: {error}"), None),
+        Err(error) => return SessionEnd::failed(format!("bad URL: {error}")),
     };
     if let Some(key) = &target.api_key {
         match HeaderValue::from_str(key) {
             Ok(value) => {
                 request.headers_mut().insert("X-API-Key", value);
             }
-            Err(_) => {
-                return SessionEnd::Failed("the API key is not a valid header value".into(), None)
-            }
+            Err(_) => return SessionEnd::failed("the API key is not a valid header value".into()),
         }
     }
     // Small buffers: a load run holds thousands of these (tungstenite defaults to 128 KiB).
@@ -97,7 +95,7 @@ pub(super) async fn session(
     let mut socket = match socket {
         Ok((socket, _)) => socket,
         Err(Failure::Connect(error)) => {
-            return SessionEnd::Failed(format!("connect: {error}"), None)
+            return SessionEnd::unreachable(format!("connect: {error}"))
         }
         Err(Failure::Handshake(tokio_tungstenite::tungstenite::Error::Http(response))) => {
             let status = response.status().as_u16();
@@ -107,13 +105,14 @@ pub(super) async fn session(
                 .and_then(|value| retry_after(value.as_bytes()));
             let body = response.body().as_deref().unwrap_or_default();
             lock(tally).refused(&refusal_name(status, body));
-            return SessionEnd::Failed(
+            return SessionEnd::refused(
+                status,
                 format!("HTTP {status}: {}", String::from_utf8_lossy(body)),
                 wait,
             );
         }
         Err(Failure::Handshake(error)) => {
-            return SessionEnd::Failed(format!("handshake: {error}"), None)
+            return SessionEnd::unreachable(format!("handshake: {error}"))
         }
     };
     let mut resets_seen = {

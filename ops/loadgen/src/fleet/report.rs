@@ -92,7 +92,10 @@ pub struct FleetReport {
     /// Refusals with status 503 (any reason), and every refusal by `<status> <reason>`.
     pub refused_503: u64,
     pub refusals: BTreeMap<String, u64>,
+    /// Attempts that streamed on no gateway (the client then backed off), and gateways passed
+    /// over within an attempt (unreachable, 502 or 503: on to the next, as nginx does).
     pub failed_connects: u64,
+    pub passed_on: u64,
     /// Sessions opened with a cursor, and the most opened on one gateway in one second.
     pub reconnects: u64,
     pub max_reconnects_per_s_by_gateway: Vec<u64>,

@@ -189,15 +189,16 @@ async fn wait_bridge_subscribed(redis: &mut MultiplexedConnection, limit: Durati
     false
 }
 
-/// The load: one event every `1 / rate` s until `stop`, each to every client, numbered from 0.
-/// `gate` pauses it while held (the bridge's restart). Returns how many were published and how
-/// many reached no bridge.
+/// The load: one event every `1 / rate` s until `stop`, each to every client, numbered from 0
+/// (`counter` says how many so far). `gate` pauses it while held (the bridge's restart).
+/// Returns how many were published and how many reached no bridge.
 async fn publish_load(
     mut redis: MultiplexedConnection,
     rate: f64,
     gate: Arc<tokio::sync::Mutex<()>>,
     stop: CancellationToken,
     first_published_us: Arc<AtomicU64>,
+    counter: Arc<AtomicU64>,
 ) -> Result<(u64, u64), FleetError> {
     let events = LoadEvents {
         types: EventType::CLIENT.to_vec(),
@@ -228,6 +229,7 @@ async fn publish_load(
             unheard += 1;
         }
         published += 1;
+        counter.store(published, Ordering::SeqCst);
     }
 }
 
@@ -341,6 +343,7 @@ fn fill_audit(report: &mut FleetReport, workers: &[WorkerReport], untouched: &[u
         .sum();
     report.refusals = total.refusals.clone();
     report.failed_connects = total.failed_connects;
+    report.passed_on = total.passed_on;
     report.last_error.clone_from(&total.last_error);
     report.reconnects = total.reconnects;
     report.max_reconnects_per_s_by_gateway = total.max_reconnects_per_second(report.gateways);
@@ -493,12 +496,14 @@ pub async fn run(
     let gate = Arc::new(tokio::sync::Mutex::new(()));
     let stop_load = CancellationToken::new();
     let first_published_us = Arc::new(AtomicU64::new(u64::MAX));
+    let published = Arc::new(AtomicU64::new(0));
     let publisher = tokio::spawn(publish_load(
         redis.clone(),
         scenario.rate,
         gate.clone(),
         stop_load.clone(),
         first_published_us.clone(),
+        published.clone(),
     ));
     let load_started = Instant::now();
     let disrupt_at = load_started + Duration::from_secs_f64(scenario.disrupt_after_s);
@@ -511,7 +516,7 @@ pub async fn run(
             stack.gateways[0].kill();
             untouched.retain(|gateway| *gateway != 0);
             eprintln!("rakuda-loadgen: {}: gw-0 killed", scenario.name);
-            let back = wait_back(&mut workers, since, limit, reply_limit).await?;
+            let back = wait_back(&mut workers, since, 0, limit, reply_limit).await?;
             fill_back(&mut report, since, &back);
             Some(Instant::now())
         }
@@ -520,6 +525,9 @@ pub async fn run(
             let mut dropped = 0;
             let mut back_count = 0;
             for index in 0..stack.gateways.len() {
+                // Out of the load balancer first, as an orchestrator does before stopping an
+                // instance: only the drain moves its clients, and none arrives meanwhile.
+                rotate(&mut workers, index, false, reply_limit).await?;
                 let since = now_us();
                 let gateway = &mut stack.gateways[index];
                 let name = gateway.name.clone();
@@ -544,7 +552,9 @@ pub async fn run(
                         what: name.clone(),
                         source,
                     })?;
-                let back = wait_back(&mut workers, since, limit, reply_limit).await?;
+                // Back in once `/readyz` answers (start waits for it).
+                rotate(&mut workers, index, true, reply_limit).await?;
+                let back = wait_back(&mut workers, since, index, limit, reply_limit).await?;
                 let (d, b, last) = back;
                 dropped += d;
                 back_count += b;
@@ -576,6 +586,23 @@ pub async fn run(
                 // No event is published while no bridge listens: it would be lost at the
                 // source, by design, and is no loss of the fleet's.
                 let _paused = gate.lock().await;
+                // Nor one the bridge has read but not stored when it is killed (the gap marker
+                // tells the clients of that one too): everything published reaches every
+                // client first.
+                let delivered = workers
+                    .ask(
+                        &Command::WaitMarks {
+                            count: published.load(Ordering::SeqCst),
+                            quiet_ms: QUIET.as_millis() as u64,
+                            limit_ms: limit.as_millis() as u64,
+                        },
+                        reply_limit,
+                    )
+                    .await?;
+                expect("wait_marks", delivered, |reply| match reply {
+                    Reply::Marks { complete } => Ok(complete),
+                    other => Err(other),
+                })?;
                 stack.bridge.kill();
                 stack
                     .bridge
@@ -706,11 +733,29 @@ pub async fn run(
     Ok(report)
 }
 
-/// Asks every worker until when every client dropped since `since` was back:
+/// Puts `gateway` in every worker's rotation or takes it out.
+async fn rotate(
+    workers: &mut Workers,
+    gateway: usize,
+    serving: bool,
+    reply_limit: Duration,
+) -> Result<(), FleetError> {
+    let replies = workers
+        .ask(&Command::Rotation { gateway, serving }, reply_limit)
+        .await?;
+    expect("rotation", replies, |reply| match reply {
+        Reply::Rotated => Ok(()),
+        other => Err(other),
+    })?;
+    Ok(())
+}
+
+/// Asks every worker until when every client that was on `gateway` at `since` was back:
 /// `(dropped, back, when the last came back)`.
 async fn wait_back(
     workers: &mut Workers,
     since: u64,
+    gateway: usize,
     limit: Duration,
     reply_limit: Duration,
 ) -> Result<(usize, usize, Option<u64>), FleetError> {
@@ -718,6 +763,7 @@ async fn wait_back(
         .ask(
             &Command::WaitBack {
                 since_us: since,
+                gateway,
                 limit_ms: limit.as_millis() as u64,
             },
             reply_limit,

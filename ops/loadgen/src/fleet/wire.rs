@@ -68,9 +68,13 @@ pub enum Command {
         quiet_ms: u64,
         limit_ms: u64,
     },
-    /// Answered when every client that lost its stream at or after `since_us` is live again
-    /// (a later session had its first heartbeat), or `limit_ms` passed.
-    WaitBack { since_us: u64, limit_ms: u64 },
+    /// Answered when every client that was streaming from `gateway` at `since_us` is live
+    /// again (a later session had its first heartbeat), or `limit_ms` passed.
+    WaitBack {
+        since_us: u64,
+        gateway: usize,
+        limit_ms: u64,
+    },
     /// Answered when every client saw `count` resets and (if it refetches) finished as many
     /// refetches, or `limit_ms` passed.
     WaitResets { count: usize, limit_ms: u64 },
@@ -80,6 +84,9 @@ pub enum Command {
         expected: u64,
         first_published_us: u64,
     },
+    /// Puts a gateway in the clients' rotation or takes it out (a rolling deploy does, as an
+    /// orchestrator does with its load balancer).
+    Rotation { gateway: usize, serving: bool },
     /// Close every client and exit.
     Stop,
 }
@@ -94,7 +101,7 @@ pub enum Reply {
         complete: usize,
     },
     Back {
-        /// Clients that lost their stream at or after `since_us`.
+        /// Clients that were streaming from the gateway at `since_us`.
         dropped: usize,
         back: usize,
         /// When the last of them became live again (µs since the epoch).
@@ -107,6 +114,7 @@ pub enum Reply {
         last_refetch_us: Option<u64>,
     },
     Report(Box<WorkerReport>),
+    Rotated,
     Stopped,
     /// The command could not be read.
     Error {
@@ -200,8 +208,11 @@ pub struct WorkerReport {
     pub clients_reset: usize,
     /// Refusals before streaming, by `<status> <reason>`.
     pub refusals: BTreeMap<String, u64>,
-    /// Connection attempts that never streamed (refusals included).
+    /// Connection attempts that never streamed on any gateway (the client backed off).
     pub failed_connects: u64,
+    /// Gateways passed over within an attempt (unreachable, 502 or 503), as nginx's
+    /// `proxy_next_upstream` does.
+    pub passed_on: u64,
     pub last_error: Option<String>,
     /// Sessions opened with a cursor.
     pub reconnects: u64,
@@ -235,6 +246,7 @@ impl WorkerReport {
             *self.refusals.entry(what.clone()).or_default() += count;
         }
         self.failed_connects += other.failed_connects;
+        self.passed_on += other.passed_on;
         if other.last_error.is_some() {
             self.last_error.clone_from(&other.last_error);
         }

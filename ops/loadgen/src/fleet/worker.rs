@@ -13,9 +13,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::wire::{Audit, Command, HistoryStats, RefetchConfig, Reply, WorkerConfig, WorkerReport};
-use crate::client::{self, http, lock, Backoff, ResetHook, SharedTally, Target, Transport};
+use crate::client::{
+    self, http, lock, Backoff, Balancer, ResetHook, SharedTally, Target, Transport,
+};
 use crate::marker::now_us;
-use crate::tally::Tally;
+use crate::tally::{SessionInfo, Tally};
 
 /// How often a wait looks at the clients again.
 const POLL: Duration = Duration::from_millis(50);
@@ -132,6 +134,8 @@ pub async fn run() -> Result<(), WorkerError> {
 
 struct Worker {
     config: WorkerConfig,
+    /// Shared by every client of this worker, SSE and WebSocket.
+    balancer: Arc<Balancer>,
     clients: Vec<Client>,
     stop: CancellationToken,
     tasks: JoinSet<()>,
@@ -141,6 +145,7 @@ struct Worker {
 impl Worker {
     fn new(config: WorkerConfig) -> Worker {
         Worker {
+            balancer: Arc::new(Balancer::new(config.gateways.len().max(1))),
             config,
             clients: Vec::new(),
             stop: CancellationToken::new(),
@@ -155,6 +160,7 @@ impl Worker {
         let mut target = Target::new(first, transport).with_api_key(&config.api_key);
         target.gateways.clone_from(&config.gateways);
         target.source = Some(config.source);
+        target.balancer = Some(self.balancer.clone());
         target.idle_timeout = Duration::from_millis(config.idle_timeout_ms);
         target.backoff = Backoff::WebClient {
             initial: Duration::from_millis(config.backoff_initial_ms),
@@ -189,8 +195,12 @@ impl Worker {
                 )
                 .await
             }
-            Command::WaitBack { since_us, limit_ms } => {
-                self.wait_back(since_us, Duration::from_millis(limit_ms))
+            Command::WaitBack {
+                since_us,
+                gateway,
+                limit_ms,
+            } => {
+                self.wait_back(since_us, gateway, Duration::from_millis(limit_ms))
                     .await
             }
             Command::WaitResets { count, limit_ms } => {
@@ -201,6 +211,10 @@ impl Worker {
                 expected,
                 first_published_us,
             } => Reply::Report(Box::new(self.report(expected, first_published_us))),
+            Command::Rotation { gateway, serving } => {
+                self.balancer.set_serving(gateway, serving);
+                Reply::Rotated
+            }
             Command::Stop => {
                 self.stop.cancel();
                 Reply::Stopped
@@ -284,23 +298,18 @@ impl Worker {
         }
     }
 
-    async fn wait_back(&self, since_us: u64, limit: Duration) -> Reply {
+    async fn wait_back(&self, since_us: u64, gateway: usize, limit: Duration) -> Reply {
         let started = Instant::now();
         loop {
             let (mut dropped, mut back, mut last_back_us) = (0, 0, None);
             for client in &self.clients {
                 let tally = lock(&client.tally);
-                let sessions = &tally.session_info;
-                let Some(drop) = sessions
-                    .iter()
-                    .position(|s| s.ended_us.is_some_and(|ended| ended >= since_us))
-                else {
-                    continue;
-                };
-                dropped += 1;
-                if let Some(ready_us) = sessions[drop + 1..].iter().find_map(|s| s.ready_us) {
-                    back += 1;
-                    last_back_us = last_back_us.max(Some(ready_us));
+                if let Some(back_us) = back_after(&tally.session_info, since_us, gateway) {
+                    dropped += 1;
+                    if let Some(ready_us) = back_us {
+                        back += 1;
+                        last_back_us = last_back_us.max(Some(ready_us));
+                    }
                 }
             }
             if back == dropped || started.elapsed() > limit {
@@ -378,6 +387,7 @@ impl Worker {
                 *report.refusals.entry(what.to_string()).or_default() += count;
             }
             report.failed_connects += tally.failed_connects;
+            report.passed_on += tally.passed_on;
             if tally.last_error.is_some() {
                 report.last_error.clone_from(&tally.last_error);
             }
@@ -412,6 +422,19 @@ impl Worker {
         self.stop.cancel();
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// For a client that was streaming from `gateway` at `since_us`: `Some(when a later session
+/// had its first heartbeat)`, `Some(None)` while none has. `None` for any other client.
+fn back_after(sessions: &[SessionInfo], since_us: u64, gateway: usize) -> Option<Option<u64>> {
+    let at = sessions.iter().rposition(|session| {
+        session.opened_us <= since_us && session.ended_us.is_none_or(|ended| ended >= since_us)
+    })?;
+    (sessions[at].gateway == gateway).then(|| {
+        sessions[at + 1..]
+            .iter()
+            .find_map(|session| session.ready_us)
+    })
 }
 
 /// Adds one client's deliveries of events `0..expected` to `audit`.
@@ -551,6 +574,33 @@ impl Refetcher {
 mod tests {
     use super::*;
     use crate::marker::Delivered;
+
+    #[test]
+    fn a_client_is_back_once_a_session_after_the_one_it_lost_had_its_heartbeat() {
+        let session = |gateway, opened_us, ready_us, ended_us| SessionInfo {
+            gateway,
+            resumed: true,
+            opened_us,
+            ready_us,
+            ended_us,
+        };
+        // On gateway 0 at 100, dropped at 150, back on gateway 2 at 420.
+        let moved = [
+            session(0, 10, Some(11), Some(150)),
+            session(2, 400, Some(420), None),
+        ];
+        assert_eq!(back_after(&moved, 100, 0), Some(Some(420)));
+        // Not yet noticed the loss: still counted, not back.
+        assert_eq!(back_after(&moved[..1], 100, 0), Some(None));
+        let reconnecting = [
+            session(0, 10, Some(11), Some(150)),
+            session(1, 400, None, None),
+        ];
+        assert_eq!(back_after(&reconnecting, 100, 0), Some(None));
+        // On another gateway at that moment: not one of its clients.
+        assert_eq!(back_after(&moved, 100, 1), None);
+        assert_eq!(back_after(&moved, 5, 0), None);
+    }
 
     #[test]
     fn a_client_is_audited_against_every_expected_event() {
