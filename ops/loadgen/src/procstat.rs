@@ -65,6 +65,17 @@ fn machine_times(stat: &str) -> Option<MachineTimes> {
     })
 }
 
+/// The machine's 1-minute load average (`/proc/loadavg`): how many runnable processes there
+/// were, ours and anyone else's.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// One CPU's time so far (a `cpuN` line of `/proc/stat`), in clock ticks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CpuTimes {

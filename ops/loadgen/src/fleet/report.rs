@@ -140,6 +140,10 @@ pub struct FleetReport {
     /// How busy each CPU was during the load, % (which one saturates).
     pub cpu_busy_percent: Vec<f64>,
     pub steal_percent: Option<f64>,
+    /// The machine's 1-minute load average when the run started and when the load ended:
+    /// well above the run's own processes (about 2 during the load), the host was busy with
+    /// other work and the figures are not the fleet's alone.
+    pub load_average: [Option<f64>; 2],
     /// How long the load ran, and the whole run (stack start to stop).
     pub traffic_s: f64,
     pub run_s: f64,
@@ -147,6 +151,12 @@ pub struct FleetReport {
     pub phases_s: Vec<(String, f64)>,
     /// How sessions ended, by what the clients saw.
     pub session_ends: BTreeMap<String, u64>,
+    /// The bridge's own account at the end (its `/metrics`): gap markers it wrote by reason
+    /// (`start`, `departed`: a `source_gap` reset nobody caused says which), and its
+    /// subscriptions that ended by reason (`liveness_lapsed`: it was silent for five beacon
+    /// intervals, on a busy host).
+    pub bridge_source_gaps: BTreeMap<String, u64>,
+    pub bridge_subscriptions_ended: BTreeMap<String, u64>,
     pub history_last_error: Option<String>,
     pub last_error: Option<String>,
 }
@@ -198,6 +208,7 @@ pub struct FleetRow {
     pub gateway_us_per_delivery: Option<f64>,
     pub fanout_floor_ms: Option<f64>,
     pub cpu_busy: Vec<f64>,
+    pub load_average: Option<f64>,
 }
 
 fn med(reports: &[FleetReport], field: impl Fn(&FleetReport) -> Option<f64>) -> Option<f64> {
@@ -262,6 +273,7 @@ impl FleetRow {
             gateway_cpu_percent: m(&|r| r.gateway_cpu_percent),
             gateway_us_per_delivery: med(reports, |r| r.gateway_us_per_delivery),
             fanout_floor_ms: med(reports, |r| r.fanout_floor_ms),
+            load_average: med(reports, |r| r.load_average[1]),
             cpu_busy: (0..cpus)
                 .map(|cpu| med(reports, |r| r.cpu_busy_percent.get(cpu).copied()).unwrap_or(0.0))
                 .collect(),
@@ -460,6 +472,9 @@ fn row_line(row: &FleetRow) -> String {
             "peak history consumers per gateway {}",
             count(peak)
         ));
+    }
+    if let Some(load) = row.load_average {
+        notes.push(format!("host load average {load:.1} at the load's end"));
     }
     if let Some(limit) = &row.connection_rate_limit {
         notes.push(format!("CONNECTION_RATE_LIMIT {limit}"));

@@ -279,12 +279,17 @@ impl Worker {
         loop {
             let mut complete = 0;
             let mut total = 0;
+            let mut away = 0;
             for client in &self.clients {
-                let marks = lock(&client.tally).marks.len() as u64;
+                let tally = lock(&client.tally);
+                let marks = tally.marks.len() as u64;
                 total += marks;
                 complete += usize::from(marks >= count);
+                away += usize::from(!ready(&tally));
             }
-            if total != last_total {
+            // A client on its way back (its backoff may be 30 s) still has its resume to
+            // come: nothing is quiet while one is away.
+            if total != last_total || away > 0 {
                 last_total = total;
                 last_progress = Instant::now();
             }
