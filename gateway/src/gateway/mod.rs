@@ -17,6 +17,7 @@ use crate::config::{Config, ConfigError};
 use crate::edge::auth::Auth;
 use crate::edge::auth_failures::AuthFailures;
 use crate::edge::client_addr::TrustedProxies;
+use crate::edge::connection_rate::ConnectionRate;
 use crate::edge::limits::Connections;
 use crate::edge::origin::AllowedOrigins;
 use crate::edge::routes::Minting;
@@ -189,6 +190,11 @@ impl Gateway {
                 },
             },
             connections.clone(),
+            ConnectionRate::new(
+                config.connection_rate_limit,
+                config.connection_rate_burst,
+                config.connection_rate_retry_max,
+            ),
             drain.clone(),
             refusals.clone(),
             metrics.connections.clone(),

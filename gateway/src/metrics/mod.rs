@@ -92,6 +92,7 @@ pub struct ConnectionMetrics {
     frames_sent: [ReadableCounter; Transport::COUNT],
     opened: [ReadableCounter; Transport::COUNT],
     closed: [ReadableCounter; Transport::COUNT],
+    reconnects: [ReadableCounter; Transport::COUNT],
     current: [ReadableGauge; Transport::COUNT],
     clients_reset: [ReadableCounter; ClientResetReason::COUNT],
     replays: [ReadableCounter; ReplaySource::COUNT],
@@ -113,6 +114,11 @@ impl ConnectionMetrics {
     pub fn closed(&self, transport: Transport) {
         self.closed[transport as usize].increment(1);
         self.current[transport as usize].decrement();
+    }
+
+    /// A stream admitted with a cursor: a client coming back (from this gateway or another).
+    pub fn reconnected(&self, transport: Transport) {
+        self.reconnects[transport as usize].increment(1);
     }
 
     /// Connections open now.
@@ -221,6 +227,7 @@ impl GatewayMetrics {
                 frames_sent: by_transport("gateway_frames_sent_total"),
                 opened: by_transport("gateway_connections_opened_total"),
                 closed: by_transport("gateway_connections_closed_total"),
+                reconnects: by_transport("gateway_reconnects_total"),
                 current,
                 clients_reset: per_variant::<ClientResetReason, { ClientResetReason::COUNT }>(
                     r,
@@ -295,9 +302,10 @@ fn describe_all(r: &PrometheusRecorder) {
         ("gateway_connections_opened_total", Unit::Count, "Client connections opened, by transport."),
         ("gateway_connections_closed_total", Unit::Count, "Client connections closed, by transport."),
         ("gateway_connections", Unit::Count, "Client connections open now, by transport."),
+        ("gateway_reconnects_total", Unit::Count, "Streams admitted with a resume cursor (a client coming back after a drop, a drain or a refusal), by transport."),
         ("gateway_clients_reset_total", Unit::Count, "Clients sent `reset` or closed by the gateway, by reason (lagged: fell behind the queue)."),
         ("gateway_replays_total", Unit::Count, "Resumes, by where the missed events came from (ring, stream) or reset."),
-        ("gateway_requests_rejected_total", Unit::Count, "Requests refused, by reason."),
+        ("gateway_requests_rejected_total", Unit::Count, "Requests refused, by reason (connection_rate: over CONNECTION_RATE_LIMIT new streams a second)."),
         ("gateway_unauthenticated_connections", Unit::Count, "Sockets holding no authenticated request yet (capped by MAX_UNAUTHENTICATED_CONNECTIONS)."),
         ("gateway_nats_connected", Unit::Count, "1 while connected to NATS, else 0."),
         ("gateway_cluster_messages_dropped_total", Unit::Count, "Presence and cluster-stats messages dropped: malformed, oversized, too many."),
