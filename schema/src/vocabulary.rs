@@ -77,6 +77,10 @@ pub enum RequestRefusal {
     /// The summary and snapshot answers in flight hold `HISTORY_BUDGET_BYTES`: retry after
     /// `Retry-After`, or on another instance.
     HistoryBudget,
+    /// The gateway is still reading `<STREAM_NAME>_LATEST` into the snapshot state it answers
+    /// from (at start, or that read keeps failing): retry after `Retry-After`, or on another
+    /// instance.
+    SnapshotLoading,
 }
 
 /// Why a client gets `event: reset` (the `reason` of [`crate::ResetNotice`]): it missed
