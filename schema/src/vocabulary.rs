@@ -81,6 +81,10 @@ pub enum RequestRefusal {
     /// WebSocket): retry after `Retry-After` (whole seconds, drawn at random up to
     /// `CONNECTION_RATE_RETRY_MAX`, so refused clients come back spread), with the cursor.
     ConnectionRate,
+    /// The gateway is still reading `<STREAM_NAME>_LATEST` into the snapshot state it answers
+    /// from (at start, or that read keeps failing): retry after `Retry-After`, or on another
+    /// instance.
+    SnapshotLoading,
 }
 
 /// Why a client gets `event: reset` (the `reason` of [`crate::ResetNotice`]): it missed
