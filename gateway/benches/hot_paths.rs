@@ -1,6 +1,6 @@
 //! Micro-benchmarks of the gateway's hot paths (`cargo bench -p rakuda-gateway`): validating an
-//! event, serializing a frame once for every connection, one debounce step, and handing a frame
-//! to 10,000 connection queues. The end-to-end figures are `just bench`'s; these show where a
+//! event, serializing a frame once for every connection, one debounce step, handing a frame
+//! to 10,000 connection queues, and recording an event in the snapshot state. The end-to-end figures are `just bench`'s; these show where a
 //! change moves the per-event and per-delivery costs.
 
 use std::sync::Arc;
@@ -11,7 +11,9 @@ use rakuda_gateway::event::StreamEvent;
 use rakuda_gateway::fanout::coalesce::Folded;
 use rakuda_gateway::fanout::frame::OutFrame;
 use rakuda_gateway::fanout::{Cursor, Hub};
+use rakuda_gateway::history::latest::{Entries, Latest};
 use rakuda_gateway::ingest::debounce::Debouncer;
+use rakuda_gateway::metrics::GatewayMetrics;
 use rakuda_schema::{Action, Channel, EventType, RealTimeEvent, Validator};
 use serde_json::{Map, Value};
 
@@ -134,5 +136,53 @@ fn fan_out(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(hot_paths, validate, serialize_frame, debounce_step, fan_out);
+/// What the feed adds per event for snapshots: the event's JSON written into the entity's
+/// buffer and its entry moved to its new position, in a state of 10,000 to 1,000,000 entities
+/// (updates of known ones, as in steady state). Each event is as the pipeline has it, just
+/// parsed (in cache), about an entity picked at random (its entry is not in cache).
+fn latest_record(c: &mut Criterion) {
+    const POOL: u64 = 1_024;
+    let mut group = c.benchmark_group("latest");
+    group.throughput(Throughput::Elements(1));
+    for entities in [10_000u64, 100_000, 1_000_000] {
+        let metrics = GatewayMetrics::new();
+        let latest = Latest::new(metrics.history.clone());
+        latest.start(1, 0);
+        let subject = |n: u64| format!("rakuda.realtime.inventory.prod_{n}");
+        for n in 0..entities {
+            let event = sequenced(n + 1, EventType::InventoryChange);
+            latest.record(&subject(n), event.seq, Some(&event));
+        }
+        // As after the fill: what the feed recorded is laid over it, nothing is journaled.
+        let filled = latest.swap_in(1, Entries::new(None, 0));
+        assert!(filled.is_ok(), "the fill is the current one");
+        let pool: Vec<_> = (0..POOL)
+            .map(|n| sequenced(entities + n, EventType::InventoryChange))
+            .collect();
+        let mut subject_of = String::new();
+        let mut seq = entities;
+        let mut entity = 0u64;
+        group.bench_function(format!("record_update_of_{entities}_entities"), |b| {
+            b.iter(|| {
+                use std::fmt::Write;
+                seq += 1;
+                entity = (entity + 7_919) % entities;
+                subject_of.clear();
+                let _ = write!(subject_of, "rakuda.realtime.inventory.prod_{entity}");
+                let event = &pool[(seq % POOL) as usize];
+                latest.record(&subject_of, seq, Some(event));
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    hot_paths,
+    validate,
+    serialize_frame,
+    debounce_step,
+    fan_out,
+    latest_record
+);
 criterion_main!(hot_paths);

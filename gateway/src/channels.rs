@@ -3,7 +3,7 @@
 use rakuda_schema::{Channel, CHANNELS};
 
 /// A set of channels of [`CHANNELS`], as a bit per row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ChannelSet(u8);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

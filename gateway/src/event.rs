@@ -7,7 +7,7 @@
 
 use std::ops::Range;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use rakuda_schema::{Channel, EventType, Reject, Validator};
 use time::OffsetDateTime;
 
@@ -66,7 +66,7 @@ impl StreamEvent {
 
     /// `{"type":"…","seq":N,"payload":…,"timestamp":"…"}`: the schema's `SequencedEvent`, with
     /// the worker's bytes for `payload` and `timestamp`.
-    pub fn write_json(&self, out: &mut BytesMut) {
+    pub fn write_json<B: BufMut>(&self, out: &mut B) {
         out.put_slice(b"{\"type\":\"");
         out.put_slice(self.event_type.as_str().as_bytes());
         out.put_slice(b"\",\"seq\":");
@@ -82,6 +82,16 @@ impl StreamEvent {
     pub fn json_len(&self) -> usize {
         self.payload.len() + self.timestamp.len() + 80
     }
+
+    /// Exactly what [`StreamEvent::write_json`] writes.
+    pub fn json_exact_len(&self) -> usize {
+        const FRAME: usize = r#"{"type":"","seq":,"payload":,"timestamp":}"#.len();
+        FRAME
+            + self.event_type.as_str().len()
+            + itoa::Buffer::new().format(self.seq).len()
+            + self.payload.len()
+            + self.timestamp.len()
+    }
 }
 
 /// Where `part` (a slice of `whole`, from the validator) sits in `whole`.
@@ -93,6 +103,7 @@ fn span(whole: &[u8], part: &str) -> Range<usize> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use bytes::BytesMut;
     use std::sync::Arc;
 
     /// A client event of `event_type` with sequence `seq` about entity `id`.
@@ -129,6 +140,7 @@ pub(crate) mod tests {
             r#"{"type":"ORDER_RECEIVED","seq":1041,"payload":{"data":{"big":12345678901234567890123,"frac":0.12345678901234567890123},"action":"created","id":"o\u0031"},"timestamp":"2026-11-22T10:00:00.000\u005a"}"#
         );
         assert!(out.len() <= event.json_len());
+        assert_eq!(out.len(), event.json_exact_len());
     }
 
     #[test]

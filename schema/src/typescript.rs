@@ -155,6 +155,7 @@ mod tests {
             "\"source_gap\" | \"slow_client\"",
             "export type ResetNotice = { reason: ResetReason, }",
             "\"too_many_connections_for_key\"",
+            "\"history_budget\" | \"connection_rate\"",
             "{ \"op\": \"subscribe\", channels: Array<ChannelName>, }",
             "event: \"reset\"; data: ResetNotice }",
             "try_again_later: 1013,",

@@ -77,6 +77,14 @@ pub enum RequestRefusal {
     /// The summary and snapshot answers in flight hold `HISTORY_BUDGET_BYTES`: retry after
     /// `Retry-After`, or on another instance.
     HistoryBudget,
+    /// The gateway admitted `CONNECTION_RATE_LIMIT` new streams this second (SSE or
+    /// WebSocket): retry after `Retry-After` (whole seconds, drawn at random up to
+    /// `CONNECTION_RATE_RETRY_MAX`, so refused clients come back spread), with the cursor.
+    ConnectionRate,
+    /// The gateway is still reading `<STREAM_NAME>_LATEST` into the snapshot state it answers
+    /// from (at start, or that read keeps failing): retry after `Retry-After`, or on another
+    /// instance.
+    SnapshotLoading,
 }
 
 /// Why a client gets `event: reset` (the `reason` of [`crate::ResetNotice`]): it missed

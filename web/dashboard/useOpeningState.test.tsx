@@ -4,12 +4,13 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { act, cleanup, render, renderHook } from "@testing-library/react";
 import { AvailabilityMemory } from "../src/client/availability";
-import type { RealtimeHistory, Summary } from "../src/client/history";
+import { HistoryError, type RealtimeHistory, type Summary } from "../src/client/history";
+import { RESET_REFETCH_SPREAD_MS } from "../src/client/spread";
 import type { SequencedEvent } from "../src/generated/schema";
 import { FakeRealtimeClient, event, single } from "../src/react/fakeClient.test-helper";
 import { Counters } from "./Counters";
 import { OutOfStockPanel } from "./OutOfStockPanel";
-import { RESUMMARY_MAX_MS, RESUMMARY_MS, useOpeningState } from "./useOpeningState";
+import { RESUMMARY_MAX_MS, RESUMMARY_MS, RETRY_MS, useOpeningState } from "./useOpeningState";
 
 afterEach(() => {
   cleanup();
@@ -125,6 +126,124 @@ describe("useOpeningState", () => {
     const panel = render(<OutOfStockPanel state={state} navigate={() => {}} now={Date.now()} />);
     expect(panel.getByTestId("out-of-stock-partial").textContent).toContain("May be incomplete");
     expect(panel.getByTestId("out-of-stock-count").textContent).toBe("1");
+  });
+});
+
+/** A history that answers at once and counts requests; `fail(call)` refuses a summary call. */
+function countingHistory(fail: (call: number) => HistoryError | null = () => null) {
+  const calls = { summary: 0, snapshot: 0 };
+  const history = {
+    summary: async () => {
+      calls.summary += 1;
+      const error = fail(calls.summary);
+      if (error) throw error;
+      return BASE;
+    },
+    snapshot: async () => {
+      calls.snapshot += 1;
+      return { complete: true, partial: false, read: 0 };
+    },
+  };
+  return { history: history as unknown as RealtimeHistory, calls };
+}
+
+describe("refetching after a reset", () => {
+  it("clears at once but asks again only after a random wait within RESET_REFETCH_SPREAD_MS, once", async () => {
+    vi.useFakeTimers({ now: Date.parse("2026-12-01T05:00:00Z") });
+    vi.spyOn(Math, "random").mockReturnValue(0.6); // 1,500 ms of the 2,500 ms window
+    const { history, calls } = countingHistory();
+    const { client, hook } = open(history);
+    await act(async () => {
+      await vi.advanceTimersByTimeAsync(500);
+    });
+    expect(calls).toEqual({ summary: 1, snapshot: 1 });
+    expect(hook.result.current.counts?.ORDER_RECEIVED).toBe(7);
+
+    client.emitReset("source_gap");
+    await act(async () => {
+      await vi.advanceTimersByTimeAsync(500);
+    });
+    expect(hook.result.current.counts).toBeNull(); // what it showed may be wrong: gone at once
+    expect(hook.result.current.snapshotLoaded).toBe(false);
+    client.emitReset("source_gap"); // another before the refetch: covered by the same one
+    await act(async () => {
+      await vi.advanceTimersByTimeAsync(999); // 1,499 ms after the first reset
+    });
+    expect(calls).toEqual({ summary: 1, snapshot: 1 });
+    await act(async () => {
+      await vi.advanceTimersByTimeAsync(1);
+    });
+    expect(calls).toEqual({ summary: 2, snapshot: 2 });
+    await act(async () => {
+      await vi.advanceTimersByTimeAsync(RESET_REFETCH_SPREAD_MS);
+    });
+    expect(calls).toEqual({ summary: 2, snapshot: 2 });
+    expect(hook.result.current.counts?.ORDER_RECEIVED).toBe(7);
+    expect(hook.result.current.snapshotLoaded).toBe(true);
+    vi.restoreAllMocks();
+  });
+
+  it("spreads pages reset together over the whole window by their random draws", async () => {
+    vi.useFakeTimers({ now: Date.parse("2026-12-01T05:00:00Z") });
+    const random = vi.spyOn(Math, "random");
+    const draws = [0, 0.3, 0.7, 0.9999];
+    const pages = draws.map(() => {
+      const { history, calls } = countingHistory();
+      return { ...open(history), calls };
+    });
+    await act(async () => {
+      await vi.advanceTimersByTimeAsync(500);
+    });
+    for (const [index, page] of pages.entries()) {
+      random.mockReturnValueOnce(draws[index] ?? 0);
+      page.client.emitReset("source_gap");
+    }
+    // When each page asked again, to the 250 ms step: at 0, 750, 1,750 and 2,499 ms.
+    const askedBy = pages.map(() => -1);
+    for (let ms = 250; ms <= RESET_REFETCH_SPREAD_MS; ms += 250) {
+      await act(async () => {
+        await vi.advanceTimersByTimeAsync(250);
+      });
+      pages.forEach((page, index) => {
+        if (askedBy[index] === -1 && page.calls.summary === 2) askedBy[index] = ms;
+      });
+    }
+    expect(pages.map((page) => page.calls.summary)).toEqual([2, 2, 2, 2]);
+    expect(askedBy).toEqual([250, 750, 1750, 2500]);
+    vi.restoreAllMocks();
+  });
+
+  it("tries a refused request again no sooner than its Retry-After, and with jitter", async () => {
+    vi.useFakeTimers({ now: Date.parse("2026-12-01T05:00:00Z") });
+    vi.spyOn(Math, "random").mockReturnValue(0);
+    const refused = new HistoryError("HTTP 503: history_budget", 503, 3_000);
+    const { history, calls } = countingHistory((call) => (call === 1 ? refused : null));
+    open(history);
+    await act(async () => {
+      await vi.advanceTimersByTimeAsync(2_999); // the retry alone (random 0) would be 1 s
+    });
+    expect(calls.summary).toBe(1);
+    await act(async () => {
+      await vi.advanceTimersByTimeAsync(1);
+    });
+    expect(calls.summary).toBe(2);
+    vi.restoreAllMocks();
+  });
+
+  it("tries a failed request again at a random moment in [RETRY_MS/2, RETRY_MS]", async () => {
+    vi.useFakeTimers({ now: Date.parse("2026-12-01T05:00:00Z") });
+    vi.spyOn(Math, "random").mockReturnValue(0.5);
+    const { history, calls } = countingHistory((call) => (call === 1 ? new HistoryError("network", 0) : null));
+    open(history);
+    await act(async () => {
+      await vi.advanceTimersByTimeAsync((RETRY_MS * 3) / 4 - 1);
+    });
+    expect(calls.summary).toBe(1);
+    await act(async () => {
+      await vi.advanceTimersByTimeAsync(1);
+    });
+    expect(calls.summary).toBe(2);
+    vi.restoreAllMocks();
   });
 });
 

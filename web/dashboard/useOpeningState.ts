@@ -7,9 +7,15 @@
 // its canary alone, often makes one answer unsettled and the next one fine), then each further
 // one waiting twice as long up to RESUMMARY_MAX_MS. A summary the stream's limits made partial (`todayComplete` false) is
 // not fetched again for that: the page says where today's count starts instead.
+//
+// After a reset the page clears what it shows at once but asks again only after a random
+// wait in [0, RESET_REFETCH_SPREAD_MS): a source gap resets every page of every gateway in the
+// same instant, and they must not all ask in the same second. A failed request is tried again
+// after a random wait too, and never before the refusal's Retry-After.
 import { useEffect, useRef, useState } from "react";
 import type { AvailabilityMemory } from "../src/client/availability";
 import type { RealtimeHistory } from "../src/client/history";
+import { afterRetryAfter, clampUnit, resetRefetchDelay, retryAfterOf } from "../src/client/spread";
 import type { RealtimeClientApi } from "../src/client/types";
 import { OUT_OF_STOCK_CAP, StockBoard, type OutOfStockEntry } from "./stockBoard";
 import { TodayCounts, nextLocalMidnight, type Counts } from "./todayCounts";
@@ -19,8 +25,17 @@ const SNAPSHOT_MAX_EVENTS = 50_000;
 const SNAPSHOT_PAGE = 1_000;
 /** Rows the panel shows; the count above it is the full figure. */
 export const OUT_OF_STOCK_SHOWN = 50;
-/** A failed request is tried again after this (the gateway may be restarting). */
-const RETRY_MS = 2_000;
+/**
+ * A failed request is tried again after a random wait in [RETRY_MS / 2, RETRY_MS] (the gateway
+ * may be restarting; the pages that failed together must not retry together), or after the
+ * refusal's Retry-After plus up to a second when that is longer.
+ */
+export const RETRY_MS = 2_000;
+
+function retryDelay(error: unknown): number {
+  const backoff = RETRY_MS / 2 + clampUnit(Math.random()) * (RETRY_MS / 2);
+  return afterRetryAfter(retryAfterOf(error), backoff);
+}
 /** More than the gateway's SUMMARY_CACHE_TTL (5 s), so a refetch gets a newer summary. */
 export const RESUMMARY_MS = 6_000;
 /** Refetches in a row RESUMMARY_MS apart before the waits grow. */
@@ -100,10 +115,10 @@ export function useOpeningState(
           dirty = true;
           scheduleMidnight(summary.timezone);
         })
-        .catch(() => {
+        .catch((error: unknown) => {
           if (generation !== summaryGeneration) return;
           summaryInFlight = false;
-          later(RETRY_MS, loadSummary);
+          later(retryDelay(error), loadSummary);
         });
     };
     const scheduleMidnight = (timezone: string): void => {
@@ -144,8 +159,8 @@ export function useOpeningState(
           snapshotLoaded = true;
           dirty = true;
         })
-        .catch(() => {
-          if (!disposed && generation === snapshotGeneration) later(RETRY_MS, loadSnapshot);
+        .catch((error: unknown) => {
+          if (!disposed && generation === snapshotGeneration) later(retryDelay(error), loadSnapshot);
         });
     };
 
@@ -180,16 +195,29 @@ export function useOpeningState(
       if (frame.type === "INVENTORY_CHANGE") for (const event of frame.events) board.apply(event);
       dirty = true;
     });
+    // The refetch after a reset, waiting for its random moment; one at a time (a second reset
+    // meanwhile is covered by it: the requests go out after both).
+    let refetchTimer: ReturnType<typeof setTimeout> | null = null;
     const offReset = client.onReset(() => {
-      // Events were missed for good: what is on screen may be wrong. Start again.
+      // Events were missed for good: what is on screen may be wrong. Start again: clear now,
+      // and make every answer already on its way stale (it may predate the loss).
       today.clear();
       board.clear();
       stopResummary();
       summaryGeneration += 1;
       summaryInFlight = false;
-      loadSummary();
-      loadSnapshot();
+      snapshotGeneration += 1;
+      snapshotLoaded = false;
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
       dirty = true;
+      if (refetchTimer !== null) return;
+      refetchTimer = setTimeout(() => {
+        refetchTimer = null;
+        if (disposed) return;
+        loadSummary();
+        loadSnapshot();
+      }, resetRefetchDelay());
     });
     loadSummary();
     loadSnapshot();
@@ -210,6 +238,7 @@ export function useOpeningState(
       for (const timer of timers) clearTimeout(timer);
       stopResummary();
       if (midnightTimer !== null) clearTimeout(midnightTimer);
+      if (refetchTimer !== null) clearTimeout(refetchTimer);
     };
   }, [client, history, today, board, availability]);
 

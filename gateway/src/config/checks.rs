@@ -8,7 +8,9 @@ use rakuda_service::nats::NatsAuthError;
 use rakuda_service::redis::RedisSettingError;
 use rakuda_service::settings::{PlaceholderSecret, Secret};
 
-use super::{Config, MIN_API_KEY_LEN, MIN_TOKEN_SECRET_LEN};
+use std::time::Duration;
+
+use super::{Config, MAX_CONNECTION_RATE_RETRY_MAX, MIN_API_KEY_LEN, MIN_TOKEN_SECRET_LEN};
 
 /// Why the gateway's settings cannot be used. The message names the setting and what a good
 /// value looks like; it never repeats a secret.
@@ -36,6 +38,18 @@ pub enum ConfigError {
     Timezone(String),
     #[error("each trusted proxy must be an address or a network like 10.0.0.0/8: {0}")]
     TrustedProxy(String),
+    #[error(
+        "CONNECTION_RATE_BURST is set but CONNECTION_RATE_LIMIT=0 turns the connection-rate cap \
+         off: set CONNECTION_RATE_LIMIT (new streams a second) to use the burst, or unset \
+         CONNECTION_RATE_BURST"
+    )]
+    ConnectionRateBurstWithoutLimit,
+    #[error(
+        "must be whole seconds from 1s to {max}s, like 5s: it is sent as Retry-After, which \
+         counts seconds",
+        max = MAX_CONNECTION_RATE_RETRY_MAX.as_secs()
+    )]
+    RetryMax,
     #[error(transparent)]
     Placeholder(#[from] PlaceholderSecret),
     #[error(transparent)]
@@ -66,6 +80,9 @@ impl Config {
         self.nats_auth.check()?;
         jiff::tz::TimeZone::get(&self.summary_timezone)
             .map_err(|_| ConfigError::Timezone(self.summary_timezone.clone()))?;
+        if self.connection_rate_limit == 0 && self.connection_rate_burst.is_some() {
+            return Err(ConfigError::ConnectionRateBurstWithoutLimit);
+        }
         Ok(())
     }
 }
@@ -149,4 +166,14 @@ pub(super) fn parse_instance_id(value: &str) -> Result<String, ConfigError> {
     crate::fleet::cluster::instance_name(value.as_bytes())
         .map(str::to_owned)
         .ok_or(ConfigError::InstanceId)
+}
+
+/// `CONNECTION_RATE_RETRY_MAX`: whole seconds (it becomes `Retry-After`), 1 s to 5 min.
+pub(super) fn parse_retry_max(value: &str) -> Result<Duration, ConfigError> {
+    let retry_max = humantime::parse_duration(value.trim()).map_err(|_| ConfigError::RetryMax)?;
+    let whole = retry_max.subsec_nanos() == 0;
+    if !whole || retry_max < Duration::from_secs(1) || retry_max > MAX_CONNECTION_RATE_RETRY_MAX {
+        return Err(ConfigError::RetryMax);
+    }
+    Ok(retry_max)
 }

@@ -37,6 +37,12 @@ pub const DEFAULT_CANARY_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_CANARY_DEGRADED_AFTER: Duration = Duration::from_secs(20);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 pub const DEFAULT_MAX_CONNECTIONS_PER_KEY: usize = 5_000;
+/// See `Config::connection_rate_limit` for why this figure.
+pub const DEFAULT_CONNECTION_RATE_LIMIT: u32 = 2_000;
+pub const DEFAULT_CONNECTION_RATE_RETRY_MAX: Duration = Duration::from_secs(5);
+/// The longest `CONNECTION_RATE_RETRY_MAX` accepted: past it a refused client waits longer than
+/// any storm lasts.
+pub const MAX_CONNECTION_RATE_RETRY_MAX: Duration = Duration::from_secs(300);
 pub const DEFAULT_WS_MAX_FRAME_BYTES: usize = 16 * 1024;
 pub const DEFAULT_WS_MAX_BAD_FRAMES: usize = 5;
 pub const DEFAULT_MAX_URI_BYTES: usize = 8 * 1024;
@@ -176,6 +182,30 @@ pub struct Config {
     /// Most connections one API key (or the tokens it minted) holds on this instance; past it, 429.
     #[arg(long, env = "MAX_CONNECTIONS_PER_KEY", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_KEY, value_parser = settings::nonzero)]
     pub max_connections_per_key: usize,
+
+    /// New streams (SSE and WebSocket) this instance admits per second; past it, 503
+    /// `connection_rate` with a random `Retry-After`. `0` turns the cap off. /healthz, /metrics,
+    /// tokens and history requests are not counted.
+    ///
+    /// Why 2,000: a gateway holding ~15,000 clients that dies should have them back on the
+    /// other three within ~10 s. 15,000 / 3 peers / 10 s = 500 a second each is the floor, but
+    /// a refused client waits up to CONNECTION_RATE_RETRY_MAX (5 s) before it tries again, so
+    /// the backlog must clear in about half the window: 1,000 a second each. That is met only
+    /// if the load balancer spreads the crowd evenly and nothing else connects meanwhile;
+    /// twice that leaves room for both. A storm larger than planned (two gateways lost, every
+    /// client reconnecting in the same instant) is still refused past it and spread out.
+    #[arg(long, env = "CONNECTION_RATE_LIMIT", default_value_t = DEFAULT_CONNECTION_RATE_LIMIT, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub connection_rate_limit: u32,
+
+    /// New streams admitted at once before CONNECTION_RATE_LIMIT paces them (token bucket
+    /// size); unset: one second's worth (CONNECTION_RATE_LIMIT).
+    #[arg(long, env = "CONNECTION_RATE_BURST", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub connection_rate_burst: Option<u32>,
+
+    /// A stream refused for the connection rate is told to come back after a random number of
+    /// whole seconds between 1 and this (`Retry-After`), so the refused return spread out.
+    #[arg(long, env = "CONNECTION_RATE_RETRY_MAX", default_value = "5s", value_parser = checks::parse_retry_max)]
+    pub connection_rate_retry_max: Duration,
 
     /// Largest WebSocket frame or message a client may send, in bytes; larger closes with 1009.
     #[arg(long, env = "WS_MAX_FRAME_BYTES", default_value_t = DEFAULT_WS_MAX_FRAME_BYTES, value_parser = settings::nonzero)]
@@ -317,6 +347,9 @@ impl Config {
             gateway_drain_window: DEFAULT_DRAIN_WINDOW,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_key: DEFAULT_MAX_CONNECTIONS_PER_KEY,
+            connection_rate_limit: DEFAULT_CONNECTION_RATE_LIMIT,
+            connection_rate_burst: None,
+            connection_rate_retry_max: DEFAULT_CONNECTION_RATE_RETRY_MAX,
             ws_max_frame_bytes: DEFAULT_WS_MAX_FRAME_BYTES,
             ws_max_bad_frames: DEFAULT_WS_MAX_BAD_FRAMES,
             max_uri_bytes: DEFAULT_MAX_URI_BYTES,

@@ -48,6 +48,19 @@ fn errors_name_the_variable() {
             vec!["--api-key", "long-enough", "--gateway-addr", "everywhere"],
             "GATEWAY_ADDR",
         ),
+        (
+            vec![
+                "--api-key",
+                "long-enough",
+                "--connection-rate-limit",
+                "lots",
+            ],
+            "CONNECTION_RATE_LIMIT",
+        ),
+        (
+            vec!["--api-key", "long-enough", "--connection-rate-burst", "0"],
+            "CONNECTION_RATE_BURST",
+        ),
     ] {
         let error = parse(&args).expect_err("bad value").to_string();
         assert!(error.contains(variable), "{variable}: {error}");
@@ -178,4 +191,61 @@ fn shipped_example_secrets_are_refused_outside_dev_mode() {
     // `just dev` runs the shipped development key and secret, so it runs in dev mode.
     let dev = std::fs::read_to_string(root.join("ops/dev.sh")).expect("read ops/dev.sh");
     assert!(dev.contains("export GATEWAY_DEV_MODE=true"), "ops/dev.sh");
+}
+
+#[test]
+fn the_connection_rate_settings_refuse_what_cannot_work_and_say_why() {
+    for retry_max in ["1500ms", "0s", "10m", "soon"] {
+        let error = parse(&[
+            "--api-key",
+            "long-enough",
+            "--connection-rate-retry-max",
+            retry_max,
+        ])
+        .expect_err(retry_max)
+        .to_string();
+        assert!(
+            error.contains("CONNECTION_RATE_RETRY_MAX") && error.contains("whole seconds"),
+            "{retry_max}: {error}"
+        );
+    }
+    let parsed = parse(&[
+        "--api-key",
+        "long-enough",
+        "--connection-rate-retry-max",
+        "2s",
+    ])
+    .expect("whole seconds");
+    assert_eq!(parsed.connection_rate_retry_max, Duration::from_secs(2));
+
+    let secret = "0123456789abcdef0123456789abcdef";
+    let burst_without_limit = parse(&[
+        "--api-key",
+        "long-enough",
+        "--token-secret",
+        secret,
+        "--connection-rate-limit",
+        "0",
+        "--connection-rate-burst",
+        "50",
+    ])
+    .expect("clap takes each value");
+    let error = burst_without_limit
+        .check()
+        .expect_err("a burst with the cap off")
+        .to_string();
+    assert!(
+        error.contains("CONNECTION_RATE_BURST") && error.contains("CONNECTION_RATE_LIMIT=0"),
+        "{error}"
+    );
+    let off = parse(&[
+        "--api-key",
+        "long-enough",
+        "--token-secret",
+        secret,
+        "--connection-rate-limit",
+        "0",
+    ])
+    .expect("parse");
+    assert!(off.check().is_ok(), "0 turns the cap off");
 }

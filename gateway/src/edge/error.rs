@@ -10,6 +10,7 @@ use axum::Json;
 use rakuda_schema::RequestRefusal;
 use serde_json::json;
 
+use super::connection_rate::OverRate;
 use super::limits::Refusal;
 use crate::metrics::EdgeMetrics;
 
@@ -88,5 +89,22 @@ impl Refusals {
                 format!("this API key already holds {max} connections and history requests on this gateway (MAX_CONNECTIONS_PER_KEY)"),
             ),
         }
+    }
+
+    /// A new stream past `CONNECTION_RATE_LIMIT`: 503 with its random `Retry-After`.
+    pub fn over_connection_rate(&self, over: OverRate) -> ApiError {
+        let OverRate {
+            per_second,
+            retry_after,
+        } = over;
+        self.refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            RequestRefusal::ConnectionRate,
+            format!(
+                "this gateway admits {per_second} new connections a second (CONNECTION_RATE_LIMIT) \
+                 and is taking a burst of them; reconnect after Retry-After seconds, with your cursor"
+            ),
+        )
+        .retry_after(retry_after)
     }
 }

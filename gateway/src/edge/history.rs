@@ -1,6 +1,11 @@
 //! `GET /api/realtime/summary` and `GET /api/realtime/snapshot`: today's totals and the latest
 //! state of every entity, for a dashboard that has just opened. Behind auth, within the
 //! channels the credential allows. The admission helpers here serve `/dlq` too ([`super::dlq`]).
+//!
+//! The snapshot is answered from the state the gateway keeps in memory; until it is first
+//! filled a request waits up to [`FILL_WAIT`], then gets 503 `snapshot_loading` with a
+//! `Retry-After` drawn between 1 and [`LOADING_RETRY_MAX`] seconds, so that the refused do not
+//! come back as one wave.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,9 +26,10 @@ use super::limits::{Connections, Permit};
 use crate::channels::ChannelSet;
 use crate::history::budget::{Answer, AnswerBudget};
 use crate::history::dlq::Rejected;
-use crate::history::snapshot::{Snapshots, ANSWER_TIMEOUT};
+use crate::history::snapshot::{Snapshots, ANSWER_TIMEOUT, FILL_WAIT};
 use crate::history::summary::Summaries;
 use crate::history::HistoryError;
+use crate::metrics::{CacheResult, CacheRoute};
 
 /// What the history routes need.
 pub struct History {
@@ -113,15 +119,24 @@ async fn snapshot(
             .is_some_and(|list| !list.trim().is_empty()),
     )?;
     let limit = query.limit.unwrap_or(history.snapshots.max_limit);
-    // Admission before work: the slot and the bytes are taken before JetStream is asked.
+    // Admission before work: the slot is taken first, the bytes once there is state to read
+    // (a request waiting for the first fill holds no share of the budget).
     let slot = slot(&history, &principal)?;
+    let metrics = &history.snapshots.metrics;
+    let Some(waited) = history.snapshots.latest.ready(FILL_WAIT).await else {
+        return Err(loading(refusals));
+    };
     let answer = share(&history, history.budget.snapshot())?;
+    let result = if waited {
+        CacheResult::Joined
+    } else {
+        CacheResult::Hit
+    };
+    metrics.cache(CacheRoute::Snapshot, result).increment(1);
     let opened = history
         .snapshots
-        .open(channels, limit, query.after.unwrap_or(0))
-        .await
-        .map_err(|error| unavailable(refusals, "snapshot", &error))?;
-    let cut = history.snapshots.metrics.answers_cut.clone();
+        .open(channels, limit, query.after.unwrap_or(0));
+    let cut = metrics.answers_cut.clone();
     let body = opened.into_body(answer, slot).inspect_err(move |error| {
         cut.increment(1);
         tracing::warn!(%error, "snapshot answer cut short; the client gets invalid JSON and retries");
@@ -188,6 +203,23 @@ pub(super) fn share(history: &History, answer: Option<Answer>) -> Result<Answer,
 
 /// When a refused answer may try again: answers in flight end within seconds.
 const BUDGET_RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// The longest `Retry-After` of a `snapshot_loading` refusal, in seconds: each is drawn between
+/// 1 and this, so the refused spread their retries.
+pub const LOADING_RETRY_MAX: u64 = 5;
+
+/// 503 `snapshot_loading`: the state was not filled within [`FILL_WAIT`].
+fn loading(refusals: &Refusals) -> ApiError {
+    let wait = rand::random_range(1..=LOADING_RETRY_MAX);
+    refusals
+        .refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            RequestRefusal::SnapshotLoading,
+            "this gateway is still reading the latest state of every entity from \
+             <STREAM_NAME>_LATEST; retry after Retry-After, or on another instance",
+        )
+        .retry_after(Duration::from_secs(wait))
+}
 
 /// The channels a snapshot reads: of those asked for (or allowed), the ones that keep a latest
 /// state. Named explicitly, a channel without one (orders) is refused rather than answered

@@ -8,6 +8,7 @@
 //! - [`unauthenticated`] — sockets not yet authenticated, counted and capped.
 //! - [`origin`] — which browser origins may open a WebSocket.
 //! - [`limits`] — connection slots, in total and per key.
+//! - [`connection_rate`] — new streams admitted per second (`CONNECTION_RATE_LIMIT`).
 //! - [`error`] — refusals: a status, a JSON body, a count by reason.
 //! - [`stats`] — `/status`, `/stats`, `/metrics`, `/healthz`, `/readyz`.
 //! - [`history`] — `/summary` and `/snapshot`: today's totals, the latest state.
@@ -17,6 +18,7 @@
 pub mod auth;
 pub mod auth_failures;
 pub mod client_addr;
+pub mod connection_rate;
 pub mod dashboard;
 pub mod dlq;
 pub mod error;

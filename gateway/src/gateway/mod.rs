@@ -17,6 +17,7 @@ use crate::config::{Config, ConfigError};
 use crate::edge::auth::Auth;
 use crate::edge::auth_failures::AuthFailures;
 use crate::edge::client_addr::TrustedProxies;
+use crate::edge::connection_rate::ConnectionRate;
 use crate::edge::limits::Connections;
 use crate::edge::origin::AllowedOrigins;
 use crate::edge::routes::Minting;
@@ -28,6 +29,8 @@ use crate::fanout::Hub;
 use crate::fleet::canary::{Canary, CanaryTask};
 use crate::fleet::cluster::Cluster;
 use crate::fleet::drain::{self, DrainSignal};
+use crate::history::fill::Filler;
+use crate::history::latest::Latest;
 use crate::ingest::feed::Feed;
 use crate::ingest::pipeline::{Pipeline, PipelineOutputs, PipelineSettings};
 use crate::ingest::thread::IngestThread;
@@ -36,7 +39,7 @@ use crate::metrics::GatewayMetrics;
 use crate::resume::budget::ReplayBudget;
 use crate::resume::ring::Ring;
 use crate::resume::stream::StreamReader;
-use crate::resume::{ResumeLimits, Resumer};
+use crate::resume::{BackfillCounts, ResumeLimits, Resumer};
 use crate::transport::head::HeadLimits;
 use crate::transport::listener::Listener;
 use crate::transport::{StreamSettings, Streams};
@@ -75,6 +78,7 @@ pub struct Gateway {
     pipeline: Pipeline,
     canary: CanaryTask,
     cluster: Arc<Cluster>,
+    filler: Filler,
     listener: Listener,
     drain_timeout: Duration,
 }
@@ -129,6 +133,7 @@ impl Gateway {
         let connected = watch::channel(false);
         let hub = Arc::new(Hub::new(config.client_queue_capacity));
         let ring = Arc::new(Ring::new(config.replay_ring_capacity));
+        let latest = Arc::new(Latest::new(metrics.history.clone()));
         let canary = Arc::new(Canary::new(
             config.canary_interval,
             config.canary_degraded_after,
@@ -154,6 +159,7 @@ impl Gateway {
             PipelineOutputs {
                 hub: hub.clone(),
                 ring: ring.clone(),
+                latest: latest.clone(),
                 metrics: metrics.ingest.clone(),
                 reading: reading.clone(),
                 canary: canary.clone(),
@@ -187,8 +193,14 @@ impl Gateway {
                     backfill_max_events: config.backfill_max_events,
                     backfill_max_age: config.backfill_max_age,
                 },
+                counts: BackfillCounts::new(&metrics.history),
             },
             connections.clone(),
+            ConnectionRate::new(
+                config.connection_rate_limit,
+                config.connection_rate_burst,
+                config.connection_rate_retry_max,
+            ),
             drain.clone(),
             refusals.clone(),
             metrics.connections.clone(),
@@ -228,9 +240,17 @@ impl Gateway {
             tokens,
             refusals: refusals.clone(),
         });
+        let filler = Filler {
+            latest: latest.clone(),
+            jetstream: jetstream.clone(),
+            stream_name: rakuda_schema::channel::latest_stream_name(&config.stream_name),
+            event_stream: config.stream_name.clone(),
+            metrics: metrics.history.clone(),
+        };
         let history = Arc::new(router::history(
             &config,
             jetstream,
+            latest,
             refusals.clone(),
             &metrics.history,
             connections,
@@ -282,6 +302,7 @@ impl Gateway {
             feed,
             pipeline,
             cluster,
+            filler,
         })
     }
 
@@ -308,6 +329,7 @@ impl Gateway {
         ));
         tasks.spawn(self.canary.run(background.clone()));
         tasks.spawn(self.cluster.run(background.clone()));
+        tasks.spawn(self.filler.run(background.clone()));
 
         // The listener stays open while draining, so late arrivals get a 503 that names the
         // reason instead of a refused connection; it closes once the last stream is gone.

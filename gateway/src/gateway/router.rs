@@ -15,10 +15,10 @@ use crate::edge::token::TokenSigner;
 use crate::edge::Refusals;
 use crate::history::budget::AnswerBudget;
 use crate::history::dlq::Rejected;
+use crate::history::latest::Latest;
 use crate::history::snapshot::Snapshots;
 use crate::history::summary::Summaries;
 use crate::transport::{self, Streams};
-use rakuda_schema::channel::latest_stream_name;
 
 /// What the routes serve.
 pub(super) struct RouteParts {
@@ -29,10 +29,11 @@ pub(super) struct RouteParts {
     pub history: Arc<History>,
 }
 
-/// The summary, snapshot and DLQ readers, on `jetstream`.
+/// The summary and DLQ readers, on `jetstream`, and the snapshot, from `latest`.
 pub(super) fn history(
     config: &Config,
     jetstream: async_nats::jetstream::Context,
+    latest: Arc<Latest>,
     refusals: Refusals,
     metrics: &Arc<crate::metrics::HistoryMetrics>,
     connections: Arc<crate::edge::limits::Connections>,
@@ -42,18 +43,18 @@ pub(super) fn history(
         config.stream_name.clone(),
         &config.summary_timezone,
         config.summary_cache_ttl,
+        metrics,
     )
     .map_err(|_| crate::config::ConfigError::Timezone(config.summary_timezone.clone()))?;
     Ok(History {
         summaries,
         rejected: Rejected {
-            jetstream: jetstream.clone(),
+            jetstream,
             stream_name: config.dlq_stream_name.clone(),
             metrics: metrics.clone(),
         },
         snapshots: Snapshots {
-            jetstream,
-            stream_name: latest_stream_name(&config.stream_name),
+            latest,
             max_limit: config.snapshot_max_limit,
             metrics: metrics.clone(),
             stall_timeout: config.client_stall_timeout,

@@ -1,5 +1,6 @@
-//! The consumer a snapshot answer (or a DLQ page) reads with, deleted when the answer ends, however it ends:
-//! written whole, failed, timed out, or dropped because the client went away mid-answer.
+//! A consumer history reads with (a DLQ page, or the fill of the snapshot state), deleted when
+//! the reading ends, however it ends: written whole, failed, timed out, or dropped because the
+//! client went away mid-answer.
 //! Nothing else would delete it soon: the server removes an idle one only after
 //! [`CONSUMER_INACTIVE_THRESHOLD`], and requests arriving faster than that would pile them up.
 
@@ -57,7 +58,7 @@ impl Drop for ConsumerGuard {
                 // Only at process exit: no runtime is left to delete it with.
                 self.metrics.consumer_delete_failures.increment(1);
                 self.metrics.consumers.decrement(1.0);
-                tracing::warn!(consumer = %name, "no runtime to delete a snapshot consumer; the server removes it once idle");
+                tracing::warn!(consumer = %name, "no runtime to delete a history consumer; the server removes it once idle");
             }
         }
     }
@@ -78,7 +79,7 @@ async fn delete(stream: Stream, name: String, metrics: Arc<HistoryMetrics>) {
         tracing::warn!(
             consumer = %name,
             %error,
-            "cannot delete a snapshot consumer; the server removes it after {CONSUMER_INACTIVE_THRESHOLD:?} idle. Check NATS if this repeats"
+            "cannot delete a history consumer; the server removes it after {CONSUMER_INACTIVE_THRESHOLD:?} idle. Check NATS if this repeats"
         );
     }
 }

@@ -1,17 +1,23 @@
 //! What a dashboard needs the moment it opens, besides the live feed: today's totals
-//! ([`summary`]) and the latest state of every entity ([`snapshot`]). Both are read from
-//! JetStream, which already holds the history; recent events come with the stream itself
-//! (`?backfill=`, in [`crate::resume`]). What an answer may hold is bounded by [`budget`];
-//! a snapshot's consumer is deleted by [`consumer`] however the answer ends.
+//! ([`summary`]), counted by JetStream, and the latest state of every entity ([`snapshot`]),
+//! answered from the state this gateway keeps in memory ([`latest`], filled by [`fill`] from
+//! the latest-state stream and kept current by the feed). Recent events come with the stream
+//! itself (`?backfill=`, in [`crate::resume`]). A computation that costs JetStream consumers
+//! (a summary, a backfill's counts) runs once for every request that asks for it meanwhile
+//! ([`flight`]). What an answer may hold is bounded by [`budget`]; a consumer made here is
+//! deleted by [`consumer`] however its reading ends.
 
 pub mod budget;
 pub mod consumer;
 pub mod dlq;
+pub mod fill;
+pub mod flight;
+pub mod latest;
 pub mod snapshot;
 pub mod summary;
 
-/// How long JetStream may take to answer one step of a summary or a snapshot page (reading
-/// the stream's state, making a consumer, fetching a batch) before the request fails.
+/// How long JetStream may take to answer one step of a summary or of a fill of the snapshot
+/// state (reading the stream's state, making a consumer, fetching a batch) before it fails.
 pub const HISTORY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why history could not be read.

@@ -2,8 +2,10 @@
 //! `SUMMARY_TIMEZONE`) and in the last hour, without reading them: for each channel and window,
 //! a consumer filtered to the channel's subjects and started at the window's start reports how
 //! many messages it has pending. That is 2 windows × 4 channels = 8 consumers created and
-//! deleted, one stream info read, per computation; a computation is shared by every request for
-//! `SUMMARY_CACHE_TTL`.
+//! deleted, two stream infos read, per counting attempt. One computation serves every request
+//! that arrives while it runs (they join it, a failure included) and, once done, every request
+//! for `SUMMARY_CACHE_TTL` ([`super::flight`]): a thousand dashboards opening at once cost the
+//! consumers of one summary.
 //!
 //! `throughSeq` is the stream's last sequence when the counts were taken: a client adds the live
 //! events after it. The stream's end is read before and after counting, and the counts are taken
@@ -18,16 +20,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::flight::{Flights, Grounded};
+use super::{HistoryError, HISTORY_TIMEOUT};
+use crate::metrics::{CacheRoute, HistoryMetrics};
+use crate::resume::stream::count_matching;
 use async_nats::jetstream::{self, consumer::DeliverPolicy};
 use jiff::tz::TimeZone;
 use rakuda_schema::{Timestamp, CHANNELS};
 use serde::Serialize;
-use tokio::sync::Mutex;
-
-use super::{HistoryError, HISTORY_TIMEOUT};
-use crate::resume::stream::count_matching;
 
 /// The answer.
 #[derive(Debug, Clone, Serialize)]
@@ -63,51 +65,72 @@ pub struct Summary {
 /// Counting attempts before a summary is served that may miss events stored meanwhile.
 const COUNT_ATTEMPTS: usize = 3;
 
-/// Computes summaries and keeps the last one for a while.
+/// Computes summaries, one at a time, and keeps the last one for a while.
 pub struct Summaries {
-    pub jetstream: jetstream::Context,
-    pub stream_name: String,
-    pub timezone: TimeZone,
-    pub timezone_name: String,
-    /// `SUMMARY_CACHE_TTL`.
-    pub cache_ttl: Duration,
-    /// Held while computing, so concurrent requests share one computation.
-    cached: Mutex<Option<(Instant, Arc<Summary>)>>,
+    counter: Arc<Counter>,
+    flights: Flights<(), Arc<Summary>, Arc<HistoryError>>,
+}
+
+/// What a computation reads with.
+struct Counter {
+    jetstream: jetstream::Context,
+    stream_name: String,
+    timezone: TimeZone,
+    timezone_name: String,
 }
 
 impl Summaries {
+    /// Summaries of `stream_name` in `timezone_name`, each served for `cache_ttl`
+    /// (`SUMMARY_CACHE_TTL`), counted in `gateway_history_cache_total{route="summary"}`.
     pub fn new(
         jetstream: jetstream::Context,
         stream_name: String,
         timezone_name: &str,
         cache_ttl: Duration,
+        metrics: &HistoryMetrics,
     ) -> Result<Summaries, jiff::Error> {
         Ok(Summaries {
-            jetstream,
-            stream_name,
-            timezone: TimeZone::get(timezone_name)?,
-            timezone_name: timezone_name.to_owned(),
-            cache_ttl,
-            cached: Mutex::new(None),
+            counter: Arc::new(Counter {
+                jetstream,
+                stream_name,
+                timezone: TimeZone::get(timezone_name)?,
+                timezone_name: timezone_name.to_owned(),
+            }),
+            // One summary for everyone: one key.
+            flights: Flights::new(cache_ttl, 1, metrics, CacheRoute::Summary),
         })
     }
 
-    /// The last summary if it is fresh, else a new one.
-    pub async fn get(&self) -> Result<Arc<Summary>, HistoryError> {
-        let mut cached = self.cached.lock().await;
-        if let Some((at, summary)) = cached.as_ref() {
-            if at.elapsed() < self.cache_ttl {
-                return Ok(summary.clone());
-            }
-        }
-        let summary = tokio::time::timeout(HISTORY_TIMEOUT, self.compute(jiff::Timestamp::now()))
-            .await
-            .map_err(|_| HistoryError::Timeout(HISTORY_TIMEOUT))??;
-        let summary = Arc::new(summary);
-        *cached = Some((Instant::now(), summary.clone()));
-        Ok(summary)
+    /// The last summary if it is fresh, the one being computed if there is one, else a new
+    /// one.
+    pub async fn get(&self) -> Result<Arc<Summary>, Arc<HistoryError>> {
+        let counter = self.counter.clone();
+        let computed = self
+            .flights
+            .get((), HISTORY_TIMEOUT + FLIGHT_MARGIN, move || async move {
+                tokio::time::timeout(HISTORY_TIMEOUT, counter.compute(jiff::Timestamp::now()))
+                    .await
+                    .map_err(|_| HistoryError::Timeout(HISTORY_TIMEOUT))
+                    .and_then(|counted| counted)
+                    .map(Arc::new)
+                    .map_err(Arc::new)
+            })
+            .await;
+        computed.map_err(|grounded| match grounded {
+            Grounded::Failed(error) => error,
+            Grounded::TimedOut(wait) => Arc::new(HistoryError::Timeout(wait)),
+            Grounded::Abandoned => Arc::new(HistoryError::Read(
+                "the computation ended without a result (shutting down?)".into(),
+            )),
+        })
     }
+}
 
+/// How much longer a request waits than its computation may take: the computation's own
+/// deadline answers first.
+const FLIGHT_MARGIN: Duration = Duration::from_secs(1);
+
+impl Counter {
     /// Events per client type since `midnight` and since `hour_ago`.
     async fn count(
         &self,

@@ -38,6 +38,34 @@ impl Transport {
     }
 }
 
+/// Which history answer a cache serves: the `route` label of `gateway_history_cache_total`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum CacheRoute {
+    /// `/api/realtime/summary`.
+    Summary,
+    /// The counts a first connection's `?backfill=`/`?since=` start from.
+    Backfill,
+    /// `/api/realtime/snapshot`, answered from the state kept in memory.
+    Snapshot,
+}
+
+/// How a history answer was had: the `result` label of `gateway_history_cache_total`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum CacheResult {
+    /// Served from what was already computed (the cache; for the snapshot, the state in memory).
+    Hit,
+    /// Computed (for the snapshot: one fill of the state from `<STREAM_NAME>_LATEST`).
+    Miss,
+    /// Waited for a computation already in flight and took its result.
+    Joined,
+}
+
 /// One counter per variant of `E`, registered as `name{label="<variant>"}`.
 fn per_variant<E, const N: usize>(
     r: &PrometheusRecorder,
@@ -92,6 +120,7 @@ pub struct ConnectionMetrics {
     frames_sent: [ReadableCounter; Transport::COUNT],
     opened: [ReadableCounter; Transport::COUNT],
     closed: [ReadableCounter; Transport::COUNT],
+    reconnects: [ReadableCounter; Transport::COUNT],
     current: [ReadableGauge; Transport::COUNT],
     clients_reset: [ReadableCounter; ClientResetReason::COUNT],
     replays: [ReadableCounter; ReplaySource::COUNT],
@@ -113,6 +142,11 @@ impl ConnectionMetrics {
     pub fn closed(&self, transport: Transport) {
         self.closed[transport as usize].increment(1);
         self.current[transport as usize].decrement();
+    }
+
+    /// A stream admitted with a cursor: a client coming back (from this gateway or another).
+    pub fn reconnected(&self, transport: Transport) {
+        self.reconnects[transport as usize].increment(1);
     }
 
     /// Connections open now.
@@ -164,9 +198,28 @@ pub struct HistoryMetrics {
     pub bytes_reserved: Gauge,
     /// Bytes of answers built and not yet written to their sockets.
     pub bytes_in_flight: Gauge,
-    /// Snapshot answers cut short after their status was sent (JetStream failed, or the
-    /// client read nothing for too long).
+    /// Snapshot answers cut short after their status was sent (the client read nothing for
+    /// too long, or the answer took too long).
     pub answers_cut: ReadableCounter,
+    /// `gateway_history_cache_total{route, result}`, indexed by [`CacheRoute`] then
+    /// [`CacheResult`].
+    cache: [[ReadableCounter; CacheResult::COUNT]; CacheRoute::COUNT],
+    /// Entities the snapshot state in memory holds (as `<STREAM_NAME>_LATEST` counts its
+    /// messages: orders' one subject and the source gap marker included).
+    pub snapshot_entities: Gauge,
+    /// Bytes of event JSON the snapshot state in memory holds.
+    pub snapshot_bytes: Gauge,
+    /// Fills of the snapshot state from `<STREAM_NAME>_LATEST` completed.
+    pub snapshot_fills: ReadableCounter,
+    /// Fills that failed (retried with backoff).
+    pub snapshot_fill_failures: ReadableCounter,
+}
+
+impl HistoryMetrics {
+    /// The counter of `route` and `result` in `gateway_history_cache_total`.
+    pub fn cache(&self, route: CacheRoute, result: CacheResult) -> &ReadableCounter {
+        &self.cache[route as usize][result as usize]
+    }
 }
 
 pub struct GatewayMetrics {
@@ -221,6 +274,7 @@ impl GatewayMetrics {
                 frames_sent: by_transport("gateway_frames_sent_total"),
                 opened: by_transport("gateway_connections_opened_total"),
                 closed: by_transport("gateway_connections_closed_total"),
+                reconnects: by_transport("gateway_reconnects_total"),
                 current,
                 clients_reset: per_variant::<ClientResetReason, { ClientResetReason::COUNT }>(
                     r,
@@ -262,6 +316,32 @@ impl GatewayMetrics {
                 bytes_reserved: gauge(r, "gateway_history_bytes_reserved", &[]),
                 bytes_in_flight: gauge(r, "gateway_history_bytes_in_flight", &[]),
                 answers_cut: readable_counter(r, "gateway_history_answers_cut_total", &[]),
+                cache: CacheRoute::iter()
+                    .map(|route| {
+                        let results: Vec<ReadableCounter> = CacheResult::iter()
+                            .map(|result| {
+                                readable_counter(
+                                    r,
+                                    "gateway_history_cache_total",
+                                    &[("route", route.into()), ("result", result.into())],
+                                )
+                            })
+                            .collect();
+                        results
+                            .try_into()
+                            .unwrap_or_else(|_| unreachable!("one counter per result"))
+                    })
+                    .collect::<Vec<[ReadableCounter; CacheResult::COUNT]>>()
+                    .try_into()
+                    .unwrap_or_else(|_| unreachable!("one row per route")),
+                snapshot_entities: gauge(r, "gateway_snapshot_entities", &[]),
+                snapshot_bytes: gauge(r, "gateway_snapshot_bytes", &[]),
+                snapshot_fills: readable_counter(r, "gateway_snapshot_fills_total", &[]),
+                snapshot_fill_failures: readable_counter(
+                    r,
+                    "gateway_snapshot_fill_failures_total",
+                    &[],
+                ),
             }),
         }
     }
@@ -295,9 +375,10 @@ fn describe_all(r: &PrometheusRecorder) {
         ("gateway_connections_opened_total", Unit::Count, "Client connections opened, by transport."),
         ("gateway_connections_closed_total", Unit::Count, "Client connections closed, by transport."),
         ("gateway_connections", Unit::Count, "Client connections open now, by transport."),
+        ("gateway_reconnects_total", Unit::Count, "Streams admitted with a resume cursor (a client coming back after a drop, a drain or a refusal), by transport."),
         ("gateway_clients_reset_total", Unit::Count, "Clients sent `reset` or closed by the gateway, by reason (lagged: fell behind the queue)."),
         ("gateway_replays_total", Unit::Count, "Resumes, by where the missed events came from (ring, stream) or reset."),
-        ("gateway_requests_rejected_total", Unit::Count, "Requests refused, by reason."),
+        ("gateway_requests_rejected_total", Unit::Count, "Requests refused, by reason (connection_rate: over CONNECTION_RATE_LIMIT new streams a second)."),
         ("gateway_unauthenticated_connections", Unit::Count, "Sockets holding no authenticated request yet (capped by MAX_UNAUTHENTICATED_CONNECTIONS)."),
         ("gateway_nats_connected", Unit::Count, "1 while connected to NATS, else 0."),
         ("gateway_cluster_messages_dropped_total", Unit::Count, "Presence and cluster-stats messages dropped: malformed, oversized, too many."),
@@ -308,12 +389,17 @@ fn describe_all(r: &PrometheusRecorder) {
         ("gateway_fanout_duration_seconds", Unit::Seconds, "Time to hand one frame to every connection."),
         ("gateway_ws_bad_frames_total", Unit::Count, "Malformed frames WebSocket clients sent (each answered with an error frame)."),
         ("gateway_canary_latency_seconds", Unit::Seconds, "Full-path latency of this gateway's own canary (Redis -> bridge -> NATS -> gateway)."),
-        ("gateway_snapshot_partial_total", Unit::Count, "Snapshot pages answered partial: the latest-state stream is at LATEST_MAX_ENTITIES, so the least recently changed entities may have been dropped."),
-        ("gateway_history_consumers", Unit::Count, "Consumers made for snapshot and DLQ answers and not yet deleted (each is deleted when its answer ends)."),
-        ("gateway_history_consumer_delete_failures_total", Unit::Count, "Snapshot consumers that could not be deleted (the server removes them once idle)."),
+        ("gateway_snapshot_partial_total", Unit::Count, "Snapshot pages answered partial: the snapshot state (as <STREAM_NAME>_LATEST) is at LATEST_MAX_ENTITIES, so the least recently changed entities may have been dropped."),
+        ("gateway_history_consumers", Unit::Count, "Consumers held for history: DLQ answers, and the one that fills the snapshot state from <STREAM_NAME>_LATEST (each deleted when done). Snapshot pages take none."),
+        ("gateway_history_consumer_delete_failures_total", Unit::Count, "History consumers that could not be deleted (the server removes them once idle)."),
+        ("gateway_history_cache_total", Unit::Count, "History answers by route (summary, backfill, snapshot) and result: hit (from the cache, or the snapshot state in memory), miss (computed; for the snapshot, one fill from <STREAM_NAME>_LATEST), joined (waited for a computation in flight and shared it)."),
+        ("gateway_snapshot_entities", Unit::Count, "Entities the snapshot state in memory holds, counted as <STREAM_NAME>_LATEST counts its messages (at most its LATEST_MAX_ENTITIES)."),
+        ("gateway_snapshot_bytes", Unit::Bytes, "Bytes of event JSON the snapshot state in memory holds."),
+        ("gateway_snapshot_fills_total", Unit::Count, "Fills of the snapshot state from <STREAM_NAME>_LATEST: at start, after the stream is recreated, and when <STREAM_NAME>_LATEST itself was recreated or purged."),
+        ("gateway_snapshot_fill_failures_total", Unit::Count, "Fills of the snapshot state that failed (NATS or <STREAM_NAME>_LATEST unavailable); retried with backoff."),
         ("gateway_history_bytes_reserved", Unit::Bytes, "Bytes reserved by summary and snapshot answers in flight (HISTORY_BUDGET_BYTES caps it)."),
         ("gateway_history_bytes_in_flight", Unit::Bytes, "Bytes of summary and snapshot answers built and not yet written to their sockets."),
-        ("gateway_history_answers_cut_total", Unit::Count, "Snapshot answers cut short after their status was sent (JetStream failed, or the client stopped reading)."),
+        ("gateway_history_answers_cut_total", Unit::Count, "Snapshot answers cut short after their status was sent (the client stopped reading for CLIENT_STALL_TIMEOUT, or the answer took 60 s)."),
         ("gateway_degraded", Unit::Count, "1 while no canary came back for CANARY_DEGRADED_AFTER, else 0."),
     ] {
         describe(r, name, unit, help);

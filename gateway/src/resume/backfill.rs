@@ -3,17 +3,138 @@
 //! watermark, include the last N of the connection's channels: found in the ring, or else
 //! counted in JetStream on those channels' subjects without reading; the replay then reads
 //! only those channels and keeps the last N (see [`super::by_channel`]).
+//!
+//! Counting costs consumers, and a herd of pages opening at once asks for the same counts:
+//! they are computed once for every request that asks for them meanwhile, and kept for
+//! [`BACKFILL_CACHE_TTL`] ([`BackfillCounts`], `gateway_history_cache_total{route="backfill"}`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rakuda_schema::{Channel, ResetReason};
 
 use super::by_channel::ChannelReader;
-use super::stream::FetchError;
+use super::stream::{FetchError, StreamReader};
 use super::{Resumer, STREAM_REPLAY_TIMEOUT};
 use crate::channels::ChannelSet;
 use crate::event::StreamEvent;
 use crate::fanout::Tap;
+use crate::history::flight::{Flights, Grounded};
+use crate::metrics::{CacheRoute, HistoryMetrics};
+
+/// How long a backfill's counts are served to identical requests after they were taken. They
+/// hold as long as the stream keeps the events counted: they are counted up to a watermark,
+/// and later events do not change them.
+pub const BACKFILL_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Distinct counts kept at most (each key is a few words).
+const BACKFILL_CACHE_KEYS: usize = 1_024;
+/// How much longer a request waits than its computation may take.
+const FLIGHT_MARGIN: Duration = Duration::from_secs(1);
+
+/// What one count answers: the last `n` events of `channels` up to `watermark`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct LastOf {
+    n: u64,
+    watermark: u64,
+    channels: ChannelSet,
+}
+
+/// Where the last N start, and the reader of those channels the count made.
+type LastStart = (u64, Option<Arc<ChannelReader>>);
+
+/// A backfill's counts, each computed once for every request asking for it meanwhile.
+pub struct BackfillCounts {
+    last: Flights<LastOf, LastStart, ResetReason>,
+    /// `?since=`: the first sequence stored since a whole second (unix time).
+    since: Flights<i64, Option<u64>, ResetReason>,
+}
+
+impl BackfillCounts {
+    pub fn new(metrics: &HistoryMetrics) -> BackfillCounts {
+        BackfillCounts {
+            last: Flights::new(
+                BACKFILL_CACHE_TTL,
+                BACKFILL_CACHE_KEYS,
+                metrics,
+                CacheRoute::Backfill,
+            ),
+            since: Flights::new(
+                BACKFILL_CACHE_TTL,
+                BACKFILL_CACHE_KEYS,
+                metrics,
+                CacheRoute::Backfill,
+            ),
+        }
+    }
+
+    /// See [`start_of_last_in_stream`].
+    async fn start_of_last(
+        &self,
+        stream: &StreamReader,
+        key: LastOf,
+    ) -> Result<LastStart, ResetReason> {
+        let stream = stream.clone();
+        let counted = self
+            .last
+            .get(
+                key,
+                STREAM_REPLAY_TIMEOUT + FLIGHT_MARGIN,
+                move || async move {
+                    let LastOf {
+                        n,
+                        watermark,
+                        channels,
+                    } = key;
+                    let counted = tokio::time::timeout(
+                        STREAM_REPLAY_TIMEOUT,
+                        start_of_last_in_stream(&stream, n, watermark, channels),
+                    )
+                    .await
+                    .map_err(|_| ResetReason::ReplayFailed)??;
+                    Ok((counted.0, counted.1.map(Arc::new)))
+                },
+            )
+            .await;
+        counted.map_err(grounded)
+    }
+
+    /// The first sequence stored at or after the whole second `since` falls in: identical
+    /// `?since=` requests within a second share it (they start up to a second earlier).
+    async fn first_since(
+        &self,
+        stream: &StreamReader,
+        since: time::OffsetDateTime,
+    ) -> Result<Option<u64>, ResetReason> {
+        let second = since.unix_timestamp();
+        let Ok(from) = time::OffsetDateTime::from_unix_timestamp(second) else {
+            return Err(ResetReason::ReplayFailed);
+        };
+        let stream = stream.clone();
+        let found = self
+            .since
+            .get(second, STREAM_REPLAY_TIMEOUT + FLIGHT_MARGIN, move || async move {
+                match tokio::time::timeout(STREAM_REPLAY_TIMEOUT, stream.first_seq_since(from))
+                    .await
+                {
+                    Ok(Ok(first)) => Ok(first),
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "cannot find where ?since= starts; resetting the client");
+                        Err(ResetReason::ReplayFailed)
+                    }
+                    Err(_) => Err(ResetReason::ReplayFailed),
+                }
+            })
+            .await;
+        found.map_err(grounded)
+    }
+}
+
+fn grounded(grounded: Grounded<ResetReason>) -> ResetReason {
+    match grounded {
+        Grounded::Failed(reason) => reason,
+        Grounded::TimedOut(_) | Grounded::Abandoned => ResetReason::ReplayFailed,
+    }
+}
 
 /// How much history a new connection asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +163,7 @@ impl Resumer {
         backfill: Backfill,
         tap: &Tap,
         channels: ChannelSet,
-    ) -> Result<Option<(u64, Option<ChannelReader>)>, ResetReason> {
+    ) -> Result<Option<(u64, Option<Arc<ChannelReader>>)>, ResetReason> {
         let watermark = tap.watermark;
         let most = self.backfill_most(backfill);
         if most == 0 || watermark == 0 {
@@ -51,68 +172,62 @@ impl Resumer {
         let wanted = |event: &StreamEvent| channels.contains(Channel::of(event.event_type));
         let (last_n, reader) = match self.ring.start_of_last(tap.epoch, most, watermark, wanted) {
             Some(start) => (start, None),
-            None => tokio::time::timeout(
-                STREAM_REPLAY_TIMEOUT,
-                self.start_of_last_in_stream(most, watermark, channels),
-            )
-            .await
-            .map_err(|_| ResetReason::ReplayFailed)??,
+            None => {
+                let key = LastOf {
+                    n: most,
+                    watermark,
+                    channels,
+                };
+                self.counts.start_of_last(&self.stream, key).await?
+            }
         };
         let start = match backfill {
             Backfill::Events(_) => last_n,
             Backfill::Since(age) => {
                 let age = age.min(self.limits.backfill_max_age);
                 let since = time::OffsetDateTime::now_utc() - age;
-                let first =
-                    tokio::time::timeout(STREAM_REPLAY_TIMEOUT, self.stream.first_seq_since(since))
-                        .await;
-                match first {
-                    Ok(Ok(Some(first))) => first.saturating_sub(1).max(last_n),
-                    Ok(Ok(None)) => return Ok(None),
-                    Ok(Err(error)) => {
-                        tracing::warn!(%error, "cannot find where ?since= starts; resetting the client");
-                        return Err(ResetReason::ReplayFailed);
-                    }
-                    Err(_) => return Err(ResetReason::ReplayFailed),
+                match self.counts.first_since(&self.stream, since).await? {
+                    Some(first) => first.saturating_sub(1).max(last_n),
+                    None => return Ok(None),
                 }
             }
         };
         Ok((start < watermark).then_some((start, reader)))
     }
+}
 
-    /// Where the last `n` events of `channels` up to `watermark` start, when the ring does not
-    /// hold them, counted by the server on those channels' subjects only: a start that
-    /// includes at least `n` of them (all there are, if fewer) and not many more, found in a
-    /// few rounds (each creates and deletes a consumer per subject filter). The stream's first
-    /// event is the only floor: a quiet channel's last events may lie far behind busy ones.
-    async fn start_of_last_in_stream(
-        &self,
-        n: u64,
-        watermark: u64,
-        channels: ChannelSet,
-    ) -> Result<(u64, Option<ChannelReader>), ResetReason> {
-        /// Counting rounds at most.
-        const ROUNDS: usize = 24;
-        let failed = |error: FetchError| {
-            tracing::warn!(%error, "cannot count the stream's events for a backfill; resetting the client");
-            ResetReason::ReplayFailed
-        };
-        let reader = self.stream.by_channel(channels).await.map_err(failed)?;
-        let floor = reader.first_seq().saturating_sub(1).min(watermark);
-        // Events on these channels after the watermark are not the backfill's.
-        let beyond = reader.count_from(watermark + 1).await.map_err(failed)?;
-        let mut search = StartSearch::new(n, floor, watermark);
-        for _ in 0..ROUNDS {
-            let Some(start) = search.next() else { break };
-            let counted = reader
-                .count_from(start + 1)
-                .await
-                .map_err(failed)?
-                .saturating_sub(beyond);
-            search.counted(start, counted);
-        }
-        Ok((search.best(), Some(reader)))
+/// Where the last `n` events of `channels` up to `watermark` start, when the ring does not
+/// hold them, counted by the server on those channels' subjects only: a start that includes
+/// at least `n` of them (all there are, if fewer) and not many more, found in a few rounds
+/// (each creates and deletes a consumer per subject filter). The stream's first event is the
+/// only floor: a quiet channel's last events may lie far behind busy ones.
+async fn start_of_last_in_stream(
+    stream: &StreamReader,
+    n: u64,
+    watermark: u64,
+    channels: ChannelSet,
+) -> Result<(u64, Option<ChannelReader>), ResetReason> {
+    /// Counting rounds at most.
+    const ROUNDS: usize = 24;
+    let failed = |error: FetchError| {
+        tracing::warn!(%error, "cannot count the stream's events for a backfill; resetting the client");
+        ResetReason::ReplayFailed
+    };
+    let reader = stream.by_channel(channels).await.map_err(failed)?;
+    let floor = reader.first_seq().saturating_sub(1).min(watermark);
+    // Events on these channels after the watermark are not the backfill's.
+    let beyond = reader.count_from(watermark + 1).await.map_err(failed)?;
+    let mut search = StartSearch::new(n, floor, watermark);
+    for _ in 0..ROUNDS {
+        let Some(start) = search.next() else { break };
+        let counted = reader
+            .count_from(start + 1)
+            .await
+            .map_err(failed)?
+            .saturating_sub(beyond);
+        search.counted(start, counted);
     }
+    Ok((search.best(), Some(reader)))
 }
 
 /// The search for where the last `n` events of some channels start, between `floor` (the

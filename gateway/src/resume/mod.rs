@@ -33,7 +33,7 @@ use crate::fanout::frame::folded_frame_bytes;
 use crate::fanout::{Cursor, Hub, Tap};
 use crate::metrics::ConnectionMetrics;
 use backfill::keep_last;
-pub use backfill::Backfill;
+pub use backfill::{Backfill, BackfillCounts};
 use budget::{ReplayBudget, Reservation};
 use by_channel::ChannelReader;
 use replay::{Replay, Start};
@@ -113,6 +113,8 @@ pub struct Resumer {
     pub budget: Arc<ReplayBudget>,
     pub metrics: Arc<ConnectionMetrics>,
     pub limits: ResumeLimits,
+    /// Backfill counts, shared by identical requests.
+    pub counts: BackfillCounts,
 }
 
 impl Resumer {
@@ -204,7 +206,7 @@ impl Resumer {
         tap: &Tap,
         from_ring: Option<FromRing>,
         channels: ChannelSet,
-        (gaps, most, reader): (Gaps, Option<u64>, Option<ChannelReader>),
+        (gaps, most, reader): (Gaps, Option<u64>, Option<Arc<ChannelReader>>),
     ) -> Plan {
         let cursor = match cursor {
             None => return Plan::Live,
@@ -271,7 +273,7 @@ impl Resumer {
                 tokio::time::timeout(STREAM_REPLAY_TIMEOUT, async {
                     let reader = match reader {
                         Some(reader) => reader,
-                        None => self.stream.by_channel(channels).await?,
+                        None => Arc::new(self.stream.by_channel(channels).await?),
                     };
                     reader.fetch_last((from, to), most, &mut reservation).await
                 })

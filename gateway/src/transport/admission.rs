@@ -1,5 +1,8 @@
 //! What both transports check before a client may stream: its query, its channels against its
-//! credential, the drain, and the connection limits. Every refusal is a counted JSON error.
+//! credential, the drain, the connection limits and the connection rate. Every refusal is a
+//! counted JSON error. SSE (served on the socket by the listener) and WebSocket (served by hyper
+//! after the listener read the head) both come through the same router to [`admit`], so there is
+//! one place for each check whichever path a stream takes.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::Query;
@@ -31,6 +34,13 @@ pub struct Admission {
     /// Where it starts: after its cursor (a reconnect; wins over history), with history, or live.
     pub asked: Asked,
     pub permit: Permit,
+}
+
+impl Admission {
+    /// Whether the client came back with a cursor (`gateway_reconnects_total`).
+    pub fn reconnects(&self) -> bool {
+        matches!(self.asked, Asked::Cursor(_))
+    }
 }
 
 /// Checks a new connection. `header_cursor` is SSE's `Last-Event-ID`, which wins over the query.
@@ -89,7 +99,25 @@ fn backfill(
     }
 }
 
-/// A slot for a new client connection, or the JSON refusal (also while draining).
+/// A slot for a new client connection, or the JSON refusal (also while draining, and past
+/// `CONNECTION_RATE_LIMIT`).
+///
+/// Where the rate is checked, and why there:
+/// - After authentication (this runs behind the auth layer). Before it, anyone could spend the
+///   gateway's admission budget: a request with no credential is refused 401 without counting
+///   against `AUTH_FAILURES_PER_MINUTE` (only wrong guesses do), and the unauthenticated caps
+///   bound how many sockets wait at once, not how many come and go a second. A keyless flood of
+///   cheap 401s would then leave every real client refused `connection_rate`. Behind auth, only
+///   a holder of a key or a token spends it, and a valid credential is also what it takes to
+///   cost the gateway a resume; one key's concurrent streams are still capped by
+///   `MAX_CONNECTIONS_PER_KEY`.
+/// - After the query, the channels and the drain: a malformed request, or one that would be
+///   refused anyway, takes no place in this second.
+/// - After the connection slot: a key at `MAX_CONNECTIONS_PER_KEY` retrying in a loop, or a
+///   full instance, does not spend the others' admissions; a stream refused here drops the slot
+///   it took at once (the permit is dropped with the error), so it holds nothing.
+/// - Before the resume, the backfill and the upgrade: what a reconnect storm costs is spent
+///   only on admitted streams.
 fn slot(streams: &Streams, key: &str) -> Result<Permit, ApiError> {
     let refusals = &streams.refusals;
     if streams.drain.is_draining() {
@@ -99,8 +127,13 @@ fn slot(streams: &Streams, key: &str) -> Result<Permit, ApiError> {
             "this gateway is shutting down; reconnect to another instance",
         ));
     }
-    streams
+    let permit = streams
         .connections
         .acquire(key)
-        .map_err(|refusal| refusals.connection_refused(refusal))
+        .map_err(|refusal| refusals.connection_refused(refusal))?;
+    streams
+        .connection_rate
+        .admit()
+        .map_err(|over| refusals.over_connection_rate(over))?;
+    Ok(permit)
 }

@@ -23,6 +23,7 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::edge::auth::Principal;
+use crate::edge::connection_rate::ConnectionRate;
 use crate::edge::limits::Connections;
 use crate::edge::origin::AllowedOrigins;
 use crate::edge::Refusals;
@@ -52,6 +53,8 @@ pub struct StreamSettings {
 pub struct Streams {
     pub resumer: Resumer,
     pub connections: Arc<Connections>,
+    /// `CONNECTION_RATE_LIMIT`: new streams admitted per second.
+    pub connection_rate: ConnectionRate,
     pub drain: DrainSignal,
     pub refusals: Refusals,
     pub metrics: Arc<ConnectionMetrics>,
@@ -69,6 +72,7 @@ impl Streams {
     pub fn new(
         resumer: Resumer,
         connections: Arc<Connections>,
+        connection_rate: ConnectionRate,
         drain: DrainSignal,
         refusals: Refusals,
         metrics: Arc<ConnectionMetrics>,
@@ -79,6 +83,7 @@ impl Streams {
         Streams {
             resumer,
             connections,
+            connection_rate,
             drain,
             refusals,
             metrics,

@@ -39,15 +39,22 @@ pub async fn events(
     let header_cursor = headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok());
+    let admission = admit(&streams, &principal, query, header_cursor)?;
+    let reconnect = admission.reconnects();
     let Admission {
         channels,
         asked,
         permit,
-    } = admit(&streams, &principal, query, header_cursor)?;
+    } = admission;
     let resumption = streams.resumer.resume(asked, channels).await;
     let expires = expiry(&principal);
 
-    let body = Body::from_stream(connection(streams, resumption, channels, permit, expires));
+    let opening = Opening {
+        permit,
+        expires,
+        reconnect,
+    };
+    let body = Body::from_stream(connection(streams, resumption, channels, opening));
     let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(
@@ -63,12 +70,23 @@ pub async fn events(
     Ok(response)
 }
 
+/// What a stream holds from its admission.
+struct Opening {
+    permit: Permit,
+    expires: Option<tokio::time::Instant>,
+    /// It came with a cursor.
+    reconnect: bool,
+}
+
 /// Counts the connection open while it lives.
 struct Opened(Arc<Streams>);
 
 impl Opened {
-    fn new(streams: Arc<Streams>) -> Opened {
+    fn new(streams: Arc<Streams>, reconnect: bool) -> Opened {
         streams.metrics.opened(Transport::Sse);
+        if reconnect {
+            streams.metrics.reconnected(Transport::Sse);
+        }
         Opened(streams)
     }
 }
@@ -83,12 +101,12 @@ fn connection(
     streams: Arc<Streams>,
     resumption: Resumption,
     channels: ChannelSet,
-    permit: Permit,
-    expires: Option<tokio::time::Instant>,
+    opening: Opening,
 ) -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> {
     async_stream::stream! {
+        let Opening { permit, expires, reconnect } = opening;
         let _permit = permit;
-        let _opened = Opened::new(streams.clone());
+        let _opened = Opened::new(streams.clone(), reconnect);
         let Resumption { tap, start, skip_through } = resumption;
         let mut outbox = Outbox::new(
             tap,

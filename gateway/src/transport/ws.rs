@@ -62,11 +62,13 @@ pub async fn upgrade(
             format!("this endpoint speaks WebSocket: {rejection}"),
         )
     })?;
+    let admission = admit(&streams, &principal, query, None)?;
+    let reconnect = admission.reconnects();
     let Admission {
         channels,
         asked,
         permit,
-    } = admit(&streams, &principal, query, None)?;
+    } = admission;
     let max_frame = streams.settings.ws_max_frame_bytes;
     Ok(upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
@@ -74,6 +76,9 @@ pub async fn upgrade(
         .max_frame_size(max_frame)
         .max_message_size(max_frame)
         .on_upgrade(move |socket| async move {
+            if reconnect {
+                streams.metrics.reconnected(Transport::Ws);
+            }
             // Boxed: planning a resume (possibly a JetStream read) is a big future, and held
             // inline it would size every session's task for its whole life (6 KiB, massif).
             let resumption = Box::pin(streams.resumer.resume(asked, channels)).await;

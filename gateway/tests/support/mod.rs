@@ -338,6 +338,23 @@ impl SseClient {
         let response = bounded("SSE connect", request.send())
             .await
             .expect("GET events");
+        SseClient::reading(response)
+    }
+
+    /// `GET url` with the test API key: the stream, or the refusal to read as JSON.
+    pub async fn attempt(url: &str) -> Result<SseClient, reqwest::Response> {
+        let request = reqwest::Client::new().get(url).header("X-API-Key", API_KEY);
+        let response = bounded("SSE connect", request.send())
+            .await
+            .expect("GET events");
+        if response.status().is_success() {
+            Ok(SseClient::reading(response))
+        } else {
+            Err(response)
+        }
+    }
+
+    fn reading(response: reqwest::Response) -> SseClient {
         SseClient {
             status: response.status().as_u16(),
             headers: response.headers().clone(),

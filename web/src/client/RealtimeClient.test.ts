@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Mock } from "vitest";
 import { CLOSE_CODES } from "../generated/schema";
 import type { BatchFrame, EventType, SequencedEvent, ServerMessage } from "../generated/schema";
-import { RealtimeClient, backoffDelay, renewalMargin } from "./index";
+import { RealtimeClient, backoffDelay, reconnectDelay, renewalMargin } from "./index";
 import type { ConnectionState, RealtimeClientOptions, RealtimeFrame, ResetCause } from "./index";
 
 // ---- fakes: just enough of EventSource, WebSocket and fetch for the client ----
@@ -173,36 +173,55 @@ afterEach(() => {
 describe("backoffDelay", () => {
   const randoms = [0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.999999, 1];
 
-  it("stays within [initial, max] for many attempts and random values", () => {
+  it("stays within [0, max] for many attempts and random values", () => {
     for (let attempt = 0; attempt < 100; attempt++) {
       for (const r of randoms) {
         const delay = backoffDelay(attempt, 3000, 30000, () => r);
-        expect(delay).toBeGreaterThanOrEqual(3000);
+        expect(delay).toBeGreaterThanOrEqual(0);
         expect(delay).toBeLessThanOrEqual(30000);
       }
     }
     for (let i = 0; i < 1000; i++) {
       const delay = backoffDelay(i % 40, 500, 8000);
-      expect(delay).toBeGreaterThanOrEqual(500);
+      expect(delay).toBeGreaterThanOrEqual(0);
       expect(delay).toBeLessThanOrEqual(8000);
     }
+    expect(backoffDelay(2, 3000, 30000, () => Number.NaN)).toBe(12000);
+    expect(backoffDelay(2, 3000, 30000, () => -1)).toBe(0);
   });
 
-  it("grows with attempts until the cap", () => {
+  it("grows its window with attempts until the cap", () => {
     const top = (attempt: number) => backoffDelay(attempt, 3000, 30000, () => 1);
-    const bottom = (attempt: number) => backoffDelay(attempt, 3000, 30000, () => 0);
     expect([0, 1, 2, 3, 4, 5, 20].map(top)).toEqual([3000, 6000, 12000, 24000, 30000, 30000, 30000]);
-    expect([0, 1, 2, 3, 4, 5].map(bottom)).toEqual([3000, 3000, 6000, 12000, 15000, 15000]);
     for (let attempt = 0; attempt < 10; attempt++) {
       expect(top(attempt + 1)).toBeGreaterThanOrEqual(top(attempt));
-      expect(bottom(attempt + 1)).toBeGreaterThanOrEqual(bottom(attempt));
     }
   });
 
-  it("jitters uniformly within [delay/2, delay]", () => {
-    expect(backoffDelay(3, 1000, 100000, () => 0.5)).toBe(6000);
-    expect(backoffDelay(3, 1000, 100000, () => 0)).toBe(4000);
+  // Full jitter: the whole window, the first attempt included. A crowd dropped at the same
+  // instant (a gateway killed) comes back spread over [0, 3 s], not at 3 s exactly.
+  it("jitters uniformly over the whole window, from the first attempt on", () => {
+    expect(backoffDelay(0, 3000, 30000, () => 0)).toBe(0);
+    expect(backoffDelay(0, 3000, 30000, () => 0.25)).toBe(750);
+    expect(backoffDelay(0, 3000, 30000, () => 0.5)).toBe(1500);
+    expect(backoffDelay(3, 1000, 100000, () => 0.5)).toBe(4000);
     expect(backoffDelay(3, 1000, 100000, () => 1)).toBe(8000);
+    const firsts = new Set(Array.from({ length: 200 }, () => Math.floor(backoffDelay(0, 3000, 30000) / 300)));
+    expect(firsts.size).toBeGreaterThanOrEqual(8); // of 10 buckets of 300 ms
+  });
+});
+
+describe("reconnectDelay", () => {
+  it("is the backoff when the server gave no Retry-After", () => {
+    expect(reconnectDelay(1, 3000, 30000, null, () => 0.5)).toBe(3000);
+  });
+
+  it("waits at least Retry-After, plus up to a second at random, unless the backoff is longer", () => {
+    expect(reconnectDelay(0, 3000, 30000, 4000, () => 0)).toBe(4000);
+    expect(reconnectDelay(0, 3000, 30000, 4000, () => 0.5)).toBe(4500);
+    expect(reconnectDelay(0, 3000, 30000, 4000, () => 1)).toBe(5000);
+    // The backoff has grown past it: the backoff stands.
+    expect(reconnectDelay(4, 3000, 30000, 2000, () => 1)).toBe(30000);
   });
 });
 
@@ -210,6 +229,7 @@ describe("backoffDelay", () => {
 
 describe("connection state", () => {
   it("goes connecting → open → reconnecting → open, and closed on stop", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(1); // the longest backoff: 3 s
     const { client, states } = makeClient();
     expect(client.state).toBe("closed");
 
@@ -348,6 +368,7 @@ describe("tokens", () => {
 
   it("mints a new token for a reconnect once the old one is due for renewal", async () => {
     // 8 s of life: renewal margin 4 s (half the lifetime).
+    vi.spyOn(Math, "random").mockReturnValue(1); // reconnect 3 s after the failure
     const { client, fetchImpl } = makeClient({ fetchImpl: tokenFetch(8_000) });
     const source = await startOpen(client);
     await vi.advanceTimersByTimeAsync(2000);
@@ -1043,6 +1064,7 @@ describe("WebSocket transport", () => {
   });
 
   it("reconnects once when an error is followed by a close", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(1); // the longest backoff: 3 s
     const { client } = makeClient({ transport: "ws" });
     client.start();
     await settle();
@@ -1109,5 +1131,107 @@ describe("backfill and history", () => {
       [false, 7],
     ]);
     expect(client.lastHeartbeat?.degraded).toBe(true);
+  });
+});
+
+// ---- storms: a crowd dropped or refused together comes back spread ----
+
+describe("reconnecting in a storm", () => {
+  it("comes back from a dropped connection after a random part of the first window, not after a fixed wait", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(0.25);
+    const { client } = makeClient();
+    const source = await startOpen(client);
+    source.emit("heartbeat", heartbeat("gw-1", 4), "1795366240958-4");
+    source.simulateError(); // the gateway was killed
+    await vi.advanceTimersByTimeAsync(749);
+    expect(FakeEventSource.instances).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(FakeEventSource.instances).toHaveLength(2);
+    expect(lastSource().url).toContain("lastEventId=1795366240958-4");
+  });
+
+  it("spreads a crowd dropped at the same instant over the window", async () => {
+    const draws = [0.1, 0.5, 0.9];
+    const clients = draws.map(() => makeClient().client);
+    for (const client of clients) client.start();
+    await settle();
+    const sources = [...FakeEventSource.instances];
+    for (const source of sources) {
+      source.simulateOpen();
+      source.emit("heartbeat", heartbeat());
+    }
+    const random = vi.spyOn(Math, "random");
+    for (const draw of draws) random.mockReturnValueOnce(draw);
+    for (const source of sources) source.simulateError();
+    const reconnectedAt: number[] = [];
+    for (let ms = 0; ms <= 3000 && reconnectedAt.length < draws.length; ms += 100) {
+      const before = FakeEventSource.instances.length;
+      await vi.advanceTimersByTimeAsync(100);
+      for (let i = before; i < FakeEventSource.instances.length; i += 1) reconnectedAt.push(ms + 100);
+    }
+    expect(reconnectedAt).toEqual([300, 1500, 2700]);
+  });
+
+  // The gateway closes each WebSocket at its own moment in the drain window (1012); the client
+  // adds its own jitter, as it does for an SSE stream that ends with a fresh retry:.
+  it("reconnects after a drain close (1012) with jitter and the cursor", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(0.5);
+    const { client } = makeClient({ transport: "ws" });
+    client.start();
+    await settle();
+    const socket = lastSocket();
+    socket.simulateOpen();
+    socket.send({ id: "1795366240958-7", event: "heartbeat", data: heartbeat("gw-1", 7) });
+    socket.simulateClose(CLOSE_CODES.service_restart);
+    expect(client.lastError).toContain("1012 service_restart");
+    await vi.advanceTimersByTimeAsync(1499);
+    expect(FakeWebSocket.instances).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(FakeWebSocket.instances).toHaveLength(2);
+    expect(lastSocket().url).toContain("lastEventId=1795366240958-7");
+  });
+
+  // A browser never sees the status or headers of a refused EventSource or WebSocket
+  // handshake; the token request is a fetch, and its Retry-After is honoured.
+  it("waits at least the Retry-After of a refused token request", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(0);
+    let calls = 0;
+    const fetchImpl = vi.fn<typeof fetch>(async () => {
+      calls += 1;
+      if (calls === 1) {
+        return new Response(JSON.stringify({ error: "too_many_unauthenticated", message: "retry shortly" }), {
+          status: 503,
+          headers: { "Content-Type": "application/json", "Retry-After": "4" },
+        });
+      }
+      return grantResponse(`tok-${calls}`, 10 * 60_000);
+    });
+    const { client } = makeClient({ fetchImpl });
+    client.start();
+    await settle();
+    expect(client.state).toBe("reconnecting");
+    expect(client.lastError).toContain("HTTP 503: too_many_unauthenticated");
+    await vi.advanceTimersByTimeAsync(3999); // the backoff alone (random 0) would be 0 ms
+    expect(fetchImpl).toHaveBeenCalledTimes(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(fetchImpl).toHaveBeenCalledTimes(2);
+    expect(lastSource().url).toContain("token=tok-2");
+  });
+
+  it("honours a retryAfterMs on an error thrown by getToken", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(0);
+    let calls = 0;
+    const getToken = vi.fn(async () => {
+      calls += 1;
+      if (calls === 1) throw Object.assign(new Error("backend busy"), { retryAfterMs: 2000 });
+      return { token: "own-1", expiresAt: new Date(Date.now() + 600_000).toISOString() };
+    });
+    const { client } = makeClient({ getToken, apiKey: undefined });
+    client.start();
+    await settle();
+    await vi.advanceTimersByTimeAsync(1999);
+    expect(getToken).toHaveBeenCalledTimes(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(getToken).toHaveBeenCalledTimes(2);
   });
 });

@@ -3,6 +3,7 @@
 // docs/PROTOCOL.md for the wire format.
 import { CHANNELS, CLOSE_CODES, RESET_REASONS } from "../generated/schema";
 import { emit, type Listener } from "./listeners";
+import { afterRetryAfter, clampUnit, retryAfterOf } from "./spread";
 import { isRecord, requestToken } from "./tokenRequest";
 import type { BatchFrame, EventType, Heartbeat, ResetReason, SequencedEvent, ServerMessage } from "../generated/schema";
 import type {
@@ -45,10 +46,13 @@ const PUBLIC_EVENT_TYPES: readonly EventType[] = CHANNELS.filter((c) => !c.inter
 );
 
 /**
- * Reconnect delay for the given attempt (0-based): exponential from `initialMs`, capped at
- * `maxMs`, with "equal jitter" (uniform in [delay/2, delay]) so that clients dropped together by
- * one gateway do not all come back at the same instant, and never below `initialMs` (the
- * gateway's own SSE retry hint).
+ * Reconnect delay for the given attempt (0-based): "full jitter", uniform in [0, ceiling] where
+ * the ceiling grows exponentially from `initialMs` and is capped at `maxMs`. Every attempt is
+ * spread over its whole window, the first one included: the clients of a gateway that dies
+ * all see the drop at the same instant, and a wait with no random part (or only a random half)
+ * would bring them back to its peers as one wave. A failed attempt (a refusal, such as 503
+ * `connection_rate`, which a browser cannot read) doubles the window, so a refused crowd
+ * spreads further each time.
  */
 export function backoffDelay(
   attempt: number,
@@ -58,9 +62,23 @@ export function backoffDelay(
 ): number {
   const cap = Math.max(maxMs, initialMs);
   const exponent = Math.max(0, Math.floor(attempt));
-  const delay = Math.min(cap, initialMs * 2 ** exponent);
-  const jittered = delay / 2 + clampUnit(random()) * (delay / 2);
-  return Math.min(cap, Math.max(initialMs, jittered));
+  const ceiling = Math.min(cap, initialMs * 2 ** exponent);
+  return clampUnit(random()) * ceiling;
+}
+
+/**
+ * The wait before the next attempt: the backoff, or, when the server said `Retry-After` (which
+ * a browser only sees on the token request, never on a refused stream), at least that plus up
+ * to a second at random.
+ */
+export function reconnectDelay(
+  attempt: number,
+  initialMs: number,
+  maxMs: number,
+  retryAfterMs: number | null = null,
+  random: () => number = Math.random,
+): number {
+  return afterRetryAfter(retryAfterMs, backoffDelay(attempt, initialMs, maxMs, random), random);
 }
 
 /**
@@ -88,12 +106,6 @@ function grantLifetime(grant: TokenGrant, requestedAt: number): number {
   if (byClock > 0 && byTtl > 0) return Math.min(byClock, byTtl);
   if (byTtl > 0) return byTtl;
   return byClock > 0 ? byClock : Number.NaN;
-}
-
-/** Guards the backoff against a random source that strays outside [0, 1]. */
-function clampUnit(value: number): number {
-  if (!Number.isFinite(value)) return 1;
-  return Math.min(1, Math.max(0, value));
 }
 
 /**
@@ -325,7 +337,7 @@ export class RealtimeClient implements RealtimeClientApi {
     try {
       token = prefetched !== undefined ? prefetched : await this.obtainToken();
     } catch (error) {
-      if (generation === this.generation) this.fail(`token request failed: ${describeError(error)}`);
+      if (generation === this.generation) this.fail(`token request failed: ${describeError(error)}`, retryAfterOf(error));
       return;
     }
     if (generation !== this.generation) return;
@@ -420,20 +432,23 @@ export class RealtimeClient implements RealtimeClientApi {
     this.scheduleRenewal(generation);
   }
 
-  /** A failed attempt or a dead connection: drop it and try again after a backoff. */
-  private fail(reason: string): void {
+  /**
+   * A failed attempt or a dead connection: drop it and try again after a backoff, and no
+   * sooner than `retryAfterMs` when the server said so.
+   */
+  private fail(reason: string, retryAfterMs: number | null = null): void {
     this._lastError = reason;
     // A connection that never opened may have been refused for its token (an EventSource
     // cannot tell us the status), so do not offer the same token again.
     if (!this.opened) this.cachedToken = null;
     this.teardown();
     this.setState("reconnecting");
-    this.scheduleReconnect();
+    this.scheduleReconnect(retryAfterMs);
   }
 
-  private scheduleReconnect(): void {
+  private scheduleReconnect(retryAfterMs: number | null): void {
     this.clearReconnectTimer();
-    const delay = backoffDelay(this.attempt, this.backoffInitialMs, this.backoffMaxMs);
+    const delay = reconnectDelay(this.attempt, this.backoffInitialMs, this.backoffMaxMs, retryAfterMs);
     this.attempt += 1;
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
@@ -512,7 +527,7 @@ export class RealtimeClient implements RealtimeClientApi {
     try {
       token = await this.mintToken();
     } catch (error) {
-      if (generation === this.generation) this.fail(`token renewal failed: ${describeError(error)}`);
+      if (generation === this.generation) this.fail(`token renewal failed: ${describeError(error)}`, retryAfterOf(error));
       return;
     }
     if (generation !== this.generation) return;

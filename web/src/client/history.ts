@@ -4,6 +4,7 @@
 // a token (from getToken) as ?token=. See docs/PROTOCOL.md, "Backfill, summary and snapshot".
 import { CHANNELS, type EventType, type SequencedEvent } from "../generated/schema";
 import { dlqQuery, parseDlqPage, type DlqPage, type DlqRequest } from "./dlq";
+import { parseRetryAfter } from "./spread";
 import type { RealtimeClientOptions, TokenGrant } from "./types";
 
 /** `GET /api/realtime/summary`. */
@@ -68,11 +69,15 @@ export interface SnapshotRequest {
   after?: number;
 }
 
-/** Refused or unreadable: `status` is the HTTP status (0 for a network failure). */
+/**
+ * Refused or unreadable: `status` is the HTTP status (0 for a network failure), `retryAfterMs`
+ * the refusal's `Retry-After` (503 `history_budget` has one): try again no sooner.
+ */
 export class HistoryError extends Error {
   constructor(
     message: string,
     readonly status: number,
+    readonly retryAfterMs: number | null = null,
   ) {
     super(message);
     this.name = "HistoryError";
@@ -177,7 +182,7 @@ export class RealtimeHistory {
     const body: unknown = await response.json().catch(() => null);
     if (!response.ok) {
       const detail = isRecord(body) && typeof body.error === "string" ? `: ${body.error}` : "";
-      throw new HistoryError(`HTTP ${response.status}${detail}`, response.status);
+      throw new HistoryError(`HTTP ${response.status}${detail}`, response.status, parseRetryAfter(response.headers?.get("Retry-After")));
     }
     return body;
   }

@@ -1,5 +1,13 @@
 // The framework-free client's public entry point.
-export { RealtimeClient, backoffDelay, renewalMargin, cursorSeq } from "./RealtimeClient";
+export { RealtimeClient, backoffDelay, reconnectDelay, renewalMargin, cursorSeq } from "./RealtimeClient";
+export {
+  RESET_REFETCH_SPREAD_MS,
+  RETRY_AFTER_JITTER_MS,
+  resetRefetchDelay,
+  parseRetryAfter,
+  afterRetryAfter,
+} from "./spread";
+export { TokenRequestError } from "./tokenRequest";
 export {
   SharedRealtimeClient,
   canShareAcrossTabs,

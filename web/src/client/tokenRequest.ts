@@ -1,6 +1,7 @@
 // `POST /api/realtime/token` with the API key: how RealtimeClient gets its stream tokens, and
 // how a tab that joins a shared connection proves its own key before it is handed any event.
 import type { ChannelName } from "../generated/schema";
+import { parseRetryAfter } from "./spread";
 import type { TokenGrant } from "./types";
 
 /** What the gateway granted: the token, and the channels it may read. */
@@ -9,11 +10,16 @@ export interface MintedToken extends TokenGrant {
   channels?: string[];
 }
 
-/** A refusal, with the HTTP status, so a caller can tell "refused" from "try again". */
+/**
+ * A refusal, with the HTTP status, so a caller can tell "refused" from "try again", and the
+ * refusal's `Retry-After` in milliseconds (null when it had none): the client waits at least
+ * that before it tries again.
+ */
 export class TokenRequestError extends Error {
   constructor(
     message: string,
     readonly status: number | null,
+    readonly retryAfterMs: number | null = null,
   ) {
     super(message);
     this.name = "TokenRequestError";
@@ -45,7 +51,10 @@ export async function requestToken(
   }
   const response = await fetchFn(`${baseUrl}/api/realtime/token`, init);
   const body: unknown = await response.json().catch(() => null);
-  if (!response.ok) throw new TokenRequestError(`HTTP ${response.status}${refusalDetail(body)}`, response.status);
+  if (!response.ok) {
+    const retryAfterMs = parseRetryAfter(response.headers?.get("Retry-After"));
+    throw new TokenRequestError(`HTTP ${response.status}${refusalDetail(body)}`, response.status, retryAfterMs);
+  }
   if (!isRecord(body) || typeof body.token !== "string" || typeof body.expiresAt !== "string") {
     throw new TokenRequestError("malformed token response", null);
   }

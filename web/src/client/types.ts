@@ -53,7 +53,9 @@ export interface RealtimeClientOptions {
   apiKey?: string;
   /**
    * Alternative to apiKey: obtain a token some other way (e.g. from your own backend). Called
-   * whenever a token is needed: to connect, and again ahead of each token's expiry.
+   * whenever a token is needed: to connect, and again ahead of each token's expiry. An error it
+   * throws with a numeric `retryAfterMs` (as TokenRequestError has) delays the next attempt by
+   * at least that.
    */
   getToken?: () => Promise<TokenGrant>;
   /** "sse" (EventSource, default) or "ws" (WebSocket). */
@@ -76,7 +78,11 @@ export interface RealtimeClientOptions {
   channels?: ChannelName[];
   /** The gateway's SSE_HEARTBEAT_INTERVAL (ms, default 30000); no message for 2x this = dead. */
   heartbeatIntervalMs?: number;
-  /** Reconnect backoff: the floor (default 3000 ms, the gateway's SSE_RETRY) and the cap (30000 ms). */
+  /**
+   * Reconnect backoff, full jitter: attempt n waits a random time in [0, min(maxMs, initialMs ×
+   * 2^n)]. `initialMs` (default 3000 ms, the gateway's SSE_RETRY) is the first window, `maxMs`
+   * (default 30000 ms) the largest.
+   */
   backoff?: { initialMs?: number; maxMs?: number };
   /** Injection points for tests and non-browser runtimes. */
   EventSourceImpl?: typeof EventSource;

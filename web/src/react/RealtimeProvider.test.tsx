@@ -5,6 +5,7 @@ import { act, cleanup, render, renderHook } from "@testing-library/react";
 import { QueryClientProvider, type QueryClient } from "@tanstack/react-query";
 import type { EventType } from "../generated/schema";
 import type { RealtimeClientOptions } from "../client/types";
+import { RESET_REFETCH_SPREAD_MS } from "../client/spread";
 import {
   DEFAULT_INVALIDATION,
   RealtimeProvider,
@@ -85,15 +86,57 @@ describe("RealtimeProvider invalidation", () => {
 
   // A source gap (no bridge was subscribed for a while) and a resume over the replay budget
   // are resets like any other: whatever reason, the screen refetches.
-  it.each(["cursor_expired", "source_gap", "replay_budget"] as const)("invalidates every query on reset (%s)", (reason) => {
-    const { client, spy } = setup();
-    queryClient.setQueryData(["orders"], []);
-    queryClient.setQueryData(["unrelated", 1], "x");
-    client.emitReset(reason);
-    expect(spy).toHaveBeenCalledTimes(1);
-    expect(spy.mock.calls[0]).toEqual([]);
-    expect(queryClient.getQueryState(["orders"])?.isInvalidated).toBe(true);
-    expect(queryClient.getQueryState(["unrelated", 1])?.isInvalidated).toBe(true);
+  // Every page of every gateway is reset in the same instant by a source gap: each marks its
+  // queries stale at once but refetches at its own random moment within the spread.
+  it.each(["cursor_expired", "source_gap", "replay_budget"] as const)(
+    "invalidates every query on reset (%s), refetching after a random wait",
+    async (reason) => {
+      vi.useFakeTimers();
+      try {
+        vi.spyOn(Math, "random").mockReturnValue(0.5);
+        const { client, spy } = setup();
+        queryClient.setQueryData(["orders"], []);
+        queryClient.setQueryData(["unrelated", 1], "x");
+        client.emitReset(reason);
+        expect(spy.mock.calls).toEqual([[{ refetchType: "none" }]]);
+        expect(queryClient.getQueryState(["orders"])?.isInvalidated).toBe(true);
+        expect(queryClient.getQueryState(["unrelated", 1])?.isInvalidated).toBe(true);
+        client.emitReset(reason); // a second one before the refetch: no second refetch
+        await vi.advanceTimersByTimeAsync(RESET_REFETCH_SPREAD_MS / 2 - 1);
+        expect(spy.mock.calls.filter((call) => call.length === 0)).toHaveLength(0);
+        await vi.advanceTimersByTimeAsync(1);
+        expect(spy.mock.calls.filter((call) => call.length === 0)).toHaveLength(1);
+        await vi.advanceTimersByTimeAsync(RESET_REFETCH_SPREAD_MS);
+        expect(spy.mock.calls.filter((call) => call.length === 0)).toHaveLength(1);
+      } finally {
+        vi.useRealTimers();
+      }
+    },
+  );
+
+  it("spreads the refetch over the window by the random draw, and drops it on unmount", async () => {
+    vi.useFakeTimers();
+    try {
+      const random = vi.spyOn(Math, "random").mockReturnValue(0);
+      const first = setup();
+      first.client.emitReset("source_gap");
+      await vi.advanceTimersByTimeAsync(0);
+      expect(first.spy.mock.calls.filter((call) => call.length === 0)).toHaveLength(1);
+      first.view.unmount();
+
+      random.mockReturnValue(0.9999);
+      queryClient = testQueryClient();
+      const second = setup();
+      second.spy.mockClear();
+      second.client.emitReset("source_gap");
+      await vi.advanceTimersByTimeAsync(RESET_REFETCH_SPREAD_MS - 2);
+      expect(second.spy.mock.calls.filter((call) => call.length === 0)).toHaveLength(0);
+      second.view.unmount();
+      await vi.advanceTimersByTimeAsync(RESET_REFETCH_SPREAD_MS);
+      expect(second.spy.mock.calls.filter((call) => call.length === 0)).toHaveLength(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("lets a custom map replace the default one", () => {

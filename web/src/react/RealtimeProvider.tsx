@@ -10,6 +10,7 @@ import {
 } from "react";
 import { useQueryClient, type QueryClient } from "@tanstack/react-query";
 import { RealtimeClient, SharedRealtimeClient, canShareAcrossTabs } from "../client";
+import { resetRefetchDelay } from "../client/spread";
 import type {
   ConnectionState,
   RealtimeClientApi,
@@ -59,7 +60,9 @@ export interface RealtimeProviderProps {
 /**
  * One realtime connection for the whole app, and TanStack Query kept fresh by it: each frame
  * invalidates the queries its type maps to (a batch of 37 events is one invalidation per key,
- * not 37), and a reset (events missed for good) invalidates every query.
+ * not 37), and a reset (events missed for good) invalidates every query: marked stale at once,
+ * refetched after a random wait in [0, RESET_REFETCH_SPREAD_MS) (2.5 s), because a source gap
+ * resets every open page at the same moment and they must not all refetch in the same second.
  * Must sit inside QueryClientProvider.
  */
 export function RealtimeProvider({
@@ -146,12 +149,21 @@ function attachInvalidation(
     // promise can be dropped.
     for (const queryKey of keys) void queryClientRef.current.invalidateQueries({ queryKey });
   });
+  // One refetch pending at a time: a second reset before it is covered by it.
+  let refetch: ReturnType<typeof setTimeout> | null = null;
   const offReset = client.onReset(() => {
-    void queryClientRef.current.invalidateQueries();
+    // Stale at once (a query mounted meanwhile fetches anew), refetched at a random moment.
+    void queryClientRef.current.invalidateQueries({ refetchType: "none" });
+    if (refetch !== null) return;
+    refetch = setTimeout(() => {
+      refetch = null;
+      void queryClientRef.current.invalidateQueries();
+    }, resetRefetchDelay());
   });
   return () => {
     offFrame();
     offReset();
+    if (refetch !== null) clearTimeout(refetch);
   };
 }
 

@@ -1,5 +1,6 @@
 //! Between the feed and the hub: parse each stream message once, keep client events for
-//! resumes, debounce, and publish frames with a cursor that never claims more than was sent.
+//! resumes, keep the latest event of each entity for snapshots, debounce, and publish frames
+//! with a cursor that never claims more than was sent.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
@@ -19,6 +20,7 @@ use crate::fanout::coalesce::Folded;
 use crate::fanout::frame::OutFrame;
 use crate::fanout::{Cursor, Hub};
 use crate::fleet::canary::Canary;
+use crate::history::latest::Latest;
 use crate::metrics::IngestMetrics;
 use crate::resume::ring::Ring;
 
@@ -37,6 +39,8 @@ pub struct PipelineSettings {
 pub struct PipelineOutputs {
     pub hub: Arc<Hub>,
     pub ring: Arc<Ring>,
+    /// The snapshot state: the latest event of each entity.
+    pub latest: Arc<Latest>,
     pub metrics: Arc<IngestMetrics>,
     /// Set once the stream's position is known, for `/readyz`.
     pub reading: Reading,
@@ -100,6 +104,9 @@ impl Pipeline {
             self.settings.max_batch_events,
         );
         self.out.ring.start(epoch, last_seq);
+        // What the stream held before this start is read from the latest-state stream; what
+        // the feed reads from here on is laid over it.
+        self.out.latest.start(epoch, last_seq);
         self.out.hub.start(epoch, last_seq);
         self.out.metrics.stream_last_sequence.set(last_seq as f64);
         self.out.reading.mark();
@@ -115,6 +122,7 @@ impl Pipeline {
         self.flush_due(now);
         self.last_seq = seq;
         if subject == SOURCE_GAP_SUBJECT {
+            self.out.latest.record(subject, seq, None);
             self.on_source_gap(seq, &payload);
             return;
         }
@@ -128,6 +136,9 @@ impl Pipeline {
         let (channel, event) = match parsed {
             Ok(parsed) => parsed,
             Err(why) => {
+                // The latest-state stream keeps it all the same: it counts there, and hides
+                // the entity's earlier event.
+                self.out.latest.record(subject, seq, None);
                 self.out.metrics.events_invalid.increment(1);
                 tracing::debug!(
                     seq,
@@ -141,6 +152,9 @@ impl Pipeline {
         };
         self.out.metrics.event_received(event.event_type);
         if channel.internal {
+            // Not a subject the latest-state stream takes (`rakuda.realtime.canary`), unless
+            // one was published by hand on a longer one: then it counts there.
+            self.out.latest.record(subject, seq, Some(&event));
             // The canary flows through the whole path but reaches no client.
             if event.event_type == EventType::Canary && *event.id == *self.out.instance {
                 self.out.canary.observe();
@@ -155,10 +169,12 @@ impl Pipeline {
         }
         let event = Arc::new(event);
         self.out.ring.record(event.clone());
-        match self.debouncer.push(event, now) {
+        match self.debouncer.push(event.clone(), now) {
             Some(folded) => self.emit(folded),
             None => self.advance(),
         }
+        // After the frame is on its way: the snapshot state never delays an event's fan-out.
+        self.out.latest.record(subject, seq, Some(&event));
     }
 
     /// A bridge recorded that events published on Redis before this point may be lost: every

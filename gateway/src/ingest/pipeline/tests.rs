@@ -39,6 +39,7 @@ impl Harness {
         let out = PipelineOutputs {
             hub: hub.clone(),
             ring: Arc::new(Ring::new(1_000)),
+            latest: Arc::new(crate::history::latest::Latest::new(metrics.history.clone())),
             metrics: metrics.ingest.clone(),
             reading: Reading::default(),
             canary: Arc::new(Canary::new(Duration::ZERO, Duration::from_secs(1))),

@@ -1,0 +1,417 @@
+//! Fills the snapshot state ([`super::latest`]) from `<STREAM_NAME>_LATEST`: once per start of
+//! the feed (at start, and when the stream was recreated), with one consumer for the whole
+//! read, deleted at its end. A fill that fails is retried with backoff; until the first one is
+//! in, snapshot requests wait a moment and are then refused (503 `snapshot_loading`).
+//!
+//! JetStream copies events into `<STREAM_NAME>_LATEST` a moment after storing them: the events
+//! the feed started after but that were not copied yet are read from the event stream itself
+//! (one more consumer, on that short range only), as the copy would store them. So the fill
+//! holds everything up to where the feed starts, and the feed records the rest.
+//!
+//! Between fills it reads the stream's info (one request, no consumer) every
+//! [`LATEST_CHECK_INTERVAL`]: a stream recreated, or purged (it holds clearly fewer entries
+//! than this state), is read again; a changed `LATEST_MAX_ENTITIES` is applied to the state as
+//! the stream applied it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::{self, stream::Stream};
+use futures::StreamExt;
+use rakuda_schema::channel::ENTITY_SUBJECTS;
+use rakuda_schema::{Channel, Validator};
+use rakuda_service::backoff::Backoff;
+use tokio_util::sync::CancellationToken;
+
+use super::consumer::{ConsumerGuard, CONSUMER_INACTIVE_THRESHOLD};
+use super::latest::{Filling, Latest, Wanted};
+use super::{HistoryError, HISTORY_TIMEOUT};
+use crate::event::StreamEvent;
+use crate::metrics::{CacheResult, CacheRoute, HistoryMetrics};
+
+/// Header JetStream sets on a sourced message: `<stream> <sequence> ...`.
+const SOURCE_HEADER: &str = "Nats-Stream-Source";
+/// How often the stream's info is read between fills.
+pub const LATEST_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+/// The longest one fill may take (a million entities read in a few seconds).
+const FILL_TIMEOUT: Duration = Duration::from_secs(300);
+/// Messages asked of JetStream at once.
+const FILL_BATCH_MESSAGES: usize = 1_000;
+/// Bytes asked of JetStream at once at least (more when one message may be larger).
+const FILL_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Room for a message's subject and headers beside its payload, and for an event's JSON beside
+/// its message.
+const MESSAGE_ROOM: usize = 1024;
+/// Messages parsed between two yields to the runtime.
+const YIELD_EVERY: usize = 256;
+/// Checks in a row that find the stream holding clearly fewer entries than this state before
+/// it is read again (one could catch the stream a moment behind the feed).
+const SHORT_CHECKS: u32 = 2;
+
+/// What the fill task needs.
+pub struct Filler {
+    pub latest: Arc<Latest>,
+    pub jetstream: jetstream::Context,
+    /// `<STREAM_NAME>_LATEST`.
+    pub stream_name: String,
+    /// `STREAM_NAME`: where the events not copied yet are read.
+    pub event_stream: String,
+    pub metrics: Arc<HistoryMetrics>,
+}
+
+/// What was known of the stream at the last fill.
+struct Known {
+    /// Its creation time: another one means it was recreated.
+    created: time::OffsetDateTime,
+}
+
+impl Filler {
+    /// Fills whenever a fill is wanted, until `stop`.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut wanted = self.latest.wanted();
+        let mut backoff = Backoff::new();
+        let mut filled_gen = 0u32;
+        let mut known: Option<Known> = None;
+        let mut short_checks = 0u32;
+        let mut warned = false;
+        let mut check = tokio::time::interval(LATEST_CHECK_INTERVAL);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        check.reset();
+        loop {
+            let asked = *wanted.borrow_and_update();
+            let gen = asked.gen;
+            if gen > filled_gen {
+                let started = std::time::Instant::now();
+                let filled = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    filled = tokio::time::timeout(FILL_TIMEOUT, self.fill(asked)) => filled,
+                };
+                let failure = match filled {
+                    Ok(Ok((filling, created))) => {
+                        let entities = filling.entries.len();
+                        match self.latest.swap_in(gen, filling.entries) {
+                            Ok(()) => {
+                                filled_gen = gen;
+                                known = Some(Known { created });
+                                short_checks = 0;
+                                backoff.reset();
+                                warned = false;
+                                self.metrics.snapshot_fills.increment(1);
+                                self.metrics
+                                    .cache(CacheRoute::Snapshot, CacheResult::Miss)
+                                    .increment(1);
+                                tracing::info!(
+                                    stream = %self.stream_name,
+                                    entities,
+                                    took_ms = started.elapsed().as_millis() as u64,
+                                    "snapshot state filled"
+                                );
+                                None
+                            }
+                            // The feed started anew meanwhile: fill again for that.
+                            Err(_) => continue,
+                        }
+                    }
+                    Ok(Err(error)) => Some(error.to_string()),
+                    Err(_) => Some(format!("no end within {FILL_TIMEOUT:?}")),
+                };
+                if let Some(error) = failure {
+                    self.metrics.snapshot_fill_failures.increment(1);
+                    if !warned {
+                        tracing::warn!(
+                            %error,
+                            stream = %self.stream_name,
+                            "cannot fill the snapshot state; retrying with backoff (snapshot \
+                             requests get 503 snapshot_loading until the first fill is in). \
+                             Check that the stream exists and the gateway may read it"
+                        );
+                        warned = true;
+                    }
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
+                        changed = wanted.changed() => if changed.is_err() { return },
+                    }
+                    continue;
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                changed = wanted.changed() => if changed.is_err() { return },
+                _ = check.tick() => {
+                    if let Some(known) = &known {
+                        self.check(known, &mut short_checks).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the stream's info: asks for a fill if it was recreated or purged, applies a new
+    /// limit.
+    async fn check(&self, known: &Known, short_checks: &mut u32) {
+        let info = tokio::time::timeout(HISTORY_TIMEOUT, async {
+            let mut stream = self.jetstream.get_stream(&self.stream_name).await.ok()?;
+            stream.info().await.ok().cloned()
+        })
+        .await;
+        let Ok(Some(info)) = info else {
+            // NATS away for now: the next check, or the next fill, will see.
+            return;
+        };
+        if info.created != known.created {
+            tracing::info!(stream = %self.stream_name, "the latest-state stream was recreated; reading it again");
+            self.latest.refill();
+            return;
+        }
+        let stream_cap = stream_cap(info.config.max_messages);
+        let (cap, held) = self.latest.stream_cap_and_len();
+        if cap != stream_cap {
+            tracing::info!(stream = %self.stream_name, ?stream_cap, "the latest-state stream's limit changed; the snapshot state follows");
+            self.latest.set_stream_cap(stream_cap);
+        }
+        // The stream is a moment behind the feed at most: holding clearly fewer entries, twice
+        // in a row, means some were purged.
+        let held = held as u64;
+        let slack = (held / 100).max(64);
+        if info.state.messages + slack < held {
+            *short_checks += 1;
+            if *short_checks >= SHORT_CHECKS {
+                tracing::info!(
+                    stream = %self.stream_name,
+                    stream_messages = info.state.messages,
+                    held,
+                    "the latest-state stream holds fewer entries than the snapshot state (purged?); reading it again"
+                );
+                *short_checks = 0;
+                self.latest.refill();
+            }
+        } else {
+            *short_checks = 0;
+        }
+    }
+
+    /// Reads the whole stream into a new state, and the events up to `wanted.through` it has
+    /// not copied yet; with the stream's creation time.
+    async fn fill(&self, wanted: Wanted) -> Result<(Filling, time::OffsetDateTime), HistoryError> {
+        let read = |error: &dyn std::fmt::Display| HistoryError::Read(error.to_string());
+        let (stream, info) = tokio::time::timeout(HISTORY_TIMEOUT, async {
+            let mut stream: Stream = self.jetstream.get_stream(&self.stream_name).await?;
+            let info = stream.info().await.map_err(|error| read(&error))?.clone();
+            Ok::<_, HistoryError>((stream, info))
+        })
+        .await
+        .map_err(|_| HistoryError::Timeout(HISTORY_TIMEOUT))??;
+        let largest = usize::try_from(info.config.max_message_size).unwrap_or(0);
+        let mut filling =
+            Filling::new(stream_cap(info.config.max_messages), largest + MESSAGE_ROOM);
+        let last = if info.state.messages == 0 {
+            None
+        } else {
+            self.read_latest(stream, largest, &mut filling).await?
+        };
+        // Where the copy stands: after the last message copied, unless that one came from a
+        // stream that was since recreated (stored before the current one was created), in
+        // which case nothing of the current one was copied.
+        let copied_through = match last {
+            Some((seq, stored)) if stored_ms(stored) >= wanted.epoch => seq,
+            _ => 0,
+        };
+        if copied_through < wanted.through {
+            self.catch_up(copied_through + 1, wanted.through, largest, &mut filling)
+                .await?;
+        }
+        Ok((filling, info.created))
+    }
+
+    /// Reads `<STREAM_NAME>_LATEST` whole into `filling`: the last message's source sequence
+    /// and when it was stored.
+    async fn read_latest(
+        &self,
+        stream: Stream,
+        largest: usize,
+        filling: &mut Filling,
+    ) -> Result<Option<(u64, time::OffsetDateTime)>, HistoryError> {
+        let read = |error: &dyn std::fmt::Display| HistoryError::Read(error.to_string());
+        let consumer = tokio::time::timeout(
+            HISTORY_TIMEOUT,
+            stream.create_consumer(pull::Config {
+                deliver_policy: DeliverPolicy::All,
+                ack_policy: AckPolicy::None,
+                memory_storage: true,
+                inactive_threshold: CONSUMER_INACTIVE_THRESHOLD,
+                ..Default::default()
+            }),
+        )
+        .await
+        .map_err(|_| HistoryError::Timeout(HISTORY_TIMEOUT))??;
+        let (name, mut pending) = {
+            let info = consumer.cached_info();
+            (info.name.clone(), info.num_pending)
+        };
+        let guard = ConsumerGuard::new(stream, name, self.metrics.clone());
+        let mut last = None;
+        read_into(
+            &consumer,
+            largest,
+            (&mut pending, u64::MAX),
+            filling,
+            |message| {
+                let seq = source_sequence(message.headers.as_ref());
+                let stored = message.info().map_err(|error| read(&error))?.published;
+                last = Some((seq, stored));
+                Ok(seq)
+            },
+        )
+        .await?;
+        guard.delete().await;
+        Ok(last)
+    }
+
+    /// Reads the event stream's events from `from` up to `through` that the latest-state stream
+    /// takes, into `filling`, as the copy would store them.
+    async fn catch_up(
+        &self,
+        from: u64,
+        through: u64,
+        largest: usize,
+        filling: &mut Filling,
+    ) -> Result<(), HistoryError> {
+        let (stream, consumer) = tokio::time::timeout(HISTORY_TIMEOUT, async {
+            let stream: Stream = self.jetstream.get_stream(&self.event_stream).await?;
+            let consumer = stream
+                .create_consumer(pull::Config {
+                    deliver_policy: DeliverPolicy::ByStartSequence {
+                        start_sequence: from,
+                    },
+                    filter_subject: ENTITY_SUBJECTS.into(),
+                    ack_policy: AckPolicy::None,
+                    memory_storage: true,
+                    inactive_threshold: CONSUMER_INACTIVE_THRESHOLD,
+                    ..Default::default()
+                })
+                .await?;
+            Ok::<_, HistoryError>((stream, consumer))
+        })
+        .await
+        .map_err(|_| HistoryError::Timeout(HISTORY_TIMEOUT))??;
+        let (name, mut pending) = {
+            let info = consumer.cached_info();
+            (info.name.clone(), info.num_pending)
+        };
+        let guard = ConsumerGuard::new(stream, name, self.metrics.clone());
+        let read = |error: &dyn std::fmt::Display| HistoryError::Read(error.to_string());
+        read_into(
+            &consumer,
+            largest,
+            (&mut pending, through),
+            filling,
+            |message| {
+                let seq = message
+                    .info()
+                    .map_err(|error| read(&error))?
+                    .stream_sequence;
+                Ok(seq)
+            },
+        )
+        .await?;
+        guard.delete().await;
+        Ok(())
+    }
+}
+
+/// Reads `consumer` into `filling` to its end as it is when reached (`pending` is what is left
+/// after each message, as the server counts it then), or through the message that stands for
+/// sequence `through` of the event stream; `seq_of` says which one a message stands for.
+async fn read_into(
+    consumer: &PullConsumer,
+    largest: usize,
+    (pending, through): (&mut u64, u64),
+    filling: &mut Filling,
+    mut seq_of: impl FnMut(&jetstream::Message) -> Result<u64, HistoryError>,
+) -> Result<(), HistoryError> {
+    let read = |error: &dyn std::fmt::Display| HistoryError::Read(error.to_string());
+    if *pending == 0 {
+        return Ok(());
+    }
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(FILL_BATCH_MESSAGES)
+        .max_bytes_per_batch(FILL_BATCH_BYTES.max(largest + MESSAGE_ROOM))
+        .messages()
+        .await
+        .map_err(|error| read(&error))?;
+    let validator = Validator::new(usize::MAX);
+    let mut since_yield = 0usize;
+    while *pending > 0 {
+        let message = tokio::time::timeout(HISTORY_TIMEOUT, messages.next())
+            .await
+            .map_err(|_| HistoryError::Timeout(HISTORY_TIMEOUT))?
+            .ok_or_else(|| HistoryError::Read("the consumer ended".into()))?
+            .map_err(|error| read(&error))?;
+        *pending = message.info().map_err(|error| read(&error))?.pending;
+        let seq = seq_of(&message)?;
+        if seq > through {
+            break;
+        }
+        let subject = message.subject.as_str();
+        // What the live feed skips as invalid, the fill skips too (it only counts).
+        let event = Channel::by_subject(subject).and_then(|channel| {
+            StreamEvent::parse(&validator, channel, seq, message.payload.clone()).ok()
+        });
+        filling.add(subject, seq, event.as_ref());
+        if seq == through {
+            break;
+        }
+        since_yield += 1;
+        if since_yield == YIELD_EVERY {
+            since_yield = 0;
+            tokio::task::yield_now().await;
+        }
+    }
+    Ok(())
+}
+
+/// An instant in unix milliseconds, as epochs are.
+fn stored_ms(at: time::OffsetDateTime) -> u64 {
+    u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+/// The stream's `max_messages` as a limit (`None`: none).
+fn stream_cap(max_messages: i64) -> Option<u64> {
+    u64::try_from(max_messages).ok().filter(|max| *max > 0)
+}
+
+/// The event's sequence in the event stream, from the header JetStream adds when it copies a
+/// message into the latest-state stream; 0 when absent.
+fn source_sequence(headers: Option<&async_nats::HeaderMap>) -> u64 {
+    headers
+        .and_then(|headers| headers.get(SOURCE_HEADER))
+        .and_then(|value| value.as_str().split_whitespace().nth(1))
+        .and_then(|seq| seq.parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_source_sequence_is_read_from_the_header() {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(SOURCE_HEADER, "RAKUDA_REALTIME 42 > >");
+        assert_eq!(source_sequence(Some(&headers)), 42);
+        assert_eq!(source_sequence(None), 0);
+        let mut odd = async_nats::HeaderMap::new();
+        odd.insert(SOURCE_HEADER, "garbage");
+        assert_eq!(source_sequence(Some(&odd)), 0);
+    }
+
+    #[test]
+    fn a_stream_without_a_limit_has_none() {
+        assert_eq!(stream_cap(-1), None);
+        assert_eq!(stream_cap(0), None);
+        assert_eq!(stream_cap(20), Some(20));
+    }
+}
