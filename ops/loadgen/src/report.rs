@@ -209,9 +209,10 @@ pub fn generated_section(
     let _ = writeln!(
         out,
         "Every figure is the median of the runs; latency is publish (Redis) to receive (client), \
-         through the bridge, NATS and the gateway.\n"
+         through the bridge, NATS and the gateway."
     );
     if !rows.is_empty() {
+        let _ = writeln!(out);
         out.push_str(&table(rows));
     }
     if let Some(report) = saturation.first() {

@@ -44,6 +44,15 @@ pub const WEB_BACKOFF_INITIAL: Duration = Duration::from_millis(3_000);
 /// The web client's longest reconnect delay (`DEFAULT_BACKOFF_MAX_MS`).
 pub const WEB_BACKOFF_MAX: Duration = Duration::from_millis(30_000);
 
+/// A `Retry-After` is whole seconds; the web client waits it plus up to this much at random
+/// (`RETRY_AFTER_JITTER_MS` in web/src/client/spread.ts), so clients told the same number do
+/// not come back in the same instant.
+pub const RETRY_AFTER_JITTER: Duration = Duration::from_millis(1_000);
+
+/// How many gateways one attempt tries at most: the shipped nginx passes a request on to the
+/// next gateway up to `proxy_next_upstream_tries 3` times (ops/nginx/realtime.conf).
+pub const NEXT_GATEWAY_TRIES: usize = 3;
+
 /// How long a subscriber waits before it reconnects.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Backoff {
@@ -51,23 +60,37 @@ pub enum Backoff {
     /// after a stream that was open; after failed attempts from 100 ms, doubling up to
     /// `max_backoff`, 50–100% of it at random.
     Fast,
-    /// As the web client does (`backoffDelay` in web/src/client/RealtimeClient.ts): attempt
-    /// `k` waits `min(max, initial·2^k)`, uniform in its upper half and never below `initial`;
-    /// `k` starts again at 0 once a connection carried a heartbeat or an event. The server's
-    /// hint is honoured on top: the SSE `retry:` of the stream that ended, or a refusal's
-    /// `Retry-After`, whichever applies, when it asks for longer.
+    /// As the web client does (`reconnectDelay` in web/src/client/RealtimeClient.ts): attempt
+    /// `k` waits a random time in [0, min(max, initial·2^k)] ("full jitter"); `k` starts again
+    /// at 0 once a connection carried a heartbeat or an event; a refusal's `Retry-After` is
+    /// waited out plus up to [`RETRY_AFTER_JITTER`]. On top of the web client (whose
+    /// `EventSource` is closed and reopened by its own backoff), the SSE `retry:` of a stream
+    /// that ended is honoured as the protocol asks of an SSE client: at least that long.
     WebClient { initial: Duration, max: Duration },
 }
 
-/// The web client's delay before reconnect attempt `attempt` (0-based), `random` in [0, 1).
+/// The web client's delay before reconnect attempt `attempt` (0-based), `random` in [0, 1):
+/// `backoffDelay`, full jitter over a window doubling from `initial` up to `max`.
 pub fn web_client_delay(attempt: u32, initial: Duration, max: Duration, random: f64) -> Duration {
     let cap = max.max(initial);
-    let delay = initial
+    let ceiling = initial
         .checked_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX))
         .unwrap_or(cap)
         .min(cap);
-    let jittered = delay / 2 + (delay / 2).mul_f64(random.clamp(0.0, 1.0));
-    jittered.max(initial).min(cap)
+    ceiling.mul_f64(random.clamp(0.0, 1.0))
+}
+
+/// The web client's `afterRetryAfter`: at least `retry_after` plus up to
+/// [`RETRY_AFTER_JITTER`] when there is one, or `otherwise` when that is longer.
+pub fn after_retry_after(
+    retry_after: Option<Duration>,
+    otherwise: Duration,
+    random: f64,
+) -> Duration {
+    match retry_after {
+        None => otherwise,
+        Some(wait) => otherwise.max(wait + RETRY_AFTER_JITTER.mul_f64(random.clamp(0.0, 1.0))),
+    }
 }
 
 /// Called with a subscriber's tally and the gateway it is on.
@@ -365,6 +388,7 @@ pub async fn run_from(
                     order.retain(|gateway| *gateway != at);
                     order.insert(0, at);
                 }
+                order.truncate(NEXT_GATEWAY_TRIES);
                 order
             }
             None => vec![at],
@@ -404,7 +428,9 @@ pub async fn run_from(
                 continue;
             }
         };
-        let (ready, hint) = match end {
+        // What the server asked for: the SSE `retry:` of a stream that ended, or a refusal's
+        // `Retry-After`.
+        let (ready, retry, retry_after) = match end {
             SessionEnd::Stopped => {
                 lock(&tally).ended("stopped".into());
                 return;
@@ -413,8 +439,8 @@ pub async fn run_from(
                 let mut tally = lock(&tally);
                 tally.ended(why);
                 let ready = tally.instance().is_some();
-                let hint = tally.retry_hint_ms.take().map(Duration::from_millis);
-                (Some(ready), hint)
+                let retry = tally.retry_hint_ms.take().map(Duration::from_millis);
+                (Some(ready), retry, None)
             }
             SessionEnd::Failed {
                 why, retry_after, ..
@@ -422,7 +448,7 @@ pub async fn run_from(
                 let mut tally = lock(&tally);
                 tally.failed_connects += 1;
                 tally.last_error = Some(why);
-                (None, retry_after)
+                (None, None, retry_after)
             }
         };
         let delay = match target.backoff {
@@ -444,7 +470,8 @@ pub async fn run_from(
                 }
                 let delay = web_client_delay(attempt, initial, max, rand::random::<f64>());
                 attempt = attempt.saturating_add(1);
-                delay.max(hint.unwrap_or_default())
+                after_retry_after(retry_after, delay, rand::random::<f64>())
+                    .max(retry.unwrap_or_default())
             }
         };
         if urls.len() > 1 && target.balancer.is_none() {
@@ -573,22 +600,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_web_client_delay_doubles_within_its_upper_half_and_caps() {
+    fn the_web_client_delay_is_full_jitter_over_a_doubling_window() {
         let (initial, max) = (WEB_BACKOFF_INITIAL, WEB_BACKOFF_MAX);
-        // As backoffDelay: the first attempt never waits less than the initial delay.
-        assert_eq!(web_client_delay(0, initial, max, 0.0), initial);
-        assert_eq!(web_client_delay(0, initial, max, 0.99), initial);
-        assert_eq!(web_client_delay(1, initial, max, 0.0), initial);
+        // As backoffDelay: the first attempt is spread over [0, 3 s] too.
+        assert_eq!(web_client_delay(0, initial, max, 0.0), Duration::ZERO);
         assert_eq!(
-            web_client_delay(1, initial, max, 0.5),
-            Duration::from_millis(4_500)
+            web_client_delay(0, initial, max, 0.5),
+            Duration::from_millis(1_500)
         );
         assert_eq!(
-            web_client_delay(2, initial, max, 1.0),
-            Duration::from_millis(12_000)
+            web_client_delay(1, initial, max, 1.0),
+            Duration::from_millis(6_000)
+        );
+        assert_eq!(
+            web_client_delay(2, initial, max, 0.25),
+            Duration::from_millis(3_000)
         );
         assert_eq!(web_client_delay(10, initial, max, 1.0), max);
-        assert_eq!(web_client_delay(40, initial, max, 0.0), max / 2);
+        assert_eq!(web_client_delay(40, initial, max, 0.5), max / 2);
+    }
+
+    #[test]
+    fn a_retry_after_is_waited_out_with_up_to_a_second_more() {
+        let wait = Some(Duration::from_secs(3));
+        assert_eq!(
+            after_retry_after(wait, Duration::from_millis(500), 0.5),
+            Duration::from_millis(3_500)
+        );
+        // A backoff already longer wins.
+        assert_eq!(
+            after_retry_after(wait, Duration::from_secs(9), 1.0),
+            Duration::from_secs(9)
+        );
+        assert_eq!(
+            after_retry_after(None, Duration::from_millis(700), 1.0),
+            Duration::from_millis(700)
+        );
     }
 
     #[test]

@@ -35,12 +35,13 @@ pub use report::FleetReport;
 pub use run::{run, FleetError, FleetOptions};
 
 /// A page's refetch after a `reset` waits a random time of up to this first, so that the
-/// pages of a fleet do not all ask at once. It mirrors the jitter the web client applies to
-/// its own refetch after a reset; keep the two the same.
-pub const REFETCH_JITTER: Duration = Duration::from_secs(2);
+/// pages of a fleet do not all ask at once: the web client's `RESET_REFETCH_SPREAD_MS`
+/// (web/src/client/spread.ts); keep the two the same.
+pub const REFETCH_JITTER: Duration = Duration::from_millis(2_500);
 
-/// The dashboard's wait before asking again after a failed history request (`RETRY_MS` in
-/// web/dashboard/useOpeningState.ts), when the answer had no `Retry-After`.
+/// The dashboard asks again after a failed history request after a random wait in
+/// [REFETCH_RETRY / 2, REFETCH_RETRY] (`RETRY_MS` in web/dashboard/useOpeningState.ts), or
+/// after the refusal's `Retry-After` plus up to a second when that is longer.
 pub const REFETCH_RETRY: Duration = Duration::from_secs(2);
 
 /// The dashboard's snapshot page size (`SNAPSHOT_PAGE`).
@@ -97,7 +98,7 @@ pub struct FleetScenario {
     pub sse_retry: Duration,
     /// The refetch's random wait after a reset.
     pub refetch_jitter: Duration,
-    /// Clients a worker opens per wave.
+    /// Clients a worker has connecting at once, at most, while opening.
     pub wave: usize,
     /// Longest wait for any one phase (open, recovery, settling).
     pub phase_limit: Duration,

@@ -121,6 +121,9 @@ pub struct FleetReport {
     pub herd_s: Option<f64>,
     pub herd_nats_cpu_percent: Option<f64>,
     pub herd_gateway_cpu_percent: Option<f64>,
+    /// The workers' CPU meanwhile, % of one core: near 100, the clients' own core was the
+    /// limit of the herd, not the fleet.
+    pub herd_worker_cpu_percent: Option<f64>,
     /// NATS's peak RSS, and its CPU during the load and disruption.
     pub nats_rss_kb_peak: u64,
     pub nats_cpu_percent: f64,

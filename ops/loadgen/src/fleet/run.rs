@@ -656,6 +656,8 @@ pub async fn run(
                 Some(cpu_between(&[start.nats], &[herd_end.nats]) / seconds * 100.0);
             report.herd_gateway_cpu_percent =
                 Some(cpu_between(&start.gateways, &herd_end.gateways) / seconds * 100.0);
+            report.herd_worker_cpu_percent =
+                Some(cpu_between(&start.workers, &herd_end.workers) / seconds * 100.0);
             eprintln!(
                 "rakuda-loadgen: {}: {} clients reset, {} refetched",
                 scenario.name,

@@ -25,7 +25,7 @@ pub struct WorkerConfig {
     pub first_client: usize,
     /// Every `ws_every`-th client (fleet-wide) speaks WebSocket, the others SSE; 0: none.
     pub ws_every: usize,
-    /// Clients opened per wave; the next wave starts once this one is ready.
+    /// Clients connecting at once, at most, while opening.
     pub wave: usize,
     /// The web client's backoff (`Backoff::WebClient`), in ms.
     pub backoff_initial_ms: u64,
@@ -48,7 +48,8 @@ pub struct RefetchConfig {
     pub snapshot_channels: String,
     /// `limit=` of each snapshot page.
     pub page_limit: usize,
-    /// A refused request is tried again after its `Retry-After`, or else this long (ms).
+    /// A failed request is tried again after a random wait in [retry_ms / 2, retry_ms], or
+    /// its `Retry-After` plus up to a second when that is longer.
     pub retry_ms: u64,
     /// Requests this worker has open at once, at most (each is a file descriptor).
     pub concurrency: usize,

@@ -21,8 +21,6 @@ use crate::tally::{SessionInfo, Tally};
 
 /// How often a wait looks at the clients again.
 const POLL: Duration = Duration::from_millis(50);
-/// How long one wave of connections may take before the next starts anyway.
-const WAVE_TIMEOUT: Duration = Duration::from_secs(15);
 /// One summary or snapshot request, from its connect to its whole answer.
 const REQUEST_LIMIT: Duration = Duration::from_secs(30);
 /// The largest answer read (a snapshot page of 1,000 entities is well under this).
@@ -228,10 +226,16 @@ impl Worker {
         let sse = Arc::new(self.target(Transport::Sse));
         let ws = Arc::new(self.target(Transport::Ws));
         let gateways = self.config.gateways.len().max(1);
+        // At most `wave` clients connecting at once: each new one starts as another becomes
+        // ready, so a few refused clients backing off (the gateway's connection-rate cap)
+        // hold up nobody.
+        let wave = self.config.wave.max(1);
+        let mut ready = 0;
         while self.clients.len() < self.config.clients && Instant::now() < deadline {
-            let first = self.clients.len();
-            let wave = self.config.wave.max(1).min(self.config.clients - first);
-            for index in first..first + wave {
+            let connecting = self.clients.len() - ready;
+            let room = wave.saturating_sub(connecting);
+            let next = self.clients.len();
+            for index in next..(next + room).min(self.config.clients) {
                 let fleet_index = self.config.first_client + index;
                 let ws_client = self.config.ws_every > 0
                     && fleet_index % self.config.ws_every == self.config.ws_every - 1;
@@ -247,14 +251,8 @@ impl Worker {
                 ));
                 self.clients.push(Client { tally, home });
             }
-            let wave_deadline = (Instant::now() + WAVE_TIMEOUT).min(deadline);
-            while Instant::now() < wave_deadline
-                && !self.clients[first..]
-                    .iter()
-                    .all(|client| ready(&lock(&client.tally)))
-            {
-                tokio::time::sleep(POLL).await;
-            }
+            tokio::time::sleep(POLL).await;
+            ready = self.ready_count();
         }
         // The last wave may still be on its way: give it until the deadline.
         while Instant::now() < deadline && self.ready_count() < self.clients.len() {
@@ -527,6 +525,12 @@ impl Refetcher {
         }
     }
 
+    /// The dashboard's wait before asking again: uniform in [retry / 2, retry].
+    fn retry_backoff(&self) -> Duration {
+        let retry = Duration::from_millis(self.config.retry_ms);
+        retry / 2 + (retry / 2).mul_f64(rand::random::<f64>())
+    }
+
     /// The body of a 2xx answer to `GET url path`, asking again (after its `Retry-After`, or
     /// the dashboard's retry delay) until there is one; the caller bounds the whole.
     async fn fetch_ok(&self, url: &str, path: &str) -> Vec<u8> {
@@ -559,14 +563,16 @@ impl Refetcher {
                             .non_2xx
                             .entry(client::refusal_name(response.status, &response.body))
                             .or_default() += 1;
-                        response
-                            .retry_after
-                            .unwrap_or(Duration::from_millis(self.config.retry_ms))
+                        client::after_retry_after(
+                            response.retry_after,
+                            self.retry_backoff(),
+                            rand::random::<f64>(),
+                        )
                     }
                     (Err(error), _) => {
                         stats.errors += 1;
                         stats.last_error = Some(error.to_string());
-                        Duration::from_millis(self.config.retry_ms)
+                        self.retry_backoff()
                     }
                 }
             };
