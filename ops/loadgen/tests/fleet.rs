@@ -67,6 +67,7 @@ fn check_every_client_got_every_event_once(report: &FleetReport) {
     );
     assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{report:?}");
     assert!(report.gateway_rss_kb > report.gateway_rss_kb_before);
+    assert!(report.worker_rss_kb > 0);
     assert!(report.kib_per_conn > 0.0);
     // Each gateway's live feed is a consumer at least.
     assert!(

@@ -67,6 +67,8 @@ pub struct FleetReport {
     pub gateway_rss_kb_end: u64,
     /// (connected − before) / ready connections.
     pub kib_per_conn: f64,
+    /// Every worker's RSS added up once all clients were connected (KiB): the clients' side.
+    pub worker_rss_kb: u64,
     /// The most JetStream consumers NATS held during the load and the disruption (every kind:
     /// each gateway's feed, history answers, the bridge's), and at the start of the load.
     pub peak_jetstream_consumers: Option<u64>,

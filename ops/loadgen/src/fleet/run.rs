@@ -466,6 +466,11 @@ pub async fn run(
         report.kib_per_conn = connected.saturating_sub(before) as f64 / report.conns_ready as f64;
     }
     let worker_pids = workers.pids();
+    report.worker_rss_kb = worker_pids
+        .iter()
+        .filter_map(|pid| procstat::read(*pid))
+        .map(|reading| reading.rss_kib)
+        .sum();
 
     if scenario.idle_window_s > 0.0 {
         // Nothing is published: what the gateways spend now is heartbeats (and their timers).
