@@ -38,9 +38,8 @@ pub fn init_logging() {
 /// The accept queue asked of the kernel: as long as it allows. Linux cuts a larger `listen()`
 /// backlog to `net.core.somaxconn` (4096 by default since 5.4), so the operator's sysctl is what
 /// decides. tokio's own `TcpListener::bind` asks for 128 (measured: the 130th connection of a
-/// queue nobody accepts from waits), and when a gateway dies, its clients
-/// reconnect to the others within a second or two, thousands per gateway, and every SYN past a
-/// full queue is dropped and retried by the client's kernel only after 1 s, then 3 s, then 7 s
+/// queue nobody accepts from waits), and when a gateway dies, its clients reconnect to the
+/// others within a second or two, thousands per gateway, and every SYN past a full queue is dropped and retried by the client's kernel only after 1 s, then 3 s, then 7 s
 /// — a storm that admission would absorb in seconds is stretched by the backlog instead.
 pub const LISTEN_BACKLOG: u32 = 65_535;
 
@@ -88,8 +87,9 @@ mod tests {
     }
 
     /// Nobody accepts: every connection the kernel completes waits in the accept queue, so the
-    /// number that connect is the backlog. With tokio's `TcpListener::bind` (a backlog of 128) the 130th SYN is dropped and its
-    /// `connect` waits for retransmissions (1 s, 3 s, 7 s) until the deadline.
+    /// number that connect is the backlog. With tokio's `TcpListener::bind` (a backlog of 128)
+    /// the 130th SYN is dropped and its `connect` waits for retransmissions (1 s, 3 s, 7 s)
+    /// until the deadline.
     #[tokio::test]
     async fn a_reconnect_storm_is_not_cut_at_tokios_default_backlog() {
         let Some(cap) = somaxconn() else {
