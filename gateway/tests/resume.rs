@@ -114,6 +114,42 @@ async fn a_second_instance_replays_every_missed_event_coalesced() {
     second.stop().await;
 }
 
+/// An instance started after events were stored reads them into its ring: the clients it takes
+/// over in a rolling deploy resume from memory, not each from JetStream with a consumer of its
+/// own. Without the warm-up this resume is served from the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_started_later_resumes_from_before_its_start_out_of_its_ring() {
+    let stack = Stack::start().await;
+    let mut redis = stack.redis_connection().await;
+    publish_all(&mut redis, &burst(EventType::OrderReceived, 40, 40, "o")).await;
+    wait_for_stream_seq(&stack.jetstream().await, BASE + 40).await;
+    let gateway = start_gateway(stack.gateway_config()).await;
+    wait_for_watermark(&gateway, BASE + 40).await;
+    gateway
+        .wait_for_metric("gateway_replay_ring_warmed_events_total", 40.0)
+        .await;
+    let epoch = epoch(&gateway).await;
+
+    let mut resumed = resume(&gateway, &format!("{epoch}-{}", BASE + 10)).await;
+    let replay = resumed.next_event().await.expect("replay");
+    assert_eq!(replay.seqs(), (BASE + 11..=BASE + 40).collect::<Vec<_>>());
+    gateway
+        .wait_for_metric("gateway_replays_total{source=\"ring\"}", 1.0)
+        .await;
+    assert_eq!(
+        gateway
+            .metric("gateway_replays_total{source=\"stream\"}")
+            .await,
+        0.0,
+        "served from the ring, not the stream"
+    );
+    // Then live, with no gap.
+    publish_all(&mut redis, &burst(EventType::ListingUpdate, 1, 1, "live")).await;
+    let live = resumed.next_event().await.expect("live event");
+    assert_eq!(live.seqs(), vec![BASE + 41]);
+    gateway.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cursor_older_than_the_ring_is_served_from_the_stream() {
     let stack = Stack::start().await;

@@ -79,6 +79,8 @@ pub struct Gateway {
     canary: CanaryTask,
     cluster: Arc<Cluster>,
     filler: Filler,
+    /// Fills the resume ring with what the stream held before each start of the feed.
+    ring_warmer: (Arc<Ring>, StreamReader),
     listener: Listener,
     drain_timeout: Duration,
 }
@@ -176,7 +178,7 @@ impl Gateway {
         let streams = Arc::new(Streams::new(
             Resumer {
                 hub: hub.clone(),
-                ring,
+                ring: ring.clone(),
                 stream: StreamReader {
                     jetstream: jetstream.clone(),
                     name: config.stream_name.clone(),
@@ -240,6 +242,10 @@ impl Gateway {
             tokens,
             refusals: refusals.clone(),
         });
+        let warm_reader = StreamReader {
+            jetstream: jetstream.clone(),
+            name: config.stream_name.clone(),
+        };
         let filler = Filler {
             latest: latest.clone(),
             jetstream: jetstream.clone(),
@@ -303,6 +309,7 @@ impl Gateway {
             pipeline,
             cluster,
             filler,
+            ring_warmer: (ring, warm_reader),
         })
     }
 
@@ -330,6 +337,13 @@ impl Gateway {
         tasks.spawn(self.canary.run(background.clone()));
         tasks.spawn(self.cluster.run(background.clone()));
         tasks.spawn(self.filler.run(background.clone()));
+        let (ring, reader) = self.ring_warmer;
+        tasks.spawn(crate::resume::warm::run(
+            ring,
+            reader,
+            self.metrics.connections.ring_warmed_events.clone(),
+            background.clone(),
+        ));
 
         // The listener stays open while draining, so late arrivals get a 503 that names the
         // reason instead of a refused connection; it closes once the last stream is gone.

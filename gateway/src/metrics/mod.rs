@@ -127,6 +127,8 @@ pub struct ConnectionMetrics {
     pub event_latency: Histogram,
     pub ws_bad_frames: ReadableCounter,
     pub replay_bytes_in_flight: Gauge,
+    /// Events laid into the resume ring from before a start of the feed.
+    pub ring_warmed_events: ReadableCounter,
 }
 
 impl ConnectionMetrics {
@@ -289,6 +291,11 @@ impl GatewayMetrics {
                 event_latency: histogram(r, "gateway_event_latency_seconds"),
                 ws_bad_frames: readable_counter(r, "gateway_ws_bad_frames_total", &[]),
                 replay_bytes_in_flight: gauge(r, "gateway_replay_bytes_in_flight", &[]),
+                ring_warmed_events: readable_counter(
+                    r,
+                    "gateway_replay_ring_warmed_events_total",
+                    &[],
+                ),
             }),
             edge: Arc::new(EdgeMetrics {
                 requests_rejected: per_variant::<RequestRefusal, { RequestRefusal::COUNT }>(
@@ -385,6 +392,7 @@ fn describe_all(r: &PrometheusRecorder) {
         ("gateway_stream_last_sequence", Unit::Count, "Sequence up to which every event was sent to clients (the resume watermark)."),
         ("gateway_event_latency_seconds", Unit::Seconds, "Event timestamp (worker) to frame written to a client (one connection in 16 records)."),
         ("gateway_max_connections", Unit::Count, "MAX_CONNECTIONS: connections this instance accepts before answering 503 (for the connection-limit alert)."),
+        ("gateway_replay_ring_warmed_events_total", Unit::Count, "Events read from the stream into the resume ring at a start of the feed (what the stream held before it), so resumes from before the start are served from memory."),
         ("gateway_replay_bytes_in_flight", Unit::Bytes, "Bytes held by resumes being written (REPLAY_BUDGET_BYTES caps it)."),
         ("gateway_fanout_duration_seconds", Unit::Seconds, "Time to hand one frame to every connection."),
         ("gateway_ws_bad_frames_total", Unit::Count, "Malformed frames WebSocket clients sent (each answered with an error frame)."),

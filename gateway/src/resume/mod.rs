@@ -11,6 +11,7 @@
 //! - [`by_channel`] — counting and reading only a connection's channels, for backfill.
 //! - [`ring`] — recent events (and source gap markers) in memory.
 //! - [`stream`] — missed events read back from JetStream.
+//! - [`warm`] — the ring filled with the events before each start of the feed.
 //! - [`budget`] — the memory replays may hold, per connection and in all.
 //! - [`replay`] — what a connection sends before going live.
 
@@ -20,6 +21,7 @@ pub mod by_channel;
 pub mod replay;
 pub mod ring;
 pub mod stream;
+pub mod warm;
 
 use std::sync::Arc;
 use std::time::Duration;

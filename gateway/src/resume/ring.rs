@@ -1,14 +1,23 @@
 //! The instance's memory of recent events, for resumes: a resume whose missed events are all
 //! still here is served without asking JetStream. It also remembers the source gap markers it
 //! covers, so a resume across one gets `reset` instead of a replay that looks complete.
+//!
+//! At each start of the feed the ring covers nothing before it; [`super::warm`] then reads the
+//! last `REPLAY_RING_CAPACITY` sequences back from JetStream into it ([`Ring::warm`]), so the
+//! clients a restarted or newly started instance takes over in a rolling deploy resume from
+//! memory instead of each asking JetStream for a consumer of its own.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::watch;
 
 use crate::event::StreamEvent;
 
 pub struct Ring {
     state: Mutex<State>,
+    /// `(epoch, last_seq)` of the feed's latest start, for the warm-up task.
+    started: watch::Sender<(u64, u64)>,
 }
 
 struct State {
@@ -40,7 +49,50 @@ impl Ring {
                 capacity: capacity.max(1),
                 floor: 0,
             }),
+            started: watch::Sender::new((0, 0)),
         }
+    }
+
+    /// The feed's starts, `(epoch, last_seq)`: what [`Ring::warm`] may fill in below.
+    pub fn starts(&self) -> watch::Receiver<(u64, u64)> {
+        self.started.subscribe()
+    }
+
+    /// The most events the ring holds.
+    pub fn capacity(&self) -> usize {
+        self.lock().capacity
+    }
+
+    /// Fills in what the stream held before the start `(epoch, last_seq)`: `events` and source
+    /// gap markers `gaps`, every message from `first_read` to `last_seq` read in order (client
+    /// events of any channel; the rest skipped as the live pipeline skips it). Below what live
+    /// events left room for, the oldest are dropped. Nothing is changed, and `false` returned,
+    /// when the feed started again since or the ring already evicted (it covers enough then).
+    pub fn warm(
+        &self,
+        (epoch, last_seq): (u64, u64),
+        first_read: u64,
+        events: Vec<Arc<StreamEvent>>,
+        gaps: Vec<u64>,
+    ) -> bool {
+        let mut state = self.lock();
+        if state.epoch != epoch || state.floor != last_seq || first_read == 0 {
+            return false;
+        }
+        let room = state.capacity.saturating_sub(state.events.len());
+        let skip = events.len().saturating_sub(room);
+        let mut floor = first_read - 1;
+        if skip > 0 {
+            floor = events[skip - 1].seq;
+        }
+        for event in events.into_iter().skip(skip).rev() {
+            state.events.push_front(event);
+        }
+        for gap in gaps.into_iter().rev().filter(|gap| *gap > floor) {
+            state.gaps.push_front(gap);
+        }
+        state.floor = floor;
+        true
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -58,6 +110,8 @@ impl Ring {
         state.events.clear();
         state.gaps.clear();
         state.floor = last_seq;
+        drop(state);
+        self.started.send_replace((epoch, last_seq));
     }
 
     /// Keeps a client event.
@@ -127,6 +181,58 @@ mod tests {
     use super::*;
     use crate::event::tests::event;
     use rakuda_schema::EventType;
+
+    #[test]
+    fn a_warmed_ring_serves_cursors_from_before_the_start() {
+        let ring = Ring::new(10);
+        ring.start(7, 20);
+        ring.record(event(EventType::OrderReceived, 21, "a"));
+        // A resume from before the start is not the ring's until it is warmed.
+        assert!(ring.after(7, 15, 21).is_none());
+        let before: Vec<_> = (16..=20)
+            .filter(|seq| *seq != 18)
+            .map(|seq| event(EventType::OrderReceived, seq, "b"))
+            .collect();
+        assert!(ring.warm((7, 20), 16, before, vec![18]));
+        let from = ring.after(7, 15, 21).expect("covered");
+        assert_eq!(
+            from.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![16, 17, 19, 20, 21]
+        );
+        assert!(from.gap, "the gap marker at 18 is remembered");
+        assert!(ring.after(7, 14, 21).is_none(), "15 was not read");
+    }
+
+    #[test]
+    fn a_warm_up_keeps_only_what_fits_beside_live_events() {
+        let ring = Ring::new(4);
+        ring.start(7, 10);
+        ring.record(event(EventType::OrderReceived, 11, "a"));
+        let before: Vec<_> = (1..=10)
+            .map(|seq| event(EventType::OrderReceived, seq, "b"))
+            .collect();
+        assert!(ring.warm((7, 10), 1, before, vec![2]));
+        let from = ring.after(7, 7, 11).expect("covered from 8");
+        assert_eq!(
+            from.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![8, 9, 10, 11]
+        );
+        assert!(!from.gap, "the gap at 2 was dropped with its events");
+        assert!(ring.after(7, 6, 11).is_none());
+    }
+
+    #[test]
+    fn a_warm_up_for_an_older_start_changes_nothing() {
+        let ring = Ring::new(10);
+        ring.start(7, 10);
+        ring.start(7, 12);
+        let before = vec![event(EventType::OrderReceived, 10, "b")];
+        assert!(!ring.warm((7, 10), 10, before.clone(), vec![]));
+        assert!(ring.after(7, 9, 12).is_none());
+        ring.start(8, 12);
+        assert!(!ring.warm((7, 12), 10, before, vec![]));
+        assert_eq!(*ring.starts().borrow(), (8, 12));
+    }
 
     fn seqs(from: Option<FromRing>) -> Option<Vec<u64>> {
         from.map(|from| from.events.iter().map(|event| event.seq).collect())

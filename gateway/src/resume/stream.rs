@@ -27,6 +27,17 @@ pub enum FetchError {
     Read(String),
 }
 
+/// What the stream held over a range, read whole for [`super::ring::Ring::warm`].
+pub struct Recent {
+    /// The first message read (every later one up to the range's end was read too); past the
+    /// range's end when it held none.
+    pub first_read: u64,
+    /// Client events of every channel, oldest first.
+    pub events: Vec<Arc<StreamEvent>>,
+    /// Source gap markers, oldest first.
+    pub gaps: Vec<u64>,
+}
+
 /// A throwaway consumer the server removes by itself if this instance forgets it.
 pub const CONSUMER_INACTIVE_THRESHOLD: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -139,6 +150,54 @@ impl StreamReader {
             None => None,
         };
         Ok(first)
+    }
+
+    /// Every client event and source gap marker with `from <= seq <= to`, read with one
+    /// short-lived ordered consumer (the caller bounds the range and the time).
+    pub async fn recent(&self, from: u64, to: u64) -> Result<Recent, FetchError> {
+        let stream = self.jetstream.get_stream(&self.name).await?;
+        let consumer = stream
+            .create_consumer(pull::OrderedConfig {
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: from.max(1),
+                },
+                ..Default::default()
+            })
+            .await?;
+        let read = |error: &dyn std::fmt::Display| FetchError::Read(error.to_string());
+        let mut messages = consumer.messages().await.map_err(|error| read(&error))?;
+        let mut recent = Recent {
+            first_read: to + 1,
+            events: Vec::new(),
+            gaps: Vec::new(),
+        };
+        let validator = Validator::new(usize::MAX);
+        while let Some(message) = messages.next().await {
+            let message = message.map_err(|error| read(&error))?;
+            let info = message.info().map_err(|error| read(&error))?;
+            let (seq, pending) = (info.stream_sequence, info.pending);
+            if seq > to {
+                break;
+            }
+            recent.first_read = recent.first_read.min(seq);
+            if message.subject.as_str() == SOURCE_GAP_SUBJECT {
+                recent.gaps.push(seq);
+            } else if let Some(channel) =
+                Channel::by_subject(message.subject.as_str()).filter(|channel| !channel.internal)
+            {
+                // What the live pipeline skips as invalid is skipped here too.
+                if let Ok(event) =
+                    StreamEvent::parse(&validator, channel, seq, message.payload.clone())
+                {
+                    recent.events.push(Arc::new(event));
+                }
+            }
+            // Nothing more stored for now: the end of the range was removed (age, limits).
+            if seq == to || pending == 0 {
+                break;
+            }
+        }
+        Ok(recent)
     }
 
     /// Client events with `from <= seq <= to` on the given channels, read with a short-lived
