@@ -54,7 +54,9 @@ fleet:
     cd web && npm run --silent build:dashboard >/dev/null
     target/debug/rakuda-fleet
 
-# Load scenarios against the real stack, gateway pinned to core 0; medians into docs/BENCHMARKS.md (~15 min).
+# Load scenarios against the real stack, gateway pinned to core 0, then the four fleet scenarios
+# (56,000 clients over 4 gateways); medians into docs/BENCHMARKS.md (~15 min, then ~35 min for the fleet).
+# `just bench 1 --only fleet-56k,storm-kill` runs a subset.
 bench runs="3" *args="":
     ./ops/bench.sh {{runs}} {{args}}
 

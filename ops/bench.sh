@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# `just bench`: builds the release binaries and runs the standard scenarios (rakuda-loadgen
-# bench), writing the table into docs/BENCHMARKS.md. With two or more cores the gateway is
-# pinned to core 0 and everything else (load generator, Redis, NATS, bridge) to the last core,
-# so the gateway's figures are its own.
+# `just bench`: builds the release binaries and runs the standard scenarios, then the fleet
+# scenarios (fleet-56k, storm-kill, rolling-deploy, reset-herd: 4 gateways, 56,000 clients in
+# worker processes), with rakuda-loadgen bench, writing the tables into docs/BENCHMARKS.md.
+# With two or more cores the gateway (every gateway of a fleet) is pinned to core 0 and
+# everything else (load generator and its workers, Redis, NATS, bridge) to the last core, so
+# the gateways' figures are their own. Extra arguments go to `bench`: `--only storm-kill`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-3}"

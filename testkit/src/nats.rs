@@ -13,19 +13,47 @@ use crate::process::{log_path, path_arg, signal, spawn_on_free_port, Error, Serv
 /// [`NatsServer::restart`]; killed on drop.
 pub struct NatsServer {
     port: u16,
+    /// The HTTP monitoring port (`-m`), when started with [`NatsServer::start_monitored`].
+    monitor_port: Option<u16>,
     dir: TempDir,
     process: Option<ServerProcess>,
 }
 
 impl NatsServer {
     pub fn start() -> Result<NatsServer, Error> {
+        NatsServer::start_with_monitor(false)
+    }
+
+    /// As [`NatsServer::start`], with the HTTP monitoring endpoints (`/jsz`, `/varz`) on a
+    /// port of their own: a benchmark reads how many JetStream consumers the gateways hold.
+    pub fn start_monitored() -> Result<NatsServer, Error> {
+        NatsServer::start_with_monitor(true)
+    }
+
+    fn start_with_monitor(monitored: bool) -> Result<NatsServer, Error> {
         let dir = tempfile::Builder::new().prefix("rakuda-nats-").tempdir()?;
-        let (port, process) = spawn_on_free_port(5, |port| spawn(&dir, port))?;
+        let mut monitor_port = None;
+        let (port, process) = spawn_on_free_port(5, |port| {
+            let monitor = if monitored {
+                Some(crate::free_port()?)
+            } else {
+                None
+            };
+            monitor_port = monitor;
+            spawn(&dir, port, monitor)
+        })?;
         Ok(NatsServer {
             port,
+            monitor_port,
             dir,
             process: Some(process),
         })
+    }
+
+    /// `http://127.0.0.1:<monitor port>` when started with [`NatsServer::start_monitored`].
+    pub fn monitor_url(&self) -> Option<String> {
+        self.monitor_port
+            .map(|port| format!("http://127.0.0.1:{port}"))
     }
 
     pub fn port(&self) -> u16 {
@@ -57,7 +85,7 @@ impl NatsServer {
     /// Starts the server again on the same port with the same JetStream store.
     pub fn restart(&mut self) -> Result<(), Error> {
         self.stop();
-        self.process = Some(spawn(&self.dir, self.port)?);
+        self.process = Some(spawn(&self.dir, self.port, self.monitor_port)?);
         Ok(())
     }
 
@@ -79,8 +107,8 @@ impl NatsServer {
     }
 }
 
-fn spawn(dir: &TempDir, port: u16) -> Result<ServerProcess, Error> {
-    let args = [
+fn spawn(dir: &TempDir, port: u16, monitor: Option<u16>) -> Result<ServerProcess, Error> {
+    let mut args = vec![
         "-a".to_string(),
         "127.0.0.1".into(),
         "-p".into(),
@@ -89,6 +117,9 @@ fn spawn(dir: &TempDir, port: u16) -> Result<ServerProcess, Error> {
         "-sd".into(),
         path_arg(&dir.path().join("jetstream")),
     ];
+    if let Some(monitor) = monitor {
+        args.extend(["-m".to_string(), monitor.to_string()]);
+    }
     ServerProcess::spawn(
         "nats-server",
         "nats-server",

@@ -60,19 +60,26 @@ pub enum Command {
     },
     /// Run one standard scenario on a fresh stack and print a JSON line and a table per run.
     Scenario {
-        /// idle-10k, light-1k, fanout-1k, fanout-5k, saturation, burst, reconnect-storm, soak.
+        /// idle-10k, light-1k, fanout-1k, fanout-5k, saturation, burst, reconnect-storm, soak;
+        /// or a fleet scenario: fleet-56k, storm-kill, rolling-deploy, reset-herd.
         name: String,
         #[arg(long, value_enum, default_value = "sse")]
         transport: TransportArg,
         #[command(flatten)]
         stack: StackArgs,
     },
-    /// Run every standard scenario and write the results into a Markdown file.
+    /// A fleet scenario's worker process, started by `scenario` and `bench`: reads its
+    /// settings and commands on stdin, answers on stdout.
+    #[command(hide = true)]
+    FleetWorker,
+    /// Run every standard scenario, then the fleet scenarios, and write the results into a
+    /// Markdown file.
     Bench {
         /// Where to write the table (the part between the bench marks is replaced).
         #[arg(long, default_value = "docs/BENCHMARKS.md")]
         out: PathBuf,
-        /// Only these scenarios (labels like `fanout-5k/ws` or names like `fanout-5k`).
+        /// Only these scenarios (labels like `fanout-5k/ws` or names like `fanout-5k` or
+        /// `storm-kill`).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         #[command(flatten)]
@@ -88,10 +95,13 @@ pub struct StackArgs {
     /// Where rakuda-bridge and rakuda-gateway were built.
     #[arg(long, default_value = "target/release")]
     pub bin_dir: PathBuf,
-    /// Pin the gateway to these CPUs with taskset (e.g. `0`); empty: not pinned.
+    /// Pin the gateway (every gateway of a fleet scenario) to these CPUs with taskset (e.g.
+    /// `0`); empty: not pinned.
     #[arg(long, default_value = "0")]
     pub gateway_cpus: String,
-    /// Divide connections and durations by this (a quick check, not a measurement).
+    /// Divide connections and durations by this (a quick check, not a measurement). Fleet
+    /// scenarios also shorten every wait (backoff, drain window) by up to 10 and use two
+    /// source addresses.
     #[arg(long, default_value_t = 1)]
     pub scale_down: usize,
     /// Extra gateway settings, e.g. `--gateway-env CLIENT_WRITE_INTERVAL=20ms` (repeatable).

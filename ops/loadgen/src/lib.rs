@@ -13,15 +13,20 @@
 //! - [`procstat`] — RSS and CPU seconds of a process, and the machine's steal time, from /proc.
 //! - [`calibrate`] — how fast the machine is right now at a loopback write.
 //! - [`scenario`] — the standard scenarios and the runner that measures one.
+//! - [`fleet`] — a fleet of gateways on one box: worker processes from several source
+//!   addresses, the four fleet scenarios (`fleet-56k`, `storm-kill`, `rolling-deploy`,
+//!   `reset-herd`) and their coordinator.
 //! - [`report`] — tables, medians and the generated part of docs/BENCHMARKS.md.
 //! - [`loopback`] — the guard that keeps the command line's load on this machine.
 //! - [`cli`] — the `rakuda-loadgen` command line.
-//! - [`commands`] — what each subcommand does: `subscribe`, `publish`, `scenario`, `bench`.
+//! - [`commands`] — what each subcommand does: `subscribe`, `publish`, `scenario`, `bench`,
+//!   and the hidden `fleet-worker`.
 
 pub mod calibrate;
 pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod fleet;
 pub mod loopback;
 pub mod marker;
 pub mod procstat;

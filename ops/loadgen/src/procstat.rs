@@ -65,6 +65,61 @@ fn machine_times(stat: &str) -> Option<MachineTimes> {
     })
 }
 
+/// The machine's 1-minute load average (`/proc/loadavg`): how many runnable processes there
+/// were, ours and anyone else's.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// One CPU's time so far (a `cpuN` line of `/proc/stat`), in clock ticks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTimes {
+    /// user + nice + system + idle + iowait + irq + softirq + steal.
+    pub total: u64,
+    /// idle + iowait.
+    pub idle: u64,
+}
+
+impl CpuTimes {
+    /// How busy the CPU was since `earlier`, in percent.
+    pub fn busy_percent_since(&self, earlier: &CpuTimes) -> Option<f64> {
+        let total = self.total.checked_sub(earlier.total).filter(|t| *t > 0)?;
+        let idle = self.idle.checked_sub(earlier.idle)?;
+        Some(total.saturating_sub(idle) as f64 * 100.0 / total as f64)
+    }
+}
+
+/// Each CPU's times (`cpu0`, `cpu1`, … of `/proc/stat`), in order; empty where there is none.
+pub fn per_cpu() -> Vec<CpuTimes> {
+    per_cpu_times(&std::fs::read_to_string("/proc/stat").unwrap_or_default())
+}
+
+fn per_cpu_times(stat: &str) -> Vec<CpuTimes> {
+    stat.lines()
+        .filter(|line| {
+            line.strip_prefix("cpu")
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .filter_map(|line| {
+            let ticks: Vec<u64> = line
+                .split_whitespace()
+                .skip(1)
+                .take(8)
+                .map(|field| field.parse().ok())
+                .collect::<Option<_>>()?;
+            Some(CpuTimes {
+                total: ticks.iter().sum(),
+                idle: ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
 /// utime + stime from a `/proc/<pid>/stat` line. The command name (field 2) may hold spaces
 /// and parentheses, so fields are counted from the last `)`.
 fn cpu_ticks(stat: &str) -> Option<u64> {
@@ -119,6 +174,25 @@ mod tests {
         assert_eq!(later.steal_percent_since(&earlier), Some(25.0));
         assert_eq!(earlier.steal_percent_since(&earlier), None);
         assert!(machine_times("intr 1 2 3").is_none());
+    }
+
+    #[test]
+    fn each_cpu_s_busy_share_comes_from_its_own_line() {
+        let stat = "cpu  200 0 100 1600 20 0 10 70 0 0\ncpu0 100 0 50 800 10 0 5 35 0 0\ncpu1 100 0 50 800 10 0 5 35 0 0\nintr 5\n";
+        let earlier = per_cpu_times(stat);
+        assert_eq!(earlier.len(), 2);
+        assert_eq!(
+            earlier[0],
+            CpuTimes {
+                total: 1000,
+                idle: 810
+            }
+        );
+        let later = CpuTimes {
+            total: 1100,
+            idle: 860,
+        };
+        assert_eq!(later.busy_percent_since(&earlier[0]), Some(50.0));
     }
 
     #[test]

@@ -197,6 +197,7 @@ pub fn table(rows: &[Row]) -> String {
 /// The generated section of BENCHMARKS.md.
 pub fn generated_section(
     rows: &[Row],
+    fleet: &[crate::fleet::report::FleetRow],
     machine: &str,
     command: &str,
     saturation: &[Report],
@@ -208,9 +209,12 @@ pub fn generated_section(
     let _ = writeln!(
         out,
         "Every figure is the median of the runs; latency is publish (Redis) to receive (client), \
-         through the bridge, NATS and the gateway.\n"
+         through the bridge, NATS and the gateway."
     );
-    out.push_str(&table(rows));
+    if !rows.is_empty() {
+        let _ = writeln!(out);
+        out.push_str(&table(rows));
+    }
     if let Some(report) = saturation.first() {
         let _ = writeln!(out, "\nSaturation steps (first run, 1,000 connections):\n");
         let _ = writeln!(
@@ -228,6 +232,9 @@ pub fn generated_section(
                 ms(step.latency_ms.map(|q| q.p99)),
             );
         }
+    }
+    if !fleet.is_empty() {
+        out.push_str(&crate::fleet::report::section(fleet));
     }
     let _ = writeln!(out, "{END}");
     out

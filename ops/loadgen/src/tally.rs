@@ -63,7 +63,49 @@ impl DenseSet {
     }
 }
 
-use crate::marker::Delivered;
+use crate::marker::{now_us, Delivered};
+
+/// What a fleet run needs to know of one session besides [`Session`]: which gateway it was on,
+/// whether it resumed with a cursor, and when it opened and became ready, on the wall clock
+/// shared by every process of the run (microseconds since the Unix epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Index into the client's gateway list ([`crate::client::Target::urls`]).
+    pub gateway: usize,
+    /// Opened with a cursor (`Last-Event-ID` / `lastEventId`): a reconnect, not a first open.
+    pub resumed: bool,
+    pub opened_us: u64,
+    /// When its first heartbeat arrived.
+    pub ready_us: Option<u64>,
+    /// When it ended (`None` while open).
+    pub ended_us: Option<u64>,
+}
+
+/// The largest value seen of each event type, so a delivery that goes backwards within its
+/// type is noticed. Types, not the whole stream: a resume's replay is coalesced per type (one
+/// batch frame per type, PROTOCOL.md), so across types the order of a replay is not the
+/// stream's; within a type it is.
+#[derive(Debug, Default, Clone)]
+pub struct OrderByType {
+    last: Vec<(Box<str>, u64)>,
+}
+
+impl OrderByType {
+    /// Records `seq` as delivered for `event_type`; false if a larger one came before it.
+    pub fn in_order(&mut self, event_type: &str, seq: u64) -> bool {
+        match self.last.iter_mut().find(|(name, _)| &**name == event_type) {
+            Some((_, last)) if seq < *last => false,
+            Some((_, last)) => {
+                *last = seq;
+                true
+            }
+            None => {
+                self.last.push((event_type.into(), seq));
+                true
+            }
+        }
+    }
+}
 
 /// One connection from its successful open to its end.
 #[derive(Debug, Clone)]
@@ -103,6 +145,23 @@ pub struct Tally {
     pub bad_frames: u64,
     /// The last resume cursor received, sent on the next connect.
     pub cursor: Option<String>,
+    /// Per session in [`Tally::sessions`], at the same index.
+    pub session_info: Vec<SessionInfo>,
+    /// Distinct deliveries whose `seq` was below one already delivered of the same type.
+    pub out_of_order: u64,
+    pub order: OrderByType,
+    /// The last SSE `retry:` the server sent (ms): the least wait before the next reconnect.
+    pub retry_hint_ms: Option<u64>,
+    /// Refusals (an HTTP error status before streaming), by status and the JSON `error` reason
+    /// (`503 connection_rate`), each counted.
+    pub refusals: Vec<(Box<str>, u64)>,
+    /// Refetches (summary and snapshot, as a dashboard does after a `reset`) finished.
+    pub refetches_done: u64,
+    /// Refetches given up (not answered within their limit).
+    pub refetches_failed: u64,
+    /// Attempts passed on to the next gateway within the same attempt, as a load balancer
+    /// does for a gateway it cannot reach or that answers 502 or 503.
+    pub passed_on: u64,
     /// Reused for each frame's events, so reading a frame allocates nothing.
     pub(crate) scratch: Vec<Delivered>,
 }
@@ -126,12 +185,42 @@ impl Tally {
         }
     }
 
+    /// As [`Tally::record_frame`], for a frame of `event_type`: also counts a delivery that
+    /// goes backwards within its type ([`Tally::out_of_order`]).
+    pub fn record_typed_frame(
+        &mut self,
+        event_type: &str,
+        events: &[Delivered],
+        represented: u64,
+        now_us: u64,
+    ) {
+        for event in events {
+            if !self.seqs.contains(&event.seq) && !self.order.in_order(event_type, event.seq) {
+                self.out_of_order += 1;
+            }
+        }
+        self.record_frame(events, represented, now_us);
+    }
+
+    #[cfg(test)]
     pub(crate) fn connected(&mut self) {
+        self.connected_to(0, false);
+    }
+
+    /// A session opened on gateway `gateway` of the client's list, `resumed` with a cursor.
+    pub(crate) fn connected_to(&mut self, gateway: usize, resumed: bool) {
         self.sessions.push(Session {
             connected_at: Instant::now(),
             instance: None,
             ended_at: None,
             end: None,
+        });
+        self.session_info.push(SessionInfo {
+            gateway,
+            resumed,
+            opened_us: now_us(),
+            ready_us: None,
+            ended_us: None,
         });
     }
 
@@ -139,7 +228,18 @@ impl Tally {
         if let Some(session) = self.sessions.last_mut() {
             if session.instance.is_none() {
                 session.instance = Some(instance.to_owned());
+                if let Some(info) = self.session_info.last_mut() {
+                    info.ready_us = Some(now_us());
+                }
             }
+        }
+    }
+
+    /// Counts one refusal under `what` (`503 connection_rate`).
+    pub(crate) fn refused(&mut self, what: &str) {
+        match self.refusals.iter_mut().find(|(name, _)| &**name == what) {
+            Some((_, count)) => *count += 1,
+            None => self.refusals.push((what.into(), 1)),
         }
     }
 
@@ -148,6 +248,9 @@ impl Tally {
             if session.ended_at.is_none() {
                 session.ended_at = Some(Instant::now());
                 session.end = Some(why);
+                if let Some(info) = self.session_info.last_mut() {
+                    info.ended_us = Some(now_us());
+                }
             }
         }
     }
@@ -211,5 +314,42 @@ mod tests {
         assert_eq!(tally.marks.len(), 3);
         assert_eq!(tally.latencies_us, vec![50, 50, 70]);
         assert_eq!(tally.frames, 2);
+    }
+
+    #[test]
+    fn a_delivery_that_goes_back_within_its_type_is_out_of_order_and_a_repeat_is_not() {
+        let mut tally = Tally::default();
+        let event = |seq| Delivered {
+            seq,
+            n: Some(seq),
+            sent_us: None,
+        };
+        // A replay coalesced per type: orders 10 and 12, then inventory 11. In order.
+        tally.record_typed_frame("ORDER_RECEIVED", &[event(10), event(12)], 2, 0);
+        tally.record_typed_frame("INVENTORY_CHANGE", &[event(11)], 1, 0);
+        assert_eq!(tally.out_of_order, 0);
+        // A repeat is a duplicate, not a step back.
+        tally.record_typed_frame("ORDER_RECEIVED", &[event(10)], 1, 0);
+        assert_eq!((tally.duplicates, tally.out_of_order), (1, 0));
+        // An order below the last order delivered is.
+        tally.record_typed_frame("ORDER_RECEIVED", &[event(9)], 1, 0);
+        assert_eq!(tally.out_of_order, 1);
+        assert_eq!(tally.seqs.len(), 4);
+    }
+
+    #[test]
+    fn sessions_know_their_gateway_and_when_they_became_ready() {
+        let mut tally = Tally::default();
+        tally.connected_to(2, false);
+        tally.saw_instance("gw-2");
+        tally.ended("closed by server".into());
+        tally.connected_to(1, true);
+        assert_eq!(tally.session_info.len(), 2);
+        assert_eq!(tally.session_info[0].gateway, 2);
+        assert!(tally.session_info[0].ready_us.is_some());
+        assert!(tally.session_info[1].resumed && tally.session_info[1].ready_us.is_none());
+        tally.refused("503 connection_rate");
+        tally.refused("503 connection_rate");
+        assert_eq!(tally.refusals, vec![("503 connection_rate".into(), 2)]);
     }
 }

@@ -13,7 +13,7 @@ pub enum ChunkError {
 }
 
 /// Decodes `Transfer-Encoding: chunked` incrementally (or passes a close-delimited body on).
-pub(super) struct ChunkedBody {
+pub(crate) struct ChunkedBody {
     chunked: bool,
     state: ChunkState,
 }
@@ -26,7 +26,7 @@ enum ChunkState {
 }
 
 impl ChunkedBody {
-    pub(super) fn new(chunked: bool) -> ChunkedBody {
+    pub(crate) fn new(chunked: bool) -> ChunkedBody {
         ChunkedBody {
             chunked,
             state: ChunkState::Size,
@@ -48,7 +48,7 @@ impl ChunkedBody {
     }
 
     /// Moves decoded bytes from `input` to `out`; true once the last chunk was read.
-    pub(super) fn decode(
+    pub(crate) fn decode(
         &mut self,
         input: &mut BytesMut,
         out: &mut BytesMut,

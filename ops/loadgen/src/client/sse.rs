@@ -9,7 +9,10 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::chunked::{ChunkError, ChunkedBody};
-use super::{handle, lock, query, SessionEnd, SharedTally, Target};
+use super::{
+    after_frames, connect_tcp, handle, lock, query, refusal_name, retry_after, SessionEnd,
+    SharedTally, Target,
+};
 use crate::marker::now_us;
 use crate::tally::Tally;
 
@@ -21,7 +24,7 @@ pub enum UrlError {
 }
 
 /// `host:port` and the path prefix of an `http://` base URL.
-fn host_and_prefix(base_url: &str) -> Result<(&str, &str), UrlError> {
+pub(crate) fn host_and_prefix(base_url: &str) -> Result<(&str, &str), UrlError> {
     let rest = base_url
         .strip_prefix("http://")
         .ok_or_else(|| UrlError::NotHttp(base_url.to_owned()))?;
@@ -40,19 +43,21 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// bottleneck it was measuring.
 pub(super) async fn session(
     target: &Target,
+    url: &str,
+    gateway: usize,
     tally: &SharedTally,
     stop: &CancellationToken,
 ) -> SessionEnd {
-    let (host, prefix) = match host_and_prefix(&target.base_url) {
+    let (host, prefix) = match host_and_prefix(url) {
         Ok(parts) => parts,
-        Err(error) => return SessionEnd::Failed(error.to_string()),
+        Err(error) => return SessionEnd::failed(error.to_string()),
     };
     let cursor = lock(tally).cursor.clone();
     let mut stream = tokio::select! {
         _ = stop.cancelled() => return SessionEnd::Stopped,
-        stream = TcpStream::connect(host) => match stream {
+        stream = connect_tcp(host, target.source, target.idle_timeout) => match stream {
             Ok(stream) => stream,
-            Err(error) => return SessionEnd::Failed(format!("connect: {error}")),
+            Err(error) => return SessionEnd::unreachable(format!("connect: {error}")),
         },
     };
     let _ = stream.set_nodelay(true);
@@ -68,15 +73,17 @@ pub(super) async fn session(
     }
     request.push_str("\r\n");
     if let Err(error) = stream.write_all(request.as_bytes()).await {
-        return SessionEnd::Failed(format!("send request: {error}"));
+        return SessionEnd::unreachable(format!("send request: {error}"));
     }
 
     let mut input = BytesMut::with_capacity(16 * 1024);
-    let (status, chunked, length) = loop {
+    let (status, chunked, length, wait) = loop {
         match read_more(&mut stream, &mut input, target.idle_timeout, stop).await {
             Read::Stopped => return SessionEnd::Stopped,
             Read::Bytes => {}
-            Read::Ended(why) => return SessionEnd::Failed(format!("before the response: {why}")),
+            Read::Ended(why) => {
+                return SessionEnd::unreachable(format!("before the response: {why}"))
+            }
         }
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut response = httparse::Response::new(&mut headers);
@@ -91,15 +98,20 @@ pub(super) async fn session(
                 };
                 let chunked = header("transfer-encoding").is_some_and(|v| v.contains("chunked"));
                 let length = header("content-length").and_then(|v| v.trim().parse::<usize>().ok());
+                let wait = response
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("retry-after"))
+                    .and_then(|h| retry_after(h.value));
                 let status = response.code.unwrap_or(0);
                 input.advance(head);
-                break (status, chunked, length);
+                break (status, chunked, length, wait);
             }
             Ok(httparse::Status::Partial) if input.len() < MAX_HEAD_BYTES => continue,
             Ok(httparse::Status::Partial) => {
-                return SessionEnd::Failed("response head too large".into())
+                return SessionEnd::failed("response head too large".into())
             }
-            Err(error) => return SessionEnd::Failed(format!("bad response head: {error}")),
+            Err(error) => return SessionEnd::failed(format!("bad response head: {error}")),
         }
     };
     if status != 200 {
@@ -111,11 +123,17 @@ pub(super) async fn session(
                 _ => break,
             }
         }
-        let body = String::from_utf8_lossy(&input[..input.len().min(want)]).into_owned();
-        return SessionEnd::Failed(format!("HTTP {status}: {body}"));
+        let body = &input[..input.len().min(want)];
+        lock(tally).refused(&refusal_name(status, body));
+        let body = String::from_utf8_lossy(body).into_owned();
+        return SessionEnd::refused(status, format!("HTTP {status}: {body}"), wait);
     }
 
-    lock(tally).connected();
+    let mut resets_seen = {
+        let mut tally = lock(tally);
+        tally.connected_to(gateway, cursor.is_some());
+        tally.resets.len()
+    };
     let mut body = ChunkedBody::new(chunked);
     let mut payload = BytesMut::with_capacity(16 * 1024);
     loop {
@@ -123,6 +141,7 @@ pub(super) async fn session(
             Ok(ended) => ended,
             Err(error) => return SessionEnd::Ended(format!("bad chunked body: {error}")),
         };
+        after_frames(target, url, tally, &mut resets_seen);
         if ended {
             return SessionEnd::Ended("closed by server".into());
         }
@@ -225,6 +244,15 @@ fn handle_records_in(tally: &mut Tally, bytes: &[u8], received_us: u64) -> usize
             let value = value.strip_prefix(b" ").unwrap_or(value);
             match field {
                 b"id" => id = std::str::from_utf8(value).ok(),
+                // The least wait before reconnecting, which the gateway jitters per client.
+                b"retry" => {
+                    if let Some(ms) = std::str::from_utf8(value)
+                        .ok()
+                        .and_then(|v| v.trim().parse().ok())
+                    {
+                        tally.retry_hint_ms = Some(ms);
+                    }
+                }
                 b"event" => event = std::str::from_utf8(value).ok(),
                 // The gateway writes one data line per record.
                 b"data" => data = value,
@@ -261,6 +289,7 @@ mod tests {
         assert_eq!(&payload[..], b"id: 1-9\nevent: ORD");
         let tally = lock(&tally);
         assert_eq!(tally.instance(), Some("gw-1"));
+        assert_eq!(tally.retry_hint_ms, Some(3000));
         assert_eq!(tally.cursor.as_deref(), Some("1-8"));
         assert!(tally.seqs.contains(&8) && tally.marks.contains(&0));
         assert_eq!(tally.frames, 1);

@@ -8,7 +8,11 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use super::{handle, lock, query, SessionEnd, SharedTally, Target};
+use super::sse::host_and_prefix;
+use super::{
+    after_frames, connect_tcp, handle, lock, query, refusal_name, retry_after, SessionEnd,
+    SharedTally, Target,
+};
 use crate::marker::now_us;
 
 /// `{"id":"<id>","event":"<event>","data":<data>}`, the shape the gateway writes every event
@@ -22,45 +26,100 @@ fn split_ws_frame(text: &str) -> Option<(&str, &str, &str)> {
     Some((id, event, data))
 }
 
+/// Why a WebSocket never opened.
+enum Failure {
+    Connect(String),
+    Handshake(tokio_tungstenite::tungstenite::Error),
+}
+
 /// One WebSocket connection, from the handshake (with the cursor as `lastEventId`) until the
 /// stream ends or `stop`.
 pub(super) async fn session(
     target: &Target,
+    base_url: &str,
+    gateway: usize,
     tally: &SharedTally,
     stop: &CancellationToken,
 ) -> SessionEnd {
     let cursor = lock(tally).cursor.clone();
-    let base = target
-        .base_url
+    let base = base_url
         .replacen("http://", "ws://", 1)
         .replacen("https://", "wss://", 1);
     let url = format!("{base}/api/realtime/ws{}", query(target, cursor.as_deref()));
     let mut request = match url.into_client_request() {
         Ok(request) => request,
-        Err(error) => return SessionEnd::Failed(format!("bad URL: {error}")),
+        Err(error) => return SessionEnd::failed(format!("bad URL: {error}")),
     };
     if let Some(key) = &target.api_key {
         match HeaderValue::from_str(key) {
             Ok(value) => {
                 request.headers_mut().insert("X-API-Key", value);
             }
-            Err(_) => return SessionEnd::Failed("the API key is not a valid header value".into()),
+            Err(_) => return SessionEnd::failed("the API key is not a valid header value".into()),
         }
     }
     // Small buffers: a load run holds thousands of these (tungstenite defaults to 128 KiB).
     let config = WebSocketConfig::default()
         .read_buffer_size(16 * 1024)
         .write_buffer_size(0);
-    let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+    let connect = async {
+        match target.source {
+            None => tokio_tungstenite::connect_async_with_config(request, Some(config), true)
+                .await
+                .map_err(Failure::Handshake),
+            // From a chosen source address: the socket opened here, the handshake on it.
+            Some(source) => {
+                let host = host_and_prefix(base_url)
+                    .map_err(|error| Failure::Connect(error.to_string()))?
+                    .0;
+                let stream = connect_tcp(host, Some(source), target.idle_timeout)
+                    .await
+                    .map_err(|error| Failure::Connect(error.to_string()))?;
+                let _ = stream.set_nodelay(true);
+                let handshake = tokio_tungstenite::client_async_with_config(
+                    request,
+                    tokio_tungstenite::MaybeTlsStream::Plain(stream),
+                    Some(config),
+                );
+                match tokio::time::timeout(target.idle_timeout, handshake).await {
+                    Ok(result) => result.map_err(Failure::Handshake),
+                    Err(_) => Err(Failure::Connect("no handshake answer in time".into())),
+                }
+            }
+        }
+    };
     let socket = tokio::select! {
         _ = stop.cancelled() => return SessionEnd::Stopped,
         socket = connect => socket,
     };
     let mut socket = match socket {
         Ok((socket, _)) => socket,
-        Err(error) => return SessionEnd::Failed(format!("handshake: {error}")),
+        Err(Failure::Connect(error)) => {
+            return SessionEnd::unreachable(format!("connect: {error}"))
+        }
+        Err(Failure::Handshake(tokio_tungstenite::tungstenite::Error::Http(response))) => {
+            let status = response.status().as_u16();
+            let wait = response
+                .headers()
+                .get("retry-after")
+                .and_then(|value| retry_after(value.as_bytes()));
+            let body = response.body().as_deref().unwrap_or_default();
+            lock(tally).refused(&refusal_name(status, body));
+            return SessionEnd::refused(
+                status,
+                format!("HTTP {status}: {}", String::from_utf8_lossy(body)),
+                wait,
+            );
+        }
+        Err(Failure::Handshake(error)) => {
+            return SessionEnd::unreachable(format!("handshake: {error}"))
+        }
     };
-    lock(tally).connected();
+    let mut resets_seen = {
+        let mut tally = lock(tally);
+        tally.connected_to(gateway, cursor.is_some());
+        tally.resets.len()
+    };
     #[derive(serde::Deserialize)]
     struct WsFrame<'a> {
         #[serde(borrow)]
@@ -84,21 +143,24 @@ pub(super) async fn session(
             Ok(Some(Err(error))) => return SessionEnd::Ended(format!("read: {error}")),
             Ok(Some(Ok(Message::Text(text)))) => {
                 let received_us = now_us();
-                let mut tally = lock(tally);
-                if let Some((id, event, data)) = split_ws_frame(text.as_str()) {
-                    handle(&mut tally, event, Some(id), data.as_bytes(), received_us);
-                    continue;
+                {
+                    let mut tally = lock(tally);
+                    if let Some((id, event, data)) = split_ws_frame(text.as_str()) {
+                        handle(&mut tally, event, Some(id), data.as_bytes(), received_us);
+                    } else {
+                        match serde_json::from_str::<WsFrame>(text.as_str()) {
+                            Ok(frame) => handle(
+                                &mut tally,
+                                frame.event,
+                                frame.id,
+                                frame.data.get().as_bytes(),
+                                received_us,
+                            ),
+                            Err(_) => tally.bad_frames += 1,
+                        }
+                    }
                 }
-                match serde_json::from_str::<WsFrame>(text.as_str()) {
-                    Ok(frame) => handle(
-                        &mut tally,
-                        frame.event,
-                        frame.id,
-                        frame.data.get().as_bytes(),
-                        received_us,
-                    ),
-                    Err(_) => tally.bad_frames += 1,
-                }
+                after_frames(target, base_url, tally, &mut resets_seen);
             }
             Ok(Some(Ok(Message::Close(frame)))) => {
                 let code = frame.map(|frame| u16::from(frame.code)).unwrap_or(1005);

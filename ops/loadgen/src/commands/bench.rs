@@ -7,17 +7,24 @@ use std::time::Duration;
 
 use crate::cli::StackArgs;
 use crate::client::Transport;
+use crate::fleet::report::FleetRow;
+use crate::fleet::{self, FleetError, FleetOptions, FleetReport, FleetScenario};
 use crate::report::{self, Row};
 use crate::scenario::{self, Report, RunError, RunOptions, Scenario};
 
 /// No single scenario run may take longer than this.
 const RUN_LIMIT: Duration = Duration::from_secs(600);
+/// No single fleet scenario run may take longer than this (opening 56,000 connections, the
+/// idle window, the load and a rolling deploy of four gateways take about five minutes).
+const FLEET_RUN_LIMIT: Duration = Duration::from_secs(900);
 
 /// One run of one scenario that produced no report.
 #[derive(Debug, thiserror::Error)]
 pub enum RunFailure {
     #[error("{label}: {source}")]
     Failed { label: String, source: RunError },
+    #[error("{label}: {source}")]
+    FleetFailed { label: String, source: FleetError },
     #[error("{label}: did not finish within {limit:?}")]
     TimedOut { label: String, limit: Duration },
 }
@@ -37,6 +44,8 @@ pub enum BenchError {
     },
     #[error("{failed} run(s) failed; their rows in {} say which and why", .out.display())]
     RunsFailed { failed: usize, out: PathBuf },
+    #[error("cannot find this program's own binary, which the fleet scenarios' workers run: {0}")]
+    OwnBinary(std::io::Error),
 }
 
 /// Runs one scenario for `--runs`; stops at the first failed run.
@@ -45,6 +54,15 @@ pub async fn scenario(
     transport: Transport,
     stack: &StackArgs,
 ) -> Result<(), BenchError> {
+    if let Some(fleet) = fleet::find(name) {
+        let fleet = fleet.scaled_down(stack.scale_down);
+        let options = fleet_options(stack)?;
+        for run in 1..=stack.runs.max(1) {
+            let report = run_fleet_within_limit(&fleet, &options).await?;
+            print_fleet_report(run, &report);
+        }
+        return Ok(());
+    }
     let scenario = find(name, transport)
         .ok_or_else(|| BenchError::UnknownScenario {
             name: name.to_owned(),
@@ -81,6 +99,7 @@ fn known_names() -> String {
             names.push(scenario.name);
         }
     }
+    names.extend(fleet::standard().into_iter().map(|scenario| scenario.name));
     match names.split_last() {
         Some((last, [])) => last.clone(),
         Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
@@ -88,8 +107,9 @@ fn known_names() -> String {
     }
 }
 
-/// Runs the standard scenarios (or those `only` names) `--runs` times each and writes their
-/// medians into `out`. A failed run is reported and the bench goes on; the bench then fails.
+/// Runs the standard scenarios, then the fleet scenarios (or those `only` names) `--runs`
+/// times each and writes their medians into `out`. A failed run is reported and the bench
+/// goes on; the bench then fails.
 pub async fn bench(out: &Path, only: &[String], stack: &StackArgs) -> Result<(), BenchError> {
     let options = run_options(stack);
     let scenarios: Vec<Scenario> = scenario::standard()
@@ -97,7 +117,12 @@ pub async fn bench(out: &Path, only: &[String], stack: &StackArgs) -> Result<(),
         .filter(|s| only.is_empty() || only.iter().any(|o| *o == s.name || *o == s.label()))
         .map(|s| s.scaled_down(stack.scale_down))
         .collect();
-    if scenarios.is_empty() {
+    let fleet_scenarios: Vec<FleetScenario> = fleet::standard()
+        .into_iter()
+        .filter(|s| only.is_empty() || only.contains(&s.name))
+        .map(|s| s.scaled_down(stack.scale_down))
+        .collect();
+    if scenarios.is_empty() && fleet_scenarios.is_empty() {
         return Err(BenchError::NoMatch(only.to_vec()));
     }
     let mut rows = Vec::new();
@@ -131,8 +156,37 @@ pub async fn bench(out: &Path, only: &[String], stack: &StackArgs) -> Result<(),
         }
         rows.push(Row::of(&scenario.label(), &reports).with_failures(&failures));
     }
+    let mut fleet_rows = Vec::new();
+    if !fleet_scenarios.is_empty() {
+        let fleet_options = fleet_options(stack)?;
+        for scenario in &fleet_scenarios {
+            let mut reports = Vec::new();
+            let mut failures = Vec::new();
+            for run in 1..=stack.runs.max(1) {
+                eprintln!("rakuda-loadgen: {} run {run}/{}", scenario.name, stack.runs);
+                match run_fleet_within_limit(scenario, &fleet_options).await {
+                    Ok(report) => {
+                        print_fleet_report(run, &report);
+                        reports.push(report);
+                    }
+                    Err(failure) => {
+                        eprintln!("rakuda-loadgen: run {run} failed: {failure}");
+                        failures.push(failure.to_string());
+                    }
+                }
+            }
+            failed_runs += failures.len();
+            fleet_rows.push(FleetRow::of(&scenario.name, &reports, &failures));
+        }
+    }
     let command = command_line(stack, &options);
-    let section = report::generated_section(&rows, &report::machine(), &command, &saturation);
+    let section = report::generated_section(
+        &rows,
+        &fleet_rows,
+        &report::machine(),
+        &command,
+        &saturation,
+    );
     // A missing or unreadable file is started afresh: the generated part is all that is needed.
     let existing = std::fs::read_to_string(out).unwrap_or_else(|_| "# Benchmarks\n".into());
     std::fs::write(out, report::splice(&existing, &section)).map_err(|source| {
@@ -176,6 +230,48 @@ async fn run_within_limit(scenario: &Scenario, options: &RunOptions) -> Result<R
             limit: RUN_LIMIT,
         }),
     }
+}
+
+/// One run of a fleet scenario, given at most [`FLEET_RUN_LIMIT`].
+async fn run_fleet_within_limit(
+    scenario: &FleetScenario,
+    options: &FleetOptions,
+) -> Result<FleetReport, RunFailure> {
+    match tokio::time::timeout(FLEET_RUN_LIMIT, fleet::run(scenario, options)).await {
+        Ok(result) => result.map_err(|source| RunFailure::FleetFailed {
+            label: scenario.name.clone(),
+            source,
+        }),
+        Err(_) => Err(RunFailure::TimedOut {
+            label: scenario.name.clone(),
+            limit: FLEET_RUN_LIMIT,
+        }),
+    }
+}
+
+/// The stack flags as the fleet runner takes them; the workers run this very binary.
+fn fleet_options(stack: &StackArgs) -> Result<FleetOptions, BenchError> {
+    let options = run_options(stack);
+    Ok(FleetOptions {
+        bin_dir: options.bin_dir,
+        worker_exe: std::env::current_exe().map_err(BenchError::OwnBinary)?,
+        gateway_cpus: options.gateway_cpus,
+        gateway_env: options.gateway_env,
+    })
+}
+
+/// A fleet run's JSON line and its one-row table, on stdout.
+fn print_fleet_report(run: usize, report: &FleetReport) {
+    use std::io::Write as _;
+    let json = serde_json::to_string(report).unwrap_or_default();
+    let row = FleetRow::of(
+        &format!("{} (run {run})", report.scenario),
+        std::slice::from_ref(report),
+        &[],
+    );
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{json}");
+    let _ = writeln!(out, "{}", fleet::report::table(&[row]));
 }
 
 /// The stack flags as the runner takes them. Pinning needs `taskset`: without it the gateway
@@ -234,7 +330,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "unknown scenario `nope`: use idle-10k, light-1k, fanout-1k, fanout-5k, saturation, \
-             burst, reconnect-storm or soak"
+             burst, reconnect-storm, soak, fleet-56k, storm-kill, rolling-deploy or reset-herd"
         );
     }
 
