@@ -325,3 +325,36 @@ async fn streams_opened_with_a_cursor_count_as_reconnects_by_transport() {
     gateway.wait_for_metric(ws, 1.0).await;
     gateway.stop().await;
 }
+
+/// A gateway that has not read where the stream stands (here: its stream does not exist yet)
+/// refuses streams with 503 `starting` and a short `Retry-After`, rather than taking them and
+/// answering every cursor `reset` as if the stream had been recreated. `/readyz` says the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_not_reading_the_stream_yet_refuses_streams_as_starting() {
+    let stack = Stack::start().await;
+    let mut config = stack.gateway_config();
+    config.stream_name = "RAKUDA_NOT_CREATED_YET".to_owned();
+    let gateway =
+        RunningGateway::start(|listener, shutdown| rakuda_gateway::run(config, listener, shutdown))
+            .await;
+    gateway.wait_until_ok("/healthz").await;
+    let (ready, _) = get_json(&gateway, "/readyz").await;
+    assert_eq!(ready, 503, "not ready while not reading");
+
+    for query in ["", "?lastEventId=1700000000000-5"] {
+        match sse_attempt(&gateway, query).await {
+            Attempt::Refused {
+                status,
+                retry_after,
+                body,
+            } => {
+                assert_eq!(status, 503, "{body}");
+                assert_eq!(body["error"], "starting", "{body}");
+                assert_eq!(retry_after, Some(1));
+            }
+            _ => panic!("a stream was admitted before the gateway read the stream ({query})"),
+        }
+    }
+    wait_for_rejections(&gateway, &[("starting", 2.0)]).await;
+    gateway.stop().await;
+}

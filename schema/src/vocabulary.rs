@@ -85,6 +85,10 @@ pub enum RequestRefusal {
     /// from (at start, or that read keeps failing): retry after `Retry-After`, or on another
     /// instance.
     SnapshotLoading,
+    /// The gateway has not started reading the stream yet (it just started): a resume could not
+    /// be told from a cursor of a recreated stream. Retry after `Retry-After`, or on another
+    /// instance (nginx passes a 503 on to the next gateway).
+    Starting,
 }
 
 /// Why a client gets `event: reset` (the `reason` of [`crate::ResetNotice`]): it missed

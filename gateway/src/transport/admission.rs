@@ -4,6 +4,8 @@
 //! after the listener read the head) both come through the same router to [`admit`], so there is
 //! one place for each check whichever path a stream takes.
 
+use std::time::Duration;
+
 use axum::extract::rejection::QueryRejection;
 use axum::extract::Query;
 use axum::http::StatusCode;
@@ -16,6 +18,10 @@ use crate::edge::limits::Permit;
 use crate::edge::{ApiError, Refusals};
 use crate::fanout::cursor::Cursor;
 use crate::resume::{Asked, Backfill};
+
+/// How soon a client refused while the gateway starts may come back: the feed reads where the
+/// stream stands within a second of a start when NATS is up.
+const STARTING_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// The query both transports take: `channels=inventory,orders`, `lastEventId=<cursor>`, and on
 /// a first connection `backfill=<events>` or `since=<duration>` for recent history.
@@ -126,6 +132,19 @@ fn slot(streams: &Streams, key: &str) -> Result<Permit, ApiError> {
             RequestRefusal::Draining,
             "this gateway is shutting down; reconnect to another instance",
         ));
+    }
+    // Until the feed has read where the stream stands, the hub knows no epoch: every cursor
+    // would look like one of a recreated stream and be answered `reset`, so a client taken
+    // over in a rolling deploy would refetch everything for nothing.
+    if streams.resumer.hub.epoch() == 0 {
+        return Err(refusals
+            .refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                RequestRefusal::Starting,
+                "this gateway has just started and is not reading the stream yet; reconnect \
+                 after Retry-After seconds (or to another instance), with your cursor",
+            )
+            .retry_after(STARTING_RETRY_AFTER));
     }
     let permit = streams
         .connections

@@ -43,7 +43,7 @@ export type ResetReason = "invalid_cursor" | "stream_recreated" | "cursor_expire
 
 export type ResetNotice = { reason: ResetReason, };
 
-export type RequestRefusal = "missing_credentials" | "invalid_api_key" | "invalid_token" | "token_expired" | "channel_not_allowed" | "api_key_required" | "unknown_channel" | "bad_request" | "realtime_disabled" | "draining" | "too_many_connections" | "too_many_connections_for_key" | "uri_too_long" | "headers_too_large" | "not_websocket" | "too_many_unauthenticated" | "too_many_unauthenticated_for_address" | "request_timeout" | "too_many_auth_failures" | "admin_required" | "origin_not_allowed" | "history_unavailable" | "no_latest_state" | "history_budget" | "connection_rate" | "snapshot_loading";
+export type RequestRefusal = "missing_credentials" | "invalid_api_key" | "invalid_token" | "token_expired" | "channel_not_allowed" | "api_key_required" | "unknown_channel" | "bad_request" | "realtime_disabled" | "draining" | "too_many_connections" | "too_many_connections_for_key" | "uri_too_long" | "headers_too_large" | "not_websocket" | "too_many_unauthenticated" | "too_many_unauthenticated_for_address" | "request_timeout" | "too_many_auth_failures" | "admin_required" | "origin_not_allowed" | "history_unavailable" | "no_latest_state" | "history_budget" | "connection_rate" | "snapshot_loading" | "starting";
 
 export type ClientOp = { "op": "subscribe", channels: Array<ChannelName>, } | { "op": "unsubscribe", channels: Array<ChannelName>, } | { "op": "ping" };
 
