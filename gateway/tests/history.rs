@@ -99,8 +99,11 @@ async fn a_new_connection_can_ask_for_recent_events_first() {
 async fn backfill_comes_from_jetstream_when_the_gateway_started_later() {
     let stack = Stack::start().await;
     let published = publish_orders(&stack, 12, "late").await;
-    // This gateway's ring begins after those events.
-    let gateway = start_gateway(stack.gateway_config()).await;
+    // This gateway's ring, warmed at start with what the stream held before it, is shorter
+    // than the backfill.
+    let mut config = stack.gateway_config();
+    config.replay_ring_capacity = 2;
+    let gateway = start_gateway(config).await;
     wait_for_watermark(&gateway, published[11]).await;
     let mut client =
         SseClient::connect(&format!("{}/api/realtime/events?backfill=5", gateway.url)).await;
@@ -135,8 +138,11 @@ async fn backfill_counts_client_events_not_canary_probes() {
     let mut client =
         SseClient::connect(&format!("{}/api/realtime/events?backfill=4", running.url)).await;
     assert_eq!(history_of(&mut client).await, orders[2..].to_vec());
-    // From JetStream, for a gateway started after them: the stream is counted, not read.
-    let late = start_gateway(stack.gateway_config()).await;
+    // From JetStream, for a gateway started after them (its ring, warmed at start, is shorter
+    // than the backfill): the stream is counted, not read.
+    let mut late_config = stack.gateway_config();
+    late_config.replay_ring_capacity = 2;
+    let late = start_gateway(late_config).await;
     wait_for_watermark(&late, orders[5] + 40).await;
     let mut client =
         SseClient::connect(&format!("{}/api/realtime/events?backfill=4", late.url)).await;
