@@ -475,24 +475,27 @@ async fn a_fleet_behind_nginx_delivers_every_event_through_crashes_drains_and_ou
     assert_eq!(closes.len(), CLIENTS, "every subscriber was on gateway-2");
     let spread_secs = (closes[CLIENTS - 1] - closes[0]).as_secs_f64();
     // Spread over the window, not all at once: the first and last close are more than half a
-    // window apart, and no quarter of the window holds more than two thirds of the clients
-    // (uniform closes put 5 of 20 there; more than half happens by chance about once in a
-    // hundred runs on a loaded machine, more than two thirds about never).
+    // window apart, and the closes fall into many different moments. Counted as distinct
+    // quarter-second slots of the window: closing everyone at once fills one or two, uniform
+    // closes fill about 11.6 of 16, and a test process descheduled for a second or two on a
+    // loaded machine (which sees several closes "at once" when it runs again, as CI did once
+    // with 12 of 20 seen within 0.8 s) still sees 8 or more. Fewer than 5 by chance: well under
+    // one in a million runs.
     assert!(
         spread_secs > DRAIN_WINDOW.as_secs_f64() / 2.0,
         "drain closes not spread: {closes:?}"
     );
-    let quarter = DRAIN_WINDOW / 4;
-    for start in &closes {
-        let in_quarter = closes
-            .iter()
-            .filter(|close| **close >= *start && **close < *start + quarter)
-            .count();
-        assert!(
-            in_quarter <= CLIENTS * 2 / 3,
-            "{in_quarter} closes within {quarter:?}: {closes:?}"
-        );
-    }
+    let slot = DRAIN_WINDOW / 16;
+    let mut slots: Vec<u128> = closes
+        .iter()
+        .map(|close| close.as_nanos() / slot.as_nanos())
+        .collect();
+    slots.dedup();
+    assert!(
+        slots.len() >= 5,
+        "drain closes fall into only {} of the window's {slot:?} slots: {closes:?}",
+        slots.len()
+    );
 
     // Phase 3: with both bridges down the gateways keep running, and their canary says
     // `degraded` within CANARY_DEGRADED_AFTER; a bridge back brings them round.
