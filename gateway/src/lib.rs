@@ -4,7 +4,7 @@
 //! The folders follow the path of an event:
 //!
 //! ```text
-//! ingest/                    fanout/                          transport/            browser
+//! store/   ingest/           fanout/                          transport/            browser
 //! JetStream ─> feed ─> pipeline ─> frame ─> hub ─(broadcast)─> outbox ─> sse / ws ─> client
 //!              (thread)  debounce   once      ring of            per connection
 //!                        cursor     for all   messages           filter, heartbeat
@@ -12,8 +12,13 @@
 //!                            └─> resume/ring ──> resume ─────────────┘ what a reconnecting
 //!                                                (ring, JetStream,       client missed
 //!                                                 budget)
-//! edge/   the HTTP edge a request passes first: auth, tokens, limits, refusals, stats
-//! fleet/  one instance among many: the drain, the canary, cluster stats
+//! server/  the front door: the accept loop and request heads, by hand (`paths` says where each
+//!          path goes)
+//! edge/    what a request passes first: auth, tokens, limits, refusals
+//! store/   every JetStream read: the feed, counts, replays (one computation per request)
+//! history/ what a dashboard asks for when it opens: summary, snapshot, DLQ
+//! status/  what the instance tells about itself: status, stats, metrics, health
+//! fleet/   one instance among many: the drain, the canary, cluster stats
 //! ```
 //!
 //! # Layout
@@ -24,9 +29,13 @@
 //! - [`ingest`] — the feed, the pipeline, debounce, on a thread of their own.
 //! - [`fanout`] — coalescing, wire frames, the hub, each connection's outbox.
 //! - [`resume`] — the ring, JetStream replays, the replay budget, backfill.
-//! - [`history`] — today's totals and the latest state of every entity, from JetStream.
-//! - [`transport`] — the accept loop, request heads, SSE on the socket, WebSocket.
-//! - [`edge`] — auth, tokens, connection limits, refusals, status and stats.
+//! - [`store`] — every read of JetStream: the feed, counts, replays, single-flight.
+//! - [`history`] — today's totals, the latest state of every entity, the DLQ, and their routes.
+//! - [`paths`] — every path served, in one table.
+//! - [`server`] — the front door: the accept loop, request heads, SSE on the socket.
+//! - [`transport`] — SSE and WebSocket streams: admission, then frames to the client.
+//! - [`edge`] — auth, tokens, connection limits, refusals.
+//! - [`status`] — `/status`, `/stats`, `/metrics`, `/healthz`, `/readyz`.
 //! - [`fleet`] — drain, canary, cluster stats.
 //! - [`gateway`] — the parts put together: build, spawn, drain.
 
@@ -40,7 +49,11 @@ pub mod gateway;
 pub mod history;
 pub mod ingest;
 pub mod metrics;
+pub mod paths;
 pub mod resume;
+pub mod server;
+pub mod status;
+pub mod store;
 pub mod transport;
 
 use tokio::net::TcpListener;

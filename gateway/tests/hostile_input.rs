@@ -1,7 +1,7 @@
 //! Hostile input against the gateway's parsers: what a browser, or anyone with a socket, sends
 //! before it is authenticated or while it is connected.
 //!
-//! - The request head (`transport::head`): arbitrary bytes, and near-valid heads (random
+//! - The request head (`server::head`): arbitrary bytes, and near-valid heads (random
 //!   methods, paths and versions, up to 80 headers, long values, CR/LF/NUL injected). `parse`
 //!   never panics; it answers "not yet", a request within `MAX_URI_BYTES`, `MAX_HEADER_BYTES`
 //!   and `MAX_HEADERS`, or an error with a named refusal. A decision on a prefix stands on the
@@ -31,8 +31,8 @@ use proptest::sample::Index;
 use proptest::test_runner::Config as ProptestConfig;
 use rakuda_gateway::channels::{ChannelSet, UnknownChannel};
 use rakuda_gateway::fanout::cursor::{Cursor, MalformedCursor};
+use rakuda_gateway::server::head::{parse, read_head, HeadError, HeadLimits, MAX_HEADERS};
 use rakuda_gateway::transport::admission::ConnectQuery;
-use rakuda_gateway::transport::head::{parse, read_head, HeadError, HeadLimits, MAX_HEADERS};
 use rakuda_schema::{ClientOp, RequestRefusal, WsErrorKind, CHANNELS};
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

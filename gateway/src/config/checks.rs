@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use ipnet::IpNet;
+use rakuda_service::keys::{KeyError, KeySet};
 use rakuda_service::nats::NatsAuthError;
 use rakuda_service::redis::RedisSettingError;
 use rakuda_service::settings::{PlaceholderSecret, Secret};
@@ -59,13 +60,22 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// `API_KEY`'s entries (`id:key` or a bare key) as the key set the edge checks requests
+    /// against: each key at least [`MIN_API_KEY_LEN`] long, each id once.
+    pub fn api_keys(&self) -> Result<KeySet, ConfigError> {
+        KeySet::new(&self.api_key, MIN_API_KEY_LEN).map_err(|error| match error {
+            KeyError::TooShort { position, .. } => ConfigError::ApiKeyTooShort { position },
+            KeyError::IdRepeated(id) => ConfigError::ApiKeyIdRepeated(id),
+        })
+    }
+
     /// Everything clap could not check. The gateway calls it before it builds anything;
     /// `main` calls it first, to exit with the message and status 2.
     pub fn check(&self) -> Result<(), ConfigError> {
         if !self.gateway_dev_mode {
             self.check_placeholders()?;
         }
-        crate::edge::ApiKeys::new(&self.api_key)?;
+        self.api_keys()?;
         if self.token_secret.is_empty() && !self.gateway_dev_mode {
             return Err(ConfigError::NoTokenSecret);
         }

@@ -249,3 +249,21 @@ fn the_connection_rate_settings_refuse_what_cannot_work_and_say_why() {
     .expect("parse");
     assert!(off.check().is_ok(), "0 turns the cap off");
 }
+
+#[test]
+fn short_api_keys_and_repeated_ids_are_refused_without_showing_the_key() {
+    let mut config = Config::new(
+        vec![DEFAULT_NATS_URL.parse().expect("url")],
+        vec!["long-enough-key".into(), "tiny".into()],
+    );
+    let error = config.api_keys().err().map(|e| e.to_string());
+    let error = error.unwrap_or_default();
+    assert!(
+        error.contains("API_KEY") && error.contains("key 2"),
+        "{error}"
+    );
+    assert!(!error.contains("tiny"), "{error}");
+    config.api_key = vec!["a:long-enough-1".into(), "a:long-enough-2".into()];
+    let error = config.api_keys().err();
+    assert!(matches!(error, Some(ConfigError::ApiKeyIdRepeated(id)) if id == "a"));
+}

@@ -10,24 +10,21 @@
 //! - [`limits`] — connection slots, in total and per key.
 //! - [`connection_rate`] — new streams admitted per second (`CONNECTION_RATE_LIMIT`).
 //! - [`error`] — refusals: a status, a JSON body, a count by reason.
-//! - [`stats`] — `/status`, `/stats`, `/metrics`, `/healthz`, `/readyz`.
-//! - [`history`] — `/summary` and `/snapshot`: today's totals, the latest state.
-//! - [`dlq`] — `/dlq`: the messages the bridge rejected, for administrators.
-//! - [`routes`] — the edge's routes, CORS; [`dashboard`] — the static dashboard.
+//! - [`routes`] — `/token`, the fallback, CORS; [`dashboard`] — the static dashboard.
+//!
+//! The routes behind the edge live with what they serve: the streams in `crate::transport`,
+//! status and stats in `crate::status`, summary, snapshot and DLQ in `crate::history::routes`.
 
 pub mod auth;
 pub mod auth_failures;
 pub mod client_addr;
 pub mod connection_rate;
 pub mod dashboard;
-pub mod dlq;
 pub mod error;
-pub mod history;
 pub mod keys;
 pub mod limits;
 pub mod origin;
 pub mod routes;
-pub mod stats;
 pub mod token;
 pub mod unauthenticated;
 

@@ -1,6 +1,7 @@
-//! The edge's routes: status, stats and token under `/api/realtime/`, the public health and
-//! metrics endpoints, the dashboard for every other path, and CORS. The streaming routes are the
-//! transports'; `crate::gateway` puts them all together behind one auth layer.
+//! The edge's own routes: the token under `/api/realtime/`, the dashboard for every other path,
+//! and CORS. The streaming routes are the transports', status and stats `crate::status`'s,
+//! summary, snapshot and DLQ `crate::history::routes`'; `crate::gateway` puts them all together
+//! behind one auth layer.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use rakuda_schema::RequestRefusal;
@@ -17,9 +18,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use super::auth::{require_admin, Principal, API_KEY_HEADER};
+use super::auth::{Principal, API_KEY_HEADER};
 use super::error::{ApiError, Refusals};
-use super::stats::{self, StatusSources};
 use super::token::{Scope, TokenSigner};
 use crate::channels::ChannelSet;
 
@@ -29,31 +29,11 @@ pub struct Minting {
     pub refusals: Refusals,
 }
 
-/// `/api/realtime/status`, `/stats` (administrators only) and `/token`; the caller puts them
-/// behind auth.
-pub fn realtime_routes(status: Arc<StatusSources>, minting: Arc<Minting>) -> Router {
-    let refusals = minting.refusals.clone();
-    let status_routes = Router::new()
-        .route("/api/realtime/status", get(stats::status_handler))
-        .route("/api/realtime/stats", get(stats::stats_handler))
-        .with_state(status)
-        .route_layer(axum::middleware::from_fn_with_state(
-            refusals,
-            require_admin,
-        ));
-    let token_routes = Router::new()
-        .route("/api/realtime/token", post(token))
-        .with_state(minting);
-    status_routes.merge(token_routes)
-}
-
-/// `/metrics` (for the scraper), `/healthz`, `/readyz`: no credential.
-pub fn public_routes(status: Arc<StatusSources>) -> Router {
+/// `/api/realtime/token`; the caller puts it behind auth.
+pub fn token_routes(minting: Arc<Minting>) -> Router {
     Router::new()
-        .route("/metrics", get(stats::metrics_handler))
-        .route("/healthz", get(stats::healthz))
-        .route("/readyz", get(stats::readyz))
-        .with_state(status)
+        .route(crate::paths::TOKEN, post(token))
+        .with_state(minting)
 }
 
 /// Every other path: the dashboard when `dashboard` is set, else a JSON 404.

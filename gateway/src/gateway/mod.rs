@@ -21,7 +21,6 @@ use crate::edge::connection_rate::ConnectionRate;
 use crate::edge::limits::Connections;
 use crate::edge::origin::AllowedOrigins;
 use crate::edge::routes::Minting;
-use crate::edge::stats::StatusSources;
 use crate::edge::unauthenticated::Unauthenticated;
 use crate::edge::ApiKeys;
 use crate::edge::Refusals;
@@ -31,17 +30,18 @@ use crate::fleet::cluster::Cluster;
 use crate::fleet::drain::{self, DrainSignal};
 use crate::history::fill::Filler;
 use crate::history::latest::Latest;
-use crate::ingest::feed::Feed;
 use crate::ingest::pipeline::{Pipeline, PipelineOutputs, PipelineSettings};
 use crate::ingest::thread::IngestThread;
 use crate::ingest::{self, Reading};
 use crate::metrics::GatewayMetrics;
 use crate::resume::budget::ReplayBudget;
 use crate::resume::ring::Ring;
-use crate::resume::stream::StreamReader;
 use crate::resume::{BackfillCounts, ResumeLimits, Resumer};
-use crate::transport::head::HeadLimits;
-use crate::transport::listener::Listener;
+use crate::server::head::HeadLimits;
+use crate::server::listener::Listener;
+use crate::status::StatusSources;
+use crate::store::feed::Feed;
+use crate::store::stream::StreamReader;
 use crate::transport::{StreamSettings, Streams};
 use rakuda_schema::{Channel, EventType};
 use router::{router, shown_settings, token_signer, RouteParts};
@@ -228,7 +228,7 @@ impl Gateway {
             settings: shown_settings(&config),
         });
         let auth = Arc::new(Auth {
-            keys: ApiKeys::new(&config.api_key)?,
+            keys: ApiKeys::from(config.api_keys()?),
             tokens: tokens.clone(),
             refusals: refusals.clone(),
             failures: AuthFailures::new(

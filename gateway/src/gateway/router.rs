@@ -7,17 +7,17 @@ use axum::{middleware, Router};
 
 use crate::config::Config;
 use crate::edge::auth::{self, Auth};
-use crate::edge::dlq::dlq_routes;
-use crate::edge::history::{history_routes, History};
 use crate::edge::routes::{self, Minting};
-use crate::edge::stats::{ShownSettings, StatusSources};
 use crate::edge::token::TokenSigner;
 use crate::edge::Refusals;
 use crate::history::budget::AnswerBudget;
 use crate::history::dlq::Rejected;
 use crate::history::latest::Latest;
+use crate::history::routes::dlq::dlq_routes;
+use crate::history::routes::{history_routes, History};
 use crate::history::snapshot::Snapshots;
 use crate::history::summary::Summaries;
+use crate::status::{self, ShownSettings, StatusSources};
 use crate::transport::{self, Streams};
 
 /// What the routes serve.
@@ -81,13 +81,14 @@ pub(super) fn router(config: &Config, parts: RouteParts, refusals: Refusals) -> 
         history,
     } = parts;
     let realtime = transport::routes(streams)
-        .merge(routes::realtime_routes(status.clone(), minting))
+        .merge(status::admin_routes(status.clone()))
+        .merge(routes::token_routes(minting))
         .merge(history_routes(history.clone()))
         .merge(dlq_routes(history))
         .route_layer(middleware::from_fn_with_state(auth, auth::require));
     let router = Router::new()
         .merge(realtime)
-        .merge(routes::public_routes(status));
+        .merge(status::public_routes(status));
     let router = routes::with_fallback(router, config.gateway_dashboard_dir.as_ref(), refusals);
     match routes::cors(&config.cors_origins) {
         Some(cors) => router.layer(cors),

@@ -25,9 +25,9 @@ use rakuda_schema::dlq::{
 use rakuda_schema::{DlqPage, RejectCounts, RejectedMessage, Timestamp};
 
 use super::budget::Answer;
-use super::consumer::{ConsumerGuard, CONSUMER_INACTIVE_THRESHOLD};
 use super::{HistoryError, HISTORY_TIMEOUT};
 use crate::metrics::HistoryMetrics;
+use crate::store::consumer::{ConsumerGuard, CONSUMER_INACTIVE_THRESHOLD};
 
 /// Messages one page lists at most (`?limit=` is capped here), and when none is asked for.
 pub const DLQ_MAX_LIMIT: usize = 50;

@@ -24,11 +24,11 @@ use rakuda_schema::{Channel, Validator};
 use rakuda_service::backoff::Backoff;
 use tokio_util::sync::CancellationToken;
 
-use super::consumer::{ConsumerGuard, CONSUMER_INACTIVE_THRESHOLD};
 use super::latest::{Filling, Latest, Wanted};
 use super::{HistoryError, HISTORY_TIMEOUT};
 use crate::event::StreamEvent;
 use crate::metrics::{CacheResult, CacheRoute, HistoryMetrics};
+use crate::store::consumer::{ConsumerGuard, CONSUMER_INACTIVE_THRESHOLD};
 
 /// Header JetStream sets on a sourced message: `<stream> <sequence> ...`.
 const SOURCE_HEADER: &str = "Nats-Stream-Source";

@@ -4,15 +4,15 @@
 //! the latest-state stream and kept current by the feed). Recent events come with the stream
 //! itself (`?backfill=`, in [`crate::resume`]). A computation that costs JetStream consumers
 //! (a summary, a backfill's counts) runs once for every request that asks for it meanwhile
-//! ([`flight`]). What an answer may hold is bounded by [`budget`]; a consumer made here is
-//! deleted by [`consumer`] however its reading ends.
+//! (`crate::store::flight`). What an answer may hold is bounded by [`budget`]; a consumer made
+//! here is deleted by `crate::store::consumer` however its reading ends. [`routes`] serves it
+//! all: `/summary`, `/snapshot` and `/dlq`.
 
 pub mod budget;
-pub mod consumer;
 pub mod dlq;
 pub mod fill;
-pub mod flight;
 pub mod latest;
+pub mod routes;
 pub mod snapshot;
 pub mod summary;
 

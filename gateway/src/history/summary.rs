@@ -22,10 +22,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::flight::{Flights, Grounded};
 use super::{HistoryError, HISTORY_TIMEOUT};
 use crate::metrics::{CacheRoute, HistoryMetrics};
-use crate::resume::stream::count_matching;
+use crate::store::flight::{Flights, Grounded};
+use crate::store::stream::count_matching;
 use async_nats::jetstream::{self, consumer::DeliverPolicy};
 use jiff::tz::TimeZone;
 use rakuda_schema::{Timestamp, CHANNELS};

@@ -4,6 +4,10 @@
 //! opens a window. Further events of that type inside the window are held and go out at the
 //! window's end as one batch; if any were held, the next window opens right away, so sustained
 //! traffic yields one batch per window. Types never wait for each other.
+//!
+//! This file decides *when* a batch goes out; *what* goes in it (how events of one type fold into
+//! one batch frame, the cap, the sequences a batch stands for) is the other half, in
+//! `crate::fanout::coalesce`, because resume folds its replays with the same code.
 
 use std::collections::HashMap;
 use std::sync::Arc;

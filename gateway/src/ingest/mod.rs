@@ -7,12 +7,11 @@
 //! ```
 //!
 //! - [`thread`] — the single-threaded runtime the NATS client, the feed and the pipeline run on.
-//! - [`feed`] — the ordered consumer on the stream, re-created after failures and reconnects.
+//! - `store::feed` — the ordered consumer on the stream, re-created after failures and reconnects.
 //! - [`pipeline`] — parse, ring, debounce, publish with a safe cursor; source gap markers.
 //! - [`debounce`] — the per-type window.
 
 pub mod debounce;
-pub mod feed;
 pub mod pipeline;
 pub mod thread;
 
@@ -23,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use feed::Feed;
+use crate::store::feed::Feed;
 use pipeline::Pipeline;
 use thread::IngestThread;
 

@@ -14,13 +14,13 @@ use std::time::Duration;
 use rakuda_schema::{Channel, ResetReason};
 
 use super::by_channel::ChannelReader;
-use super::stream::{FetchError, StreamReader};
 use super::{Resumer, STREAM_REPLAY_TIMEOUT};
 use crate::channels::ChannelSet;
 use crate::event::StreamEvent;
 use crate::fanout::Tap;
-use crate::history::flight::{Flights, Grounded};
 use crate::metrics::{CacheRoute, HistoryMetrics};
+use crate::store::flight::{Flights, Grounded};
+use crate::store::stream::{FetchError, StreamReader};
 
 /// How long a backfill's counts are served to identical requests after they were taken. They
 /// hold as long as the stream keeps the events counted: they are counted up to a watermark,

@@ -14,9 +14,9 @@ use rakuda_schema::channel::SUBJECT_PREFIX;
 use rakuda_schema::{Channel, Validator, CHANNELS};
 
 use super::budget::Reservation;
-use super::stream::{count_matching, FetchError, StreamReader, CONSUMER_INACTIVE_THRESHOLD};
 use crate::channels::ChannelSet;
 use crate::event::StreamEvent;
+use crate::store::stream::{count_matching, FetchError, StreamReader, CONSUMER_INACTIVE_THRESHOLD};
 
 /// Messages asked for in one pull.
 const PULL_BATCH: usize = 256;

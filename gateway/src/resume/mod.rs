@@ -20,7 +20,6 @@ pub mod budget;
 pub mod by_channel;
 pub mod replay;
 pub mod ring;
-pub mod stream;
 pub mod warm;
 
 use std::sync::Arc;
@@ -34,13 +33,13 @@ use crate::fanout::cursor::MalformedCursor;
 use crate::fanout::frame::folded_frame_bytes;
 use crate::fanout::{Cursor, Hub, Tap};
 use crate::metrics::ConnectionMetrics;
+use crate::store::stream::{FetchError, Gaps, StreamReader};
 use backfill::keep_last;
 pub use backfill::{Backfill, BackfillCounts};
 use budget::{ReplayBudget, Reservation};
 use by_channel::ChannelReader;
 use replay::{Replay, Start};
 use ring::{FromRing, Ring};
-use stream::{FetchError, StreamReader};
 
 /// How long fetching missed events from JetStream may take before the client is reset instead.
 const STREAM_REPLAY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -96,15 +95,6 @@ pub enum Asked {
     Cursor(Result<Cursor, MalformedCursor>),
     /// Recent history first, then live.
     Backfill(Backfill),
-}
-
-/// What a source gap marker in the replayed range does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Gaps {
-    /// `reset` (`source_gap`): the client's state may miss what the gap lost.
-    Reset,
-    /// Skipped: backfill for a client that holds nothing yet.
-    Skip,
 }
 
 /// Decides and assembles resumes; one per gateway, shared by every connection.
@@ -288,7 +278,7 @@ impl Resumer {
                 tokio::time::timeout(
                     STREAM_REPLAY_TIMEOUT,
                     self.stream
-                        .fetch(from, to, channels, gaps, &mut reservation),
+                        .fetch(from, to, channels, gaps, &mut |len| reservation.grow(len)),
                 )
                 .await
             }

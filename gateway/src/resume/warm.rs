@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use rakuda_service::metric::ReadableCounter;
 
 use super::ring::Ring;
-use super::stream::StreamReader;
+use crate::store::stream::StreamReader;
 
 /// The longest one warm-up may take; past it, resumes keep going to JetStream.
 const WARM_TIMEOUT: Duration = Duration::from_secs(30);

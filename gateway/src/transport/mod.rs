@@ -1,18 +1,11 @@
-//! The transports: how frames reach a client, and how a client's request gets in.
+//! The transports: how frames reach a client once its request is in (the request itself comes
+//! through [`crate::server`]).
 //!
-//! - [`listener`] — the accept loop: every request head read and checked in one place.
-//! - [`head`] — reading a request head within bounds.
-//! - [`socket`], [`respond`] — SSE served straight on the socket, written with one system call
-//!   per chunk.
 //! - [`admission`] — what both transports check before streaming: query, channels, limits.
 //! - [`sse`] — `GET /api/realtime/events`.
 //! - [`ws`] — `GET /api/realtime/ws` and its client ops.
 
 pub mod admission;
-pub mod head;
-pub mod listener;
-pub mod respond;
-pub mod socket;
 pub mod sse;
 pub mod ws;
 
@@ -110,8 +103,8 @@ impl Streams {
 /// `/api/realtime/events` and `/api/realtime/ws`; the caller puts them behind auth.
 pub fn routes(streams: Arc<Streams>) -> Router {
     Router::new()
-        .route("/api/realtime/events", get(sse::events))
-        .route("/api/realtime/ws", get(ws::upgrade))
+        .route(crate::paths::EVENTS, get(sse::events))
+        .route(crate::paths::WS, get(ws::upgrade))
         .with_state(streams)
 }
 

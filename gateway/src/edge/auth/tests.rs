@@ -18,7 +18,9 @@ fn auth(enabled: bool) -> (Arc<Auth>, Arc<GatewayMetrics>) {
 fn auth_with(enabled: bool, failures: AuthFailures) -> (Arc<Auth>, Arc<GatewayMetrics>) {
     let metrics = Arc::new(GatewayMetrics::new());
     let auth = Arc::new(Auth {
-        keys: ApiKeys::new(&["first-key-1".into()]).expect("keys"),
+        keys: ApiKeys::from(
+            rakuda_service::keys::KeySet::new(&["first-key-1".into()], 8).expect("keys"),
+        ),
         tokens: Arc::new(TokenSigner::new(
             b"0123456789abcdef0123456789abcdef",
             Duration::from_secs(60),

@@ -1,6 +1,9 @@
 //! Folding several events of one type into one batch frame (the schema's `BatchFrame`):
 //! shared by live debounce and by resume, so a replay looks exactly like what a connected client
 //! would have received. Events stay shared (`Arc`): a batch lists them, it does not copy them.
+//!
+//! This is the fold; *when* a live batch goes out (the per-type window) is the other half, in
+//! `crate::ingest::debounce`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

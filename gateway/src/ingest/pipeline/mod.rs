@@ -13,7 +13,6 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::debounce::Debouncer;
-use super::feed::FeedItem;
 use super::Reading;
 use crate::event::StreamEvent;
 use crate::fanout::coalesce::Folded;
@@ -23,6 +22,7 @@ use crate::fleet::canary::Canary;
 use crate::history::latest::Latest;
 use crate::metrics::IngestMetrics;
 use crate::resume::ring::Ring;
+use crate::store::feed::FeedItem;
 
 /// How the pipeline shapes the feed.
 #[derive(Debug, Clone, Copy)]

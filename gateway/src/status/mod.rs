@@ -1,6 +1,6 @@
-//! `/api/realtime/status`, `/api/realtime/stats`, `/metrics`, `/healthz`, `/readyz`. `/stats`
-//! is the typed snapshot of the counters `/metrics` renders; the cluster scope adds up every
-//! instance's snapshot.
+//! What an instance tells about itself: `/api/realtime/status`, `/api/realtime/stats`,
+//! `/metrics`, `/healthz`, `/readyz`. `/stats` is the typed snapshot of the counters `/metrics`
+//! renders; the cluster scope adds up every instance's snapshot.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,19 +9,22 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::get;
+use axum::{Json, Router};
 use futures::future::BoxFuture;
 use rakuda_schema::RequestRefusal;
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::error::{ApiError, Refusals};
+use crate::edge::auth::require_admin;
+use crate::edge::error::{ApiError, Refusals};
 use crate::fanout::Hub;
 use crate::fleet::canary::Canary;
 use crate::fleet::cluster::{Cluster, ClusterStats};
 use crate::fleet::drain::DrainSignal;
 use crate::ingest::Reading;
 use crate::metrics::{GatewayMetrics, StatsSnapshot, Transport};
+use crate::paths;
 
 /// Where cluster-wide stats come from: NATS request/reply in a running gateway.
 pub trait ClusterSource: Send + Sync {
@@ -74,6 +77,28 @@ impl StatusSources {
 #[derive(Debug, serde::Deserialize)]
 pub struct StatsQuery {
     scope: Option<String>,
+}
+
+/// `/api/realtime/status` and `/stats`, administrators only; the caller puts them behind auth.
+pub fn admin_routes(status: Arc<StatusSources>) -> Router {
+    let refusals = status.refusals.clone();
+    Router::new()
+        .route(paths::STATUS, get(status_handler))
+        .route(paths::STATS, get(stats_handler))
+        .with_state(status)
+        .route_layer(axum::middleware::from_fn_with_state(
+            refusals,
+            require_admin,
+        ))
+}
+
+/// `/metrics` (for the scraper), `/healthz`, `/readyz`: no credential.
+pub fn public_routes(status: Arc<StatusSources>) -> Router {
+    Router::new()
+        .route(paths::METRICS, get(metrics_handler))
+        .route(paths::HEALTHZ, get(healthz))
+        .route(paths::READYZ, get(readyz))
+        .with_state(status)
 }
 
 /// `GET /api/realtime/stats[?scope=cluster]`.

@@ -18,12 +18,9 @@ use tower::ServiceExt;
 
 use super::respond::write_response;
 
-/// The path served here.
-const SSE_PATH: &str = "/api/realtime/events";
-
 /// Whether `request` is an SSE stream request, served on its socket.
 pub fn is_sse(request: &Request<Body>) -> bool {
-    request.method() == Method::GET && request.uri().path() == SSE_PATH
+    request.method() == Method::GET && request.uri().path() == crate::paths::EVENTS
 }
 
 /// Runs `request` through the router (auth, limits, admission, resume).

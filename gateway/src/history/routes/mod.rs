@@ -1,11 +1,13 @@
 //! `GET /api/realtime/summary` and `GET /api/realtime/snapshot`: today's totals and the latest
 //! state of every entity, for a dashboard that has just opened. Behind auth, within the
-//! channels the credential allows. The admission helpers here serve `/dlq` too ([`super::dlq`]).
+//! channels the credential allows. The admission helpers here serve `/dlq` too ([`dlq`]).
 //!
 //! The snapshot is answered from the state the gateway keeps in memory; until it is first
 //! filled a request waits up to [`FILL_WAIT`], then gets 503 `snapshot_loading` with a
 //! `Retry-After` drawn between 1 and [`LOADING_RETRY_MAX`] seconds, so that the refused do not
 //! come back as one wave.
+
+pub mod dlq;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,10 +22,10 @@ use futures::{StreamExt, TryStreamExt};
 use rakuda_schema::RequestRefusal;
 use serde::Deserialize;
 
-use super::auth::{requested_channels, Principal};
-use super::error::{ApiError, Refusals};
-use super::limits::{Connections, Permit};
 use crate::channels::ChannelSet;
+use crate::edge::auth::{requested_channels, Principal};
+use crate::edge::error::{ApiError, Refusals};
+use crate::edge::limits::{Connections, Permit};
 use crate::history::budget::{Answer, AnswerBudget};
 use crate::history::dlq::Rejected;
 use crate::history::snapshot::{Snapshots, ANSWER_TIMEOUT, FILL_WAIT};
@@ -35,7 +37,7 @@ use crate::metrics::{CacheResult, CacheRoute};
 pub struct History {
     pub summaries: Summaries,
     pub snapshots: Snapshots,
-    /// The DLQ reader (`/api/realtime/dlq`, routed by [`super::dlq`]).
+    /// The DLQ reader (`/api/realtime/dlq`, routed by [`dlq`]).
     pub rejected: Rejected,
     pub refusals: Refusals,
     /// The connection slots streams take too: an answer being written holds one.
@@ -47,8 +49,8 @@ pub struct History {
 /// `/api/realtime/summary` and `/api/realtime/snapshot`; the caller puts them behind auth.
 pub fn history_routes(history: Arc<History>) -> Router {
     Router::new()
-        .route("/api/realtime/summary", get(summary))
-        .route("/api/realtime/snapshot", get(snapshot))
+        .route(crate::paths::SUMMARY, get(summary))
+        .route(crate::paths::SNAPSHOT, get(snapshot))
         .with_state(history)
 }
 

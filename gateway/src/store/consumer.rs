@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_nats::jetstream::stream::Stream;
 
 use crate::metrics::HistoryMetrics;
-pub use crate::resume::stream::CONSUMER_INACTIVE_THRESHOLD;
+pub use crate::store::stream::CONSUMER_INACTIVE_THRESHOLD;
 
 /// How long one deletion may take before it is given up (and the server's inactivity
 /// threshold is left to remove the consumer).

@@ -13,16 +13,16 @@ use axum::{Extension, Router};
 use rakuda_schema::RequestRefusal;
 use serde::Deserialize;
 
-use super::auth::{require_admin, Principal};
-use super::error::ApiError;
-use super::history::{json_response, parsed, share, slot, unavailable, History};
+use super::{json_response, parsed, share, slot, unavailable, History};
+use crate::edge::auth::{require_admin, Principal};
+use crate::edge::error::ApiError;
 use crate::history::dlq::DLQ_DEFAULT_LIMIT;
 
 /// `/api/realtime/dlq`, administrators only; the caller puts it behind auth.
 pub fn dlq_routes(history: Arc<History>) -> Router {
     let refusals = history.refusals.clone();
     Router::new()
-        .route("/api/realtime/dlq", get(dlq))
+        .route(crate::paths::DLQ, get(dlq))
         .with_state(history)
         .route_layer(axum::middleware::from_fn_with_state(
             refusals,

@@ -7,10 +7,18 @@ use futures::StreamExt;
 use rakuda_schema::channel::{ENTITY_SUBJECTS, SOURCE_GAP_SUBJECT};
 use rakuda_schema::{Channel, Validator};
 
-use super::budget::Reservation;
-use super::Gaps;
 use crate::channels::ChannelSet;
 use crate::event::StreamEvent;
+
+/// What a replay read does at a source gap marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gaps {
+    /// Stops with [`FetchError::SourceGap`]: the reader's state may miss what the gap lost, so
+    /// it is reset (`source_gap`) rather than replayed across it.
+    Reset,
+    /// Reads on: a backfill for a client that holds nothing yet.
+    Skip,
+}
 
 /// Why events could not be fetched for a replay.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +35,7 @@ pub enum FetchError {
     Read(String),
 }
 
-/// What the stream held over a range, read whole for [`super::ring::Ring::warm`].
+/// What the stream held over a range, read whole for `resume`'s ring warm-up.
 pub struct Recent {
     /// The first message read (every later one up to the range's end was read too); past the
     /// range's end when it held none.
@@ -201,14 +209,15 @@ impl StreamReader {
     }
 
     /// Client events with `from <= seq <= to` on the given channels, read with a short-lived
-    /// ordered consumer; every event kept is reserved in the replay budget first.
+    /// ordered consumer. `reserve` is asked for each event's size before it is kept (the
+    /// replay budget, in `resume`); a refusal ends the read with [`FetchError::OverBudget`].
     pub async fn fetch(
         &self,
         from: u64,
         to: u64,
         channels: ChannelSet,
         gaps: Gaps,
-        reservation: &mut Reservation,
+        reserve: &mut (dyn FnMut(usize) -> bool + Send),
     ) -> Result<Vec<Arc<StreamEvent>>, FetchError> {
         let stream = self.jetstream.get_stream(&self.name).await?;
         let consumer = stream
@@ -244,7 +253,7 @@ impl StreamReader {
                     seq,
                     message.payload.clone(),
                 ) {
-                    if !reservation.grow(event.message_len()) {
+                    if !reserve(event.message_len()) {
                         return Err(FetchError::OverBudget);
                     }
                     events.push(Arc::new(event));
