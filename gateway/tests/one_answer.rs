@@ -1,6 +1,6 @@
 //! One answer per request. SSE streams are served straight on the socket
-//! (gateway/src/transport/socket.rs), everything else by hyper; the listener reads every head
-//! (gateway/src/transport/listener.rs). The same request gets the same status and body on both
+//! (gateway/src/server/socket.rs), everything else by hyper; the listener reads every head
+//! (gateway/src/server/listener.rs). The same request gets the same status and body on both
 //! paths, a client that leaves is let go at once, and every other request still reaches the
 //! router, however slowly its bytes arrive.
 
