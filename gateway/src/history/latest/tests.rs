@@ -9,7 +9,9 @@ use proptest::prelude::*;
 use rakuda_schema::{Channel, EventType, Validator};
 
 use super::*;
+use crate::channels::ChannelSet;
 use crate::metrics::GatewayMetrics;
+use rakuda_schema::CHANNELS;
 
 fn subject(channel: &str, id: &str) -> String {
     format!("rakuda.realtime.{channel}.{id}")
