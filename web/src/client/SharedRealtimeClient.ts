@@ -9,7 +9,8 @@
 // it, and each tab drops by seq what it had already delivered.
 import type { Heartbeat, SequencedEvent } from "../generated/schema";
 import { addTo, emit, type Listener } from "./listeners";
-import { RealtimeClient, backoffDelay } from "./RealtimeClient";
+import { RealtimeClient } from "./RealtimeClient";
+import { backoffDelay } from "./spread";
 import { groupName, verifyCredential, type ChannelLike, type LockManagerLike, type Message, type Verdict } from "./tabSharing";
 import type {
   ConnectionState,
