@@ -2,22 +2,16 @@
 // wsTransport.ts, through the interface in transport.ts) and owns what both share: the
 // connection lifecycle (state, heartbeat watchdog, reconnect backoff), the token handover
 // (tokens.ts says which token, this file when to change), the resume cursor, and dedup by seq
-// (messages.ts). See docs/PROTOCOL.md for the wire format.
-import type { EventType, Heartbeat, SequencedEvent } from "../generated/schema";
-import { emit, type Listener } from "./listeners";
+// (messages.ts). The listener surface comes from listeners.ts. See docs/PROTOCOL.md for the
+// wire format.
+import type { Heartbeat, SequencedEvent } from "../generated/schema";
+import { RealtimeListeners } from "./listeners";
 import { RecentSeqs, cursorSeq, isPublicEventType, resetCauseOf, toFrame, toHeartbeat } from "./messages";
 import { reconnectDelay, retryAfterOf } from "./spread";
 import { openEventSource } from "./sseTransport";
 import { RenewalTimer, TokenSource, isDue, type CachedToken } from "./tokens";
 import { streamQuery, type IncomingMessage, type Transport, type TransportEnd, type TransportHandlers } from "./transport";
-import type {
-  ConnectionState,
-  RealtimeClientApi,
-  RealtimeClientOptions,
-  RealtimeFrame,
-  ResetCause,
-  Unsubscribe,
-} from "./types";
+import type { ConnectionState, RealtimeClientApi, RealtimeClientOptions, RealtimeFrame } from "./types";
 import { openWebSocket } from "./wsTransport";
 
 const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
@@ -44,7 +38,7 @@ function trimTrailingSlash(url: string): string {
  * One gateway connection, kept open: `start()`, then listen with `on(type)`, `onFrame`,
  * `onReset`, `onState` and `onHeartbeat` (each returns its unsubscribe); `stop()` ends it.
  */
-export class RealtimeClient implements RealtimeClientApi {
+export class RealtimeClient extends RealtimeListeners implements RealtimeClientApi {
   private _state: ConnectionState = "closed";
   private _lastEvent: SequencedEvent | null = null;
   private _lastEventAt: Date | null = null;
@@ -56,12 +50,6 @@ export class RealtimeClient implements RealtimeClientApi {
   private readonly heartbeatIntervalMs: number;
   private readonly backoffInitialMs: number;
   private readonly backoffMaxMs: number;
-
-  private readonly eventListeners = new Map<EventType | "*", Set<Listener<SequencedEvent>>>();
-  private readonly frameListeners = new Set<Listener<RealtimeFrame>>();
-  private readonly resetListeners = new Set<Listener<ResetCause>>();
-  private readonly stateListeners = new Set<Listener<ConnectionState>>();
-  private readonly heartbeatListeners = new Set<Listener<Heartbeat>>();
 
   private readonly seen = new RecentSeqs(DEDUP_CAPACITY);
   private _cursor: string | null;
@@ -91,6 +79,7 @@ export class RealtimeClient implements RealtimeClientApi {
   private handoverTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private readonly options: RealtimeClientOptions) {
+    super();
     this.baseUrl = trimTrailingSlash(options.baseUrl);
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
     this.backoffInitialMs = options.backoff?.initialMs ?? DEFAULT_BACKOFF_INITIAL_MS;
@@ -134,36 +123,6 @@ export class RealtimeClient implements RealtimeClientApi {
     this.teardown();
     this.clearReconnectTimer();
     this.setState("closed");
-  }
-
-  on(type: EventType | "*", listener: (event: SequencedEvent) => void): Unsubscribe {
-    let set = this.eventListeners.get(type);
-    if (!set) {
-      set = new Set();
-      this.eventListeners.set(type, set);
-    }
-    const listeners = set;
-    listeners.add(listener);
-    return () => {
-      listeners.delete(listener);
-    };
-  }
-
-  onFrame(listener: (frame: RealtimeFrame) => void): Unsubscribe {
-    return addTo(this.frameListeners, listener);
-  }
-
-  onReset(listener: (reason: ResetCause) => void): Unsubscribe {
-    return addTo(this.resetListeners, listener);
-  }
-
-  onState(listener: (state: ConnectionState) => void): Unsubscribe {
-    return addTo(this.stateListeners, listener);
-  }
-
-  /** Every heartbeat, as it arrives (the `lastHeartbeat` getter holds the last one). */
-  onHeartbeat(listener: (heartbeat: Heartbeat) => void): Unsubscribe {
-    return addTo(this.heartbeatListeners, listener);
   }
 
   // ---- connection lifecycle ----
@@ -362,7 +321,7 @@ export class RealtimeClient implements RealtimeClientApi {
   private setState(state: ConnectionState): void {
     if (state === this._state) return;
     this._state = state;
-    emit(this.stateListeners, state);
+    this.notifyState(state);
   }
 
   // ---- messages ----
@@ -392,13 +351,13 @@ export class RealtimeClient implements RealtimeClientApi {
     this._lastHeartbeat = heartbeat;
     this._instance = heartbeat.instance;
     this.markHealthy();
-    emit(this.heartbeatListeners, heartbeat);
+    this.notifyHeartbeat(heartbeat);
   }
 
   private handleReset(data: unknown): void {
     // The seqs of a recreated stream start again; old ones would hide new events.
     this.seen.clear();
-    emit(this.resetListeners, resetCauseOf(data));
+    this.notifyReset(resetCauseOf(data));
   }
 
   private handleFrame(data: unknown, afterSeq: number | null): void {
@@ -414,21 +373,13 @@ export class RealtimeClient implements RealtimeClientApi {
     for (const event of frame.events) {
       this._lastEvent = event;
       this._lastEventAt = new Date();
-      emit(this.eventListeners.get(event.type), event);
-      emit(this.eventListeners.get("*"), event);
+      this.notifyEvent(event);
     }
-    emit(this.frameListeners, frame);
+    this.notifyFrame(frame);
   }
 
   /** The connection has carried real traffic: the next failure starts the backoff afresh. */
   private markHealthy(): void {
     if (this.opened) this.attempt = 0;
   }
-}
-
-function addTo<T>(set: Set<Listener<T>>, listener: Listener<T>): Unsubscribe {
-  set.add(listener);
-  return () => {
-    set.delete(listener);
-  };
 }
