@@ -67,6 +67,18 @@ describe("ClientRelay", () => {
     expect(second.listenerCount).toBe(0);
   });
 
+  it("tells onAttach listeners of each client swap, and only of swaps", () => {
+    const relay = new ClientRelay("closed");
+    const swaps: (FakeRealtimeClient | null)[] = [];
+    relay.onAttach((target) => swaps.push(target as FakeRealtimeClient | null));
+    const client = new FakeRealtimeClient();
+    relay.attach(client, "closed");
+    relay.attach(client, "closed");
+    relay.attach(null, "closed");
+    relay.attach(null, "closed");
+    expect(swaps).toEqual([client, null]);
+  });
+
   it("keeps delivering to the other listeners when one throws", () => {
     vi.useFakeTimers();
     const relay = new ClientRelay("closed");

@@ -4,7 +4,7 @@
 // whichever client is current. Components can therefore rely on a non-null client and
 // subscribe once, and their listeners survive a client being replaced.
 import type { ConnectionState, RealtimeClientApi, Unsubscribe } from "../client/types";
-import { RealtimeListeners } from "../client/listeners";
+import { ListenerSet, RealtimeListeners } from "../client/listeners";
 import type { Heartbeat, SequencedEvent } from "../generated/schema";
 
 export class ClientRelay extends RealtimeListeners implements RealtimeClientApi {
@@ -15,6 +15,7 @@ export class ClientRelay extends RealtimeListeners implements RealtimeClientApi 
   private reportedState: ConnectionState;
   /** The last heartbeat the listeners heard, so a replaced client's is told only if new. */
   private reportedHeartbeat: Heartbeat | null = null;
+  private readonly attachListeners = new ListenerSet<RealtimeClientApi | null>();
 
   constructor(idleState: ConnectionState) {
     super();
@@ -34,7 +35,8 @@ export class ClientRelay extends RealtimeListeners implements RealtimeClientApi 
    */
   attach(target: RealtimeClientApi | null, idleState: ConnectionState): void {
     this.idleState = idleState;
-    if (target !== this.target) {
+    const replaced = target !== this.target;
+    if (replaced) {
       this.detachTarget?.();
       this.detachTarget = null;
       this.target = target;
@@ -53,6 +55,15 @@ export class ClientRelay extends RealtimeListeners implements RealtimeClientApi 
     }
     this.reportState();
     if (target?.lastHeartbeat) this.reportHeartbeat(target.lastHeartbeat);
+    if (replaced) this.attachListeners.emit(target);
+  }
+
+  /**
+   * Every change of the attached client, after the state and heartbeat listeners heard about
+   * it: what the relay reports (instance, last event) may have changed with no event at all.
+   */
+  onAttach(listener: (target: RealtimeClientApi | null) => void): Unsubscribe {
+    return this.attachListeners.add(listener);
   }
 
   get state(): ConnectionState {
