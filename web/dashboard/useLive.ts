@@ -1,5 +1,6 @@
 // Connects the LiveStore to the realtime client and re-renders the dashboard at most four times
-// a second (and once a second regardless, so the sparkline and "last heard" keep moving).
+// a second (and once a second regardless, so the sparkline and "last heard" keep moving: that
+// clock is the display's own; frames, heartbeats and states come from the client's listeners).
 import { useEffect, useRef, useState } from "react";
 import type { ConnectionState, RealtimeClientApi } from "../src/client/types";
 import type { Heartbeat } from "../src/generated/schema";
@@ -44,13 +45,6 @@ export function useLive(client: RealtimeClientApi | null): { view: LiveView; sto
 
     const flush = (force: boolean): void => {
       const now = Date.now();
-      const heartbeat = client.lastHeartbeat;
-      if (heartbeat !== null && heartbeat !== lastHeartbeat) {
-        // A change of `degraded` must show at once, not at the next second.
-        if (heartbeat.degraded !== lastHeartbeat?.degraded) force = true;
-        lastHeartbeat = heartbeat;
-        store.heard(now);
-      }
       const second = Math.floor(now / 1000);
       if (!force && !store.isDirty && second === lastSecond) return;
       lastSecond = second;
@@ -59,9 +53,21 @@ export function useLive(client: RealtimeClientApi | null): { view: LiveView; sto
         state,
         instance: client.instance,
         everOpened,
-        degraded: heartbeat?.degraded === true,
+        degraded: client.lastHeartbeat?.degraded === true,
       });
     };
+
+    /** Returns whether `degraded` changed, which must show at once, not at the next second. */
+    const hear = (heartbeat: Heartbeat): boolean => {
+      const changed = heartbeat.degraded !== lastHeartbeat?.degraded;
+      lastHeartbeat = heartbeat;
+      store.heard();
+      return changed;
+    };
+    // Shown at the next tick, like frames, unless `degraded` changed.
+    const unsubscribeHeartbeat = client.onHeartbeat((heartbeat) => {
+      if (hear(heartbeat)) flush(true);
+    });
 
     const unsubscribeState = client.onState((next) => {
       state = next;
@@ -71,6 +77,8 @@ export function useLive(client: RealtimeClientApi | null): { view: LiveView; sto
     // The state may have moved between the first render and this effect.
     state = client.state;
     if (state === "open") everOpened = true;
+    // So may a heartbeat have come.
+    if (client.lastHeartbeat !== null) hear(client.lastHeartbeat);
     flush(true);
 
     const timer = window.setInterval(() => flush(false), FLUSH_MS);
@@ -79,6 +87,7 @@ export function useLive(client: RealtimeClientApi | null): { view: LiveView; sto
       unsubscribeFrame();
       unsubscribeReset();
       unsubscribeState();
+      unsubscribeHeartbeat();
     };
   }, [client, store]);
 

@@ -954,6 +954,28 @@ describe("heartbeat", () => {
     expect(client.lastEvent).toBeNull();
   });
 
+  it("tells onHeartbeat listeners of every heartbeat, once the fields hold it", async () => {
+    for (const transport of ["sse", "ws"] as const) {
+      const { client } = makeClient({ transport });
+      client.start();
+      await settle();
+      const heard: string[] = [];
+      const off = client.onHeartbeat((h) => heard.push(`${h.instance}/${h.seq}/${client.instance}/${client.lastHeartbeat?.seq}`));
+      const send = (h: ReturnType<typeof heartbeat>, id: string): void => {
+        if (transport === "ws") lastSocket().send({ event: "heartbeat", id, data: h });
+        else lastSource().emit("heartbeat", h, id);
+      };
+      if (transport === "ws") lastSocket().simulateOpen();
+      else lastSource().simulateOpen();
+      send(heartbeat("gw-1", 1), "e-1");
+      send(heartbeat("gw-2", 2, true), "e-2");
+      off();
+      send(heartbeat("gw-2", 3), "e-3");
+      expect(heard).toEqual(["gw-1/1/gw-1/1", "gw-2/2/gw-2/2"]);
+      client.stop();
+    }
+  });
+
   it("reconnects after two heartbeat intervals of silence", async () => {
     const { client, states } = makeClient({ heartbeatIntervalMs: 30_000 });
     const source = await startOpen(client);

@@ -1,185 +1,29 @@
-// The framework-free browser client: tokens (renewed ahead of expiry), SSE or WebSocket
-// transport, resume cursor, dedup by seq, heartbeat watchdog and reconnect backoff. See
-// docs/PROTOCOL.md for the wire format.
-import { CHANNELS, CLOSE_CODES, RESET_REASONS } from "../generated/schema";
-import { emit, type Listener } from "./listeners";
-import { afterRetryAfter, clampUnit, retryAfterOf } from "./spread";
-import { isRecord, requestToken } from "./tokenRequest";
-import type { BatchFrame, EventType, Heartbeat, ResetReason, SequencedEvent, ServerMessage } from "../generated/schema";
-import type {
-  ConnectionState,
-  ResetCause,
-  RealtimeClientApi,
-  RealtimeClientOptions,
-  RealtimeFrame,
-  TokenGrant,
-  Unsubscribe,
-} from "./types";
+// The framework-free browser client. It drives one transport at a time (sseTransport.ts or
+// wsTransport.ts, through the interface in transport.ts) and owns what both share: the
+// connection lifecycle (state, heartbeat watchdog, reconnect backoff), the token handover
+// (tokens.ts says which token, this file when to change), the resume cursor, and dedup by seq
+// (messages.ts). The listener surface comes from listeners.ts. See docs/PROTOCOL.md for the
+// wire format.
+import type { Heartbeat, SequencedEvent } from "../generated/schema";
+import { RealtimeListeners } from "./listeners";
+import { RecentSeqs, cursorSeq, isPublicEventType, resetCauseOf, toFrame, toHeartbeat } from "./messages";
+import { reconnectDelay, retryAfterOf } from "./spread";
+import { openEventSource } from "./sseTransport";
+import { RenewalTimer, TokenSource, isDue, type CachedToken } from "./tokens";
+import { streamQuery, type IncomingMessage, type Transport, type TransportEnd, type TransportHandlers } from "./transport";
+import type { ConnectionState, RealtimeClientApi, RealtimeClientOptions, RealtimeFrame } from "./types";
+import { openWebSocket } from "./wsTransport";
 
 const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
 const DEFAULT_BACKOFF_INITIAL_MS = 3_000;
 const DEFAULT_BACKOFF_MAX_MS = 30_000;
-/** Renew a token this share of its lifetime before it expires... */
-const RENEW_FRACTION = 0.1;
-/**
- * ...but never later than this before: a token request, a handshake and the resume must fit in
- * the margin, the gateway rounds a token's issue time down to the second (up to 1 s of the
- * lifetime is gone before the client sees it), and a background tab's timers run late.
- */
-const RENEW_MIN_MARGIN_MS = 5_000;
 /**
  * How long a token handover may take before the state admits it (`reconnecting`): a routine
  * token change takes a token request and a handshake, far less than this.
  */
 const HANDOVER_GRACE_MS = 2_000;
-/** setTimeout's largest delay; a longer one fires at once. */
-const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 /** Enough to cover any replay overlap after a reconnect, small enough to stay cheap. */
 const DEDUP_CAPACITY = 10_000;
-
-/**
- * The event names a client listens for. Internal channels (the canary) are not for browsers,
- * so only the public types are taken from the channel table.
- */
-const PUBLIC_EVENT_TYPES: readonly EventType[] = CHANNELS.filter((c) => !c.internal).map(
-  (c) => c.eventType,
-);
-
-/**
- * Reconnect delay for the given attempt (0-based): "full jitter", uniform in [0, ceiling] where
- * the ceiling grows exponentially from `initialMs` and is capped at `maxMs`. Every attempt is
- * spread over its whole window, the first one included: the clients of a gateway that dies
- * all see the drop at the same instant, and a wait with no random part (or only a random half)
- * would bring them back to its peers as one wave. A failed attempt (a refusal, such as 503
- * `connection_rate`, which a browser cannot read) doubles the window, so a refused crowd
- * spreads further each time.
- */
-export function backoffDelay(
-  attempt: number,
-  initialMs: number,
-  maxMs: number,
-  random: () => number = Math.random,
-): number {
-  const cap = Math.max(maxMs, initialMs);
-  const exponent = Math.max(0, Math.floor(attempt));
-  const ceiling = Math.min(cap, initialMs * 2 ** exponent);
-  return clampUnit(random()) * ceiling;
-}
-
-/**
- * The wait before the next attempt: the backoff, or, when the server said `Retry-After` (which
- * a browser only sees on the token request, never on a refused stream), at least that plus up
- * to a second at random.
- */
-export function reconnectDelay(
-  attempt: number,
-  initialMs: number,
-  maxMs: number,
-  retryAfterMs: number | null = null,
-  random: () => number = Math.random,
-): number {
-  return afterRetryAfter(retryAfterMs, backoffDelay(attempt, initialMs, maxMs, random), random);
-}
-
-/**
- * How long before a token's expiry the client replaces it: the larger of RENEW_FRACTION of its
- * lifetime and RENEW_MIN_MARGIN_MS (90 s of a 15 min token, 5 s of a 30 s one), but at most half
- * the lifetime, so that a very short token (TOKEN_TTL=6s in tests) is still used for half its
- * life instead of being replaced the moment it arrives. NaN for an unknown lifetime.
- */
-export function renewalMargin(lifetimeMs: number): number {
-  if (!(lifetimeMs > 0)) return Number.NaN;
-  return Math.min(Math.max(lifetimeMs * RENEW_FRACTION, RENEW_MIN_MARGIN_MS), lifetimeMs / 2);
-}
-
-/**
- * How long a grant is good for, counted from `requestedAt` (local clock); NaN when unknown.
- * `expiresAt` is exact but read against the local clock, which may be off from the gateway's;
- * `expiresInSeconds` (the gateway's TOKEN_TTL) needs no clock but ignores the request's latency
- * and the rounding of the issue time. The shorter wins; a clock so far ahead that the token
- * looks expired on arrival leaves only the TTL.
- */
-function grantLifetime(grant: TokenGrant, requestedAt: number): number {
-  const byClock = Date.parse(grant.expiresAt) - requestedAt;
-  const ttl = grant.expiresInSeconds;
-  const byTtl = typeof ttl === "number" && ttl > 0 ? ttl * 1000 : Number.NaN;
-  if (byClock > 0 && byTtl > 0) return Math.min(byClock, byTtl);
-  if (byTtl > 0) return byTtl;
-  return byClock > 0 ? byClock : Number.NaN;
-}
-
-/**
- * The seqs seen recently. A window rather than a high-water mark: debounce holds each type back
- * separately, so frames of different types legitimately arrive out of seq order.
- */
-class RecentSeqs {
-  private readonly seqs = new Set<number>();
-
-  constructor(private readonly capacity: number) {}
-
-  /** Records `seq`; false when it was already seen. */
-  add(seq: number): boolean {
-    if (this.seqs.has(seq)) return false;
-    this.seqs.add(seq);
-    if (this.seqs.size > this.capacity) {
-      // A Set iterates in insertion order, so the first value is the oldest.
-      const oldest = this.seqs.values().next();
-      if (!oldest.done) this.seqs.delete(oldest.value);
-    }
-    return true;
-  }
-
-  clear(): void {
-    this.seqs.clear();
-  }
-}
-
-interface CachedToken {
-  token: string;
-  /**
-   * When to replace it (local clock): `renewalMargin` before its expiry. It is never offered to
-   * a new connection from then on. NaN when the grant's expiry is unknown: then the token is
-   * used once, and only the server ends its use.
-   */
-  renewAtMs: number;
-}
-
-
-/** A message from either transport, reduced to what both share. */
-interface IncomingMessage {
-  event: string;
-  data: unknown;
-  id: string | null;
-}
-
-function isSequencedEvent(value: unknown): value is SequencedEvent {
-  return isRecord(value) && typeof value.type === "string" && typeof value.seq === "number";
-}
-
-function isBatchFrame(value: unknown): value is BatchFrame {
-  return (
-    isRecord(value) &&
-    value.batch === true &&
-    typeof value.type === "string" &&
-    typeof value.count === "number" &&
-    Array.isArray(value.events)
-  );
-}
-
-function isHeartbeatLike(value: unknown): value is Record<string, unknown> & { instance: string; seq: number } {
-  return isRecord(value) && typeof value.instance === "string" && typeof value.seq === "number";
-}
-
-/** A heartbeat as the application sees it; a gateway that predates `degraded` never is. */
-function toHeartbeat(value: unknown): Heartbeat | null {
-  if (!isHeartbeatLike(value)) return null;
-  return {
-    instance: value.instance,
-    seq: value.seq,
-    time: typeof value.time === "string" ? value.time : "",
-    degraded: value.degraded === true,
-  };
-}
 
 function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -190,17 +34,11 @@ function trimTrailingSlash(url: string): string {
   return url.replace(/\/+$/, "");
 }
 
-/** The ws(s):// origin for `baseUrl`; "" (or a path) means the page's own origin. */
-function webSocketBase(baseUrl: string): string {
-  if (/^https?:\/\//i.test(baseUrl)) return baseUrl.replace(/^http/i, "ws");
-  if (/^wss?:\/\//i.test(baseUrl)) return baseUrl;
-  const location = globalThis.location as Location | undefined;
-  if (!location) throw new Error("baseUrl is relative but there is no window.location");
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}${baseUrl}`;
-}
-
-export class RealtimeClient implements RealtimeClientApi {
+/**
+ * One gateway connection, kept open: `start()`, then listen with `on(type)`, `onFrame`,
+ * `onReset`, `onState` and `onHeartbeat` (each returns its unsubscribe); `stop()` ends it.
+ */
+export class RealtimeClient extends RealtimeListeners implements RealtimeClientApi {
   private _state: ConnectionState = "closed";
   private _lastEvent: SequencedEvent | null = null;
   private _lastEventAt: Date | null = null;
@@ -213,12 +51,6 @@ export class RealtimeClient implements RealtimeClientApi {
   private readonly backoffInitialMs: number;
   private readonly backoffMaxMs: number;
 
-  private readonly eventListeners = new Map<EventType | "*", Set<Listener<SequencedEvent>>>();
-  private readonly frameListeners = new Set<Listener<RealtimeFrame>>();
-  private readonly resetListeners = new Set<Listener<ResetCause>>();
-  private readonly stateListeners = new Set<Listener<ConnectionState>>();
-  private readonly heartbeatListeners = new Set<Listener<Heartbeat>>();
-
   private readonly seen = new RecentSeqs(DEDUP_CAPACITY);
   private _cursor: string | null;
   /**
@@ -226,7 +58,7 @@ export class RealtimeClient implements RealtimeClientApi {
    * so frames before it are history (backfill or resume).
    */
   private live = false;
-  private cachedToken: CachedToken | null = null;
+  private readonly tokens: TokenSource;
   /** The token the current connection was opened with. */
   private connectionToken: CachedToken | null = null;
   private attempt = 0;
@@ -236,23 +68,24 @@ export class RealtimeClient implements RealtimeClientApi {
    * response, a close event after our own close()) compare it and do nothing.
    */
   private generation = 0;
-  private eventSource: EventSource | null = null;
-  private webSocket: WebSocket | null = null;
+  private transport: Transport | null = null;
   /** Whether the current connection opened; one that never did may have a refused token. */
   private opened = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private watchdogTimer: ReturnType<typeof setTimeout> | null = null;
   /** Fires at the connection token's renewal time. */
-  private renewalTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly renewal = new RenewalTimer();
   /** Turns the state to `reconnecting` when a token handover takes too long. */
   private handoverTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private readonly options: RealtimeClientOptions) {
+    super();
     this.baseUrl = trimTrailingSlash(options.baseUrl);
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
     this.backoffInitialMs = options.backoff?.initialMs ?? DEFAULT_BACKOFF_INITIAL_MS;
     this.backoffMaxMs = options.backoff?.maxMs ?? DEFAULT_BACKOFF_MAX_MS;
     this._cursor = options.lastEventId !== undefined && options.lastEventId !== "" ? options.lastEventId : null;
+    this.tokens = new TokenSource(options, this.baseUrl);
   }
 
   get state(): ConnectionState {
@@ -292,36 +125,6 @@ export class RealtimeClient implements RealtimeClientApi {
     this.setState("closed");
   }
 
-  on(type: EventType | "*", listener: (event: SequencedEvent) => void): Unsubscribe {
-    let set = this.eventListeners.get(type);
-    if (!set) {
-      set = new Set();
-      this.eventListeners.set(type, set);
-    }
-    const listeners = set;
-    listeners.add(listener);
-    return () => {
-      listeners.delete(listener);
-    };
-  }
-
-  onFrame(listener: (frame: RealtimeFrame) => void): Unsubscribe {
-    return addTo(this.frameListeners, listener);
-  }
-
-  onReset(listener: (reason: ResetCause) => void): Unsubscribe {
-    return addTo(this.resetListeners, listener);
-  }
-
-  onState(listener: (state: ConnectionState) => void): Unsubscribe {
-    return addTo(this.stateListeners, listener);
-  }
-
-  /** Every heartbeat, as it arrives (the `lastHeartbeat` getter holds the last one). */
-  onHeartbeat(listener: (heartbeat: Heartbeat) => void): Unsubscribe {
-    return addTo(this.heartbeatListeners, listener);
-  }
-
   // ---- connection lifecycle ----
 
   /**
@@ -335,7 +138,7 @@ export class RealtimeClient implements RealtimeClientApi {
     this.armWatchdog(generation);
     let token: CachedToken | null;
     try {
-      token = prefetched !== undefined ? prefetched : await this.obtainToken();
+      token = prefetched !== undefined ? prefetched : await this.tokens.obtain();
     } catch (error) {
       if (generation === this.generation) this.fail(`token request failed: ${describeError(error)}`, retryAfterOf(error));
       return;
@@ -343,83 +146,30 @@ export class RealtimeClient implements RealtimeClientApi {
     if (generation !== this.generation) return;
     this.connectionToken = token;
     try {
-      if (this.options.transport === "ws") this.openWebSocket(token?.token ?? null, generation);
-      else this.openEventSource(token?.token ?? null, generation);
+      this.transport = this.openTransport(token?.token ?? null, generation);
     } catch (error) {
       this.fail(`cannot open the connection: ${describeError(error)}`);
     }
   }
 
-  private openEventSource(token: string | null, generation: number): void {
-    const Impl = this.options.EventSourceImpl ?? globalThis.EventSource;
-    if (!Impl) throw new Error("EventSource is not available; pass EventSourceImpl");
-    const source = new Impl(this.streamUrl(this.baseUrl, "/api/realtime/events", token));
-    this.eventSource = source;
+  /** Opens the configured transport; what it reports of an older connection is dropped. */
+  private openTransport(token: string | null, generation: number): Transport {
     const live = (): boolean => generation === this.generation;
-
-    source.addEventListener("open", () => {
-      if (live()) this.handleOpen(generation);
-    });
-    source.addEventListener("error", () => {
-      // EventSource would retry on its own, with the same (maybe expired) token and no
-      // backoff: close it and reconnect ourselves.
-      if (!live()) return;
-      // The gateway ends a stream when its token expires, and EventSource reports that like
-      // any other end. One that ends once its token is due for renewal is taken for that.
-      if (this.opened && this.tokenDue()) this.renewNow();
-      else this.fail("event stream error");
-    });
-    const names = [...PUBLIC_EVENT_TYPES, "heartbeat", "reset"];
-    for (const name of names) {
-      source.addEventListener(name, (event: MessageEvent) => {
-        if (!live()) return;
-        this.handleMessage({ event: name, data: parseJson(event.data), id: event.lastEventId || null });
-      });
-    }
-  }
-
-  private openWebSocket(token: string | null, generation: number): void {
-    const Impl = this.options.WebSocketImpl ?? globalThis.WebSocket;
-    if (!Impl) throw new Error("WebSocket is not available; pass WebSocketImpl");
-    const socket = new Impl(this.streamUrl(webSocketBase(this.baseUrl), "/api/realtime/ws", token));
-    this.webSocket = socket;
-    const live = (): boolean => generation === this.generation;
-
-    socket.addEventListener("open", () => {
-      if (live()) this.handleOpen(generation);
-    });
-    socket.addEventListener("message", (event: MessageEvent) => {
-      if (!live()) return;
-      const message = parseWebSocketMessage(event.data);
-      if (message) this.handleMessage(message);
-    });
-    socket.addEventListener("error", () => {
-      if (live()) this.fail("websocket error");
-    });
-    socket.addEventListener("close", (event: CloseEvent) => {
-      if (!live()) return;
-      if (event.code === CLOSE_CODES.token_expired) this.renewNow();
-      else this.fail(`websocket closed (${closeName(event.code)}${event.reason ? `: ${event.reason}` : ""})`);
-    });
-  }
-
-  /** `${base}${path}?token=..&channels=..&lastEventId=..`; the API key never goes in a URL. */
-  private streamUrl(base: string, path: string, token: string | null): string {
-    const params: string[] = [];
-    if (token !== null) params.push(`token=${encodeURIComponent(token)}`);
-    const channels = this.options.channels;
-    if (channels && channels.length > 0) {
-      params.push(`channels=${channels.map(encodeURIComponent).join(",")}`);
-    }
-    if (this._cursor !== null) {
-      params.push(`lastEventId=${encodeURIComponent(this._cursor)}`);
-    } else if (this.options.backfill !== undefined && this.options.backfill > 0) {
-      // History only on a first connection: with a cursor, the resume already fills the gap.
-      params.push(`backfill=${Math.floor(this.options.backfill)}`);
-    } else if (this.options.since !== undefined && this.options.since !== "") {
-      params.push(`since=${encodeURIComponent(this.options.since)}`);
-    }
-    return params.length > 0 ? `${base}${path}?${params.join("&")}` : `${base}${path}`;
+    const handlers: TransportHandlers = {
+      open: () => {
+        if (live()) this.handleOpen(generation);
+      },
+      message: (message) => {
+        if (live()) this.handleMessage(message);
+      },
+      end: (end) => {
+        if (live()) this.handleEnd(end);
+      },
+    };
+    const request = { baseUrl: this.baseUrl, query: streamQuery(token, this._cursor, this.options), handlers };
+    return this.options.transport === "ws"
+      ? openWebSocket(request, this.options.WebSocketImpl)
+      : openEventSource(request, this.options.EventSourceImpl);
   }
 
   private handleOpen(generation: number): void {
@@ -433,6 +183,17 @@ export class RealtimeClient implements RealtimeClientApi {
   }
 
   /**
+   * The connection ended. The gateway ends one when its token expires: a WebSocket says so
+   * (4001); an EventSource reports it like any other end, so one that ends once its token is
+   * due for renewal is taken for that. Anything else is a failure.
+   */
+  private handleEnd(end: TransportEnd): void {
+    const expired = end.tokenExpired === "yes" || (end.tokenExpired === "maybe" && this.opened && isDue(this.connectionToken));
+    if (expired) this.renewNow();
+    else this.fail(end.reason);
+  }
+
+  /**
    * A failed attempt or a dead connection: drop it and try again after a backoff, and no
    * sooner than `retryAfterMs` when the server said so.
    */
@@ -440,7 +201,7 @@ export class RealtimeClient implements RealtimeClientApi {
     this._lastError = reason;
     // A connection that never opened may have been refused for its token (an EventSource
     // cannot tell us the status), so do not offer the same token again.
-    if (!this.opened) this.cachedToken = null;
+    if (!this.opened) this.tokens.forget();
     this.teardown();
     this.setState("reconnecting");
     this.scheduleReconnect(retryAfterMs);
@@ -461,16 +222,11 @@ export class RealtimeClient implements RealtimeClientApi {
     this.generation += 1;
     this.opened = false;
     this.clearWatchdog();
-    this.clearRenewalTimer();
+    this.renewal.clear();
     this.clearHandoverTimer();
-    if (this.eventSource) {
-      this.eventSource.close();
-      this.eventSource = null;
-    }
-    if (this.webSocket) {
-      this.webSocket.close(1000, "client closing");
-      this.webSocket = null;
-    }
+    const transport = this.transport;
+    this.transport = null;
+    transport?.close();
   }
 
   private armWatchdog(generation: number): void {
@@ -498,23 +254,9 @@ export class RealtimeClient implements RealtimeClientApi {
    * connection resuming from the cursor.
    */
   private scheduleRenewal(generation: number): void {
-    this.clearRenewalTimer();
-    const renewAt = this.connectionToken?.renewAtMs ?? Number.NaN;
-    if (!Number.isFinite(renewAt)) return;
-    const delay = Math.min(MAX_TIMER_DELAY_MS, Math.max(0, renewAt - Date.now()));
-    this.renewalTimer = setTimeout(() => {
-      this.renewalTimer = null;
-      if (generation !== this.generation) return;
-      // A lifetime beyond setTimeout's range fires early: wait again.
-      if (Date.now() < renewAt) this.scheduleRenewal(generation);
-      else void this.renewAhead(generation);
-    }, delay);
-  }
-
-  /** Whether the connection's token is due for renewal (or past it). */
-  private tokenDue(): boolean {
-    const renewAt = this.connectionToken?.renewAtMs ?? Number.NaN;
-    return Date.now() >= renewAt;
+    this.renewal.arm(this.connectionToken?.renewAtMs ?? Number.NaN, () => {
+      if (generation === this.generation) void this.renewAhead(generation);
+    });
   }
 
   /**
@@ -525,7 +267,7 @@ export class RealtimeClient implements RealtimeClientApi {
   private async renewAhead(generation: number): Promise<void> {
     let token: CachedToken | null;
     try {
-      token = await this.mintToken();
+      token = await this.tokens.mint();
     } catch (error) {
       if (generation === this.generation) this.fail(`token renewal failed: ${describeError(error)}`, retryAfterOf(error));
       return;
@@ -540,7 +282,7 @@ export class RealtimeClient implements RealtimeClientApi {
    * reconnects at once; an expiry is not a failure and earns no backoff.
    */
   private renewNow(): void {
-    if (this.cachedToken !== null && this.cachedToken === this.connectionToken) this.cachedToken = null;
+    this.tokens.spend(this.connectionToken);
     this.handover();
   }
 
@@ -562,13 +304,6 @@ export class RealtimeClient implements RealtimeClientApi {
     void this.connect(prefetched);
   }
 
-  private clearRenewalTimer(): void {
-    if (this.renewalTimer !== null) {
-      clearTimeout(this.renewalTimer);
-      this.renewalTimer = null;
-    }
-  }
-
   private clearHandoverTimer(): void {
     if (this.handoverTimer !== null) {
       clearTimeout(this.handoverTimer);
@@ -586,45 +321,7 @@ export class RealtimeClient implements RealtimeClientApi {
   private setState(state: ConnectionState): void {
     if (state === this._state) return;
     this._state = state;
-    emit(this.stateListeners, state);
-  }
-
-  // ---- tokens ----
-
-  /** A token for the next connection, or null when no credential is configured. */
-  private async obtainToken(): Promise<CachedToken | null> {
-    const cached = this.cachedToken;
-    // A token due for renewal would soon take its connection down with it. An unknown expiry
-    // gives NaN, which never passes: minted for every connection.
-    if (cached && Date.now() < cached.renewAtMs) return cached;
-    return this.mintToken();
-  }
-
-  /** A new token, cached for reconnects; null when no credential is configured. */
-  private async mintToken(): Promise<CachedToken | null> {
-    const requestedAt = Date.now();
-    const grant = await this.fetchGrant();
-    if (grant === null) return null;
-    const lifetime = grantLifetime(grant, requestedAt);
-    const token = { token: grant.token, renewAtMs: requestedAt + lifetime - renewalMargin(lifetime) };
-    this.cachedToken = token;
-    return token;
-  }
-
-  /**
-   * Null when neither getToken nor apiKey is set: the connection then goes out without a
-   * token, for deployments where a proxy in front of the gateway adds the credential.
-   */
-  private async fetchGrant(): Promise<TokenGrant | null> {
-    if (this.options.getToken) return this.options.getToken();
-    if (this.options.apiKey === undefined) return null;
-    return this.requestToken(this.options.apiKey);
-  }
-
-  private async requestToken(apiKey: string): Promise<TokenGrant> {
-    const fetchFn = this.options.fetchImpl ?? globalThis.fetch.bind(globalThis);
-    const { token, expiresAt, expiresInSeconds } = await requestToken(this.baseUrl, apiKey, this.options.channels, fetchFn);
-    return expiresInSeconds === undefined ? { token, expiresAt } : { token, expiresAt, expiresInSeconds };
+    this.notifyState(state);
   }
 
   // ---- messages ----
@@ -642,9 +339,7 @@ export class RealtimeClient implements RealtimeClientApi {
         this.handleReset(message.data);
         return;
       default:
-        if ((PUBLIC_EVENT_TYPES as readonly string[]).includes(message.event)) {
-          this.handleFrame(message.data, before);
-        }
+        if (isPublicEventType(message.event)) this.handleFrame(message.data, before);
       // "pong", "subscribed" and anything unknown carry nothing for the application.
     }
   }
@@ -656,99 +351,35 @@ export class RealtimeClient implements RealtimeClientApi {
     this._lastHeartbeat = heartbeat;
     this._instance = heartbeat.instance;
     this.markHealthy();
-    emit(this.heartbeatListeners, heartbeat);
+    this.notifyHeartbeat(heartbeat);
   }
 
   private handleReset(data: unknown): void {
-    const reason = isRecord(data) && isResetReason(data.reason) ? data.reason : "unknown";
     // The seqs of a recreated stream start again; old ones would hide new events.
     this.seen.clear();
-    emit(this.resetListeners, reason);
+    this.notifyReset(resetCauseOf(data));
   }
 
   private handleFrame(data: unknown, afterSeq: number | null): void {
-    let frame: RealtimeFrame;
-    if (isBatchFrame(data)) {
-      frame = { type: data.type, batch: true, count: data.count, events: this.fresh(data.events) };
-      if (!this.live) frame.history = true;
-    } else if (isSequencedEvent(data)) {
-      const events = this.fresh([data]);
-      // A single frame that was a duplicate says nothing new. A batch still does: its count
-      // covers folded events that were never listed, so it is delivered even when empty.
-      if (events.length === 0) return;
-      frame = { type: data.type, batch: false, count: 1, events };
-      if (!this.live) frame.history = true;
-    } else {
-      return;
-    }
+    const frame = toFrame(data, this.seen);
+    if (frame === null) return;
+    if (!this.live) frame.history = true;
     if (afterSeq !== null) frame.afterSeq = afterSeq;
     this.markHealthy();
     this.deliver(frame);
-  }
-
-  /** The events not seen before, recording them as seen. */
-  private fresh(events: readonly unknown[]): SequencedEvent[] {
-    return events.filter(isSequencedEvent).filter((event) => this.seen.add(event.seq));
   }
 
   private deliver(frame: RealtimeFrame): void {
     for (const event of frame.events) {
       this._lastEvent = event;
       this._lastEventAt = new Date();
-      emit(this.eventListeners.get(event.type), event);
-      emit(this.eventListeners.get("*"), event);
+      this.notifyEvent(event);
     }
-    emit(this.frameListeners, frame);
+    this.notifyFrame(frame);
   }
 
   /** The connection has carried real traffic: the next failure starts the backoff afresh. */
   private markHealthy(): void {
     if (this.opened) this.attempt = 0;
   }
-}
-
-function addTo<T>(set: Set<Listener<T>>, listener: Listener<T>): Unsubscribe {
-  set.add(listener);
-  return () => {
-    set.delete(listener);
-  };
-}
-
-/** The sequence in a cursor `<epoch>-<seq>`; null for none or another shape. */
-export function cursorSeq(cursor: string | null): number | null {
-  if (cursor === null) return null;
-  const match = /^\d+-(\d+)$/.exec(cursor);
-  return match && match[1] !== undefined ? Number(match[1]) : null;
-}
-
-function parseJson(text: unknown): unknown {
-  if (typeof text !== "string") return null;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return null;
-  }
-}
-
-/** `1012 service_restart` for the gateway's own close codes, the number for any other. */
-function closeName(code: number): string {
-  const named = Object.entries(CLOSE_CODES).find(([, value]) => value === code);
-  return named ? `${code} ${named[0]}` : String(code);
-}
-
-function isResetReason(value: unknown): value is ResetReason {
-  return (RESET_REASONS as readonly unknown[]).includes(value);
-}
-
-/** A WebSocket text frame, a ServerMessage (generated from the gateway's schema); null for
- * anything else. Its `data` is checked where it is used, like SSE's. */
-function parseWebSocketMessage(raw: unknown): IncomingMessage | null {
-  const parsed = parseJson(raw);
-  if (!isRecord(parsed) || typeof parsed.event !== "string") return null;
-  const message = parsed as Partial<ServerMessage> & Record<string, unknown>;
-  return {
-    event: String(message.event),
-    data: message.data,
-    id: typeof message.id === "string" && message.id !== "" ? message.id : null,
-  };
 }

@@ -52,6 +52,43 @@ describe("SharedRealtimeClient", () => {
     expect(frames[0]?.count).toBe(1);
   });
 
+  it("tells every tab's onHeartbeat of the leader's heartbeats, once each", async () => {
+    const { tab, connections } = browser();
+    const first = tab();
+    await until("a leader", () => first.client.role === "leader");
+    const second = tab();
+    await until("a follower", () => second.client.role === "follower");
+    const heard: string[][] = [[], []];
+    first.client.onHeartbeat((h) => heard[0]?.push(`${h.instance}/${h.seq}`));
+    second.client.onHeartbeat((h) => heard[1]?.push(`${h.instance}/${h.seq}`));
+    connections[0]?.beat("gw-1", 1);
+    connections[0]?.beat("gw-1", 2);
+    await until("the follower heard both", () => heard[1]?.length === 2);
+    // A status the leader sends (here, for a tab that joins) repeats its last heartbeat: the
+    // tabs that heard it are not told again.
+    const third = tab();
+    await until("a second follower", () => third.client.role === "follower");
+    expect(heard).toEqual([
+      ["gw-1/1", "gw-1/2"],
+      ["gw-1/1", "gw-1/2"],
+    ]);
+    expect(second.client.lastHeartbeat).toEqual(connections[0]?.lastHeartbeat);
+    expect(second.client.instance).toBe("gw-1");
+  });
+
+  it("tells a tab that joins the leader's last heartbeat at once, not at the next one", async () => {
+    const { tab, connections } = browser();
+    const first = tab();
+    await until("a leader", () => first.client.role === "leader");
+    connections[0]?.beat("gw-3", 7);
+    const late = tab();
+    const heard: number[] = [];
+    late.client.onHeartbeat((h) => heard.push(h.seq));
+    await until("the late tab heard the last heartbeat", () => heard.length === 1);
+    expect(heard).toEqual([7]);
+    expect(late.client.instance).toBe("gw-3");
+  });
+
   it("stops cleanly: no connection, state closed", async () => {
     const { tab, connections } = browser();
     const only = tab();

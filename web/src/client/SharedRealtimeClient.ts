@@ -8,8 +8,10 @@
 // goes, the next tab to get the lock resumes from there: the gateway replays what came after
 // it, and each tab drops by seq what it had already delivered.
 import type { Heartbeat, SequencedEvent } from "../generated/schema";
-import { addTo, emit, type Listener } from "./listeners";
-import { RealtimeClient, backoffDelay } from "./RealtimeClient";
+import { ListenerSet, RealtimeListeners } from "./listeners";
+import { RecentSeqs } from "./messages";
+import { RealtimeClient } from "./RealtimeClient";
+import { backoffDelay } from "./spread";
 import { groupName, verifyCredential, type ChannelLike, type LockManagerLike, type Message, type Verdict } from "./tabSharing";
 import type {
   ConnectionState,
@@ -20,7 +22,6 @@ import type {
   TokenGrant,
   Unsubscribe,
 } from "./types";
-import type { EventType } from "../generated/schema";
 
 export { canShareAcrossTabs, type ChannelLike, type LockManagerLike } from "./tabSharing";
 
@@ -51,10 +52,9 @@ export interface SharedClientOptions extends RealtimeClientOptions {
 export type LeaderClient = RealtimeClientApi & {
   readonly cursor: string | null;
   readonly lastError?: string | null;
-  onHeartbeat(listener: (heartbeat: Heartbeat) => void): Unsubscribe;
 };
 
-export class SharedRealtimeClient implements RealtimeClientApi {
+export class SharedRealtimeClient extends RealtimeListeners implements RealtimeClientApi {
   private _state: ConnectionState = "closed";
   private _role: TabRole = "waiting";
   private _lastEvent: SequencedEvent | null = null;
@@ -64,13 +64,8 @@ export class SharedRealtimeClient implements RealtimeClientApi {
   /** The last cursor heard from any leader: where the next leader resumes. */
   private cursor: string | null;
 
-  private readonly eventListeners = new Map<EventType | "*", Set<Listener<SequencedEvent>>>();
-  private readonly frameListeners = new Set<Listener<RealtimeFrame>>();
-  private readonly resetListeners = new Set<Listener<ResetCause>>();
-  private readonly stateListeners = new Set<Listener<ConnectionState>>();
-  private readonly heartbeatListeners = new Set<Listener<Heartbeat>>();
-  private readonly roleListeners = new Set<Listener<TabRole>>();
-  private readonly seen = new Set<number>();
+  private readonly roleListeners = new ListenerSet<TabRole>();
+  private readonly seen = new RecentSeqs(DEDUP_CAPACITY);
   private recent: RealtimeFrame[] = [];
   /** Tells this tab's hello apart from another's, so a catch-up reaches only the tab that asked. */
   private readonly tabId = Math.random().toString(36).slice(2) + Date.now().toString(36);
@@ -89,6 +84,7 @@ export class SharedRealtimeClient implements RealtimeClientApi {
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private readonly options: SharedClientOptions) {
+    super();
     this.cursor = options.lastEventId ?? null;
   }
 
@@ -214,28 +210,9 @@ export class SharedRealtimeClient implements RealtimeClientApi {
     this.setState("closed");
   }
 
-  on(type: EventType | "*", listener: (event: SequencedEvent) => void): Unsubscribe {
-    let set = this.eventListeners.get(type);
-    if (!set) {
-      set = new Set();
-      this.eventListeners.set(type, set);
-    }
-    return addTo(set, listener);
-  }
-  onFrame(listener: (frame: RealtimeFrame) => void): Unsubscribe {
-    return addTo(this.frameListeners, listener);
-  }
-  onReset(listener: (reason: ResetCause) => void): Unsubscribe {
-    return addTo(this.resetListeners, listener);
-  }
-  onState(listener: (state: ConnectionState) => void): Unsubscribe {
-    return addTo(this.stateListeners, listener);
-  }
-  onHeartbeat(listener: (heartbeat: Heartbeat) => void): Unsubscribe {
-    return addTo(this.heartbeatListeners, listener);
-  }
+  /** Every change of this tab's role (the other listeners come from RealtimeListeners). */
   onRole(listener: (role: TabRole) => void): Unsubscribe {
-    return addTo(this.roleListeners, listener);
+    return this.roleListeners.add(listener);
   }
 
   // ---- leader ----
@@ -327,7 +304,11 @@ export class SharedRealtimeClient implements RealtimeClientApi {
         this.deliverHeartbeat(message.heartbeat);
         return;
       case "status":
-        if (message.heartbeat) this._lastHeartbeat = message.heartbeat;
+        // The leader's last heartbeat: news to a tab that has just joined (or missed it), so
+        // its listeners hear it; one already heard is not told again.
+        if (message.heartbeat && !sameHeartbeat(message.heartbeat, this._lastHeartbeat)) {
+          this.deliverHeartbeat(message.heartbeat);
+        }
         this._instance = message.instance;
         this.leaderError = message.error ?? null;
         this.setState(message.state);
@@ -336,7 +317,7 @@ export class SharedRealtimeClient implements RealtimeClientApi {
 
   /** Drops events this tab already delivered (a new leader's resume overlaps the old one's). */
   private deliverFrame(frame: RealtimeFrame): void {
-    const events = frame.events.filter((event) => this.remember(event.seq));
+    const events = frame.events.filter((event) => this.seen.add(event.seq));
     const dropped = frame.events.length - events.length;
     if (events.length === 0 && !frame.batch) return;
     // The count of a batch stands for its folded events too; the listed ones delivered before
@@ -348,43 +329,37 @@ export class SharedRealtimeClient implements RealtimeClientApi {
     for (const event of events) {
       this._lastEvent = event;
       this._lastEventAt = new Date();
-      emit(this.eventListeners.get(event.type), event);
-      emit(this.eventListeners.get("*"), event);
+      this.notifyEvent(event);
     }
-    emit(this.frameListeners, fresh);
+    this.notifyFrame(fresh);
   }
 
   private deliverReset(reason: ResetCause): void {
     this.seen.clear();
     this.recent = [];
-    emit(this.resetListeners, reason);
+    this.notifyReset(reason);
   }
 
   private deliverHeartbeat(heartbeat: Heartbeat): void {
     this._lastHeartbeat = heartbeat;
     this._instance = heartbeat.instance;
-    emit(this.heartbeatListeners, heartbeat);
-  }
-
-  private remember(seq: number): boolean {
-    if (this.seen.has(seq)) return false;
-    this.seen.add(seq);
-    if (this.seen.size > DEDUP_CAPACITY) {
-      const oldest = this.seen.values().next();
-      if (!oldest.done) this.seen.delete(oldest.value);
-    }
-    return true;
+    this.notifyHeartbeat(heartbeat);
   }
 
   private setState(state: ConnectionState): void {
     if (state === this._state) return;
     this._state = state;
-    emit(this.stateListeners, state);
+    this.notifyState(state);
   }
 
   private setRole(role: TabRole): void {
     if (role === this._role) return;
     this._role = role;
-    emit(this.roleListeners, role);
+    this.roleListeners.emit(role);
   }
+}
+
+/** Whether two heartbeats are the same one (a relayed copy is never the same object). */
+function sameHeartbeat(a: Heartbeat, b: Heartbeat | null): boolean {
+  return b !== null && a.instance === b.instance && a.seq === b.seq && a.time === b.time;
 }

@@ -1,6 +1,10 @@
 // The framework-free client's public entry point.
-export { RealtimeClient, backoffDelay, reconnectDelay, renewalMargin, cursorSeq } from "./RealtimeClient";
+export { RealtimeClient } from "./RealtimeClient";
+export { renewalMargin } from "./tokens";
+export { cursorSeq } from "./messages";
 export {
+  backoffDelay,
+  reconnectDelay,
   RESET_REFETCH_SPREAD_MS,
   RETRY_AFTER_JITTER_MS,
   resetRefetchDelay,

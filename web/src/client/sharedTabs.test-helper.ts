@@ -101,6 +101,14 @@ export class FakeConnection implements LeaderClient {
     this.heartbeats.add(l);
     return () => this.heartbeats.delete(l);
   }
+  /** A heartbeat from the gateway, taken as RealtimeClient does: fields, then listeners. */
+  beat(instance: string, seq: number): Heartbeat {
+    const heartbeat: Heartbeat = { instance, seq, time: `t-${seq}`, degraded: false };
+    this.lastHeartbeat = heartbeat;
+    this.instance = instance;
+    for (const l of this.heartbeats) l(heartbeat);
+    return heartbeat;
+  }
   emit(seqs: number[], cursor: string, type: EventType = "ORDER_RECEIVED"): void {
     this.cursor = cursor;
     const frame: RealtimeFrame = {

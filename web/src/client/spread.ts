@@ -34,6 +34,42 @@ export function resetRefetchDelay(random: () => number = Math.random): number {
 }
 
 /**
+ * Reconnect delay for the given attempt (0-based): "full jitter", uniform in [0, ceiling] where
+ * the ceiling grows exponentially from `initialMs` and is capped at `maxMs`. Every attempt is
+ * spread over its whole window, the first one included: the clients of a gateway that dies
+ * all see the drop at the same instant, and a wait with no random part (or only a random half)
+ * would bring them back to its peers as one wave. A failed attempt (a refusal, such as 503
+ * `connection_rate`, which a browser cannot read) doubles the window, so a refused crowd
+ * spreads further each time.
+ */
+export function backoffDelay(
+  attempt: number,
+  initialMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
+  const cap = Math.max(maxMs, initialMs);
+  const exponent = Math.max(0, Math.floor(attempt));
+  const ceiling = Math.min(cap, initialMs * 2 ** exponent);
+  return clampUnit(random()) * ceiling;
+}
+
+/**
+ * The wait before the next attempt: the backoff, or, when the server said `Retry-After` (which
+ * a browser only sees on the token request, never on a refused stream), at least that plus up
+ * to a second at random.
+ */
+export function reconnectDelay(
+  attempt: number,
+  initialMs: number,
+  maxMs: number,
+  retryAfterMs: number | null = null,
+  random: () => number = Math.random,
+): number {
+  return afterRetryAfter(retryAfterMs, backoffDelay(attempt, initialMs, maxMs, random), random);
+}
+
+/**
  * A `Retry-After` header in milliseconds: delta-seconds (what the gateway sends) or an HTTP
  * date; null when absent or unreadable. Capped at MAX_RETRY_AFTER_MS.
  */

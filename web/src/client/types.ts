@@ -109,4 +109,11 @@ export interface RealtimeClientApi {
   /** The server said events were missed that cannot be replayed: refetch everything. */
   onReset(listener: (reason: ResetCause) => void): Unsubscribe;
   onState(listener: (state: ConnectionState) => void): Unsubscribe;
+  /**
+   * Every heartbeat, as it arrives (`lastHeartbeat` holds the last one): proof the connection
+   * is alive even when no event comes, the gateway `instance`, and `degraded` when the gateway's
+   * end-to-end canary is not coming back. A tab following a shared connection hears the
+   * leader's; a tab that joins hears the last one the leader had, at once.
+   */
+  onHeartbeat(listener: (heartbeat: Heartbeat) => void): Unsubscribe;
 }

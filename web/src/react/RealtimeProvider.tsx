@@ -122,7 +122,7 @@ export function RealtimeProvider({
     };
   }, [relay, injected, identity, shareAcrossTabs]);
 
-  const store = useMemo(() => createStatusStore(relay), [relay]);
+  const store = useMemo(() => createStatusStore(relay, (onSwap) => relay.onAttach(() => onSwap())), [relay]);
   const status = useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot);
 
   const value = useMemo<RealtimeContextValue>(

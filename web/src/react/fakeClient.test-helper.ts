@@ -1,17 +1,12 @@
 // A RealtimeClientApi the tests drive by hand: emit frames, resets, state changes, heartbeats.
+// Its listener surface is the real clients' own (RealtimeListeners).
 import { act } from "@testing-library/react";
 import { QueryClient } from "@tanstack/react-query";
-import type {
-  ConnectionState,
-  RealtimeClientApi,
-  RealtimeClientOptions,
-  RealtimeFrame,
-  ResetCause,
-  Unsubscribe,
-} from "../client/types";
+import { RealtimeListeners } from "../client/listeners";
+import type { ConnectionState, RealtimeClientApi, RealtimeClientOptions, RealtimeFrame, ResetCause } from "../client/types";
 import type { Action, EventType, Heartbeat, SequencedEvent } from "../generated/schema";
 
-export class FakeRealtimeClient implements RealtimeClientApi {
+export class FakeRealtimeClient extends RealtimeListeners implements RealtimeClientApi {
   state: ConnectionState;
   lastEvent: SequencedEvent | null = null;
   lastEventAt: Date | null = null;
@@ -19,11 +14,6 @@ export class FakeRealtimeClient implements RealtimeClientApi {
   instance: string | null = null;
   starts = 0;
   stops = 0;
-
-  private readonly eventListeners = new Set<(event: SequencedEvent) => void>();
-  private readonly frameListeners = new Set<(frame: RealtimeFrame) => void>();
-  private readonly resetListeners = new Set<(reason: string) => void>();
-  private readonly stateListeners = new Set<(state: ConnectionState) => void>();
 
   /** Every instance, in creation order: the provider tests mock RealtimeClient with this class. */
   static created: FakeRealtimeClient[] = [];
@@ -33,6 +23,7 @@ export class FakeRealtimeClient implements RealtimeClientApi {
    * mocked): "closed" until start(), like the real client.
    */
   constructor(readonly options?: RealtimeClientOptions) {
+    super();
     this.state = options ? "closed" : "connecting";
     FakeRealtimeClient.created.push(this);
   }
@@ -52,29 +43,10 @@ export class FakeRealtimeClient implements RealtimeClientApi {
   get running(): boolean {
     return this.starts > this.stops;
   }
-  on(type: EventType | "*", listener: (event: SequencedEvent) => void): Unsubscribe {
-    const filtered = (event: SequencedEvent): void => {
-      if (type === "*" || event.type === type) listener(event);
-    };
-    return add(this.eventListeners, filtered);
-  }
-  onFrame(listener: (frame: RealtimeFrame) => void): Unsubscribe {
-    return add(this.frameListeners, listener);
-  }
-  onReset(listener: (reason: ResetCause) => void): Unsubscribe {
-    return add(this.resetListeners, listener);
-  }
-  onState(listener: (state: ConnectionState) => void): Unsubscribe {
-    return add(this.stateListeners, listener);
-  }
 
+  /** Subscriptions of every kind still live (a component that unmounted leaves none). */
   get listenerCount(): number {
-    return (
-      this.eventListeners.size +
-      this.frameListeners.size +
-      this.resetListeners.size +
-      this.stateListeners.size
-    );
+    return this.countListeners();
   }
 
   /** Delivers a frame as the real client does: fields first, then listeners. Not wrapped in act. */
@@ -84,17 +56,15 @@ export class FakeRealtimeClient implements RealtimeClientApi {
       this.lastEvent = last;
       this.lastEventAt = at;
     }
-    for (const event of frame.events) for (const l of [...this.eventListeners]) l(event);
-    for (const l of [...this.frameListeners]) l(frame);
+    for (const event of frame.events) this.notifyEvent(event);
+    this.notifyFrame(frame);
   }
 
   emitFrame(frame: RealtimeFrame, at?: Date): void {
     act(() => this.deliver(frame, at));
   }
   emitReset(reason: ResetCause = "stream_recreated"): void {
-    act(() => {
-      for (const l of [...this.resetListeners]) l(reason);
-    });
+    act(() => this.notifyReset(reason));
   }
   setState(state: ConnectionState): void {
     act(() => {
@@ -104,20 +74,18 @@ export class FakeRealtimeClient implements RealtimeClientApi {
   }
   /** Tells state listeners about `state`. Not wrapped in act. */
   deliverState(): void {
-    for (const l of [...this.stateListeners]) l(this.state);
+    this.notifyState(this.state);
   }
-  /** Heartbeats have no listener in the API: the provider picks them up by polling. */
-  heartbeat(instance: string, seq = 0, degraded = false): void {
-    this.instance = instance;
-    this.lastHeartbeat = { instance, seq, time: new Date().toISOString(), degraded };
+  /** A heartbeat from gateway `instance`, as the real client takes one: fields, then listeners. */
+  heartbeat(instance: string, seq = 0, degraded = false): Heartbeat {
+    const heartbeat: Heartbeat = { instance, seq, time: new Date().toISOString(), degraded };
+    act(() => {
+      this.instance = instance;
+      this.lastHeartbeat = heartbeat;
+      this.notifyHeartbeat(heartbeat);
+    });
+    return heartbeat;
   }
-}
-
-function add<T>(set: Set<T>, listener: T): Unsubscribe {
-  set.add(listener);
-  return () => {
-    set.delete(listener);
-  };
 }
 
 let nextSeq = 1000;

@@ -44,6 +44,41 @@ describe("ClientRelay", () => {
     expect(client.listenerCount).toBe(0);
   });
 
+  it("forwards heartbeats, and tells of a newly attached client's last one", () => {
+    const relay = new ClientRelay("closed");
+    const heard: string[] = [];
+    relay.onHeartbeat((h) => heard.push(`${h.instance}/${h.seq}`));
+    const first = new FakeRealtimeClient();
+    relay.attach(first, "closed");
+    first.heartbeat("gw-1", 1);
+    first.heartbeat("gw-1", 2);
+    expect(relay.lastHeartbeat?.seq).toBe(2);
+
+    // One that already heard from its gateway: the listeners learn its instance at once.
+    const second = new FakeRealtimeClient();
+    second.heartbeat("gw-2", 9);
+    relay.attach(second, "closed");
+    relay.attach(second, "closed"); // the same client again: nothing new
+    first.heartbeat("gw-1", 3); // detached
+    second.heartbeat("gw-2", 10);
+
+    expect(heard).toEqual(["gw-1/1", "gw-1/2", "gw-2/9", "gw-2/10"]);
+    relay.attach(null, "closed");
+    expect(second.listenerCount).toBe(0);
+  });
+
+  it("tells onAttach listeners of each client swap, and only of swaps", () => {
+    const relay = new ClientRelay("closed");
+    const swaps: (FakeRealtimeClient | null)[] = [];
+    relay.onAttach((target) => swaps.push(target as FakeRealtimeClient | null));
+    const client = new FakeRealtimeClient();
+    relay.attach(client, "closed");
+    relay.attach(client, "closed");
+    relay.attach(null, "closed");
+    relay.attach(null, "closed");
+    expect(swaps).toEqual([client, null]);
+  });
+
   it("keeps delivering to the other listeners when one throws", () => {
     vi.useFakeTimers();
     const relay = new ClientRelay("closed");

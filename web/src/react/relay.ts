@@ -3,29 +3,22 @@
 // when the connection settings change; the relay exists from the first render and forwards to
 // whichever client is current. Components can therefore rely on a non-null client and
 // subscribe once, and their listeners survive a client being replaced.
-import type {
-  ConnectionState,
-  RealtimeClientApi,
-  RealtimeFrame,
-  ResetCause,
-  Unsubscribe,
-} from "../client/types";
-import { addTo, emit, type Listener } from "../client/listeners";
-import type { EventType, Heartbeat, SequencedEvent } from "../generated/schema";
+import type { ConnectionState, RealtimeClientApi, Unsubscribe } from "../client/types";
+import { ListenerSet, RealtimeListeners } from "../client/listeners";
+import type { Heartbeat, SequencedEvent } from "../generated/schema";
 
-export class ClientRelay implements RealtimeClientApi {
+export class ClientRelay extends RealtimeListeners implements RealtimeClientApi {
   private target: RealtimeClientApi | null = null;
   private detachTarget: Unsubscribe | null = null;
   /** The state reported while no client is attached. */
   private idleState: ConnectionState;
   private reportedState: ConnectionState;
-
-  private readonly eventListeners = new Map<EventType | "*", Set<Listener<SequencedEvent>>>();
-  private readonly frameListeners = new Set<Listener<RealtimeFrame>>();
-  private readonly resetListeners = new Set<Listener<ResetCause>>();
-  private readonly stateListeners = new Set<Listener<ConnectionState>>();
+  /** The last heartbeat the listeners heard, so a replaced client's is told only if new. */
+  private reportedHeartbeat: Heartbeat | null = null;
+  private readonly attachListeners = new ListenerSet<RealtimeClientApi | null>();
 
   constructor(idleState: ConnectionState) {
+    super();
     this.idleState = idleState;
     this.reportedState = idleState;
   }
@@ -37,23 +30,23 @@ export class ClientRelay implements RealtimeClientApi {
 
   /**
    * Forward to `target` from now on (null: none, reporting `idleState`). Listeners stay
-   * registered; they hear a state change if the new client's state differs.
+   * registered; they hear a state change if the new client's state differs, and the new
+   * client's last heartbeat if it has one they have not heard.
    */
   attach(target: RealtimeClientApi | null, idleState: ConnectionState): void {
     this.idleState = idleState;
-    if (target !== this.target) {
+    const replaced = target !== this.target;
+    if (replaced) {
       this.detachTarget?.();
       this.detachTarget = null;
       this.target = target;
       if (target) {
         const offs = [
-          target.on("*", (event) => {
-            emit(this.eventListeners.get(event.type), event);
-            emit(this.eventListeners.get("*"), event);
-          }),
-          target.onFrame((frame) => emit(this.frameListeners, frame)),
-          target.onReset((reason) => emit(this.resetListeners, reason)),
+          target.on("*", (event) => this.notifyEvent(event)),
+          target.onFrame((frame) => this.notifyFrame(frame)),
+          target.onReset((reason) => this.notifyReset(reason)),
           target.onState(() => this.reportState()),
+          target.onHeartbeat((heartbeat) => this.reportHeartbeat(heartbeat)),
         ];
         this.detachTarget = () => {
           for (const off of offs) off();
@@ -61,6 +54,16 @@ export class ClientRelay implements RealtimeClientApi {
       }
     }
     this.reportState();
+    if (target?.lastHeartbeat) this.reportHeartbeat(target.lastHeartbeat);
+    if (replaced) this.attachListeners.emit(target);
+  }
+
+  /**
+   * Every change of the attached client, after the state and heartbeat listeners heard about
+   * it: what the relay reports (instance, last event) may have changed with no event at all.
+   */
+  onAttach(listener: (target: RealtimeClientApi | null) => void): Unsubscribe {
+    return this.attachListeners.add(listener);
   }
 
   get state(): ConnectionState {
@@ -86,29 +89,17 @@ export class ClientRelay implements RealtimeClientApi {
     this.target?.stop();
   }
 
-  on(type: EventType | "*", listener: (event: SequencedEvent) => void): Unsubscribe {
-    let set = this.eventListeners.get(type);
-    if (!set) {
-      set = new Set();
-      this.eventListeners.set(type, set);
-    }
-    return addTo(set, listener);
-  }
-  onFrame(listener: (frame: RealtimeFrame) => void): Unsubscribe {
-    return addTo(this.frameListeners, listener);
-  }
-  onReset(listener: (reason: ResetCause) => void): Unsubscribe {
-    return addTo(this.resetListeners, listener);
-  }
-  onState(listener: (state: ConnectionState) => void): Unsubscribe {
-    return addTo(this.stateListeners, listener);
-  }
-
   /** Tells listeners about the state only when it changed: a swap may keep it. */
   private reportState(): void {
     const state = this.state;
     if (state === this.reportedState) return;
     this.reportedState = state;
-    emit(this.stateListeners, state);
+    this.notifyState(state);
+  }
+
+  private reportHeartbeat(heartbeat: Heartbeat): void {
+    if (heartbeat === this.reportedHeartbeat) return;
+    this.reportedHeartbeat = heartbeat;
+    this.notifyHeartbeat(heartbeat);
   }
 }

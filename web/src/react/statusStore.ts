@@ -1,6 +1,7 @@
 // A useSyncExternalStore source for the client's connection status. The provider is its only
-// subscriber, so there is one subscription (and one poll timer) per app however many
-// components show the status.
+// subscriber, so there is one subscription per app however many components show the status.
+// Driven by the client's listeners alone (state, frames, resets, heartbeats): it never reads the
+// client on a timer. A display that shows a clock ("12 s ago") ticks on its own.
 import type { ConnectionState, RealtimeClientApi, Unsubscribe } from "../client/types";
 import type { SequencedEvent } from "../generated/schema";
 
@@ -20,19 +21,16 @@ export interface StatusStore {
   getSnapshot(): RealtimeStatus;
 }
 
-/**
- * Heartbeats update `instance` but the client API has no heartbeat listener, so the store also
- * re-reads the client on a timer. A tick that finds nothing new costs a few comparisons and no
- * render: getSnapshot returns the same object and React bails out.
- */
-export const STATUS_POLL_MS = 1000;
-
 /** The status re-renders for new frames at most this often. */
 export const FRAME_NOTIFY_MS = 250;
 
+/**
+ * `onSwap`: news of the client behind `client` being replaced (ClientRelay.onAttach), after
+ * which instance and last event may differ with no event to say so.
+ */
 export function createStatusStore(
   client: RealtimeClientApi,
-  pollMs: number = STATUS_POLL_MS,
+  onSwap?: (listener: () => void) => Unsubscribe,
 ): StatusStore {
   let snapshot = read(client);
   return {
@@ -53,10 +51,17 @@ export function createStatusStore(
         if (wait <= 0) notifyFrame();
         else frameTimer = setTimeout(notifyFrame, wait);
       };
-      const offs = [client.onState(onChange), client.onFrame(onFrame), client.onReset(onChange)];
-      const timer = setInterval(onChange, pollMs);
+      // A heartbeat is what sets `instance`; one comes every SSE_HEARTBEAT_INTERVAL, and one
+      // that changes nothing costs a few comparisons and no render (getSnapshot returns the
+      // same object and React bails out).
+      const offs = [
+        client.onState(onChange),
+        client.onFrame(onFrame),
+        client.onReset(onChange),
+        client.onHeartbeat(onChange),
+      ];
+      if (onSwap) offs.push(onSwap(onChange));
       return () => {
-        clearInterval(timer);
         if (frameTimer !== null) clearTimeout(frameTimer);
         for (const off of offs) off();
       };
