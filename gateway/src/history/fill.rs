@@ -16,35 +16,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::jetstream::{self, stream::Stream};
-use futures::StreamExt;
 use rakuda_schema::channel::ENTITY_SUBJECTS;
-use rakuda_schema::{Channel, Validator};
 use rakuda_service::backoff::Backoff;
 use tokio_util::sync::CancellationToken;
 
 use super::latest::{Filling, Latest, Wanted};
 use super::{HistoryError, HISTORY_TIMEOUT};
-use crate::event::StreamEvent;
 use crate::metrics::{CacheResult, CacheRoute, HistoryMetrics};
 use crate::store::consumer::{ConsumerGuard, CONSUMER_INACTIVE_THRESHOLD};
+use crate::store::latest::{read_into, source_sequence, ReadError, MESSAGE_ROOM};
 
-/// Header JetStream sets on a sourced message: `<stream> <sequence> ...`.
-const SOURCE_HEADER: &str = "Nats-Stream-Source";
 /// How often the stream's info is read between fills.
 pub const LATEST_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 /// The longest one fill may take (a million entities read in a few seconds).
 const FILL_TIMEOUT: Duration = Duration::from_secs(300);
-/// Messages asked of JetStream at once.
-const FILL_BATCH_MESSAGES: usize = 1_000;
-/// Bytes asked of JetStream at once at least (more when one message may be larger).
-const FILL_BATCH_BYTES: usize = 4 * 1024 * 1024;
-/// Room for a message's subject and headers beside its payload, and for an event's JSON beside
-/// its message.
-const MESSAGE_ROOM: usize = 1024;
-/// Messages parsed between two yields to the runtime.
-const YIELD_EVERY: usize = 256;
 /// Checks in a row that find the stream holding clearly fewer entries than this state before
 /// it is read again (one could catch the stream a moment behind the feed).
 const SHORT_CHECKS: u32 = 2;
@@ -233,7 +220,6 @@ impl Filler {
         largest: usize,
         filling: &mut Filling,
     ) -> Result<Option<(u64, time::OffsetDateTime)>, HistoryError> {
-        let read = |error: &dyn std::fmt::Display| HistoryError::Read(error.to_string());
         let consumer = tokio::time::timeout(
             HISTORY_TIMEOUT,
             stream.create_consumer(pull::Config {
@@ -256,10 +242,13 @@ impl Filler {
             &consumer,
             largest,
             (&mut pending, u64::MAX),
-            filling,
+            |subject, seq, event| filling.add(subject, seq, event),
             |message| {
                 let seq = source_sequence(message.headers.as_ref());
-                let stored = message.info().map_err(|error| read(&error))?.published;
+                let stored = message
+                    .info()
+                    .map_err(|error| ReadError::Read(error.to_string()))?
+                    .published;
                 last = Some((seq, stored));
                 Ok(seq)
             },
@@ -301,16 +290,15 @@ impl Filler {
             (info.name.clone(), info.num_pending)
         };
         let guard = ConsumerGuard::new(stream, name, self.metrics.clone());
-        let read = |error: &dyn std::fmt::Display| HistoryError::Read(error.to_string());
         read_into(
             &consumer,
             largest,
             (&mut pending, through),
-            filling,
+            |subject, seq, event| filling.add(subject, seq, event),
             |message| {
                 let seq = message
                     .info()
-                    .map_err(|error| read(&error))?
+                    .map_err(|error| ReadError::Read(error.to_string()))?
                     .stream_sequence;
                 Ok(seq)
             },
@@ -319,58 +307,6 @@ impl Filler {
         guard.delete().await;
         Ok(())
     }
-}
-
-/// Reads `consumer` into `filling` to its end as it is when reached (`pending` is what is left
-/// after each message, as the server counts it then), or through the message that stands for
-/// sequence `through` of the event stream; `seq_of` says which one a message stands for.
-async fn read_into(
-    consumer: &PullConsumer,
-    largest: usize,
-    (pending, through): (&mut u64, u64),
-    filling: &mut Filling,
-    mut seq_of: impl FnMut(&jetstream::Message) -> Result<u64, HistoryError>,
-) -> Result<(), HistoryError> {
-    let read = |error: &dyn std::fmt::Display| HistoryError::Read(error.to_string());
-    if *pending == 0 {
-        return Ok(());
-    }
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(FILL_BATCH_MESSAGES)
-        .max_bytes_per_batch(FILL_BATCH_BYTES.max(largest + MESSAGE_ROOM))
-        .messages()
-        .await
-        .map_err(|error| read(&error))?;
-    let validator = Validator::new(usize::MAX);
-    let mut since_yield = 0usize;
-    while *pending > 0 {
-        let message = tokio::time::timeout(HISTORY_TIMEOUT, messages.next())
-            .await
-            .map_err(|_| HistoryError::Timeout(HISTORY_TIMEOUT))?
-            .ok_or_else(|| HistoryError::Read("the consumer ended".into()))?
-            .map_err(|error| read(&error))?;
-        *pending = message.info().map_err(|error| read(&error))?.pending;
-        let seq = seq_of(&message)?;
-        if seq > through {
-            break;
-        }
-        let subject = message.subject.as_str();
-        // What the live feed skips as invalid, the fill skips too (it only counts).
-        let event = Channel::by_subject(subject).and_then(|channel| {
-            StreamEvent::parse(&validator, channel, seq, message.payload.clone()).ok()
-        });
-        filling.add(subject, seq, event.as_ref());
-        if seq == through {
-            break;
-        }
-        since_yield += 1;
-        if since_yield == YIELD_EVERY {
-            since_yield = 0;
-            tokio::task::yield_now().await;
-        }
-    }
-    Ok(())
 }
 
 /// An instant in unix milliseconds, as epochs are.
@@ -383,30 +319,9 @@ fn stream_cap(max_messages: i64) -> Option<u64> {
     u64::try_from(max_messages).ok().filter(|max| *max > 0)
 }
 
-/// The event's sequence in the event stream, from the header JetStream adds when it copies a
-/// message into the latest-state stream; 0 when absent.
-fn source_sequence(headers: Option<&async_nats::HeaderMap>) -> u64 {
-    headers
-        .and_then(|headers| headers.get(SOURCE_HEADER))
-        .and_then(|value| value.as_str().split_whitespace().nth(1))
-        .and_then(|seq| seq.parse().ok())
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_source_sequence_is_read_from_the_header() {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(SOURCE_HEADER, "RAKUDA_REALTIME 42 > >");
-        assert_eq!(source_sequence(Some(&headers)), 42);
-        assert_eq!(source_sequence(None), 0);
-        let mut odd = async_nats::HeaderMap::new();
-        odd.insert(SOURCE_HEADER, "garbage");
-        assert_eq!(source_sequence(Some(&odd)), 0);
-    }
 
     #[test]
     fn a_stream_without_a_limit_has_none() {

@@ -36,3 +36,12 @@ pub enum HistoryError {
     #[error("the answer took longer than {0:?}")]
     TooLong(std::time::Duration),
 }
+
+impl From<crate::store::latest::ReadError> for HistoryError {
+    fn from(error: crate::store::latest::ReadError) -> HistoryError {
+        match error {
+            crate::store::latest::ReadError::Read(text) => HistoryError::Read(text),
+            crate::store::latest::ReadError::Timeout(limit) => HistoryError::Timeout(limit),
+        }
+    }
+}

@@ -5,6 +5,7 @@
 //! - [`stream`] — counts (a filtered consumer's pending count, nothing read), the first
 //!   sequence since a time, and short-lived ordered reads of a range, for `resume` (replays,
 //!   backfill, the ring's warm-up) and `history` (today's totals).
+//! - [`latest`] — a consumer read whole into the latest state, for `history::fill`.
 //! - [`consumer`] — a consumer deleted however its reading ends, for the readers of
 //!   `<STREAM>_LATEST` (`history::fill`) and of the DLQ (`history::dlq`).
 //! - [`flight`] — one computation in flight per distinct request (a summary, a backfill's
@@ -13,4 +14,5 @@
 pub mod consumer;
 pub mod feed;
 pub mod flight;
+pub mod latest;
 pub mod stream;
