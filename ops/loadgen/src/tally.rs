@@ -138,6 +138,9 @@ pub struct Tally {
     /// For each reset, how many distinct marked events had arrived before it: a reset that
     /// tells of lost events must come after the last event before the loss.
     pub resets_after_marks: Vec<usize>,
+    /// When the last `reset` arrived (µs since the epoch, the clock events are published with):
+    /// an event published before it that never arrived is a loss the client was told of.
+    pub last_reset_us: Option<u64>,
     /// Connection attempts the server refused or that failed before streaming.
     pub failed_connects: u64,
     pub last_error: Option<String>,

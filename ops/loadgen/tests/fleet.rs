@@ -86,6 +86,7 @@ fn check_every_client_got_every_event_once(report: &FleetReport) {
         "deliveries_expected",
         "deliveries_received",
         "lost",
+        "lost_unsignalled",
         "duplicates",
         "p50_ms",
         "p99_ms",

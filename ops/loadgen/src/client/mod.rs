@@ -567,6 +567,7 @@ fn handle(tally: &mut Tally, event: &str, id: Option<&str>, data: &[u8], receive
                 Ok(reset) => {
                     tally.resets.push(reset.reason);
                     tally.resets_after_marks.push(tally.marks.len());
+                    tally.last_reset_us = Some(received_us);
                 }
                 Err(_) => tally.bad_frames += 1,
             }

@@ -44,6 +44,11 @@ pub struct FleetReport {
     pub deliveries_expected: u64,
     pub deliveries_received: u64,
     pub lost: u64,
+    /// Of `lost`, deliveries of events published after the client's last `reset` (or to a
+    /// client never reset): lost without the client being told. Must be 0.
+    pub lost_unsignalled: u64,
+    /// Clients with at least one unsignalled loss.
+    pub clients_lost_unsignalled: usize,
     /// Deliveries of a `seq` the client already had.
     pub duplicates: u64,
     /// Deliveries below one already delivered of the same type.
@@ -185,6 +190,8 @@ pub struct FleetRow {
     pub deliveries_received: f64,
     pub deliveries_per_s: f64,
     pub lost: f64,
+    /// Of `lost`, the deliveries no `reset` told of.
+    pub lost_unsignalled: f64,
     pub duplicates: f64,
     pub out_of_order: f64,
     pub p50: Option<f64>,
@@ -240,6 +247,7 @@ impl FleetRow {
             deliveries_received: m(&|r| r.deliveries_received as f64),
             deliveries_per_s: m(&|r| r.deliveries_per_s),
             lost: m(&|r| r.lost as f64),
+            lost_unsignalled: m(&|r| r.lost_unsignalled as f64),
             duplicates: m(&|r| r.duplicates as f64),
             out_of_order: m(&|r| r.out_of_order as f64),
             p50: med(reports, |r| r.p50_ms),
@@ -501,7 +509,11 @@ fn row_line(row: &FleetRow) -> String {
         count(row.deliveries_expected),
         count(row.deliveries_received),
         count(row.deliveries_per_s),
-        count(row.lost),
+        if row.lost > 0.0 {
+            format!("{} ({} untold)", count(row.lost), count(row.lost_unsignalled))
+        } else {
+            count(row.lost)
+        },
         count(row.duplicates),
         figure(row.p50, ""),
         figure(row.p99, ""),

@@ -201,6 +201,7 @@ async fn publish_load(
     stop: CancellationToken,
     first_published_us: Arc<AtomicU64>,
     counter: Arc<AtomicU64>,
+    published_at: Arc<std::sync::Mutex<Vec<u64>>>,
 ) -> Result<(u64, u64), FleetError> {
     let events = LoadEvents {
         types: EventType::CLIENT.to_vec(),
@@ -219,9 +220,14 @@ async fn publish_load(
             return Ok((published, unheard));
         }
         let (channel, json) = events.event(published)?;
+        let now = now_us();
         if published == 0 {
-            first_published_us.store(now_us(), Ordering::SeqCst);
+            first_published_us.store(now, Ordering::SeqCst);
         }
+        published_at
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(now);
         let receivers: i64 = redis::cmd("PUBLISH")
             .arg(channel)
             .arg(json)
@@ -325,6 +331,8 @@ fn fill_audit(report: &mut FleetReport, workers: &[WorkerReport], untouched: &[u
     report.deliveries_expected = all.expected;
     report.deliveries_received = all.received;
     report.lost = all.lost;
+    report.lost_unsignalled = all.lost_unsignalled;
+    report.clients_lost_unsignalled = all.clients_lost_unsignalled;
     report.duplicates = all.duplicates;
     report.out_of_order = all.out_of_order;
     report.late_clients = all.late;
@@ -504,6 +512,7 @@ pub async fn run(
     let gate = Arc::new(tokio::sync::Mutex::new(()));
     let stop_load = CancellationToken::new();
     let first_published_us = Arc::new(AtomicU64::new(u64::MAX));
+    let published_at = Arc::new(std::sync::Mutex::new(Vec::new()));
     let published = Arc::new(AtomicU64::new(0));
     let publisher = tokio::spawn(publish_load(
         redis.clone(),
@@ -512,6 +521,7 @@ pub async fn run(
         stop_load.clone(),
         first_published_us.clone(),
         published.clone(),
+        published_at.clone(),
     ));
     let load_started = Instant::now();
     let disrupt_at = load_started + Duration::from_secs_f64(scenario.disrupt_after_s);
@@ -723,6 +733,10 @@ pub async fn run(
             &Command::Report {
                 expected: events,
                 first_published_us: first_published,
+                published_us: published_at
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .clone(),
             },
             reply_limit,
         )

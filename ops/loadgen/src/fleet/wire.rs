@@ -84,6 +84,10 @@ pub enum Command {
     Report {
         expected: u64,
         first_published_us: u64,
+        /// When each event `0..expected` was published (µs since the epoch): a missing event
+        /// published before the client's last `reset` was told of; one published after was
+        /// lost silently.
+        published_us: Vec<u64>,
     },
     /// Puts a gateway in the clients' rotation or takes it out (a rolling deploy does, as an
     /// orchestrator does with its load balancer).
@@ -134,6 +138,11 @@ pub struct Audit {
     /// Distinct expected events delivered.
     pub received: u64,
     pub lost: u64,
+    /// Of `lost`, the events published after the client's last `reset` (or with no reset at
+    /// all): lost without the client being told. Must be 0.
+    pub lost_unsignalled: u64,
+    /// Clients with at least one such loss.
+    pub clients_lost_unsignalled: usize,
     pub duplicates: u64,
     pub out_of_order: u64,
     pub latency: Histogram,
@@ -146,6 +155,8 @@ impl Audit {
         self.expected += other.expected;
         self.received += other.received;
         self.lost += other.lost;
+        self.lost_unsignalled += other.lost_unsignalled;
+        self.clients_lost_unsignalled += other.clients_lost_unsignalled;
         self.duplicates += other.duplicates;
         self.out_of_order += other.out_of_order;
         self.latency.add(&other.latency);

@@ -208,7 +208,12 @@ impl Worker {
             Command::Report {
                 expected,
                 first_published_us,
-            } => Reply::Report(Box::new(self.report(expected, first_published_us))),
+                published_us,
+            } => Reply::Report(Box::new(self.report(
+                expected,
+                first_published_us,
+                &published_us,
+            ))),
             Command::Rotation { gateway, serving } => {
                 self.balancer.set_serving(gateway, serving);
                 Reply::Rotated
@@ -353,7 +358,7 @@ impl Worker {
         }
     }
 
-    fn report(&self, expected: u64, first_published_us: u64) -> WorkerReport {
+    fn report(&self, expected: u64, first_published_us: u64, published_us: &[u64]) -> WorkerReport {
         let mut report = WorkerReport {
             worker: self.config.worker,
             clients: self.clients.len(),
@@ -378,7 +383,7 @@ impl Worker {
             if first_ready.is_some_and(|ready| ready > first_published_us) {
                 audit.late += 1;
             } else {
-                audit_client(audit, &tally, expected);
+                audit_client(audit, &tally, expected, published_us);
             }
             if !tally.resets.is_empty() {
                 report.clients_reset += 1;
@@ -440,12 +445,26 @@ fn back_after(sessions: &[SessionInfo], since_us: u64, gateway: usize) -> Option
     })
 }
 
-/// Adds one client's deliveries of events `0..expected` to `audit`.
-fn audit_client(audit: &mut Audit, tally: &Tally, expected: u64) {
+/// Adds one client's deliveries of events `0..expected` to `audit`; a missing event published
+/// (`published_us`) after the client's last `reset`, or by a client never reset, is counted as
+/// lost unsignalled.
+fn audit_client(audit: &mut Audit, tally: &Tally, expected: u64, published_us: &[u64]) {
     let received = (0..expected).filter(|n| tally.marks.contains(n)).count() as u64;
+    let told_before = tally.last_reset_us.unwrap_or(0);
+    let unsignalled = (0..expected)
+        .filter(|n| !tally.marks.contains(n))
+        .filter(|n| {
+            // Unknown publish time (an older coordinator): counted as untold.
+            published_us
+                .get(*n as usize)
+                .is_none_or(|published| *published >= told_before)
+        })
+        .count() as u64;
     audit.expected += expected;
     audit.received += received;
     audit.lost += expected - received;
+    audit.lost_unsignalled += unsignalled;
+    audit.clients_lost_unsignalled += usize::from(unsignalled > 0);
     audit.duplicates += tally.duplicates;
     audit.out_of_order += tally.out_of_order;
     for latency in &tally.latencies_us {
@@ -624,14 +643,44 @@ mod tests {
         tally.record_typed_frame("ORDER_RECEIVED", &[event(10, 0), event(11, 1)], 2, 2_000);
         tally.record_typed_frame("ORDER_RECEIVED", &[event(11, 1), event(13, 3)], 2, 4_000);
         let mut audit = Audit::default();
-        audit_client(&mut audit, &tally, 4);
+        audit_client(&mut audit, &tally, 4, &[0, 0, 0, 0]);
         assert_eq!(audit.expected, 4);
         assert_eq!(audit.received, 3);
         assert_eq!(audit.lost, 1);
+        assert_eq!(audit.lost_unsignalled, 1, "no reset told of event 2");
         assert_eq!(audit.duplicates, 1);
         assert_eq!(audit.out_of_order, 0);
         audit.latency.compact();
         assert_eq!(audit.latency.count, 3);
         assert_eq!(audit.latency.max_us, 4_000);
+    }
+
+    #[test]
+    fn a_loss_is_signalled_only_by_a_reset_that_came_after_the_event_was_published() {
+        let mut tally = Tally::default();
+        let event = |seq, n| Delivered {
+            seq,
+            n: Some(n),
+            sent_us: Some(0),
+        };
+        tally.record_typed_frame("ORDER_RECEIVED", &[event(10, 0), event(11, 1)], 2, 2_000);
+        tally.last_reset_us = Some(5_000);
+        tally.record_typed_frame("ORDER_RECEIVED", &[event(20, 4)], 1, 7_000);
+        // Events 2 and 3 never arrived: 2 was published before the reset (told of), 3 after.
+        let mut audit = Audit::default();
+        audit_client(&mut audit, &tally, 5, &[1_000, 1_500, 4_000, 6_000, 6_500]);
+        assert_eq!(audit.lost, 2);
+        assert_eq!(audit.lost_unsignalled, 1);
+        assert_eq!(audit.clients_lost_unsignalled, 1);
+        let mut told = Audit::default();
+        audit_client(&mut told, &tally, 5, &[1_000, 1_500, 4_000, 4_500, 6_500]);
+        assert_eq!(
+            (
+                told.lost,
+                told.lost_unsignalled,
+                told.clients_lost_unsignalled
+            ),
+            (2, 0, 0)
+        );
     }
 }
