@@ -1,8 +1,8 @@
 //! What a gateway sends to clients.
 //!
 //! A single event carries its stream sequence `seq` (the global event id, the same on every
-//! gateway). Debounce folds a burst of one type into a [`BatchFrame`]. [`Heartbeat`] and
-//! [`ResetNotice`] are the `heartbeat` and `reset` events of the SSE stream.
+//! gateway). Debounce folds a burst of one type into a [`BatchFrame`]; either is a [`Frame`].
+//! [`Heartbeat`] and [`ResetNotice`] are the `heartbeat` and `reset` events of the SSE stream.
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -70,6 +70,24 @@ pub struct Heartbeat {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct ResetNotice {
     pub reason: ResetReason,
+}
+
+/// Every frame a client can receive on the event stream: one event, or a batch of one type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(untagged)]
+pub enum Frame {
+    Single(SequencedEvent),
+    Batch(BatchFrame),
+}
+
+impl Frame {
+    /// The type of the event(s) inside: the `event` of its SSE record and WebSocket message.
+    pub fn event_type(&self) -> EventType {
+        match self {
+            Frame::Single(event) => event.event_type,
+            Frame::Batch(batch) => batch.event_type,
+        }
+    }
 }
 
 #[cfg(test)]

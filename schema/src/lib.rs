@@ -16,7 +16,9 @@
 //! - [`control`] — what bridges write into the stream besides events (source gaps).
 //! - [`frame`] — what a gateway sends to clients (event with `seq`, batch, heartbeat, reset).
 //! - [`vocabulary`] — the gateway's closed sets: refusals, resets, replay sources, close codes.
-//! - [`ws`] — the WebSocket envelope: client ops and the server's non-event messages.
+//! - [`ws`] — the WebSocket envelope: client ops and every server message.
+//! - [`history`] — what the gateway's summary and snapshot routes answer.
+//! - [`status`] — what the gateway's `/status` answers.
 //! - [`typescript`] — the generated TypeScript definitions.
 
 pub mod channel;
@@ -24,8 +26,10 @@ pub mod control;
 pub mod dlq;
 pub mod event;
 pub mod frame;
+pub mod history;
 pub mod json;
 pub mod reject;
+pub mod status;
 pub mod typescript;
 pub mod validate;
 pub mod vocabulary;
@@ -35,8 +39,15 @@ pub use channel::{Channel, Coalesce, CHANNELS};
 pub use control::{GapReason, SourceGap};
 pub use dlq::{DlqPage, RejectCounts, RejectedMessage};
 pub use event::{Action, EventType, Payload, RealTimeEvent, Timestamp};
-pub use frame::{BatchFrame, Heartbeat, ResetNotice, SequencedEvent};
+pub use frame::{BatchFrame, Frame, Heartbeat, ResetNotice, SequencedEvent};
+pub use history::{SnapshotPage, Summary};
 pub use reject::{Reject, RejectReason};
+pub use status::{
+    CanaryStatus, ConnectionsNow, GatewayStatus, Health, NatsStatus, StatusSettings, StreamStatus,
+};
 pub use validate::{validate, ValidEvent, Validator, DEFAULT_MAX_EVENT_BYTES};
 pub use vocabulary::{ClientResetReason, CloseCode, ReplaySource, RequestRefusal, ResetReason};
-pub use ws::{ClientOp, Pong, Subscribed, WsErrorKind, WsErrorNotice};
+pub use ws::{
+    ClientOp, Pong, ServerMessage, ServerReply, StreamMessage, Subscribed, WsErrorKind,
+    WsErrorNotice,
+};

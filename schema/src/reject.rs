@@ -3,6 +3,9 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
 /// How many characters of a worker's value a reject message quotes: enough to recognise the
 /// value, while the message stays a few hundred bytes however large the value is (messages are
 /// logged and sent as a DLQ header).
@@ -16,9 +19,11 @@ pub(crate) fn quote(text: &str) -> Cow<'_, str> {
     }
 }
 
-/// Why a message was rejected. The string form is the `Rakuda-Reject-Reason` header and the
-/// `reason` label of `bridge_events_rejected_total`, so the set is closed and small.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Why a message was rejected. The string form is the `Rakuda-Reject-Reason` header, the
+/// `reason` of a DLQ entry and of a refused HTTP publish, and the `reason` label of
+/// `bridge_events_rejected_total`, so the set is closed and small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
 pub enum RejectReason {
     /// The message is larger than the configured limit.
     TooLarge,
@@ -107,6 +112,16 @@ impl Reject {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wire_names_are_the_serde_names() {
+        for reason in RejectReason::ALL {
+            assert_eq!(
+                serde_json::to_string(&reason).expect("json"),
+                format!("\"{}\"", reason.as_str())
+            );
+        }
+    }
 
     #[test]
     fn quotes_are_cut_at_a_character_boundary() {

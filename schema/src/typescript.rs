@@ -9,38 +9,86 @@ use strum::IntoEnumIterator;
 use crate::channel::{CHANNELS, DEFAULT_REDIS_CHANNEL_PREFIX, SUBJECT_PREFIX};
 use crate::dlq::{DlqPage, RejectCounts, RejectedMessage};
 use crate::event::{Action, EventType, Payload, RealTimeEvent, Timestamp};
-use crate::frame::{BatchFrame, Heartbeat, ResetNotice, SequencedEvent};
+use crate::frame::{BatchFrame, Frame, Heartbeat, ResetNotice, SequencedEvent};
+use crate::history::{SnapshotPage, Summary};
 use crate::reject::RejectReason;
+use crate::status::{
+    CanaryStatus, ConnectionsNow, GatewayStatus, Health, NatsStatus, StatusSettings, StreamStatus,
+};
 use crate::validate::DEFAULT_MAX_EVENT_BYTES;
-use crate::vocabulary::{CloseCode, RequestRefusal, ResetReason};
-use crate::ws::{ClientOp, Pong, Subscribed, WsErrorKind, WsErrorNotice};
+use crate::vocabulary::{ClientResetReason, CloseCode, ReplaySource, RequestRefusal, ResetReason};
+use crate::ws::{
+    ClientOp, Pong, ServerMessage, ServerReply, Subscribed, WsErrorKind, WsErrorNotice,
+};
 
 /// Where the generated file lives, relative to the repository root.
 pub const CHECKED_IN_PATH: &str = "web/src/generated/schema.ts";
+
+/// `export type ...`, with the Rust type's doc comment as its JSDoc (rustdoc's links made plain
+/// code: they mean nothing there).
+fn declare<T: TS>(cfg: &Config) -> String {
+    let mut out = T::docs()
+        .unwrap_or_default()
+        .replace("[`", "`")
+        .replace("`]", "`")
+        .replace("`crate::", "`");
+    out.push_str("export ");
+    out.push_str(T::decl(cfg).trim());
+    out.push_str("\n\n");
+    out
+}
+
+/// `export const NAME = [...] as const satisfies readonly Type[];`: every wire name of a closed
+/// set, for code that lists or checks them at runtime.
+fn list(doc: &str, name: &str, of: &str, names: impl IntoIterator<Item = &'static str>) -> String {
+    let names: Vec<String> = names
+        .into_iter()
+        .map(|name| format!("\"{name}\""))
+        .collect();
+    format!(
+        "/** {doc} */\nexport const {name} = [{}] as const satisfies readonly {of}[];\n\n",
+        names.join(", ")
+    )
+}
 
 /// The whole generated file.
 pub fn definitions() -> String {
     let cfg = Config::default();
     let declarations = [
-        EventType::decl(&cfg),
-        Timestamp::decl(&cfg),
-        Action::decl(&cfg),
-        Payload::decl(&cfg),
-        RealTimeEvent::decl(&cfg),
-        SequencedEvent::decl(&cfg),
-        BatchFrame::decl(&cfg),
-        Heartbeat::decl(&cfg),
-        ResetReason::decl(&cfg),
-        ResetNotice::decl(&cfg),
-        RequestRefusal::decl(&cfg),
-        ClientOp::decl(&cfg),
-        Subscribed::decl(&cfg),
-        Pong::decl(&cfg),
-        WsErrorKind::decl(&cfg),
-        WsErrorNotice::decl(&cfg),
-        RejectedMessage::decl(&cfg),
-        RejectCounts::decl(&cfg),
-        DlqPage::decl(&cfg),
+        declare::<EventType>(&cfg),
+        declare::<Timestamp>(&cfg),
+        declare::<Action>(&cfg),
+        declare::<Payload>(&cfg),
+        declare::<RealTimeEvent>(&cfg),
+        declare::<SequencedEvent>(&cfg),
+        declare::<BatchFrame>(&cfg),
+        declare::<Frame>(&cfg),
+        declare::<Heartbeat>(&cfg),
+        declare::<ResetReason>(&cfg),
+        declare::<ResetNotice>(&cfg),
+        declare::<RequestRefusal>(&cfg),
+        declare::<ClientResetReason>(&cfg),
+        declare::<ReplaySource>(&cfg),
+        declare::<ClientOp>(&cfg),
+        declare::<Subscribed>(&cfg),
+        declare::<Pong>(&cfg),
+        declare::<WsErrorKind>(&cfg),
+        declare::<WsErrorNotice>(&cfg),
+        declare::<ServerReply>(&cfg),
+        declare::<ServerMessage>(&cfg),
+        declare::<RejectReason>(&cfg),
+        declare::<RejectedMessage>(&cfg),
+        declare::<RejectCounts>(&cfg),
+        declare::<DlqPage>(&cfg),
+        declare::<Summary>(&cfg),
+        declare::<SnapshotPage>(&cfg),
+        declare::<Health>(&cfg),
+        declare::<CanaryStatus>(&cfg),
+        declare::<ConnectionsNow>(&cfg),
+        declare::<StreamStatus>(&cfg),
+        declare::<NatsStatus>(&cfg),
+        declare::<StatusSettings>(&cfg),
+        declare::<GatewayStatus>(&cfg),
     ];
 
     let mut out = String::from(
@@ -48,26 +96,8 @@ pub fn definitions() -> String {
          // change schema/src and regenerate; a test fails when this file is stale.\n\n",
     );
     for declaration in declarations {
-        out.push_str("export ");
-        out.push_str(declaration.trim());
-        out.push_str("\n\n");
+        out.push_str(&declaration);
     }
-
-    out.push_str("/** Every frame a client can receive on the event stream. */\n");
-    out.push_str("export type Frame = SequencedEvent | BatchFrame;\n\n");
-
-    out.push_str(
-        "/** Every message of the WebSocket transport: `{\"id\"?, \"event\", \"data\"}`; `id` is the resume cursor. */\n",
-    );
-    out.push_str(
-        "export type ServerMessage =\n\
-         \x20 | { id?: string; event: Exclude<EventType, \"CANARY\">; data: Frame }\n\
-         \x20 | { id: string; event: \"heartbeat\"; data: Heartbeat }\n\
-         \x20 | { id?: string; event: \"reset\"; data: ResetNotice }\n\
-         \x20 | { event: \"subscribed\"; data: Subscribed }\n\
-         \x20 | { event: \"pong\"; data: Pong }\n\
-         \x20 | { event: \"error\"; data: WsErrorNotice };\n\n",
-    );
 
     out.push_str("/** How the gateway closes a WebSocket, by name. */\n");
     out.push_str("export const CLOSE_CODES = {\n");
@@ -76,25 +106,36 @@ pub fn definitions() -> String {
     }
     out.push_str("} as const;\n\n");
     out.push_str("export type CloseCode = (typeof CLOSE_CODES)[keyof typeof CLOSE_CODES];\n\n");
-    out.push_str("/** Every reset reason, for code that lists them. */\n");
-    out.push_str(&format!(
-        "export const RESET_REASONS = [{}] as const;\n\n",
-        ResetReason::iter()
-            .map(|reason| format!("\"{reason}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
+    out.push_str(&list(
+        "Every reset reason.",
+        "RESET_REASONS",
+        "ResetReason",
+        ResetReason::iter().map(ResetReason::as_str),
     ));
-
-    out.push_str("/** Why the bridge rejects a message: the `reason` of the DLQ. */\n");
-    out.push_str(&format!(
-        "export const REJECT_REASONS = [{}] as const;\n\n",
-        RejectReason::ALL
-            .iter()
-            .map(|reason| format!("\"{reason}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
+    out.push_str(&list(
+        "Why the gateway reset or closed a live client: the keys of `clientsReset` in `/stats`.",
+        "CLIENT_RESET_REASONS",
+        "ClientResetReason",
+        ClientResetReason::iter().map(ClientResetReason::as_str),
     ));
-    out.push_str("export type RejectReason = (typeof REJECT_REASONS)[number];\n\n");
+    out.push_str(&list(
+        "Where a resume's missed events came from: the keys of `replays` in `/stats`.",
+        "REPLAY_SOURCES",
+        "ReplaySource",
+        ReplaySource::iter().map(ReplaySource::as_str),
+    ));
+    out.push_str(&list(
+        "Every action of an event's payload.",
+        "ACTIONS",
+        "Action",
+        Action::ALL.map(Action::as_str),
+    ));
+    out.push_str(&list(
+        "Why the bridge rejects a message: the `reason` of the DLQ.",
+        "REJECT_REASONS",
+        "RejectReason",
+        RejectReason::ALL.map(RejectReason::as_str),
+    ));
 
     out.push_str(&format!(
         "export const REDIS_CHANNEL_PREFIX = \"{DEFAULT_REDIS_CHANNEL_PREFIX}\";\n"
@@ -157,7 +198,25 @@ mod tests {
             "\"too_many_connections_for_key\"",
             "\"history_budget\" | \"connection_rate\"",
             "{ \"op\": \"subscribe\", channels: Array<ChannelName>, }",
-            "event: \"reset\"; data: ResetNotice }",
+            "export type Frame = SequencedEvent | BatchFrame;",
+            "export type ServerMessage = { id?: string, } & ({ \"event\": \"heartbeat\", \"data\": Heartbeat } | { \"event\": \"reset\", \"data\": ResetNotice } | { event: Exclude<EventType, \"CANARY\">, data: Frame, }) | ServerReply;",
+            "export type ServerReply = { \"event\": \"subscribed\", \"data\": Subscribed } | { \"event\": \"pong\", \"data\": Pong } | { \"event\": \"error\", \"data\": WsErrorNotice };",
+            "export type ClientResetReason = \"lagged\" | ",
+            "export const CLIENT_RESET_REASONS = [\"lagged\", ",
+            "export type ReplaySource = \"ring\" | \"stream\" | \"reset\";",
+            "export const REPLAY_SOURCES = [\"ring\", \"stream\", \"reset\"]",
+            "export const ACTIONS = [\"created\", \"updated\", \"deleted\"] as const satisfies readonly Action[];",
+            "export type RejectReason = \"too_large\" | ",
+            "export type Summary = { ",
+            "today: Partial<Record<EventType, number>>",
+            "todayComplete?: boolean",
+            "firstHeldSeq?: number",
+            "export type SnapshotPage = { ",
+            "partial?: boolean",
+            "export type GatewayStatus = { ",
+            "export type Health = \"ok\" | \"degraded\";",
+            "lastSequence: number",
+            "connections: ConnectionsNow, nats: NatsStatus, settings: StatusSettings",
             "try_again_later: 1013,",
             "\"invalid_json\", \"duplicate_key\"",
             "export type DlqPage = { ",

@@ -132,7 +132,21 @@ pub enum ResetReason {
 
 /// Why the gateway reset or closed a live client: the `reason` label of
 /// `gateway_clients_reset_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, EnumCount, IntoStaticStr)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    TS,
+    EnumIter,
+    EnumCount,
+    IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum ClientResetReason {
     /// It fell a whole queue behind (`reset` `slow_client`).
@@ -152,7 +166,21 @@ pub enum ClientResetReason {
 }
 
 /// Where a resume's missed events came from: the `source` label of `gateway_replays_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, EnumCount, IntoStaticStr)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    TS,
+    EnumIter,
+    EnumCount,
+    IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum ReplaySource {
     /// The instance's ring of recent events.
@@ -234,6 +262,18 @@ mod tests {
             assert_eq!(
                 serde_json::to_string(&reason).expect("json"),
                 format!("\"{}\"", reason.as_str())
+            );
+        }
+        for reason in ClientResetReason::iter() {
+            assert_eq!(
+                serde_json::to_string(&reason).expect("json"),
+                format!("\"{}\"", reason.as_str())
+            );
+        }
+        for source in ReplaySource::iter() {
+            assert_eq!(
+                serde_json::to_string(&source).expect("json"),
+                format!("\"{}\"", source.as_str())
             );
         }
         assert_eq!(

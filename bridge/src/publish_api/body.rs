@@ -5,6 +5,7 @@
 //! request (400) or one over the limits (413) stores nothing.
 
 use bytes::Bytes;
+use rakuda_schema::RejectReason;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -139,7 +140,7 @@ pub enum Outcome {
     Stored { seq: u64, duplicate: bool },
     /// Not stored, for `reason` (the DLQ's names); a copy is on the DLQ.
     Rejected {
-        reason: &'static str,
+        reason: RejectReason,
         message: String,
     },
     /// JetStream did not acknowledge in time: it may or may not be stored. Publishing it again

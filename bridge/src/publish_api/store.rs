@@ -118,7 +118,7 @@ impl PublishApi {
                 .record(reject, &outgoing.redis_channel, std::time::Instant::now());
         }
         Outcome::Rejected {
-            reason: reject.reason.as_str(),
+            reason: reject.reason,
             message: reject.message.clone(),
         }
     }

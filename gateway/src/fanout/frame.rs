@@ -1,5 +1,9 @@
 //! Frames as they go on the wire, serialized once per frame and shared by every connection, and
 //! the encoders of both transports (an SSE record, a WebSocket text message).
+//!
+//! The WebSocket envelope is the schema's `ServerMessage`, written here by hand: a frame's JSON
+//! is serialized once and spliced into every connection's message, SSE's and WebSocket's. A test
+//! below fails if these bytes and serde's serialization of `ServerMessage` ever differ.
 
 use axum::extract::ws::Utf8Bytes;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -272,6 +276,107 @@ mod tests {
         );
         let bare = ws_message(None, "pong", b"{}");
         assert_eq!(bare.as_str(), "{\"event\":\"pong\",\"data\":{}}");
+    }
+
+    /// The hand-written envelope is, byte for byte, what serde writes for the schema's
+    /// `ServerMessage`: for a single event, a batch (whole and truncated), a replayed frame
+    /// without a cursor, a heartbeat, and resets with and without one.
+    #[test]
+    fn ws_messages_are_the_schemas_server_message() {
+        use rakuda_schema::{
+            Action, BatchFrame, Frame, Payload, RealTimeEvent, SequencedEvent, ServerMessage,
+            StreamMessage, Timestamp,
+        };
+
+        use crate::fanout::coalesce::Pending;
+
+        let cursor = Cursor {
+            epoch: 1_795_366_240_958,
+            seq: 1041,
+        };
+        let id = Some(cursor.to_string());
+        // What `event` (the gateway's test events) holds, as the schema's type.
+        let sequenced = |event_type: EventType, seq: u64, id: &str| {
+            SequencedEvent::new(
+                seq,
+                RealTimeEvent {
+                    event_type,
+                    payload: Payload {
+                        id: id.into(),
+                        action: Action::Updated,
+                        data: None,
+                    },
+                    timestamp: Timestamp::parse("2026-11-22T10:00:00.000Z").expect("valid"),
+                },
+            )
+        };
+        let serde = |message: ServerMessage| serde_json::to_string(&message).expect("json");
+
+        let single = Folded::Single(event(EventType::OrderReceived, 1041, "o1"));
+        assert_eq!(
+            OutFrame::encode(&single, cursor).ws.as_str(),
+            serde(ServerMessage::frame(
+                id.clone(),
+                Frame::Single(sequenced(EventType::OrderReceived, 1041, "o1"))
+            ))
+        );
+
+        for cap in [3, 1] {
+            let mut pending = Pending::new(EventType::PriceChange, cap);
+            for (seq, entity) in [(1039, "p1"), (1040, "p2"), (1041, "p3")] {
+                pending.push(event(EventType::PriceChange, seq, entity));
+            }
+            let batch = Folded::from_batch(pending.take_batch());
+            let listed = [(1039, "p1"), (1040, "p2"), (1041, "p3")];
+            let expected = Frame::Batch(BatchFrame {
+                event_type: EventType::PriceChange,
+                batch: true,
+                count: 3,
+                events: listed[3 - cap..]
+                    .iter()
+                    .map(|(seq, entity)| sequenced(EventType::PriceChange, *seq, entity))
+                    .collect(),
+                truncated: cap < 3,
+            });
+            assert_eq!(
+                OutFrame::encode(&batch, cursor).ws.as_str(),
+                serde(ServerMessage::frame(id.clone(), expected.clone())),
+                "a batch of {cap} listed"
+            );
+            // A replay's frames before its last carry no cursor.
+            assert_eq!(
+                ws_folded(&batch, None).as_str(),
+                serde(ServerMessage::frame(None, expected))
+            );
+        }
+
+        let heartbeat = Heartbeat {
+            instance: "gw-2".into(),
+            seq: 1041,
+            time: Timestamp::parse("2026-11-22T10:00:05.000Z").expect("valid"),
+            degraded: true,
+        };
+        assert_eq!(
+            ws_heartbeat(Some(cursor), &heartbeat).as_str(),
+            serde(ServerMessage::Stream {
+                id: id.clone(),
+                message: StreamMessage::Heartbeat(heartbeat),
+            })
+        );
+
+        for (id, reason) in [
+            (Some(cursor), ResetReason::StreamRecreated),
+            (None, ResetReason::SlowClient),
+        ] {
+            let reset = ServerMessage::Stream {
+                id: id.map(|cursor| cursor.to_string()),
+                message: StreamMessage::Reset(ResetNotice { reason }),
+            };
+            assert_eq!(ws_reset(id, reason).as_str(), serde(reset.clone()));
+            if let Some(cursor) = id {
+                assert_eq!(OutFrame::reset(reason, cursor).ws.as_str(), serde(reset));
+            }
+        }
     }
 
     #[test]

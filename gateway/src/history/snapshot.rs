@@ -69,8 +69,9 @@ impl Snapshots {
 }
 
 impl Opened {
-    /// The page as JSON, `{"events":[...],"next":N|null,"partial":bool}`, in chunks that
-    /// stay within `answer`'s window; `keep` (the connection slot) is held until the last
+    /// The page as JSON, `{"events":[...],"next":N|null,"partial":bool}` (the schema's
+    /// `SnapshotPage`, written by hand so that it streams), in chunks that stay within
+    /// `answer`'s window; `keep` (the connection slot) is held until the last
     /// chunk. An error after the first chunk cuts the answer short: the client gets invalid
     /// JSON, never a page that looks whole.
     pub fn into_body<K: Send + 'static>(

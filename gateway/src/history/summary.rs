@@ -28,39 +28,7 @@ use crate::store::flight::{Flights, Grounded};
 use crate::store::stream::count_matching;
 use async_nats::jetstream::{self, consumer::DeliverPolicy};
 use jiff::tz::TimeZone;
-use rakuda_schema::{Timestamp, CHANNELS};
-use serde::Serialize;
-
-/// The answer.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Summary {
-    /// `SUMMARY_TIMEZONE`.
-    pub timezone: String,
-    /// Local midnight, as an RFC 3339 instant.
-    pub today_since: String,
-    pub last_hour_since: String,
-    /// Events per type since local midnight.
-    pub today: BTreeMap<&'static str, u64>,
-    /// Events per type in the last hour.
-    pub last_hour: BTreeMap<&'static str, u64>,
-    /// The stream's last sequence when the counts were taken: live events above it are not
-    /// in them.
-    pub through_seq: u64,
-    /// Whether the counts are the truth as of `through_seq`: `false` when events kept arriving
-    /// through every attempt (the counts may miss the few stored meanwhile), or when a window
-    /// is not complete.
-    pub exact: bool,
-    /// `false` when the stream no longer holds every event since `today_since` (trimmed by
-    /// `STREAM_MAX_MESSAGES`/`STREAM_MAX_AGE`): `today` counts from `first_held_at` only.
-    pub today_complete: bool,
-    /// The same for `last_hour_since`.
-    pub last_hour_complete: bool,
-    /// The oldest event the stream holds: its sequence, and when it was stored (RFC 3339).
-    pub first_held_seq: u64,
-    pub first_held_at: String,
-    pub computed_at: String,
-}
+use rakuda_schema::{Summary, Timestamp, CHANNELS};
 
 /// Counting attempts before a summary is served that may miss events stored meanwhile.
 const COUNT_ATTEMPTS: usize = 3;
@@ -137,7 +105,7 @@ impl Counter {
         stream: &jetstream::stream::Stream,
         midnight: jiff::Timestamp,
         hour_ago: jiff::Timestamp,
-    ) -> Result<(BTreeMap<&'static str, u64>, BTreeMap<&'static str, u64>), HistoryError> {
+    ) -> Result<(BTreeMap<String, u64>, BTreeMap<String, u64>), HistoryError> {
         let clients = CHANNELS.iter().filter(|channel| !channel.internal);
         let counts = clients.flat_map(|channel| {
             [midnight, hour_ago].map(|since| async move {
@@ -150,9 +118,9 @@ impl Counter {
         for result in futures::future::join_all(counts).await {
             let (event_type, is_today, count) = result?;
             if is_today {
-                today.insert(event_type, count);
+                today.insert(event_type.to_owned(), count);
             } else {
-                last_hour.insert(event_type, count);
+                last_hour.insert(event_type.to_owned(), count);
             }
         }
         Ok((today, last_hour))

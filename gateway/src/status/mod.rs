@@ -12,7 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures::future::BoxFuture;
-use rakuda_schema::RequestRefusal;
+use rakuda_schema::{
+    CanaryStatus, ConnectionsNow, GatewayStatus, Health, NatsStatus, RequestRefusal,
+    StatusSettings, StreamStatus,
+};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -131,46 +134,51 @@ fn snapshot(sources: &StatusSources) -> StatsSnapshot {
 }
 
 pub async fn status_handler(State(sources): State<Arc<StatusSources>>) -> impl IntoResponse {
+    Json(status(&sources))
+}
+
+/// What `/status` answers now.
+fn status(sources: &StatusSources) -> GatewayStatus {
     let cursor = sources.hub.cursor();
     let connections = &sources.metrics.connections;
     let canary = &sources.canary;
     let settings = &sources.settings;
-    Json(json!({
-        "enabled": settings.enabled,
-        "instance": &*sources.instance,
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptimeSeconds": sources.started.elapsed().as_secs(),
-        "draining": sources.drain.is_draining(),
-        "status": if canary.degraded() { "degraded" } else { "ok" },
-        "canary": {
-            "enabled": canary.enabled(),
-            "seen": canary.seen(),
-            "ageSeconds": canary.age().as_secs_f64(),
-            "degradedAfterSeconds": canary.degraded_after().as_secs_f64(),
+    GatewayStatus {
+        enabled: settings.enabled,
+        instance: sources.instance.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        uptime_seconds: sources.started.elapsed().as_secs(),
+        draining: sources.drain.is_draining(),
+        status: Health::of(canary.degraded()),
+        canary: CanaryStatus {
+            enabled: canary.enabled(),
+            seen: canary.seen(),
+            age_seconds: canary.age().as_secs_f64(),
+            degraded_after_seconds: canary.degraded_after().as_secs_f64(),
         },
-        "connections": {
-            "sse": connections.current(Transport::Sse),
-            "ws": connections.current(Transport::Ws),
+        connections: ConnectionsNow {
+            sse: connections.current(Transport::Sse),
+            ws: connections.current(Transport::Ws),
         },
-        "nats": {
-            "connected": sources.nats_connected(),
-            "stream": {
-                "name": settings.stream_name,
-                "epoch": cursor.epoch,
-                "lastSequence": cursor.seq,
-                "reading": sources.reading.is_reading(),
+        nats: NatsStatus {
+            connected: sources.nats_connected(),
+            stream: StreamStatus {
+                name: settings.stream_name.clone(),
+                epoch: cursor.epoch,
+                last_sequence: cursor.seq,
+                reading: sources.reading.is_reading(),
             },
         },
-        "settings": {
-            "debounceWindowMs": settings.debounce_window_ms,
-            "debounceMaxBatchEvents": settings.debounce_max_batch_events,
-            "heartbeatIntervalMs": settings.heartbeat_interval_ms,
-            "retryMs": settings.retry_ms,
-            "clientQueueCapacity": settings.client_queue_capacity,
-            "replayRingCapacity": settings.replay_ring_capacity,
-            "tokenTtlSeconds": settings.token_ttl_seconds,
+        settings: StatusSettings {
+            debounce_window_ms: settings.debounce_window_ms,
+            debounce_max_batch_events: settings.debounce_max_batch_events as u64,
+            heartbeat_interval_ms: settings.heartbeat_interval_ms,
+            retry_ms: settings.retry_ms,
+            client_queue_capacity: settings.client_queue_capacity as u64,
+            replay_ring_capacity: settings.replay_ring_capacity as u64,
+            token_ttl_seconds: settings.token_ttl_seconds,
         },
-    }))
+    }
 }
 
 pub async fn healthz() -> impl IntoResponse {
@@ -274,6 +282,7 @@ mod tests {
     async fn get_json(sources: &Arc<StatusSources>, uri: &str) -> (u16, serde_json::Value) {
         let app = Router::new()
             .route("/stats", get(stats_handler))
+            .route("/status", get(status_handler))
             .route("/readyz", get(readyz))
             .with_state(sources.clone());
         let request = axum::http::Request::get(uri)
@@ -306,6 +315,80 @@ mod tests {
             (status, error["error"].clone()),
             (400, "bad_request".into())
         );
+    }
+
+    /// Every key of `value`, depth first in the order written, as `outer.inner` paths.
+    fn key_paths(value: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+        if let Some(object) = value.as_object() {
+            for (key, inner) in object {
+                let path = format!("{prefix}{key}");
+                out.push(path.clone());
+                key_paths(inner, &format!("{path}."), out);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn status_has_the_keys_it_always_had_in_their_order() {
+        let drain = CancellationToken::new();
+        let sources = sources(&drain);
+        sources.metrics.connections.opened(Transport::Ws);
+        let (status, body) = get_json(&sources, "/status").await;
+        assert_eq!(status, 200);
+        let mut paths = Vec::new();
+        key_paths(&body, "", &mut paths);
+        assert_eq!(
+            paths,
+            [
+                "enabled",
+                "instance",
+                "version",
+                "uptimeSeconds",
+                "draining",
+                "status",
+                "canary",
+                "canary.enabled",
+                "canary.seen",
+                "canary.ageSeconds",
+                "canary.degradedAfterSeconds",
+                "connections",
+                "connections.sse",
+                "connections.ws",
+                "nats",
+                "nats.connected",
+                "nats.stream",
+                "nats.stream.name",
+                "nats.stream.epoch",
+                "nats.stream.lastSequence",
+                "nats.stream.reading",
+                "settings",
+                "settings.debounceWindowMs",
+                "settings.debounceMaxBatchEvents",
+                "settings.heartbeatIntervalMs",
+                "settings.retryMs",
+                "settings.clientQueueCapacity",
+                "settings.replayRingCapacity",
+                "settings.tokenTtlSeconds",
+            ]
+        );
+        assert_eq!(
+            (
+                &body["instance"],
+                &body["status"],
+                &body["connections"]["ws"],
+                &body["nats"]["stream"]["name"],
+                &body["settings"]["clientQueueCapacity"],
+            ),
+            (
+                &"gw-a".into(),
+                &"ok".into(),
+                &1.into(),
+                &"S".into(),
+                &4.into()
+            )
+        );
+        let typed: GatewayStatus = serde_json::from_value(body).expect("the schema's type");
+        assert_eq!(typed.canary.degraded_after_seconds, 1.0);
     }
 
     #[tokio::test]

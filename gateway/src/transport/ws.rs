@@ -19,8 +19,8 @@ use axum::Extension;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use rakuda_schema::{
-    ClientOp, ClientResetReason, CloseCode, Pong, RequestRefusal, ResetReason, Subscribed,
-    Timestamp, WsErrorKind, WsErrorNotice,
+    ClientOp, ClientResetReason, CloseCode, Pong, RequestRefusal, ResetReason, ServerMessage,
+    ServerReply, Subscribed, Timestamp, WsErrorKind, WsErrorNotice,
 };
 
 use super::admission::{admit, Admission, ConnectQuery};
@@ -29,7 +29,7 @@ use crate::channels::ChannelSet;
 use crate::edge::auth::Principal;
 use crate::edge::limits::Permit;
 use crate::edge::ApiError;
-use crate::fanout::frame::{ws_heartbeat, ws_message, ws_reset, OutFrame};
+use crate::fanout::frame::{ws_heartbeat, ws_reset, OutFrame};
 use crate::fanout::outbox::{Next, Outbox};
 use crate::metrics::Transport;
 use crate::resume::replay::Start;
@@ -279,12 +279,9 @@ impl Session {
             }
         };
         let reply = match op {
-            ClientOp::Ping => data_message(
-                "pong",
-                &Pong {
-                    time: Timestamp::now(),
-                },
-            ),
+            ClientOp::Ping => reply_message(ServerReply::Pong(Pong {
+                time: Timestamp::now(),
+            })),
             ClientOp::Subscribe { channels } | ClientOp::Unsubscribe { channels }
                 if channels.is_empty() =>
             {
@@ -329,7 +326,7 @@ impl Session {
             .into_iter()
             .map(String::from)
             .collect();
-        data_message("subscribed", &Subscribed { channels })
+        reply_message(ServerReply::Subscribed(Subscribed { channels }))
     }
 
     /// Answers a malformed frame with an error message; past the limit, ends with 1008.
@@ -341,7 +338,7 @@ impl Session {
             error: WsErrorKind::BadFrame,
             message: message.to_owned(),
         };
-        if send_all(sink, vec![data_message("error", &notice)])
+        if send_all(sink, vec![reply_message(ServerReply::Error(notice))])
             .await
             .is_err()
         {
@@ -358,9 +355,12 @@ impl Session {
     }
 }
 
-/// A message without a cursor whose `data` is `value` (the schema's types serialize).
-fn data_message(event: &str, value: &impl serde::Serialize) -> Utf8Bytes {
-    ws_message(None, event, &serde_json::to_vec(value).unwrap_or_default())
+/// The answer to a client op, as the schema's `ServerMessage` serializes it (a reply is rare:
+/// no need for the frames' hand-written envelope).
+fn reply_message(reply: ServerReply) -> Utf8Bytes {
+    serde_json::to_string(&ServerMessage::Reply(reply))
+        .map(Utf8Bytes::from)
+        .unwrap_or_else(|_| Utf8Bytes::from_static("{}"))
 }
 
 /// Queues one message (waiting while the socket is full).

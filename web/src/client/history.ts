@@ -2,53 +2,13 @@
 // (GET /api/realtime/summary) and the latest event of every entity (GET /api/realtime/snapshot).
 // Both are plain requests with the same credential as the stream: the API key as a header, or
 // a token (from getToken) as ?token=. See docs/PROTOCOL.md, "Backfill, summary and snapshot".
-import { CHANNELS, type EventType, type SequencedEvent } from "../generated/schema";
+import { CHANNELS, type EventType, type SequencedEvent, type SnapshotPage, type Summary } from "../generated/schema";
 import { dlqQuery, parseDlqPage, type DlqPage, type DlqRequest } from "./dlq";
 import { parseRetryAfter } from "./spread";
 import type { RealtimeClientOptions, TokenGrant } from "./types";
 
-/** `GET /api/realtime/summary`. */
-export interface Summary {
-  /** The gateway's SUMMARY_TIMEZONE, e.g. "Asia/Tokyo". */
-  timezone: string;
-  /** Local midnight in that timezone, RFC 3339: "today" starts here. */
-  todaySince: string;
-  lastHourSince: string;
-  /** Events per type stored since `todaySince` (types the credential may read). */
-  today: Partial<Record<EventType, number>>;
-  lastHour: Partial<Record<EventType, number>>;
-  /** The counts cover the stream up to this sequence; add live events after it. */
-  throughSeq: number;
-  /**
-   * False when events kept arriving while the gateway counted: the counts may miss a few
-   * stored meanwhile, so fetch a newer summary. (Absent from older gateways: taken as true.)
-   */
-  exact: boolean;
-  /**
-   * False when the stream no longer holds every event since `todaySince` (trimmed by
-   * STREAM_MAX_MESSAGES/STREAM_MAX_AGE): `today` counts from `firstHeldAt` only. Absent from
-   * older gateways.
-   */
-  todayComplete?: boolean;
-  lastHourComplete?: boolean;
-  /** The oldest event the stream still holds (absent from older gateways). */
-  firstHeldSeq?: number;
-  firstHeldAt?: string;
-  computedAt: string;
-}
-
-/** One page of `GET /api/realtime/snapshot`. */
-export interface SnapshotPage {
-  /** The latest event of each entity, with its sequence in the event stream. */
-  events: SequencedEvent[];
-  /** Pass as `after` for the next page; null at the end. */
-  next: number | null;
-  /**
-   * True while the latest-state stream is at LATEST_MAX_ENTITIES and drops the least recently
-   * changed entities: the snapshot may miss some. Absent from older gateways.
-   */
-  partial?: boolean;
-}
+// Both answers are generated from the gateway's Rust types (schema/src/history.rs).
+export type { Summary, SnapshotPage };
 
 /**
  * The channels with a latest state per entity: only these have a snapshot. Orders have none

@@ -67,10 +67,10 @@ async fn summary(
     // Only the types the credential may read.
     let allowed = principal.allowed_channels();
     let mut summary = (*summary).clone();
-    let visible = |event_type: &&str| {
+    let visible = |event_type: &String| {
         allowed
             .iter()
-            .any(|channel| channel.event_type.as_str() == *event_type)
+            .any(|channel| channel.event_type.as_str() == event_type)
     };
     summary.today.retain(|event_type, _| visible(event_type));
     summary
