@@ -7,13 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use rakuda_gateway::event::StreamEvent;
-use rakuda_gateway::fanout::coalesce::Folded;
-use rakuda_gateway::fanout::frame::OutFrame;
-use rakuda_gateway::fanout::{Cursor, Hub};
-use rakuda_gateway::history::latest::{Entries, Latest};
-use rakuda_gateway::ingest::debounce::Debouncer;
-use rakuda_gateway::metrics::GatewayMetrics;
+use rakuda_gateway::parts::{
+    Cursor, Debouncer, Entries, Folded, GatewayMetrics, Hub, Latest, OutFrame, StreamEvent,
+};
 use rakuda_schema::{Action, Channel, EventType, RealTimeEvent, Validator};
 use serde_json::{Map, Value};
 

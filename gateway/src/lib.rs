@@ -39,28 +39,45 @@
 //! - [`fleet`] — drain, canary, cluster stats.
 //! - [`gateway`] — the parts put together: build, spawn, drain.
 
-pub mod channels;
-pub mod config;
-pub mod edge;
-pub mod event;
-pub mod fanout;
-pub mod fleet;
-pub mod gateway;
-pub mod history;
-pub mod ingest;
-pub mod metrics;
-pub mod paths;
-pub mod resume;
-pub mod server;
-pub mod status;
-pub mod store;
-pub mod transport;
+mod channels;
+mod config;
+mod edge;
+mod event;
+mod fanout;
+mod fleet;
+mod gateway;
+mod history;
+mod ingest;
+mod metrics;
+mod paths;
+mod resume;
+mod server;
+mod status;
+mod store;
+mod transport;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use gateway::Error;
+
+/// The parts the benchmarks (`benches/hot_paths.rs`) and the hostile-input tests drive
+/// directly, without a running gateway. Nothing else inside the crate is public: the gateway is
+/// run through [`run`] with a [`Config`], and everything it serves is tested through its sockets.
+pub mod parts {
+    pub use crate::channels::{ChannelSet, UnknownChannel};
+    pub use crate::event::StreamEvent;
+    pub use crate::fanout::coalesce::Folded;
+    pub use crate::fanout::cursor::{Cursor, MalformedCursor};
+    pub use crate::fanout::frame::OutFrame;
+    pub use crate::fanout::Hub;
+    pub use crate::history::latest::{Entries, Latest};
+    pub use crate::ingest::debounce::Debouncer;
+    pub use crate::metrics::GatewayMetrics;
+    pub use crate::server::head::{parse, read_head, HeadError, HeadLimits, MAX_HEADERS};
+    pub use crate::transport::admission::ConnectQuery;
+}
 
 use gateway::Gateway;
 

@@ -29,10 +29,10 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::Config as ProptestConfig;
-use rakuda_gateway::channels::{ChannelSet, UnknownChannel};
-use rakuda_gateway::fanout::cursor::{Cursor, MalformedCursor};
-use rakuda_gateway::server::head::{parse, read_head, HeadError, HeadLimits, MAX_HEADERS};
-use rakuda_gateway::transport::admission::ConnectQuery;
+use rakuda_gateway::parts::{
+    parse, read_head, ChannelSet, ConnectQuery, Cursor, HeadError, HeadLimits, MalformedCursor,
+    UnknownChannel, MAX_HEADERS,
+};
 use rakuda_schema::{ClientOp, RequestRefusal, WsErrorKind, CHANNELS};
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

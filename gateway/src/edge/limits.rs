@@ -68,7 +68,9 @@ impl Connections {
         })
     }
 
+
     /// Connections open now.
+    #[cfg(test)]
     pub fn total(&self) -> usize {
         self.lock().total
     }

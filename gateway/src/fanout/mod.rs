@@ -18,4 +18,4 @@ pub mod hub;
 pub mod outbox;
 
 pub use cursor::Cursor;
-pub use hub::{Hub, HubMessage, Tap};
+pub use hub::{Hub, Tap};

@@ -34,11 +34,6 @@ impl DrainSignal {
         self.token.is_cancelled()
     }
 
-    /// Resolves when the drain starts.
-    pub async fn started(&self) {
-        self.token.cancelled().await
-    }
-
     /// A connection's turn to close, for a connection that just subscribed to the hub.
     pub fn turn(&self) -> DrainTurn {
         let mut turn = DrainTurn {

@@ -58,6 +58,7 @@ impl ReplayBudget {
     }
 
     /// Bytes reserved now.
+    #[cfg(test)]
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Acquire)
     }

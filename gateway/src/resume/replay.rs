@@ -41,10 +41,6 @@ impl Replay {
         self.frames.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
-    }
-
     /// The cursor the frame at `index` announces, if it does.
     fn id(&self, index: usize) -> Option<Cursor> {
         (index + 1 == self.frames.len()).then_some(self.cursor)

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_nats::jetstream::{self, consumer::pull, consumer::DeliverPolicy};
 use futures::StreamExt;
-use rakuda_schema::channel::{ENTITY_SUBJECTS, SOURCE_GAP_SUBJECT};
+use rakuda_schema::channel::SOURCE_GAP_SUBJECT;
 use rakuda_schema::{Channel, Validator};
 
 use crate::channels::ChannelSet;
@@ -107,16 +107,6 @@ impl StreamReader {
         let stream = self.jetstream.get_stream(&self.name).await.ok()?;
         let state = &stream.cached_info().state;
         Some((state.first_sequence, state.last_sequence))
-    }
-
-    /// How many client events (any channel; not the canary) the stream holds from `start` on,
-    /// counted by the server with a filtered consumer: nothing is read.
-    pub async fn client_events_from(&self, start: u64) -> Result<u64, FetchError> {
-        let stream = self.jetstream.get_stream(&self.name).await?;
-        let start = DeliverPolicy::ByStartSequence {
-            start_sequence: start.max(1),
-        };
-        Ok(count_matching(&stream, start, ENTITY_SUBJECTS).await?)
     }
 
     /// The sequence of the first message stored at or after `since`; `None` when there is none.

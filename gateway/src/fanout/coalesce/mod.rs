@@ -55,10 +55,6 @@ impl Pending {
         self.count == 0
     }
 
-    pub fn count(&self) -> u32 {
-        self.count
-    }
-
     /// Adds an event; past the cap the oldest listed event is dropped and the batch marked
     /// truncated (the screen needs the newest state most).
     pub fn push(&mut self, event: Arc<StreamEvent>) {

@@ -9,7 +9,7 @@ use rakuda_schema::{Channel, EventType};
 use tokio::sync::broadcast;
 
 use super::*;
-use crate::fanout::HubMessage;
+use crate::fanout::hub::HubMessage;
 use crate::ingest::Reading;
 use crate::metrics::GatewayMetrics;
 

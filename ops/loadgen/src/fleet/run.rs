@@ -728,15 +728,16 @@ pub async fn run(
     report.load_average[1] = procstat::load_average();
     fill_cpu(&mut report, &load_start, &load_end_readings, load_seconds);
     let first_published = first_published_us.load(Ordering::SeqCst);
+    let published_us = published_at
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone();
     let replies = workers
         .ask(
             &Command::Report {
                 expected: events,
                 first_published_us: first_published,
-                published_us: published_at
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .clone(),
+                published_us,
             },
             reply_limit,
         )
