@@ -39,6 +39,8 @@
 //! - [`fleet`] — drain, canary, cluster stats.
 //! - [`gateway`] — the parts put together: build, spawn, drain.
 
+#![warn(unreachable_pub)]
+
 mod channels;
 mod config;
 mod edge;
@@ -71,7 +73,7 @@ pub mod parts {
     pub use crate::fanout::coalesce::Folded;
     pub use crate::fanout::cursor::{Cursor, MalformedCursor};
     pub use crate::fanout::frame::OutFrame;
-    pub use crate::fanout::Hub;
+    pub use crate::fanout::hub::Hub;
     pub use crate::history::latest::{Entries, Latest};
     pub use crate::ingest::debounce::Debouncer;
     pub use crate::metrics::GatewayMetrics;

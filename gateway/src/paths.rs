@@ -3,24 +3,24 @@
 //! written twice could quietly send SSE through hyper instead.
 
 /// SSE stream (`transport::sse`), served on its socket by `server::socket`.
-pub const EVENTS: &str = "/api/realtime/events";
+pub(crate) const EVENTS: &str = "/api/realtime/events";
 /// WebSocket upgrade (`transport::ws`).
-pub const WS: &str = "/api/realtime/ws";
+pub(crate) const WS: &str = "/api/realtime/ws";
 /// Today's totals per channel (`history::routes`).
-pub const SUMMARY: &str = "/api/realtime/summary";
+pub(crate) const SUMMARY: &str = "/api/realtime/summary";
 /// The latest state of every entity, paged (`history::routes`).
-pub const SNAPSHOT: &str = "/api/realtime/snapshot";
+pub(crate) const SNAPSHOT: &str = "/api/realtime/snapshot";
 /// The rejected messages, for administrators (`history::routes::dlq`).
-pub const DLQ: &str = "/api/realtime/dlq";
+pub(crate) const DLQ: &str = "/api/realtime/dlq";
 /// Settings and health, for administrators (`status`).
-pub const STATUS: &str = "/api/realtime/status";
+pub(crate) const STATUS: &str = "/api/realtime/status";
 /// The counters, this instance's or the cluster's, for administrators (`status`).
-pub const STATS: &str = "/api/realtime/stats";
+pub(crate) const STATS: &str = "/api/realtime/stats";
 /// Mints a short-lived token for `EventSource` (`edge::routes`).
-pub const TOKEN: &str = "/api/realtime/token";
+pub(crate) const TOKEN: &str = "/api/realtime/token";
 /// Prometheus, no credential (`status`).
-pub const METRICS: &str = "/metrics";
+pub(crate) const METRICS: &str = "/metrics";
 /// Liveness, no credential (`status`).
-pub const HEALTHZ: &str = "/healthz";
+pub(crate) const HEALTHZ: &str = "/healthz";
 /// Readiness, no credential (`status`).
-pub const READYZ: &str = "/readyz";
+pub(crate) const READYZ: &str = "/readyz";

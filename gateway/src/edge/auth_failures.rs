@@ -25,7 +25,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 /// Addresses tracked at most, in the limiter and in the blocked list each.
-pub const MAX_TRACKED: usize = 262_144;
+pub(crate) const MAX_TRACKED: usize = 262_144;
 
 /// What the limiter counts: an IPv4 address, or an IPv6 /56.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,7 +53,7 @@ impl From<IpAddr> for Client {
 /// must not make every failure pay for it.
 const PRUNE_EVERY: Duration = Duration::from_secs(1);
 
-pub struct AuthFailures {
+pub(crate) struct AuthFailures {
     limiter: DefaultKeyedRateLimiter<Client>,
     clock: DefaultClock,
     /// Addresses over the limit, and until when. Never [`Client::Overflow`].
@@ -68,7 +68,7 @@ pub struct AuthFailures {
 
 impl AuthFailures {
     /// `per_minute` failures as a burst, refilled evenly over the minute.
-    pub fn new(per_minute: NonZeroU32) -> AuthFailures {
+    pub(crate) fn new(per_minute: NonZeroU32) -> AuthFailures {
         AuthFailures::tracking(per_minute, MAX_TRACKED)
     }
 
@@ -99,7 +99,7 @@ impl AuthFailures {
 
     /// How long `addr` must wait, if it is over its own limit. Checked before a credential is,
     /// so it never looks at the overflow allowance: what strangers did cannot refuse anyone.
-    pub fn blocked(&self, addr: IpAddr) -> Option<Duration> {
+    pub(crate) fn blocked(&self, addr: IpAddr) -> Option<Duration> {
         let now = Instant::now();
         self.blocked_list()
             .get(&Client::from(addr))
@@ -109,7 +109,7 @@ impl AuthFailures {
 
     /// Counts a failure by `addr`; how long it must now wait, if this one put it (or, for an
     /// address the limiter has no room for, the shared overflow allowance) over.
-    pub fn failed(&self, addr: IpAddr) -> Option<Duration> {
+    pub(crate) fn failed(&self, addr: IpAddr) -> Option<Duration> {
         let mut client = Client::from(addr);
         let full = self.limiter.len() >= self.max_tracked;
         if full && self.may_prune() {

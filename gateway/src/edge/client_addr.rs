@@ -9,13 +9,13 @@ use ipnet::IpNet;
 
 /// The socket's peer, put on every request by the listener.
 #[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
+pub(crate) struct PeerAddr(pub SocketAddr);
 
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub(crate) struct TrustedProxies(Vec<IpNet>);
 
 impl TrustedProxies {
-    pub fn new(networks: Vec<IpNet>) -> TrustedProxies {
+    pub(crate) fn new(networks: Vec<IpNet>) -> TrustedProxies {
         TrustedProxies(networks)
     }
 
@@ -28,7 +28,7 @@ impl TrustedProxies {
     /// The client: walking `X-Forwarded-For` from the right (the hop nearest us), the first
     /// address that is not a trusted proxy. A malformed entry stops the walk at the last
     /// address known good, since whatever is left of it could be made up.
-    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    pub(crate) fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let mut client = canonical(peer);
         if !self.trusts(client) {
             return client;

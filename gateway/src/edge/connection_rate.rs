@@ -15,7 +15,7 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 /// The bucket, or nothing when `CONNECTION_RATE_LIMIT=0`.
-pub struct ConnectionRate {
+pub(crate) struct ConnectionRate {
     limiter: Option<DefaultDirectRateLimiter>,
     per_second: u32,
     /// `CONNECTION_RATE_RETRY_MAX` in whole seconds, at least 1.
@@ -24,7 +24,7 @@ pub struct ConnectionRate {
 
 /// A stream refused: the bucket is empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OverRate {
+pub(crate) struct OverRate {
     /// `CONNECTION_RATE_LIMIT`, for the message.
     pub per_second: u32,
     /// When the client may try again: whole seconds, at random within the window.
@@ -34,7 +34,7 @@ pub struct OverRate {
 impl ConnectionRate {
     /// `per_second` new streams a second (0: no cap), `burst` at once (one second's worth when
     /// `None`), refused ones told to come back within `retry_max` (whole seconds, at least 1).
-    pub fn new(per_second: u32, burst: Option<u32>, retry_max: Duration) -> ConnectionRate {
+    pub(crate) fn new(per_second: u32, burst: Option<u32>, retry_max: Duration) -> ConnectionRate {
         let limiter = NonZeroU32::new(per_second).map(|rate| {
             let burst = burst.and_then(NonZeroU32::new).unwrap_or(rate);
             RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
@@ -47,7 +47,7 @@ impl ConnectionRate {
     }
 
     /// Takes one new stream's place in this second, or says when to come back.
-    pub fn admit(&self) -> Result<(), OverRate> {
+    pub(crate) fn admit(&self) -> Result<(), OverRate> {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };

@@ -26,7 +26,7 @@ struct Root {
 }
 
 /// `router` with the dashboard in `dir` behind every path it does not route.
-pub fn serve(router: Router, dir: &Path, refusals: Refusals) -> Router {
+pub(crate) fn serve(router: Router, dir: &Path, refusals: Refusals) -> Router {
     let root = Arc::new(Root {
         dir: dir.to_owned(),
         resolved: dir.canonicalize().unwrap_or_else(|_| dir.to_owned()),

@@ -17,7 +17,7 @@ use crate::metrics::EdgeMetrics;
 /// `{"error": "<reason>", "message": "<what to do>"}` with a status. Made by
 /// [`Refusals::refuse`], which counts it.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub status: StatusCode,
     pub reason: RequestRefusal,
     pub message: String,
@@ -26,7 +26,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn retry_after(mut self, wait: Duration) -> ApiError {
+    pub(crate) fn retry_after(mut self, wait: Duration) -> ApiError {
         self.retry_after = Some(wait);
         self
     }
@@ -51,16 +51,16 @@ impl IntoResponse for ApiError {
 
 /// Makes refusals, counting each in `gateway_requests_rejected_total{reason}`.
 #[derive(Clone)]
-pub struct Refusals {
+pub(crate) struct Refusals {
     metrics: Arc<EdgeMetrics>,
 }
 
 impl Refusals {
-    pub fn new(metrics: Arc<EdgeMetrics>) -> Refusals {
+    pub(crate) fn new(metrics: Arc<EdgeMetrics>) -> Refusals {
         Refusals { metrics }
     }
 
-    pub fn refuse(
+    pub(crate) fn refuse(
         &self,
         status: StatusCode,
         reason: RequestRefusal,
@@ -76,7 +76,7 @@ impl Refusals {
     }
 
     /// A connection slot refused: streams and history requests share the same limits.
-    pub fn connection_refused(&self, refusal: Refusal) -> ApiError {
+    pub(crate) fn connection_refused(&self, refusal: Refusal) -> ApiError {
         match refusal {
             Refusal::Instance { max } => self.refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -92,7 +92,7 @@ impl Refusals {
     }
 
     /// A new stream past `CONNECTION_RATE_LIMIT`: 503 with its random `Retry-After`.
-    pub fn over_connection_rate(&self, over: OverRate) -> ApiError {
+    pub(crate) fn over_connection_rate(&self, over: OverRate) -> ApiError {
         let OverRate {
             per_second,
             retry_after,

@@ -10,7 +10,7 @@ use rakuda_service::keys::KeySet;
 
 /// `API_KEY`'s keys, as [`crate::config::Config::api_keys`] read them (the rules for a good key
 /// are settings rules, and live with the other settings).
-pub struct ApiKeys(KeySet);
+pub(crate) struct ApiKeys(KeySet);
 
 impl From<KeySet> for ApiKeys {
     fn from(keys: KeySet) -> ApiKeys {
@@ -21,13 +21,13 @@ impl From<KeySet> for ApiKeys {
 impl ApiKeys {
     /// The id of the matching key, comparing against every key so the time taken does not
     /// tell which, or whether, one matched.
-    pub fn check(&self, presented: &str) -> Option<&str> {
+    pub(crate) fn check(&self, presented: &str) -> Option<&str> {
         self.0.check(presented)
     }
 
     /// Whether `id` names a configured key: a token minted by a key that was removed stops
     /// working at once.
-    pub fn knows(&self, id: &str) -> bool {
+    pub(crate) fn knows(&self, id: &str) -> bool {
         self.0.knows(id)
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Open client connections, in total and per key.
-pub struct Connections {
+pub(crate) struct Connections {
     max_total: usize,
     max_per_key: usize,
     open: Mutex<Open>,
@@ -19,19 +19,19 @@ struct Open {
 
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     Instance { max: usize },
     Key { max: usize },
 }
 
 /// A held connection slot; released on drop, when the connection ends.
-pub struct Permit {
+pub(crate) struct Permit {
     registry: Arc<Connections>,
     key: String,
 }
 
 impl Connections {
-    pub fn new(max_total: usize, max_per_key: usize) -> Arc<Connections> {
+    pub(crate) fn new(max_total: usize, max_per_key: usize) -> Arc<Connections> {
         Arc::new(Connections {
             max_total,
             max_per_key,
@@ -47,7 +47,7 @@ impl Connections {
     }
 
     /// A slot for one more connection of `key`, if the limits allow it.
-    pub fn acquire(self: &Arc<Self>, key: &str) -> Result<Permit, Refusal> {
+    pub(crate) fn acquire(self: &Arc<Self>, key: &str) -> Result<Permit, Refusal> {
         let mut open = self.lock();
         if open.total >= self.max_total {
             return Err(Refusal::Instance {
@@ -68,10 +68,9 @@ impl Connections {
         })
     }
 
-
     /// Connections open now.
     #[cfg(test)]
-    pub fn total(&self) -> usize {
+    pub(crate) fn total(&self) -> usize {
         self.lock().total
     }
 }

@@ -15,18 +15,18 @@
 //! The routes behind the edge live with what they serve: the streams in `crate::transport`,
 //! status and stats in `crate::status`, summary, snapshot and DLQ in `crate::history::routes`.
 
-pub mod auth;
-pub mod auth_failures;
-pub mod client_addr;
-pub mod connection_rate;
-pub mod dashboard;
-pub mod error;
-pub mod keys;
-pub mod limits;
-pub mod origin;
-pub mod routes;
-pub mod token;
-pub mod unauthenticated;
+pub(crate) mod auth;
+pub(crate) mod auth_failures;
+pub(crate) mod client_addr;
+pub(crate) mod connection_rate;
+pub(crate) mod dashboard;
+pub(crate) mod error;
+pub(crate) mod keys;
+pub(crate) mod limits;
+pub(crate) mod origin;
+pub(crate) mod routes;
+pub(crate) mod token;
+pub(crate) mod unauthenticated;
 
-pub use error::{ApiError, Refusals};
-pub use keys::ApiKeys;
+pub(crate) use error::{ApiError, Refusals};
+pub(crate) use keys::ApiKeys;

@@ -6,16 +6,16 @@
 use axum::http::{header, HeaderMap};
 
 #[derive(Debug, Clone, Default)]
-pub struct AllowedOrigins(Vec<String>);
+pub(crate) struct AllowedOrigins(Vec<String>);
 
 impl AllowedOrigins {
     /// `CORS_ORIGINS`; empty allows every origin, as before the setting was made.
-    pub fn new(origins: Vec<String>) -> AllowedOrigins {
+    pub(crate) fn new(origins: Vec<String>) -> AllowedOrigins {
         AllowedOrigins(origins)
     }
 
     /// Whether a WebSocket with these request headers may open.
-    pub fn allows(&self, headers: &HeaderMap) -> bool {
+    pub(crate) fn allows(&self, headers: &HeaderMap) -> bool {
         let Some(origin) = headers.get(header::ORIGIN) else {
             return true;
         };

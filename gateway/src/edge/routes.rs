@@ -24,20 +24,24 @@ use super::token::{Scope, TokenSigner};
 use crate::channels::ChannelSet;
 
 /// What `POST /api/realtime/token` needs.
-pub struct Minting {
+pub(crate) struct Minting {
     pub tokens: Arc<TokenSigner>,
     pub refusals: Refusals,
 }
 
 /// `/api/realtime/token`; the caller puts it behind auth.
-pub fn token_routes(minting: Arc<Minting>) -> Router {
+pub(crate) fn token_routes(minting: Arc<Minting>) -> Router {
     Router::new()
         .route(crate::paths::TOKEN, post(token))
         .with_state(minting)
 }
 
 /// Every other path: the dashboard when `dashboard` is set, else a JSON 404.
-pub fn with_fallback(router: Router, dashboard: Option<&PathBuf>, refusals: Refusals) -> Router {
+pub(crate) fn with_fallback(
+    router: Router,
+    dashboard: Option<&PathBuf>,
+    refusals: Refusals,
+) -> Router {
     match dashboard {
         Some(dir) => super::dashboard::serve(router, dir, refusals),
         None => router.fallback(move || {
@@ -56,7 +60,7 @@ fn not_found(refusals: &Refusals) -> ApiError {
 }
 
 /// CORS for `CORS_ORIGINS`; none when the list is empty (same origin only).
-pub fn cors(origins: &[String]) -> Option<CorsLayer> {
+pub(crate) fn cors(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
     }

@@ -25,7 +25,7 @@ const CLOCK_SKEW: Duration = Duration::from_secs(60);
 /// Bytes of a random secret in dev mode.
 const DEV_SECRET_BYTES: usize = 32;
 
-pub struct TokenSigner {
+pub(crate) struct TokenSigner {
     /// Signs, and verifies.
     signing: Vec<u8>,
     /// Verify too: the secrets being rotated out.
@@ -36,7 +36,7 @@ pub struct TokenSigner {
 /// What a token may be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Scope {
+pub(crate) enum Scope {
     /// The streams (`/events`, `/ws`) only: what a browser needs.
     #[default]
     Stream,
@@ -60,7 +60,7 @@ struct Claims {
 
 /// What a valid token grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
+pub(crate) struct Grant {
     pub subject: String,
     pub channels: ChannelSet,
     pub scope: Scope,
@@ -68,7 +68,7 @@ pub struct Grant {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     #[error("the token is malformed")]
     Malformed,
     #[error("the token's signature does not match: it was altered or signed with another secret")]
@@ -81,7 +81,7 @@ pub enum TokenError {
 
 impl TokenSigner {
     /// Signs with `signing`.
-    pub fn new(signing: &[u8], ttl: Duration) -> TokenSigner {
+    pub(crate) fn new(signing: &[u8], ttl: Duration) -> TokenSigner {
         TokenSigner {
             signing: signing.to_vec(),
             older: Vec::new(),
@@ -90,26 +90,29 @@ impl TokenSigner {
     }
 
     /// Also accepts tokens signed with `older` (the rest of `TOKEN_SECRET`).
-    pub fn also_accepting<'a>(mut self, older: impl IntoIterator<Item = &'a [u8]>) -> TokenSigner {
+    pub(crate) fn also_accepting<'a>(
+        mut self,
+        older: impl IntoIterator<Item = &'a [u8]>,
+    ) -> TokenSigner {
         self.older.extend(older.into_iter().map(<[u8]>::to_vec));
         self
     }
 
     /// A secret of this process alone (`GATEWAY_DEV_MODE` without `TOKEN_SECRET`): tokens work
     /// on this instance only, and not after a restart.
-    pub fn random(ttl: Duration) -> TokenSigner {
+    pub(crate) fn random(ttl: Duration) -> TokenSigner {
         let secret: Vec<u8> = (0..DEV_SECRET_BYTES)
             .map(|_| rand::random::<u8>())
             .collect();
         TokenSigner::new(&secret, ttl)
     }
 
-    pub fn ttl(&self) -> Duration {
+    pub(crate) fn ttl(&self) -> Duration {
         self.ttl
     }
 
     /// Mints a token for the key `subject`, limited to `channels` and `scope`.
-    pub fn issue(
+    pub(crate) fn issue(
         &self,
         subject: &str,
         channels: ChannelSet,
@@ -134,7 +137,7 @@ impl TokenSigner {
 
     /// Checks the signature (in constant time, against every secret), the lifetime (`exp -
     /// iat` within `TOKEN_TTL`, `iat` not in the future) and the expiry.
-    pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Grant, TokenError> {
+    pub(crate) fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Grant, TokenError> {
         let (body, signature) = token.split_once('.').ok_or(TokenError::Malformed)?;
         let signature = URL_SAFE_NO_PAD
             .decode(signature)

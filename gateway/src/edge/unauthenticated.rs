@@ -26,14 +26,14 @@ use super::client_addr::TrustedProxies;
 
 /// Why no slot was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Full {
+pub(crate) enum Full {
     /// `MAX_UNAUTHENTICATED_CONNECTIONS` are held.
     Total { max: usize },
     /// The address holds `MAX_UNAUTHENTICATED_PER_ADDRESS`, every one past its head.
     Address { max: usize },
 }
 
-pub struct Unauthenticated {
+pub(crate) struct Unauthenticated {
     held: Arc<AtomicUsize>,
     max: usize,
     gauge: ReadableGauge,
@@ -42,7 +42,7 @@ pub struct Unauthenticated {
 
 impl Unauthenticated {
     /// `max` in total, `per_address` for each address but the `exempt` proxies.
-    pub fn new(
+    pub(crate) fn new(
         max: usize,
         per_address: usize,
         exempt: TrustedProxies,
@@ -61,7 +61,7 @@ impl Unauthenticated {
     }
 
     /// A slot for a socket just accepted from `peer`, or why there is none.
-    pub fn hold(&self, peer: IpAddr) -> Result<Slot, Full> {
+    pub(crate) fn hold(&self, peer: IpAddr) -> Result<Slot, Full> {
         let Some(key) = self.addresses.key(peer) else {
             self.take_one()?;
             self.gauge.increment();
@@ -216,7 +216,7 @@ impl Addresses {
 /// and puts a copy on the request; authentication releases it early. Released once, however
 /// many copies exist.
 #[derive(Clone)]
-pub struct Slot(Arc<SlotInner>);
+pub(crate) struct Slot(Arc<SlotInner>);
 
 struct SlotInner {
     released: AtomicBool,
@@ -234,13 +234,13 @@ struct Share {
 }
 
 impl Slot {
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         self.0.release();
     }
 
     /// The request head arrived: this socket is no longer one its address's newer sockets may
     /// push out.
-    pub fn heard(&self) {
+    pub(crate) fn heard(&self) {
         let share = self
             .0
             .share()
@@ -253,7 +253,7 @@ impl Slot {
 
     /// Resolves when the socket is to be closed to make room for a newer one of its address
     /// (never, for a trusted proxy's).
-    pub async fn pushed_out(&self) {
+    pub(crate) async fn pushed_out(&self) {
         let evict = self
             .0
             .share()

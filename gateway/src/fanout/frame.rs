@@ -135,13 +135,13 @@ impl OutFrame {
 }
 
 /// An SSE record. `data` must be one line (compact JSON is).
-pub fn sse_record(id: Option<Cursor>, event: &str, data: &[u8]) -> Bytes {
+pub(crate) fn sse_record(id: Option<Cursor>, event: &str, data: &[u8]) -> Bytes {
     sse_record_with(id, event, data.len(), |out| out.put_slice(data))
 }
 
 /// An SSE record whose `data` is written by `write` (at most about `data_len` bytes), straight
 /// into the record: a replay frame is serialized once, in the one form its connection needs.
-pub fn sse_record_with(
+pub(crate) fn sse_record_with(
     id: Option<Cursor>,
     event: &str,
     data_len: usize,
@@ -162,14 +162,14 @@ pub fn sse_record_with(
 }
 
 /// A coalesced frame as an SSE record (replays: only the form the connection needs).
-pub fn sse_folded(folded: &Folded, id: Option<Cursor>) -> Bytes {
+pub(crate) fn sse_folded(folded: &Folded, id: Option<Cursor>) -> Bytes {
     sse_record_with(id, folded.event_type().as_str(), folded.json_len(), |out| {
         folded.write_json(out)
     })
 }
 
 /// A coalesced frame as a WebSocket text message (replays).
-pub fn ws_folded(folded: &Folded, id: Option<Cursor>) -> Utf8Bytes {
+pub(crate) fn ws_folded(folded: &Folded, id: Option<Cursor>) -> Utf8Bytes {
     ws_message_with(id, folded.event_type().as_str(), folded.json_len(), |out| {
         folded.write_json(out)
     })
@@ -177,30 +177,30 @@ pub fn ws_folded(folded: &Folded, id: Option<Cursor>) -> Utf8Bytes {
 
 /// What a coalesced frame costs while it is written: the message, plus the copy a WebSocket
 /// keeps in its write buffer until the socket takes it.
-pub fn folded_frame_bytes(folded: &Folded) -> usize {
+pub(crate) fn folded_frame_bytes(folded: &Folded) -> usize {
     2 * folded.json_len() + 256
 }
 
 /// `retry: <ms>`: how long a browser waits before reconnecting.
-pub fn sse_retry(millis: u64) -> Bytes {
+pub(crate) fn sse_retry(millis: u64) -> Bytes {
     Bytes::from(format!("retry: {millis}\n\n"))
 }
 
-pub fn sse_heartbeat(id: Option<Cursor>, heartbeat: &Heartbeat) -> Bytes {
+pub(crate) fn sse_heartbeat(id: Option<Cursor>, heartbeat: &Heartbeat) -> Bytes {
     let json = serde_json::to_vec(heartbeat).unwrap_or_else(|_| b"{}".to_vec());
     sse_record(id, "heartbeat", &json)
 }
 
-pub fn sse_reset(id: Option<Cursor>, reason: ResetReason) -> Bytes {
+pub(crate) fn sse_reset(id: Option<Cursor>, reason: ResetReason) -> Bytes {
     sse_record(id, "reset", &reset_json(reason))
 }
 
-pub fn ws_reset(id: Option<Cursor>, reason: ResetReason) -> Utf8Bytes {
+pub(crate) fn ws_reset(id: Option<Cursor>, reason: ResetReason) -> Utf8Bytes {
     ws_message(id, "reset", &reset_json(reason))
 }
 
 /// A heartbeat as a WebSocket message.
-pub fn ws_heartbeat(id: Option<Cursor>, heartbeat: &Heartbeat) -> Utf8Bytes {
+pub(crate) fn ws_heartbeat(id: Option<Cursor>, heartbeat: &Heartbeat) -> Utf8Bytes {
     let json = serde_json::to_vec(heartbeat).unwrap_or_else(|_| b"{}".to_vec());
     ws_message(id, "heartbeat", &json)
 }
@@ -211,12 +211,12 @@ fn reset_json(reason: ResetReason) -> Vec<u8> {
 
 /// A WebSocket text frame: `{"id":"<cursor>","event":"<name>","data":<json>}`; `data` is
 /// spliced in as is, so a frame's JSON is serialized once for both transports.
-pub fn ws_message(id: Option<Cursor>, event: &str, data: &[u8]) -> Utf8Bytes {
+pub(crate) fn ws_message(id: Option<Cursor>, event: &str, data: &[u8]) -> Utf8Bytes {
     ws_message_with(id, event, data.len(), |out| out.put_slice(data))
 }
 
 /// A WebSocket text frame whose `data` is written by `write`.
-pub fn ws_message_with(
+pub(crate) fn ws_message_with(
     id: Option<Cursor>,
     event: &str,
     data_len: usize,

@@ -11,11 +11,11 @@
 //! - [`hub`] — the broadcast ring: wire frames and control messages.
 //! - [`outbox`] — one connection's side of it.
 
-pub mod coalesce;
-pub mod cursor;
-pub mod frame;
-pub mod hub;
-pub mod outbox;
+pub(crate) mod coalesce;
+pub(crate) mod cursor;
+pub(crate) mod frame;
+pub(crate) mod hub;
+pub(crate) mod outbox;
 
-pub use cursor::Cursor;
-pub use hub::{Hub, Tap};
+pub(crate) use cursor::Cursor;
+pub(crate) use hub::{Hub, Tap};

@@ -18,7 +18,7 @@ const MAX_MESSAGES_PER_WRITE: usize = 64;
 
 /// Where a connection reports what it delivered.
 #[derive(Clone)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     pub transport: Transport,
     pub metrics: Arc<ConnectionMetrics>,
     /// Records delivery latency (one connection in a few; see `transport::Streams`).
@@ -28,7 +28,7 @@ pub struct Delivery {
 }
 
 /// The next thing for the client.
-pub enum Next {
+pub(crate) enum Next {
     /// Frames to write together are in [`Outbox::batch`] (possibly none, when all were filtered
     /// out or were control messages). Then, in this order: a heartbeat if `heartbeat` (see
     /// [`Outbox::heartbeat`]); the drain wait started if `drain`; a reset if `lagged` (the
@@ -44,7 +44,7 @@ pub enum Next {
     Closed,
 }
 
-pub struct Outbox {
+pub(crate) struct Outbox {
     delivery: Delivery,
     messages: broadcast::Receiver<HubMessage>,
     /// Messages taken from the hub, then the frames the client wants: kept and reused, so
@@ -65,7 +65,12 @@ pub struct Outbox {
 impl Outbox {
     /// A connection on `tap` (following its stream epoch) whose client has everything up to
     /// `skip_through`.
-    pub fn new(tap: Tap, skip_through: u64, channels: ChannelSet, delivery: Delivery) -> Outbox {
+    pub(crate) fn new(
+        tap: Tap,
+        skip_through: u64,
+        channels: ChannelSet,
+        delivery: Delivery,
+    ) -> Outbox {
         let Tap {
             messages,
             epoch,
@@ -88,12 +93,12 @@ impl Outbox {
     }
 
     /// The frames of the last [`Next::Frames`], to write together.
-    pub fn batch(&self) -> &[Arc<OutFrame>] {
+    pub(crate) fn batch(&self) -> &[Arc<OutFrame>] {
         &self.batch
     }
 
     /// Waits for live messages; cancel-safe (nothing is lost if the wait is abandoned).
-    pub async fn next(&mut self) -> Next {
+    pub(crate) async fn next(&mut self) -> Next {
         self.batch.clear();
         let first = match self.messages.recv().await {
             Ok(message) => message,
@@ -227,7 +232,7 @@ impl Outbox {
     /// from its queue, never the hub's watermark read directly. The hub moves its watermark
     /// just before it sends the frame, so a heartbeat that read it could claim a frame not yet
     /// queued, and a client that dropped right after would resume past an event it never got.
-    pub fn heartbeat(&self) -> (Cursor, Heartbeat) {
+    pub(crate) fn heartbeat(&self) -> (Cursor, Heartbeat) {
         let beat = Heartbeat {
             instance: self.delivery.instance.to_string(),
             seq: self.sent_through.seq,
@@ -238,7 +243,7 @@ impl Outbox {
     }
 
     /// Counts replay frames as sent.
-    pub fn count_sent(&self, frames: usize) {
+    pub(crate) fn count_sent(&self, frames: usize) {
         self.delivery
             .metrics
             .frames_sent(self.delivery.transport, frames as u64);

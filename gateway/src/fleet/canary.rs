@@ -21,7 +21,7 @@ use crate::metrics::FleetMetrics;
 const REFRESH: Duration = Duration::from_secs(1);
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub struct Canary {
+pub(crate) struct Canary {
     interval: Duration,
     degraded_after: Duration,
     started: Instant,
@@ -31,7 +31,7 @@ pub struct Canary {
 
 impl Canary {
     /// `interval` zero turns the canary off (never degraded).
-    pub fn new(interval: Duration, degraded_after: Duration) -> Canary {
+    pub(crate) fn new(interval: Duration, degraded_after: Duration) -> Canary {
         Canary {
             interval,
             degraded_after,
@@ -41,22 +41,22 @@ impl Canary {
     }
 
     /// `CANARY_DEGRADED_AFTER`.
-    pub fn degraded_after(&self) -> Duration {
+    pub(crate) fn degraded_after(&self) -> Duration {
         self.degraded_after
     }
 
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         !self.interval.is_zero()
     }
 
     /// Our canary came back now.
-    pub fn observe(&self) {
+    pub(crate) fn observe(&self) {
         let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
         self.last_seen_ms.store(ms, Ordering::Release);
     }
 
     /// Since our canary last came back; since start when it never did.
-    pub fn age(&self) -> Duration {
+    pub(crate) fn age(&self) -> Duration {
         let now = self.started.elapsed();
         match self.last_seen_ms.load(Ordering::Acquire) {
             u64::MAX => now,
@@ -64,17 +64,17 @@ impl Canary {
         }
     }
 
-    pub fn seen(&self) -> bool {
+    pub(crate) fn seen(&self) -> bool {
         self.last_seen_ms.load(Ordering::Acquire) != u64::MAX
     }
 
-    pub fn degraded(&self) -> bool {
+    pub(crate) fn degraded(&self) -> bool {
         self.enabled() && self.age() > self.degraded_after
     }
 }
 
 /// This instance's canary event.
-pub fn canary_event(instance: &str) -> RealTimeEvent {
+pub(crate) fn canary_event(instance: &str) -> RealTimeEvent {
     let data = match json!({ "instance": instance }) {
         Value::Object(map) => map,
         _ => Map::new(),
@@ -83,7 +83,7 @@ pub fn canary_event(instance: &str) -> RealTimeEvent {
 }
 
 /// What the canary task needs.
-pub struct CanaryTask {
+pub(crate) struct CanaryTask {
     pub redis: redis::Client,
     /// `<prefix>canary`
     pub channel: String,
@@ -106,7 +106,7 @@ enum SendError {
 impl CanaryTask {
     /// Publishes the canary every interval and keeps the gauges and the degraded state current,
     /// until `stop`.
-    pub async fn run(self, stop: CancellationToken) {
+    pub(crate) async fn run(self, stop: CancellationToken) {
         let mut connection: Option<redis::aio::MultiplexedConnection> = None;
         let mut refresh = tokio::time::interval(REFRESH);
         let mut next_send = tokio::time::Instant::now();

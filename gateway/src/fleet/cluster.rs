@@ -24,13 +24,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{GatewayMetrics, StatsSnapshot};
 
-pub const PRESENCE_SUBJECT: &str = "rakuda.gateway.presence";
-pub const STATS_SUBJECT: &str = "rakuda.gateway.stats";
+pub(crate) const PRESENCE_SUBJECT: &str = "rakuda.gateway.presence";
+pub(crate) const STATS_SUBJECT: &str = "rakuda.gateway.stats";
 const PRESENCE_INTERVAL: Duration = Duration::from_secs(1);
 /// An instance not heard from for this long is no longer expected to answer.
 const PRESENCE_TTL: Duration = Duration::from_secs(5);
 /// Longest instance name taken from a presence message.
-pub const MAX_INSTANCE_NAME_BYTES: usize = 64;
+pub(crate) const MAX_INSTANCE_NAME_BYTES: usize = 64;
 /// Most instances remembered, and most stats replies read for one request.
 const MAX_PEERS: usize = 256;
 /// Largest stats reply read (a real one is about 2 KiB).
@@ -41,7 +41,7 @@ const ANSWERS_PER_SECOND: std::num::NonZeroU32 = std::num::NonZeroU32::new(100).
 
 /// This instance's place in the cluster: it announces itself, remembers who else did, and
 /// answers and asks for stats.
-pub struct Cluster {
+pub(crate) struct Cluster {
     nats: async_nats::Client,
     instance: Arc<str>,
     metrics: Arc<GatewayMetrics>,
@@ -53,7 +53,7 @@ pub struct Cluster {
 /// Every live instance's stats, their totals, and who did not answer in time.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ClusterStats {
+pub(crate) struct ClusterStats {
     pub scope: &'static str,
     pub instances: Vec<StatsSnapshot>,
     pub totals: StatsSnapshot,
@@ -63,7 +63,7 @@ pub struct ClusterStats {
 
 impl Cluster {
     /// `timeout` is `CLUSTER_STATS_TIMEOUT`.
-    pub fn new(
+    pub(crate) fn new(
         nats: async_nats::Client,
         instance: Arc<str>,
         metrics: Arc<GatewayMetrics>,
@@ -102,7 +102,7 @@ impl Cluster {
     }
 
     /// Instances announced within [`PRESENCE_TTL`].
-    pub fn alive(&self) -> BTreeSet<String> {
+    pub(crate) fn alive(&self) -> BTreeSet<String> {
         self.peers()
             .iter()
             .filter(|(_, seen)| seen.elapsed() < PRESENCE_TTL)
@@ -111,7 +111,7 @@ impl Cluster {
     }
 
     /// Announces this instance, tracks the others, and answers stats requests, until `stop`.
-    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+    pub(crate) async fn run(self: Arc<Self>, stop: CancellationToken) {
         let (mut presence, mut requests) = loop {
             match (
                 self.nats.subscribe(PRESENCE_SUBJECT).await,
@@ -154,7 +154,7 @@ impl Cluster {
     }
 
     /// Asks every instance for its stats and adds them up.
-    pub async fn gather(&self) -> ClusterStats {
+    pub(crate) async fn gather(&self) -> ClusterStats {
         let mut expected = self.alive();
         expected.insert(self.instance.to_string());
         let mut rows: Vec<StatsSnapshot> = Vec::new();
@@ -207,7 +207,7 @@ impl Cluster {
 
 /// A plain instance name (letters, digits, `-`, `_`, `.`, at most [`MAX_INSTANCE_NAME_BYTES`]),
 /// as `GATEWAY_INSTANCE_ID` allows.
-pub fn instance_name(bytes: &[u8]) -> Option<&str> {
+pub(crate) fn instance_name(bytes: &[u8]) -> Option<&str> {
     let plain = !bytes.is_empty()
         && bytes.len() <= MAX_INSTANCE_NAME_BYTES
         && bytes

@@ -19,23 +19,23 @@ const DRAIN_POLL: Duration = Duration::from_millis(20);
 
 /// Whether the gateway is draining; cancelled on SIGTERM.
 #[derive(Debug, Clone)]
-pub struct DrainSignal {
+pub(crate) struct DrainSignal {
     token: CancellationToken,
     window: Duration,
 }
 
 impl DrainSignal {
     /// Draining once `token` is cancelled; connections close spread over `window`.
-    pub fn new(token: CancellationToken, window: Duration) -> DrainSignal {
+    pub(crate) fn new(token: CancellationToken, window: Duration) -> DrainSignal {
         DrainSignal { token, window }
     }
 
-    pub fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         self.token.is_cancelled()
     }
 
     /// A connection's turn to close, for a connection that just subscribed to the hub.
-    pub fn turn(&self) -> DrainTurn {
+    pub(crate) fn turn(&self) -> DrainTurn {
         let mut turn = DrainTurn {
             window: self.window,
             close: None,
@@ -55,14 +55,14 @@ impl DrainSignal {
 /// Until the notice there is no timer and nothing to register: polling [`DrainTurn::arrived`]
 /// costs a branch, where watching the shared shutdown token cost every connection a lock on
 /// every loop turn (2.7% of the gateway's CPU at `light-1k`, perf). Cancel-safe.
-pub struct DrainTurn {
+pub(crate) struct DrainTurn {
     window: Duration,
     close: Option<Pin<Box<Sleep>>>,
 }
 
 impl DrainTurn {
     /// Picks this connection's moment to close (once).
-    pub fn start(&mut self) {
+    pub(crate) fn start(&mut self) {
         if self.close.is_some() {
             return;
         }
@@ -75,7 +75,7 @@ impl DrainTurn {
     }
 
     /// Resolves when this connection should close; never before [`DrainTurn::start`].
-    pub async fn arrived(&mut self) {
+    pub(crate) async fn arrived(&mut self) {
         match self.close.as_mut() {
             Some(close) => close.as_mut().await,
             None => std::future::pending().await,
@@ -85,7 +85,11 @@ impl DrainTurn {
 
 /// Tells every connection that the gateway drains and waits until none is open, at most
 /// `timeout`; `false` when some were still open then.
-pub async fn drain(hub: &Hub, connections: &Arc<ConnectionMetrics>, timeout: Duration) -> bool {
+pub(crate) async fn drain(
+    hub: &Hub,
+    connections: &Arc<ConnectionMetrics>,
+    timeout: Duration,
+) -> bool {
     hub.drain();
     let open = || connections.current(Transport::Sse) + connections.current(Transport::Ws);
     tracing::info!(

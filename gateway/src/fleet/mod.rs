@@ -5,6 +5,6 @@
 //! - [`canary`] — the end-to-end probe behind `degraded`.
 //! - [`cluster`] — presence and cluster-wide stats over NATS request/reply.
 
-pub mod canary;
-pub mod cluster;
-pub mod drain;
+pub(crate) mod canary;
+pub(crate) mod cluster;
+pub(crate) mod drain;

@@ -67,7 +67,7 @@ pub enum Error {
 }
 
 /// Every component, built and not yet running.
-pub struct Gateway {
+pub(crate) struct Gateway {
     instance: Arc<str>,
     thread: IngestThread,
     nats: async_nats::Client,
@@ -86,7 +86,7 @@ pub struct Gateway {
 }
 
 /// The gateway running: what [`Running::drain`] stops.
-pub struct Running {
+pub(crate) struct Running {
     instance: Arc<str>,
     thread: IngestThread,
     hub: Arc<Hub>,
@@ -104,7 +104,10 @@ pub struct Running {
 impl Gateway {
     /// Connects to NATS (on the ingest thread) and makes every component. `shutdown` is the
     /// drain signal: cancelled on SIGTERM.
-    pub async fn build(config: Config, shutdown: &CancellationToken) -> Result<Gateway, Error> {
+    pub(crate) async fn build(
+        config: Config,
+        shutdown: &CancellationToken,
+    ) -> Result<Gateway, Error> {
         config.check()?;
         let instance: Arc<str> = config
             .gateway_instance_id
@@ -314,7 +317,7 @@ impl Gateway {
     }
 
     /// Starts the background work and serves `listener`.
-    pub fn spawn(self, listener: TcpListener) -> Running {
+    pub(crate) fn spawn(self, listener: TcpListener) -> Running {
         let background = CancellationToken::new();
         let tasks = TaskTracker::new();
         ingest::spawn(&self.thread, &tasks, self.feed, self.pipeline, &background);
@@ -370,7 +373,7 @@ impl Running {
     /// Every open stream closes at its moment within the drain window (at most the drain
     /// timeout), then the listener, the connections left, the background tasks and the ingest
     /// thread stop, in that order.
-    pub async fn drain(self) {
+    pub(crate) async fn drain(self) {
         drain::drain(&self.hub, &self.metrics.connections, self.drain_timeout).await;
         self.stop_accepting.cancel();
         let _ = self.accepting.await;

@@ -16,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::resume::budget::{ReplayBudget, Reservation};
 
 /// The instance's budget for history answers.
-pub struct AnswerBudget {
+pub(crate) struct AnswerBudget {
     reserved: Arc<ReplayBudget>,
     window: usize,
     /// `gateway_history_bytes_in_flight`: bytes of answers built and not yet written.
@@ -24,7 +24,7 @@ pub struct AnswerBudget {
 }
 
 /// One answer's share of the budget, held until the answer is dropped.
-pub struct Answer {
+pub(crate) struct Answer {
     _reservation: Reservation,
     window: Arc<Semaphore>,
     /// What the window holds at most, in bytes.
@@ -33,7 +33,7 @@ pub struct Answer {
 }
 
 /// Bytes of the window held for a batch being read, before it becomes a chunk.
-pub struct Held(OwnedSemaphorePermit);
+pub(crate) struct Held(OwnedSemaphorePermit);
 
 /// A chunk of an answer: its bytes stay counted until the HTTP server drops it.
 struct Chunk {
@@ -57,7 +57,12 @@ impl Drop for Chunk {
 impl AnswerBudget {
     /// `limit` bytes in all (`gateway_history_bytes_reserved` shows what is reserved), a
     /// snapshot window of `window` (at most `limit`).
-    pub fn new(limit: usize, window: usize, reserved: Gauge, in_flight: Gauge) -> AnswerBudget {
+    pub(crate) fn new(
+        limit: usize,
+        window: usize,
+        reserved: Gauge,
+        in_flight: Gauge,
+    ) -> AnswerBudget {
         let window = window.min(limit);
         in_flight.set(0.0);
         AnswerBudget {
@@ -68,12 +73,12 @@ impl AnswerBudget {
     }
 
     /// The share of a snapshot answer: a whole window; `None` when it does not fit now.
-    pub fn snapshot(&self) -> Option<Answer> {
+    pub(crate) fn snapshot(&self) -> Option<Answer> {
         self.admit(self.window)
     }
 
     /// A share of `bytes` (a summary, already built); `None` when it does not fit now.
-    pub fn admit(&self, bytes: usize) -> Option<Answer> {
+    pub(crate) fn admit(&self, bytes: usize) -> Option<Answer> {
         let mut reservation = self.reserved.start();
         if !reservation.grow(bytes.max(1)) {
             return None;
@@ -92,7 +97,7 @@ impl AnswerBudget {
 impl Answer {
     /// Waits until `bytes` (at most the window) are free in the window: the client has read
     /// what came before.
-    pub async fn hold(&self, bytes: usize) -> Held {
+    pub(crate) async fn hold(&self, bytes: usize) -> Held {
         let wanted = bytes.clamp(1, self.window_bytes) as u32;
         match self.window.clone().acquire_many_owned(wanted).await {
             Ok(permit) => Held(permit),
@@ -105,7 +110,7 @@ impl Answer {
     /// back) until the HTTP server drops it. The JSON of an event is a few bytes longer than
     /// its payload but shorter than the message JetStream counted (subject and headers), so a
     /// chunk fits in what was held for its batch.
-    pub fn chunk(&self, held: Held, bytes: BytesMut) -> Bytes {
+    pub(crate) fn chunk(&self, held: Held, bytes: BytesMut) -> Bytes {
         let Held(mut permit) = held;
         let spare = permit.num_permits().saturating_sub(bytes.len());
         if spare > 0 {
@@ -115,7 +120,7 @@ impl Answer {
     }
 
     /// `bytes` as a chunk counted in flight, inside this answer's reservation (a summary).
-    pub fn whole(&self, bytes: BytesMut) -> Bytes {
+    pub(crate) fn whole(&self, bytes: BytesMut) -> Bytes {
         self.owned(bytes, None)
     }
 

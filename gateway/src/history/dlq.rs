@@ -30,13 +30,13 @@ use crate::metrics::HistoryMetrics;
 use crate::store::consumer::{ConsumerGuard, CONSUMER_INACTIVE_THRESHOLD};
 
 /// Messages one page lists at most (`?limit=` is capped here), and when none is asked for.
-pub const DLQ_MAX_LIMIT: usize = 50;
-pub const DLQ_DEFAULT_LIMIT: usize = 20;
+pub(crate) const DLQ_MAX_LIMIT: usize = 50;
+pub(crate) const DLQ_DEFAULT_LIMIT: usize = 20;
 /// Messages of the last hour read at most to count their reasons: beyond it, the newest are
 /// counted and the answer says `complete: false` (the total is still the server's).
-pub const DLQ_COUNT_MAX_MESSAGES: u64 = 10_000;
+pub(crate) const DLQ_COUNT_MAX_MESSAGES: u64 = 10_000;
 /// The longest one DLQ answer may take to read, consumers included.
-pub const DLQ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DLQ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Characters of the channel and the reject message a page shows at most (the bridge caps
 /// its headers at 512).
 const TEXT_MAX_CHARS: usize = 200;
@@ -47,7 +47,7 @@ const FETCH_MIN_BYTES: usize = 64 * 1024;
 const FETCH_MESSAGE_ROOM: usize = 4 * 1024;
 
 /// Reads the DLQ stream.
-pub struct Rejected {
+pub(crate) struct Rejected {
     pub jetstream: jetstream::Context,
     /// `DLQ_STREAM_NAME`.
     pub stream_name: String,
@@ -57,7 +57,7 @@ pub struct Rejected {
 impl Rejected {
     /// The page of at most `limit` messages stored before sequence `before` (the newest when
     /// `None`), and the last hour's counts; every batch read within `answer`'s window.
-    pub async fn page(
+    pub(crate) async fn page(
         &self,
         before: Option<u64>,
         limit: usize,

@@ -29,7 +29,7 @@ use crate::store::consumer::{ConsumerGuard, CONSUMER_INACTIVE_THRESHOLD};
 use crate::store::latest::{read_into, source_sequence, ReadError, MESSAGE_ROOM};
 
 /// How often the stream's info is read between fills.
-pub const LATEST_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+pub(crate) const LATEST_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 /// The longest one fill may take (a million entities read in a few seconds).
 const FILL_TIMEOUT: Duration = Duration::from_secs(300);
 /// Checks in a row that find the stream holding clearly fewer entries than this state before
@@ -37,7 +37,7 @@ const FILL_TIMEOUT: Duration = Duration::from_secs(300);
 const SHORT_CHECKS: u32 = 2;
 
 /// What the fill task needs.
-pub struct Filler {
+pub(crate) struct Filler {
     pub latest: Arc<Latest>,
     pub jetstream: jetstream::Context,
     /// `<STREAM_NAME>_LATEST`.
@@ -55,7 +55,7 @@ struct Known {
 
 impl Filler {
     /// Fills whenever a fill is wanted, until `stop`.
-    pub async fn run(self, stop: CancellationToken) {
+    pub(crate) async fn run(self, stop: CancellationToken) {
         let mut wanted = self.latest.wanted();
         let mut backoff = Backoff::new();
         let mut filled_gen = 0u32;

@@ -8,21 +8,21 @@
 //! here is deleted by `crate::store::consumer` however its reading ends. [`routes`] serves it
 //! all: `/summary`, `/snapshot` and `/dlq`.
 
-pub mod budget;
-pub mod dlq;
-pub mod fill;
-pub mod latest;
-pub mod routes;
-pub mod snapshot;
-pub mod summary;
+pub(crate) mod budget;
+pub(crate) mod dlq;
+pub(crate) mod fill;
+pub(crate) mod latest;
+pub(crate) mod routes;
+pub(crate) mod snapshot;
+pub(crate) mod summary;
 
 /// How long JetStream may take to answer one step of a summary or of a fill of the snapshot
 /// state (reading the stream's state, making a consumer, fetching a batch) before it fails.
-pub const HISTORY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const HISTORY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why history could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum HistoryError {
+pub(crate) enum HistoryError {
     #[error("cannot find the stream: {0}")]
     Stream(#[from] async_nats::jetstream::context::GetStreamError),
     #[error("cannot create a consumer: {0}")]

@@ -19,10 +19,10 @@ use crate::channels::ChannelSet;
 use crate::metrics::HistoryMetrics;
 
 /// The longest one answer may take, however steadily its client reads.
-pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a request waits for the first fill of the state before it is refused
 /// (503 `snapshot_loading`).
-pub const FILL_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const FILL_WAIT: Duration = Duration::from_secs(5);
 /// Bytes of events written at once at most (more when one event is larger): the lock on the
 /// state is held for one such batch.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -30,7 +30,7 @@ const CHUNK_BYTES: usize = 64 * 1024;
 const CHUNK_EVENTS: usize = 512;
 
 /// Serves pages of the snapshot state.
-pub struct Snapshots {
+pub(crate) struct Snapshots {
     pub latest: Arc<Latest>,
     /// `SNAPSHOT_MAX_LIMIT`.
     pub max_limit: usize,
@@ -40,7 +40,7 @@ pub struct Snapshots {
 }
 
 /// A page ready to be written.
-pub struct Opened {
+pub(crate) struct Opened {
     partial: bool,
     latest: Arc<Latest>,
     classes: Classes,
@@ -52,7 +52,7 @@ pub struct Opened {
 impl Snapshots {
     /// Opens a page of at most `limit` latest events of `channels` after position `after`
     /// (0: from the start). The state must be filled (see [`Latest::ready`]).
-    pub fn open(&self, channels: ChannelSet, limit: usize, after: u64) -> Opened {
+    pub(crate) fn open(&self, channels: ChannelSet, limit: usize, after: u64) -> Opened {
         let partial = self.latest.at_cap();
         if partial {
             self.metrics.snapshot_partial.increment(1);
@@ -74,7 +74,7 @@ impl Opened {
     /// `answer`'s window; `keep` (the connection slot) is held until the last
     /// chunk. An error after the first chunk cuts the answer short: the client gets invalid
     /// JSON, never a page that looks whole.
-    pub fn into_body<K: Send + 'static>(
+    pub(crate) fn into_body<K: Send + 'static>(
         self,
         answer: Answer,
         keep: K,

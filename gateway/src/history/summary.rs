@@ -34,7 +34,7 @@ use rakuda_schema::{Summary, Timestamp, CHANNELS};
 const COUNT_ATTEMPTS: usize = 3;
 
 /// Computes summaries, one at a time, and keeps the last one for a while.
-pub struct Summaries {
+pub(crate) struct Summaries {
     counter: Arc<Counter>,
     flights: Flights<(), Arc<Summary>, Arc<HistoryError>>,
 }
@@ -50,7 +50,7 @@ struct Counter {
 impl Summaries {
     /// Summaries of `stream_name` in `timezone_name`, each served for `cache_ttl`
     /// (`SUMMARY_CACHE_TTL`), counted in `gateway_history_cache_total{route="summary"}`.
-    pub fn new(
+    pub(crate) fn new(
         jetstream: jetstream::Context,
         stream_name: String,
         timezone_name: &str,
@@ -71,7 +71,7 @@ impl Summaries {
 
     /// The last summary if it is fresh, the one being computed if there is one, else a new
     /// one.
-    pub async fn get(&self) -> Result<Arc<Summary>, Arc<HistoryError>> {
+    pub(crate) async fn get(&self) -> Result<Arc<Summary>, Arc<HistoryError>> {
         let counter = self.counter.clone();
         let computed = self
             .flights
@@ -241,7 +241,7 @@ async fn count_since(
 
 /// The start of `now`'s day in `tz` (the first instant of the day where a DST change skips
 /// midnight).
-pub fn local_midnight(now: jiff::Timestamp, tz: &TimeZone) -> jiff::Timestamp {
+pub(crate) fn local_midnight(now: jiff::Timestamp, tz: &TimeZone) -> jiff::Timestamp {
     let zoned = now.to_zoned(tz.clone());
     zoned
         .start_of_day()

@@ -11,9 +11,9 @@
 //! - [`pipeline`] — parse, ring, debounce, publish with a safe cursor; source gap markers.
 //! - [`debounce`] — the per-type window.
 
-pub mod debounce;
-pub mod pipeline;
-pub mod thread;
+pub(crate) mod debounce;
+pub(crate) mod pipeline;
+pub(crate) mod thread;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,20 +31,20 @@ const FEED_QUEUE_CAPACITY: usize = 4_096;
 
 /// Whether the pipeline knows where the stream stands (so the watermark means something).
 #[derive(Debug, Clone, Default)]
-pub struct Reading(Arc<AtomicBool>);
+pub(crate) struct Reading(Arc<AtomicBool>);
 
 impl Reading {
-    pub fn mark(&self) {
+    pub(crate) fn mark(&self) {
         self.0.store(true, Ordering::Release);
     }
 
-    pub fn is_reading(&self) -> bool {
+    pub(crate) fn is_reading(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
 }
 
 /// Runs the feed and the pipeline on the ingest thread, owned by `tasks`, until `stop`.
-pub fn spawn(
+pub(crate) fn spawn(
     thread: &IngestThread,
     tasks: &TaskTracker,
     feed: Feed,

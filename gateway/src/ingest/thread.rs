@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub struct IngestThread {
+pub(crate) struct IngestThread {
     handle: Handle,
     stop: CancellationToken,
     stopped: Option<oneshot::Receiver<()>>,
@@ -23,7 +23,7 @@ pub struct IngestThread {
 
 impl IngestThread {
     /// Starts the thread and its runtime.
-    pub fn start() -> io::Result<IngestThread> {
+    pub(crate) fn start() -> io::Result<IngestThread> {
         let runtime = Builder::new_current_thread().enable_all().build()?;
         let handle = runtime.handle().clone();
         let stop = CancellationToken::new();
@@ -45,12 +45,12 @@ impl IngestThread {
     }
 
     /// The runtime, for `TaskTracker::spawn_on`.
-    pub fn handle(&self) -> &Handle {
+    pub(crate) fn handle(&self) -> &Handle {
         &self.handle
     }
 
     /// Runs `future` on the ingest thread.
-    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -60,7 +60,7 @@ impl IngestThread {
 
     /// Stops the runtime (its tasks should have finished) and waits until the thread has
     /// dropped it, so the NATS connection is closed when this returns.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         self.stop.cancel();
         if let Some(stopped) = self.stopped.take() {
             let _ = stopped.await;

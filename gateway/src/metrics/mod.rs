@@ -20,7 +20,7 @@ use rakuda_service::metric::{
 };
 use strum::{EnumCount, IntoEnumIterator};
 
-pub use snapshot::StatsSnapshot;
+pub(crate) use snapshot::StatsSnapshot;
 
 /// How a client is connected. A closed set: it is a label.
 #[derive(

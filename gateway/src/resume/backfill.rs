@@ -25,7 +25,7 @@ use crate::store::stream::{FetchError, StreamReader};
 /// How long a backfill's counts are served to identical requests after they were taken. They
 /// hold as long as the stream keeps the events counted: they are counted up to a watermark,
 /// and later events do not change them.
-pub const BACKFILL_CACHE_TTL: Duration = Duration::from_secs(5);
+pub(crate) const BACKFILL_CACHE_TTL: Duration = Duration::from_secs(5);
 /// Distinct counts kept at most (each key is a few words).
 const BACKFILL_CACHE_KEYS: usize = 1_024;
 /// How much longer a request waits than its computation may take.
@@ -43,14 +43,14 @@ struct LastOf {
 type LastStart = (u64, Option<Arc<ChannelReader>>);
 
 /// A backfill's counts, each computed once for every request asking for it meanwhile.
-pub struct BackfillCounts {
+pub(crate) struct BackfillCounts {
     last: Flights<LastOf, LastStart, ResetReason>,
     /// `?since=`: the first sequence stored since a whole second (unix time).
     since: Flights<i64, Option<u64>, ResetReason>,
 }
 
 impl BackfillCounts {
-    pub fn new(metrics: &HistoryMetrics) -> BackfillCounts {
+    pub(crate) fn new(metrics: &HistoryMetrics) -> BackfillCounts {
         BackfillCounts {
             last: Flights::new(
                 BACKFILL_CACHE_TTL,
@@ -138,7 +138,7 @@ fn grounded(grounded: Grounded<ResetReason>) -> ResetReason {
 
 /// How much history a new connection asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backfill {
+pub(crate) enum Backfill {
     /// The last N events of the connection's channels.
     Events(u64),
     /// The events stored within this long.

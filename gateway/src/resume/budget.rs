@@ -12,7 +12,7 @@ use std::sync::Arc;
 use metrics::Gauge;
 
 /// Bytes reserved by every replay in flight on this instance.
-pub struct ReplayBudget {
+pub(crate) struct ReplayBudget {
     limit: usize,
     per_connection: usize,
     used: AtomicUsize,
@@ -22,7 +22,7 @@ pub struct ReplayBudget {
 
 /// Bytes one replay holds; given back when dropped (the replay was written, or the client left).
 #[derive(Debug)]
-pub struct Reservation {
+pub(crate) struct Reservation {
     budget: Arc<ReplayBudget>,
     bytes: usize,
 }
@@ -39,7 +39,7 @@ impl std::fmt::Debug for ReplayBudget {
 
 impl ReplayBudget {
     /// `limit` bytes in all, at most `per_connection` for one replay.
-    pub fn new(limit: usize, per_connection: usize, gauge: Gauge) -> Arc<ReplayBudget> {
+    pub(crate) fn new(limit: usize, per_connection: usize, gauge: Gauge) -> Arc<ReplayBudget> {
         gauge.set(0.0);
         Arc::new(ReplayBudget {
             limit,
@@ -50,7 +50,7 @@ impl ReplayBudget {
     }
 
     /// An empty reservation, to grow as a replay is assembled.
-    pub fn start(self: &Arc<Self>) -> Reservation {
+    pub(crate) fn start(self: &Arc<Self>) -> Reservation {
         Reservation {
             budget: self.clone(),
             bytes: 0,
@@ -59,7 +59,7 @@ impl ReplayBudget {
 
     /// Bytes reserved now.
     #[cfg(test)]
-    pub fn used(&self) -> usize {
+    pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::Acquire)
     }
 
@@ -94,7 +94,7 @@ impl ReplayBudget {
 impl Reservation {
     /// Reserves `more` bytes; `false` (and nothing reserved) when this replay would pass the
     /// per-connection bound or the instance's budget.
-    pub fn grow(&mut self, more: usize) -> bool {
+    pub(crate) fn grow(&mut self, more: usize) -> bool {
         let fits = self
             .bytes
             .checked_add(more)
@@ -107,7 +107,7 @@ impl Reservation {
     }
 
     /// Gives back `less` bytes (at most what is held): part of the replay was let go.
-    pub fn shrink(&mut self, less: usize) {
+    pub(crate) fn shrink(&mut self, less: usize) {
         let less = less.min(self.bytes);
         if less > 0 {
             self.bytes -= less;
@@ -116,7 +116,7 @@ impl Reservation {
     }
 
     /// Bytes held.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 }

@@ -25,7 +25,7 @@ const PULL_EXPIRES: Duration = Duration::from_secs(2);
 
 /// The stream as one set of channels reads it: fetched once, with the subject filters that
 /// select those channels' events, for every count and read of one backfill.
-pub struct ChannelReader {
+pub(crate) struct ChannelReader {
     stream: jetstream::stream::Stream,
     filters: Vec<String>,
 }
@@ -33,7 +33,10 @@ pub struct ChannelReader {
 impl StreamReader {
     /// A reader of `channels`: each channel's per-entity subjects, and its older one-subject
     /// form (`rakuda.realtime.<channel>`) while the stream still holds events stored that way.
-    pub async fn by_channel(&self, channels: ChannelSet) -> Result<ChannelReader, FetchError> {
+    pub(crate) async fn by_channel(
+        &self,
+        channels: ChannelSet,
+    ) -> Result<ChannelReader, FetchError> {
         let stream = self.jetstream.get_stream(&self.name).await?;
         let legacy: Vec<String> = stream
             .info_with_subjects(format!("{SUBJECT_PREFIX}*"))
@@ -60,13 +63,13 @@ impl StreamReader {
 
 impl ChannelReader {
     /// The stream's first sequence, as of when this reader was made.
-    pub fn first_seq(&self) -> u64 {
+    pub(crate) fn first_seq(&self) -> u64 {
         self.stream.cached_info().state.first_sequence
     }
 
     /// How many events of these channels the stream holds from `start` on, counted by the
     /// server.
-    pub async fn count_from(&self, start: u64) -> Result<u64, FetchError> {
+    pub(crate) async fn count_from(&self, start: u64) -> Result<u64, FetchError> {
         let mut total = 0u64;
         for filter in &self.filters {
             let start = DeliverPolicy::ByStartSequence {
@@ -80,7 +83,7 @@ impl ChannelReader {
     /// The last `most` events of these channels with `from <= seq <= to`, in stream order.
     /// Every event held is reserved in the replay budget first; one pushed out of the window
     /// by a later one is given back.
-    pub async fn fetch_last(
+    pub(crate) async fn fetch_last(
         &self,
         (from, to): (u64, u64),
         most: usize,

@@ -15,12 +15,12 @@
 //! - [`budget`] — the memory replays may hold, per connection and in all.
 //! - [`replay`] — what a connection sends before going live.
 
-pub mod backfill;
-pub mod budget;
-pub mod by_channel;
-pub mod replay;
-pub mod ring;
-pub mod warm;
+pub(crate) mod backfill;
+pub(crate) mod budget;
+pub(crate) mod by_channel;
+pub(crate) mod replay;
+pub(crate) mod ring;
+pub(crate) mod warm;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +35,7 @@ use crate::fanout::{Cursor, Hub, Tap};
 use crate::metrics::ConnectionMetrics;
 use crate::store::stream::{FetchError, Gaps, StreamReader};
 use backfill::keep_last;
-pub use backfill::{Backfill, BackfillCounts};
+pub(crate) use backfill::{Backfill, BackfillCounts};
 use budget::{ReplayBudget, Reservation};
 use by_channel::ChannelReader;
 use replay::{Replay, Start};
@@ -46,7 +46,7 @@ const STREAM_REPLAY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The most event bytes one replay frame lists: a replay over large events goes out as
 /// several frames, so the one being written stays small next to the events it is made of.
-pub const REPLAY_FRAME_MAX_BYTES: usize = 128 * 1024;
+pub(crate) const REPLAY_FRAME_MAX_BYTES: usize = 128 * 1024;
 
 /// What the client missed, decided.
 enum Plan {
@@ -67,7 +67,7 @@ enum Plan {
 
 /// Where a new connection starts: its tap on the hub, what it sends first, and the sequence up
 /// to which live frames were already sent to the client.
-pub struct Resumption {
+pub(crate) struct Resumption {
     pub tap: Tap,
     pub start: Start,
     pub skip_through: u64,
@@ -75,7 +75,7 @@ pub struct Resumption {
 
 /// Settings of resumes.
 #[derive(Debug, Clone, Copy)]
-pub struct ResumeLimits {
+pub(crate) struct ResumeLimits {
     /// `DEBOUNCE_MAX_BATCH_EVENTS`: a replay batch lists no more than a live one.
     pub max_batch_events: usize,
     /// `RESUME_MAX_EVENTS`: further behind gets `reset`.
@@ -88,7 +88,7 @@ pub struct ResumeLimits {
 
 /// Where a new connection asks to start.
 #[derive(Debug, Clone)]
-pub enum Asked {
+pub(crate) enum Asked {
     /// Live events only.
     Live,
     /// After a cursor: a reconnect (a malformed one gets `reset`).
@@ -98,7 +98,7 @@ pub enum Asked {
 }
 
 /// Decides and assembles resumes; one per gateway, shared by every connection.
-pub struct Resumer {
+pub(crate) struct Resumer {
     pub hub: Arc<Hub>,
     pub ring: Arc<Ring>,
     pub stream: StreamReader,
@@ -111,7 +111,7 @@ pub struct Resumer {
 
 impl Resumer {
     /// Taps the hub and decides what the client should get before going live.
-    pub async fn resume(&self, asked: Asked, channels: ChannelSet) -> Resumption {
+    pub(crate) async fn resume(&self, asked: Asked, channels: ChannelSet) -> Resumption {
         let tap = self.hub.tap();
         // A gap in the history a new connection asks for invalidates nothing it holds: it gets
         // what the stream has. A reconnecting client's state may miss what the gap lost.

@@ -11,7 +11,7 @@ use crate::fanout::frame::{sse_folded, ws_folded};
 use crate::fanout::Cursor;
 
 /// What a connection sends before the live feed.
-pub enum Start {
+pub(crate) enum Start {
     Nothing,
     /// `reset` with this reason and the cursor to continue from.
     Reset(ResetReason, Cursor),
@@ -22,7 +22,7 @@ pub enum Start {
 /// Missed events, coalesced, serialized one frame at a time in the form the connection speaks
 /// (never both), while their bytes are reserved in the replay budget; only the last frame
 /// announces the cursor, so a client cut off mid-replay keeps its old one.
-pub struct Replay {
+pub(crate) struct Replay {
     frames: Vec<Folded>,
     cursor: Cursor,
     _reservation: Reservation,
@@ -37,7 +37,7 @@ impl Replay {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.frames.len()
     }
 
@@ -47,12 +47,12 @@ impl Replay {
     }
 
     /// The frames as SSE records, each made when it is asked for.
-    pub fn sse_records(&self) -> impl Iterator<Item = Bytes> + '_ {
+    pub(crate) fn sse_records(&self) -> impl Iterator<Item = Bytes> + '_ {
         (0..self.frames.len()).map(|index| sse_folded(&self.frames[index], self.id(index)))
     }
 
     /// The frames as WebSocket messages, each made when it is asked for.
-    pub fn ws_messages(&self) -> impl Iterator<Item = Utf8Bytes> + '_ {
+    pub(crate) fn ws_messages(&self) -> impl Iterator<Item = Utf8Bytes> + '_ {
         (0..self.frames.len()).map(|index| ws_folded(&self.frames[index], self.id(index)))
     }
 }

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::event::StreamEvent;
 
-pub struct Ring {
+pub(crate) struct Ring {
     state: Mutex<State>,
     /// `(epoch, last_seq)` of the feed's latest start, for the warm-up task.
     started: watch::Sender<(u64, u64)>,
@@ -32,7 +32,7 @@ struct State {
 }
 
 /// The ring's part of a resume.
-pub struct FromRing {
+pub(crate) struct FromRing {
     pub events: Vec<Arc<StreamEvent>>,
     /// A source gap marker lies in the range: events may be missing that no replay can give.
     pub gap: bool,
@@ -40,7 +40,7 @@ pub struct FromRing {
 
 impl Ring {
     /// Keeps the last `capacity` client events.
-    pub fn new(capacity: usize) -> Ring {
+    pub(crate) fn new(capacity: usize) -> Ring {
         Ring {
             state: Mutex::new(State {
                 epoch: 0,
@@ -54,12 +54,12 @@ impl Ring {
     }
 
     /// The feed's starts, `(epoch, last_seq)`: what [`Ring::warm`] may fill in below.
-    pub fn starts(&self) -> watch::Receiver<(u64, u64)> {
+    pub(crate) fn starts(&self) -> watch::Receiver<(u64, u64)> {
         self.started.subscribe()
     }
 
     /// The most events the ring holds.
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.lock().capacity
     }
 
@@ -68,7 +68,7 @@ impl Ring {
     /// events of any channel; the rest skipped as the live pipeline skips it). Below what live
     /// events left room for, the oldest are dropped. Nothing is changed, and `false` returned,
     /// when the feed started again since or the ring already evicted (it covers enough then).
-    pub fn warm(
+    pub(crate) fn warm(
         &self,
         (epoch, last_seq): (u64, u64),
         first_read: u64,
@@ -104,7 +104,7 @@ impl Ring {
     }
 
     /// (Re)starts on a stream: nothing at or below `last_seq` is covered.
-    pub fn start(&self, epoch: u64, last_seq: u64) {
+    pub(crate) fn start(&self, epoch: u64, last_seq: u64) {
         let mut state = self.lock();
         state.epoch = epoch;
         state.events.clear();
@@ -115,7 +115,7 @@ impl Ring {
     }
 
     /// Keeps a client event.
-    pub fn record(&self, event: Arc<StreamEvent>) {
+    pub(crate) fn record(&self, event: Arc<StreamEvent>) {
         let mut state = self.lock();
         if state.events.len() == state.capacity {
             if let Some(evicted) = state.events.pop_front() {
@@ -130,13 +130,13 @@ impl Ring {
     }
 
     /// Remembers a source gap marker at `seq`.
-    pub fn record_gap(&self, seq: u64) {
+    pub(crate) fn record_gap(&self, seq: u64) {
         self.lock().gaps.push_back(seq);
     }
 
     /// The cursor after which the ring holds the last `n` events (up to `watermark`) that
     /// `wanted` keeps; `None` when it holds fewer (or another stream).
-    pub fn start_of_last(
+    pub(crate) fn start_of_last(
         &self,
         epoch: u64,
         n: u64,
@@ -158,7 +158,7 @@ impl Ring {
 
     /// The events of stream `epoch` after `after` up to `watermark`, when the ring still holds
     /// every one of them; `None` when it does not (or holds another stream).
-    pub fn after(&self, epoch: u64, after: u64, watermark: u64) -> Option<FromRing> {
+    pub(crate) fn after(&self, epoch: u64, after: u64, watermark: u64) -> Option<FromRing> {
         let state = self.lock();
         if state.epoch != epoch || after < state.floor {
             return None;

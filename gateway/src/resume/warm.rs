@@ -23,7 +23,7 @@ use crate::store::stream::StreamReader;
 const WARM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs until `stop`: one warm-up per start of the feed.
-pub async fn run(
+pub(crate) async fn run(
     ring: Arc<Ring>,
     reader: StreamReader,
     warmed_events: ReadableCounter,

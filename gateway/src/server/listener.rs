@@ -38,7 +38,7 @@ use crate::edge::Refusals;
 const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the accept loop needs.
-pub struct Listener {
+pub(crate) struct Listener {
     pub router: Router,
     pub limits: HeadLimits,
     /// `REQUEST_READ_TIMEOUT`: the head, and a request's body, must arrive within it.
@@ -53,7 +53,7 @@ pub struct Listener {
 
 impl Listener {
     /// Accepts on `listener` until `stop`.
-    pub async fn run(self, listener: TcpListener, stop: CancellationToken) {
+    pub(crate) async fn run(self, listener: TcpListener, stop: CancellationToken) {
         // What hyper serves ends its connection after the response (an upgrade goes on as a
         // WebSocket): every request head is read, and limited, by this loop. Its body, if any,
         // must arrive within the same deadline.

@@ -9,7 +9,7 @@
 //! Which path goes where is [`crate::paths`]; what a stream does once admitted is
 //! [`crate::transport`].
 
-pub mod head;
-pub mod listener;
-pub mod respond;
-pub mod socket;
+pub(crate) mod head;
+pub(crate) mod listener;
+pub(crate) mod respond;
+pub(crate) mod socket;

@@ -19,12 +19,12 @@ use tower::ServiceExt;
 use super::respond::write_response;
 
 /// Whether `request` is an SSE stream request, served on its socket.
-pub fn is_sse(request: &Request<Body>) -> bool {
+pub(crate) fn is_sse(request: &Request<Body>) -> bool {
     request.method() == Method::GET && request.uri().path() == crate::paths::EVENTS
 }
 
 /// Runs `request` through the router (auth, limits, admission, resume).
-pub async fn route(request: Request<Body>, router: Router) -> Response {
+pub(crate) async fn route(request: Request<Body>, router: Router) -> Response {
     match router.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
@@ -32,7 +32,7 @@ pub async fn route(request: Request<Body>, router: Router) -> Response {
 }
 
 /// Writes `response` and streams its body until it ends or the client goes away.
-pub async fn stream(mut stream: TcpStream, response: Response, version: Version) {
+pub(crate) async fn stream(mut stream: TcpStream, response: Response, version: Version) {
     if let Err(error) = write_response(&mut stream, response, version).await {
         tracing::debug!(%error, "SSE client connection ended");
     }

@@ -30,7 +30,7 @@ use crate::metrics::{GatewayMetrics, StatsSnapshot, Transport};
 use crate::paths;
 
 /// Where cluster-wide stats come from: NATS request/reply in a running gateway.
-pub trait ClusterSource: Send + Sync {
+pub(crate) trait ClusterSource: Send + Sync {
     fn gather(&self) -> BoxFuture<'_, ClusterStats>;
 }
 
@@ -42,7 +42,7 @@ impl ClusterSource for Cluster {
 
 /// The settings `/status` shows.
 #[derive(Debug, Clone)]
-pub struct ShownSettings {
+pub(crate) struct ShownSettings {
     pub enabled: bool,
     pub stream_name: String,
     pub debounce_window_ms: u64,
@@ -57,7 +57,7 @@ pub struct ShownSettings {
 }
 
 /// What the status endpoints read.
-pub struct StatusSources {
+pub(crate) struct StatusSources {
     pub instance: Arc<str>,
     pub started: Instant,
     pub metrics: Arc<GatewayMetrics>,
@@ -78,12 +78,12 @@ impl StatusSources {
 }
 
 #[derive(Debug, serde::Deserialize)]
-pub struct StatsQuery {
+pub(crate) struct StatsQuery {
     scope: Option<String>,
 }
 
 /// `/api/realtime/status` and `/stats`, administrators only; the caller puts them behind auth.
-pub fn admin_routes(status: Arc<StatusSources>) -> Router {
+pub(crate) fn admin_routes(status: Arc<StatusSources>) -> Router {
     let refusals = status.refusals.clone();
     Router::new()
         .route(paths::STATUS, get(status_handler))
@@ -96,7 +96,7 @@ pub fn admin_routes(status: Arc<StatusSources>) -> Router {
 }
 
 /// `/metrics` (for the scraper), `/healthz`, `/readyz`: no credential.
-pub fn public_routes(status: Arc<StatusSources>) -> Router {
+pub(crate) fn public_routes(status: Arc<StatusSources>) -> Router {
     Router::new()
         .route(paths::METRICS, get(metrics_handler))
         .route(paths::HEALTHZ, get(healthz))
@@ -105,7 +105,7 @@ pub fn public_routes(status: Arc<StatusSources>) -> Router {
 }
 
 /// `GET /api/realtime/stats[?scope=cluster]`.
-pub async fn stats_handler(
+pub(crate) async fn stats_handler(
     State(sources): State<Arc<StatusSources>>,
     query: Result<Query<StatsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -133,7 +133,7 @@ fn snapshot(sources: &StatusSources) -> StatsSnapshot {
     sources.metrics.snapshot(&sources.instance)
 }
 
-pub async fn status_handler(State(sources): State<Arc<StatusSources>>) -> impl IntoResponse {
+pub(crate) async fn status_handler(State(sources): State<Arc<StatusSources>>) -> impl IntoResponse {
     Json(status(&sources))
 }
 
@@ -181,13 +181,13 @@ fn status(sources: &StatusSources) -> GatewayStatus {
     }
 }
 
-pub async fn healthz() -> impl IntoResponse {
+pub(crate) async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
 /// Ready when connected to NATS, reading the stream, and not draining (and, with
 /// `READYZ_FAIL_WHEN_DEGRADED`, not degraded). The body always says whether the canary flows.
-pub async fn readyz(State(sources): State<Arc<StatusSources>>) -> impl IntoResponse {
+pub(crate) async fn readyz(State(sources): State<Arc<StatusSources>>) -> impl IntoResponse {
     let nats = sources.nats_connected();
     let reading = sources.reading.is_reading();
     let draining = sources.drain.is_draining();
@@ -212,7 +212,9 @@ pub async fn readyz(State(sources): State<Arc<StatusSources>>) -> impl IntoRespo
     )
 }
 
-pub async fn metrics_handler(State(sources): State<Arc<StatusSources>>) -> impl IntoResponse {
+pub(crate) async fn metrics_handler(
+    State(sources): State<Arc<StatusSources>>,
+) -> impl IntoResponse {
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -10,14 +10,14 @@ use std::time::Duration;
 use async_nats::jetstream::stream::Stream;
 
 use crate::metrics::HistoryMetrics;
-pub use crate::store::stream::CONSUMER_INACTIVE_THRESHOLD;
+pub(crate) use crate::store::stream::CONSUMER_INACTIVE_THRESHOLD;
 
 /// How long one deletion may take before it is given up (and the server's inactivity
 /// threshold is left to remove the consumer).
-pub const CONSUMER_DELETE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CONSUMER_DELETE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A consumer this instance made; deleted on [`ConsumerGuard::delete`] or on drop.
-pub struct ConsumerGuard {
+pub(crate) struct ConsumerGuard {
     stream: Stream,
     name: String,
     metrics: Arc<HistoryMetrics>,
@@ -26,7 +26,7 @@ pub struct ConsumerGuard {
 
 impl ConsumerGuard {
     /// Takes charge of consumer `name` of `stream` (counted in `gateway_history_consumers`).
-    pub fn new(stream: Stream, name: String, metrics: Arc<HistoryMetrics>) -> ConsumerGuard {
+    pub(crate) fn new(stream: Stream, name: String, metrics: Arc<HistoryMetrics>) -> ConsumerGuard {
         metrics.consumers.increment(1.0);
         ConsumerGuard {
             stream,
@@ -37,7 +37,7 @@ impl ConsumerGuard {
     }
 
     /// Deletes the consumer now (the answer ended normally).
-    pub async fn delete(mut self) {
+    pub(crate) async fn delete(mut self) {
         self.armed = false;
         let (stream, name) = (self.stream.clone(), std::mem::take(&mut self.name));
         delete(stream, name, self.metrics.clone()).await;

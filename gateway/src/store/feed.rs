@@ -27,7 +27,7 @@ fn epoch_of(info: &jetstream::stream::Info) -> u64 {
 
 /// What the feed hands to the pipeline.
 #[derive(Debug)]
-pub enum FeedItem {
+pub(crate) enum FeedItem {
     /// The stream's identity and where reading starts: all before `last_seq` is history.
     Start { epoch: u64, last_seq: u64 },
     Message {
@@ -37,7 +37,7 @@ pub enum FeedItem {
     },
 }
 
-pub struct Feed {
+pub(crate) struct Feed {
     pub jetstream: jetstream::Context,
     pub stream_name: String,
     /// Whether the NATS client is connected: after a reconnect the consumer is made anew at
@@ -50,7 +50,7 @@ pub struct Feed {
 
 impl Feed {
     /// Reads until `shutdown` or until the pipeline is gone.
-    pub async fn run(mut self, out: mpsc::Sender<FeedItem>, shutdown: CancellationToken) {
+    pub(crate) async fn run(mut self, out: mpsc::Sender<FeedItem>, shutdown: CancellationToken) {
         let mut backoff = Backoff::new();
         let mut warned = false;
         // (epoch, next sequence to read) once known.

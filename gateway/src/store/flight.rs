@@ -22,7 +22,7 @@ use crate::metrics::{CacheResult, CacheRoute, HistoryMetrics};
 
 /// Why a request got no result.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Grounded<E> {
+pub(crate) enum Grounded<E> {
     /// The computation failed; every request that shared it gets this.
     Failed(E),
     /// Nothing came within the request's deadline.
@@ -32,7 +32,7 @@ pub enum Grounded<E> {
 }
 
 /// A cache of computations by key, each shared by every request for it while it runs.
-pub struct Flights<K, V, E> {
+pub(crate) struct Flights<K, V, E> {
     slots: Arc<Mutex<Slots<K, V, E>>>,
     /// How long a result is served after it was computed.
     ttl: Duration,
@@ -70,7 +70,7 @@ where
     E: Clone + Send + Sync + 'static,
 {
     /// Results kept for `ttl`, at most `max_keys` keys, counted under `route`.
-    pub fn new(
+    pub(crate) fn new(
         ttl: Duration,
         max_keys: usize,
         metrics: &HistoryMetrics,
@@ -93,7 +93,12 @@ where
 
     /// The result for `key`: cached, shared with a computation in flight, or computed by
     /// `compute` (which should end within `wait`; this request waits no longer than that).
-    pub async fn get<F, Fut>(&self, key: K, wait: Duration, compute: F) -> Result<V, Grounded<E>>
+    pub(crate) async fn get<F, Fut>(
+        &self,
+        key: K,
+        wait: Duration,
+        compute: F,
+    ) -> Result<V, Grounded<E>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>> + Send + 'static,

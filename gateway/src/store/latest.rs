@@ -16,15 +16,15 @@ const FILL_BATCH_MESSAGES: usize = 1_000;
 const FILL_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Room for a message's subject and headers beside its payload, and for an event's JSON beside
 /// its message.
-pub const MESSAGE_ROOM: usize = 1024;
+pub(crate) const MESSAGE_ROOM: usize = 1024;
 /// Messages parsed between two yields to the runtime.
 const YIELD_EVERY: usize = 256;
 /// How long JetStream may take to hand over the next message.
-pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why a read stopped short.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     #[error("cannot read the consumer: {0}")]
     Read(String),
     #[error("JetStream did not answer within {0:?}")]
@@ -36,7 +36,7 @@ pub enum ReadError {
 /// `through` of the event stream; `seq_of` says which one a message stands for. Each message is
 /// handed to `add` with its subject, that sequence and its event (`None` when the live feed
 /// would skip it as invalid: it only counts).
-pub async fn read_into(
+pub(crate) async fn read_into(
     consumer: &PullConsumer,
     largest: usize,
     (pending, through): (&mut u64, u64),
@@ -87,7 +87,7 @@ pub async fn read_into(
 
 /// The event's sequence in the event stream, from the header JetStream adds when it copies a
 /// message into the latest-state stream; 0 when absent.
-pub fn source_sequence(headers: Option<&async_nats::HeaderMap>) -> u64 {
+pub(crate) fn source_sequence(headers: Option<&async_nats::HeaderMap>) -> u64 {
     headers
         .and_then(|headers| headers.get(SOURCE_HEADER))
         .and_then(|value| value.as_str().split_whitespace().nth(1))

@@ -11,8 +11,8 @@
 //! - [`flight`] — one computation in flight per distinct request (a summary, a backfill's
 //!   counts), so a herd of identical requests costs JetStream one consumer, not one each.
 
-pub mod consumer;
-pub mod feed;
-pub mod flight;
-pub mod latest;
-pub mod stream;
+pub(crate) mod consumer;
+pub(crate) mod feed;
+pub(crate) mod flight;
+pub(crate) mod latest;
+pub(crate) mod stream;

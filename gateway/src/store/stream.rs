@@ -12,7 +12,7 @@ use crate::event::StreamEvent;
 
 /// What a replay read does at a source gap marker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Gaps {
+pub(crate) enum Gaps {
     /// Stops with [`FetchError::SourceGap`]: the reader's state may miss what the gap lost, so
     /// it is reset (`source_gap`) rather than replayed across it.
     Reset,
@@ -22,7 +22,7 @@ pub enum Gaps {
 
 /// Why events could not be fetched for a replay.
 #[derive(Debug, thiserror::Error)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     #[error("the replay is over REPLAY_CONNECTION_MAX_BYTES or REPLAY_BUDGET_BYTES")]
     OverBudget,
     #[error("a source gap lies in the range")]
@@ -36,7 +36,7 @@ pub enum FetchError {
 }
 
 /// What the stream held over a range, read whole for `resume`'s ring warm-up.
-pub struct Recent {
+pub(crate) struct Recent {
     /// The first message read (every later one up to the range's end was read too); past the
     /// range's end when it held none.
     pub first_read: u64,
@@ -47,11 +47,12 @@ pub struct Recent {
 }
 
 /// A throwaway consumer the server removes by itself if this instance forgets it.
-pub const CONSUMER_INACTIVE_THRESHOLD: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const CONSUMER_INACTIVE_THRESHOLD: std::time::Duration =
+    std::time::Duration::from_secs(5);
 
 /// Why the server could not count messages.
 #[derive(Debug, thiserror::Error)]
-pub enum CountError {
+pub(crate) enum CountError {
     #[error("cannot create a counting consumer: {0}")]
     Consumer(#[from] jetstream::stream::ConsumerError),
     #[error("cannot read the counting consumer: {0}")]
@@ -70,7 +71,7 @@ impl From<CountError> for FetchError {
 /// How many messages on `filter` the stream holds from `start` on: the pending count of a
 /// consumer made there, which the server keeps without anyone reading a message. The consumer
 /// is deleted at once (and would expire by itself after [`CONSUMER_INACTIVE_THRESHOLD`]).
-pub async fn count_matching(
+pub(crate) async fn count_matching(
     stream: &jetstream::stream::Stream,
     start: DeliverPolicy,
     filter: &str,
@@ -96,21 +97,21 @@ pub async fn count_matching(
 
 /// The event stream, as resumes read it.
 #[derive(Clone)]
-pub struct StreamReader {
+pub(crate) struct StreamReader {
     pub jetstream: jetstream::Context,
     pub name: String,
 }
 
 impl StreamReader {
     /// The stream's first and last sequence now.
-    pub async fn bounds(&self) -> Option<(u64, u64)> {
+    pub(crate) async fn bounds(&self) -> Option<(u64, u64)> {
         let stream = self.jetstream.get_stream(&self.name).await.ok()?;
         let state = &stream.cached_info().state;
         Some((state.first_sequence, state.last_sequence))
     }
 
     /// The sequence of the first message stored at or after `since`; `None` when there is none.
-    pub async fn first_seq_since(
+    pub(crate) async fn first_seq_since(
         &self,
         since: time::OffsetDateTime,
     ) -> Result<Option<u64>, FetchError> {
@@ -152,7 +153,7 @@ impl StreamReader {
 
     /// Every client event and source gap marker with `from <= seq <= to`, read with one
     /// short-lived ordered consumer (the caller bounds the range and the time).
-    pub async fn recent(&self, from: u64, to: u64) -> Result<Recent, FetchError> {
+    pub(crate) async fn recent(&self, from: u64, to: u64) -> Result<Recent, FetchError> {
         let stream = self.jetstream.get_stream(&self.name).await?;
         let consumer = stream
             .create_consumer(pull::OrderedConfig {
@@ -201,7 +202,7 @@ impl StreamReader {
     /// Client events with `from <= seq <= to` on the given channels, read with a short-lived
     /// ordered consumer. `reserve` is asked for each event's size before it is kept (the
     /// replay budget, in `resume`); a refusal ends the read with [`FetchError::OverBudget`].
-    pub async fn fetch(
+    pub(crate) async fn fetch(
         &self,
         from: u64,
         to: u64,

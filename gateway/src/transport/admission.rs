@@ -35,7 +35,7 @@ pub struct ConnectQuery {
 }
 
 /// A connection the gateway agreed to serve.
-pub struct Admission {
+pub(crate) struct Admission {
     pub channels: ChannelSet,
     /// Where it starts: after its cursor (a reconnect; wins over history), with history, or live.
     pub asked: Asked,
@@ -44,13 +44,13 @@ pub struct Admission {
 
 impl Admission {
     /// Whether the client came back with a cursor (`gateway_reconnects_total`).
-    pub fn reconnects(&self) -> bool {
+    pub(crate) fn reconnects(&self) -> bool {
         matches!(self.asked, Asked::Cursor(_))
     }
 }
 
 /// Checks a new connection. `header_cursor` is SSE's `Last-Event-ID`, which wins over the query.
-pub fn admit(
+pub(crate) fn admit(
     streams: &Streams,
     principal: &Principal,
     query: Result<Query<ConnectQuery>, QueryRejection>,

@@ -5,9 +5,9 @@
 //! - [`sse`] — `GET /api/realtime/events`.
 //! - [`ws`] — `GET /api/realtime/ws` and its client ops.
 
-pub mod admission;
-pub mod sse;
-pub mod ws;
+pub(crate) mod admission;
+pub(crate) mod sse;
+pub(crate) mod ws;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,11 +29,11 @@ use crate::resume::Resumer;
 /// Prometheus recorder keeps every observation until the next scrape or upkeep (every 5 s), so
 /// recording all of them held 60 MB at 500k deliveries/s between scrapes; a fixed share of
 /// connections measures the same distribution.
-pub const LATENCY_SAMPLE_EVERY: u64 = 16;
+pub(crate) const LATENCY_SAMPLE_EVERY: u64 = 16;
 
 /// How the transports behave.
 #[derive(Debug, Clone, Copy)]
-pub struct StreamSettings {
+pub(crate) struct StreamSettings {
     /// `SSE_RETRY` in milliseconds (each client gets up to 50% more).
     pub sse_retry_ms: u64,
     /// `WS_MAX_FRAME_BYTES`.
@@ -43,7 +43,7 @@ pub struct StreamSettings {
 }
 
 /// What every streaming connection shares, whatever its transport.
-pub struct Streams {
+pub(crate) struct Streams {
     pub resumer: Resumer,
     pub connections: Arc<Connections>,
     /// `CONNECTION_RATE_LIMIT`: new streams admitted per second.
@@ -62,7 +62,7 @@ pub struct Streams {
 
 impl Streams {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         resumer: Resumer,
         connections: Arc<Connections>,
         connection_rate: ConnectionRate,
@@ -89,7 +89,7 @@ impl Streams {
 
     /// How a new connection of `transport` reports what it delivered; the first connection
     /// samples latency, then one in [`LATENCY_SAMPLE_EVERY`].
-    pub fn delivery(&self, transport: Transport) -> Delivery {
+    pub(crate) fn delivery(&self, transport: Transport) -> Delivery {
         Delivery {
             transport,
             metrics: self.metrics.clone(),
@@ -101,7 +101,7 @@ impl Streams {
 }
 
 /// `/api/realtime/events` and `/api/realtime/ws`; the caller puts them behind auth.
-pub fn routes(streams: Arc<Streams>) -> Router {
+pub(crate) fn routes(streams: Arc<Streams>) -> Router {
     Router::new()
         .route(crate::paths::EVENTS, get(sse::events))
         .route(crate::paths::WS, get(ws::upgrade))
@@ -112,7 +112,7 @@ pub fn routes(streams: Arc<Streams>) -> Router {
 /// expire). Past it the stream ends (SSE) or closes with 4001 (WebSocket), and the client
 /// reconnects with a fresh token and its cursor, so a token is never good for longer than its
 /// lifetime.
-pub fn expiry(principal: &Principal) -> Option<tokio::time::Instant> {
+pub(crate) fn expiry(principal: &Principal) -> Option<tokio::time::Instant> {
     let expires_at = principal.expires_at()?;
     let left = expires_at - time::OffsetDateTime::now_utc();
     let left = std::time::Duration::try_from(left).unwrap_or_default();
@@ -120,7 +120,7 @@ pub fn expiry(principal: &Principal) -> Option<tokio::time::Instant> {
 }
 
 /// Completes at `at`; never when there is no expiry.
-pub async fn expired(at: Option<tokio::time::Instant>) {
+pub(crate) async fn expired(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
@@ -128,7 +128,7 @@ pub async fn expired(at: Option<tokio::time::Instant>) {
 }
 
 /// A reconnect delay with up to 50% jitter, so a fleet restart does not stampede.
-pub fn jittered_retry(base_ms: u64) -> u64 {
+pub(crate) fn jittered_retry(base_ms: u64) -> u64 {
     base_ms + rand::random_range(0..=base_ms / 2)
 }
 

@@ -29,7 +29,7 @@ use crate::metrics::Transport;
 use crate::resume::replay::Start;
 use crate::resume::Resumption;
 
-pub async fn events(
+pub(crate) async fn events(
     State(streams): State<Arc<Streams>>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,

@@ -41,7 +41,7 @@ use crate::resume::Resumption;
 const READ_BUFFER_BYTES: usize = 1024;
 const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 
-pub async fn upgrade(
+pub(crate) async fn upgrade(
     State(streams): State<Arc<Streams>>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,

@@ -22,11 +22,11 @@ use super::token::{Scope, TokenError, TokenSigner};
 use super::unauthenticated::Slot;
 use crate::channels::ChannelSet;
 
-pub const API_KEY_HEADER: &str = "x-api-key";
+pub(crate) const API_KEY_HEADER: &str = "x-api-key";
 
 /// Who made the request and what they may do.
 #[derive(Debug, Clone)]
-pub enum Principal {
+pub(crate) enum Principal {
     ApiKey {
         key_id: String,
     },
@@ -39,7 +39,7 @@ pub enum Principal {
 }
 
 impl Principal {
-    pub fn allowed_channels(&self) -> ChannelSet {
+    pub(crate) fn allowed_channels(&self) -> ChannelSet {
         match self {
             Principal::ApiKey { .. } => ChannelSet::all(),
             Principal::Token { channels, .. } => *channels,
@@ -47,7 +47,7 @@ impl Principal {
     }
 
     /// The key a connection counts against (the token's subject is the key that minted it).
-    pub fn subject(&self) -> &str {
+    pub(crate) fn subject(&self) -> &str {
         match self {
             Principal::ApiKey { key_id } => key_id,
             Principal::Token { subject, .. } => subject,
@@ -55,7 +55,7 @@ impl Principal {
     }
 
     /// When the credential stops being valid: a stream opened with a token ends then.
-    pub fn expires_at(&self) -> Option<OffsetDateTime> {
+    pub(crate) fn expires_at(&self) -> Option<OffsetDateTime> {
         match self {
             Principal::ApiKey { .. } => None,
             Principal::Token { expires_at, .. } => Some(*expires_at),
@@ -64,7 +64,7 @@ impl Principal {
 
     /// `/status`, `/stats` and cluster stats: the API key, or a token minted with the admin
     /// scope.
-    pub fn is_admin(&self) -> bool {
+    pub(crate) fn is_admin(&self) -> bool {
         match self {
             Principal::ApiKey { .. } => true,
             Principal::Token { scope, .. } => *scope == Scope::Admin,
@@ -78,7 +78,7 @@ struct TokenQuery {
 }
 
 /// Who may use `/api/realtime/*`: the configured keys and the token signer.
-pub struct Auth {
+pub(crate) struct Auth {
     pub keys: ApiKeys,
     pub tokens: Arc<TokenSigner>,
     pub refusals: Refusals,
@@ -97,7 +97,11 @@ enum Denied {
 }
 
 /// Middleware for every `/api/realtime/*` route: the request carries its [`Principal`] on.
-pub async fn require(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
+pub(crate) async fn require(
+    State(auth): State<Arc<Auth>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     if !auth.enabled {
         return auth
             .refusals
@@ -132,7 +136,7 @@ pub async fn require(State(auth): State<Arc<Auth>>, mut request: Request, next: 
 }
 
 /// Middleware for `/status` and `/stats`: an administrator only.
-pub async fn require_admin(
+pub(crate) async fn require_admin(
     State(refusals): State<Refusals>,
     request: Request,
     next: Next,
@@ -220,7 +224,7 @@ impl Auth {
 /// The channels a request gets: the `channels` it asked for (comma-separated names), within
 /// what its credential allows; every allowed channel when it asked for none. An unknown channel
 /// is 400 `unknown_channel`, one the credential does not allow 403 `channel_not_allowed`.
-pub fn requested_channels(
+pub(crate) fn requested_channels(
     refusals: &Refusals,
     principal: &Principal,
     requested: Option<&str>,

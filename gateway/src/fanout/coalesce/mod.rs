@@ -16,7 +16,7 @@ use crate::event::StreamEvent;
 
 /// Events of one type waiting to be sent together.
 #[derive(Debug)]
-pub struct Pending {
+pub(crate) struct Pending {
     event_type: EventType,
     max_events: usize,
     /// Events the batch stands for, exact even when not all are listed.
@@ -36,7 +36,7 @@ enum Held {
 }
 
 impl Pending {
-    pub fn new(event_type: EventType, max_events: usize) -> Pending {
+    pub(crate) fn new(event_type: EventType, max_events: usize) -> Pending {
         let events = match Channel::of(event_type).coalesce {
             Coalesce::LatestPerId => Held::LatestPerId(IndexMap::new()),
             Coalesce::KeepAll => Held::All(VecDeque::new()),
@@ -51,13 +51,13 @@ impl Pending {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.count == 0
     }
 
     /// Adds an event; past the cap the oldest listed event is dropped and the batch marked
     /// truncated (the screen needs the newest state most).
-    pub fn push(&mut self, event: Arc<StreamEvent>) {
+    pub(crate) fn push(&mut self, event: Arc<StreamEvent>) {
         self.count = self.count.saturating_add(1);
         self.seqs.push(event.seq);
         match &mut self.events {
@@ -83,12 +83,12 @@ impl Pending {
     /// The lowest sequence still held, which bounds the resume cursor: an event folded into a
     /// later one of its entity, or dropped by the cap, is not sent until the batch is, so a
     /// cursor must not claim it before.
-    pub fn lowest_seq(&self) -> Option<u64> {
+    pub(crate) fn lowest_seq(&self) -> Option<u64> {
         self.seqs.first().copied()
     }
 
     /// The events as a batch, leaving this empty.
-    pub fn take_batch(&mut self) -> Batch {
+    pub(crate) fn take_batch(&mut self) -> Batch {
         let events: Vec<Arc<StreamEvent>> = match &mut self.events {
             Held::LatestPerId(by_id) => by_id.drain(..).map(|(_, e)| e).collect(),
             Held::All(all) => all.drain(..).collect(),
@@ -205,7 +205,7 @@ impl Batch {
 /// Coalesces a replay: events in sequence order, grouped by type in order of first appearance.
 /// A type with one event gives that event alone; more give a batch, split into frames of at
 /// most about `max_frame_bytes` of events each.
-pub fn coalesce_replay(
+pub(crate) fn coalesce_replay(
     events: impl IntoIterator<Item = Arc<StreamEvent>>,
     max_events: usize,
     max_frame_bytes: usize,

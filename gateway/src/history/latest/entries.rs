@@ -17,7 +17,7 @@ use super::FALLBACK_MAX_ENTITIES;
 /// An event's JSON as the snapshot lists it (`{"type","seq","payload","timestamp"}`), in an
 /// allocation of its own: the message's bytes share the NATS client's read buffer, which one
 /// kept event would otherwise hold whole.
-pub type Json = Arc<Vec<u8>>;
+pub(crate) type Json = Arc<Vec<u8>>;
 
 /// A buffer's size is a multiple of this: the next event of an entity, a few bytes longer,
 /// most often still fits.

@@ -48,7 +48,7 @@ use subject::*;
 
 /// Entries held at most when `<STREAM_NAME>_LATEST` sets no limit (the bridges always set
 /// `LATEST_MAX_ENTITIES`; this is its default).
-pub const FALLBACK_MAX_ENTITIES: usize = 1_000_000;
+pub(crate) const FALLBACK_MAX_ENTITIES: usize = 1_000_000;
 /// Events the feed records while a fill is being read, kept to be laid over it, at most. Past
 /// it the fill is laid over by looking up every entry the feed changed since it began instead
 /// (one pass over the state, under the lock).
@@ -287,12 +287,12 @@ impl Latest {
 }
 
 /// A fill being read: entries built aside from the stream's messages.
-pub struct Filling {
+pub(crate) struct Filling {
     pub entries: Entries,
 }
 
 impl Filling {
-    pub fn new(stream_cap: Option<u64>, max_json: usize) -> Filling {
+    pub(crate) fn new(stream_cap: Option<u64>, max_json: usize) -> Filling {
         Filling {
             entries: Entries::new(stream_cap, max_json),
         }
@@ -300,7 +300,7 @@ impl Filling {
 
     /// Adds one message of `<STREAM_NAME>_LATEST`, in the stream's order: `event` when it is
     /// a valid event, at `seq` in the event stream.
-    pub fn add(&mut self, subject: &str, seq: u64, event: Option<&StreamEvent>) {
+    pub(crate) fn add(&mut self, subject: &str, seq: u64, event: Option<&StreamEvent>) {
         let Some((class, name)) = class_of(subject) else {
             return;
         };

@@ -19,7 +19,7 @@ use crate::edge::error::ApiError;
 use crate::history::dlq::DLQ_DEFAULT_LIMIT;
 
 /// `/api/realtime/dlq`, administrators only; the caller puts it behind auth.
-pub fn dlq_routes(history: Arc<History>) -> Router {
+pub(crate) fn dlq_routes(history: Arc<History>) -> Router {
     let refusals = history.refusals.clone();
     Router::new()
         .route(crate::paths::DLQ, get(dlq))

@@ -7,7 +7,7 @@
 //! `Retry-After` drawn between 1 and [`LOADING_RETRY_MAX`] seconds, so that the refused do not
 //! come back as one wave.
 
-pub mod dlq;
+pub(crate) mod dlq;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +34,7 @@ use crate::history::HistoryError;
 use crate::metrics::{CacheResult, CacheRoute};
 
 /// What the history routes need.
-pub struct History {
+pub(crate) struct History {
     pub summaries: Summaries,
     pub snapshots: Snapshots,
     /// The DLQ reader (`/api/realtime/dlq`, routed by [`dlq`]).
@@ -47,7 +47,7 @@ pub struct History {
 }
 
 /// `/api/realtime/summary` and `/api/realtime/snapshot`; the caller puts them behind auth.
-pub fn history_routes(history: Arc<History>) -> Router {
+pub(crate) fn history_routes(history: Arc<History>) -> Router {
     Router::new()
         .route(crate::paths::SUMMARY, get(summary))
         .route(crate::paths::SNAPSHOT, get(snapshot))
@@ -208,7 +208,7 @@ const BUDGET_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// The longest `Retry-After` of a `snapshot_loading` refusal, in seconds: each is drawn between
 /// 1 and this, so the refused spread their retries.
-pub const LOADING_RETRY_MAX: u64 = 5;
+pub(crate) const LOADING_RETRY_MAX: u64 = 5;
 
 /// 503 `snapshot_loading`: the state was not filled within [`FILL_WAIT`].
 fn loading(refusals: &Refusals) -> ApiError {

@@ -26,7 +26,7 @@ use crate::store::feed::FeedItem;
 
 /// How the pipeline shapes the feed.
 #[derive(Debug, Clone, Copy)]
-pub struct PipelineSettings {
+pub(crate) struct PipelineSettings {
     /// `SSE_DEBOUNCE_WINDOW`; zero sends every event on its own.
     pub debounce_window: Duration,
     /// `DEBOUNCE_MAX_BATCH_EVENTS`.
@@ -36,7 +36,7 @@ pub struct PipelineSettings {
 }
 
 /// What the pipeline writes to and reports on.
-pub struct PipelineOutputs {
+pub(crate) struct PipelineOutputs {
     pub hub: Arc<Hub>,
     pub ring: Arc<Ring>,
     /// The snapshot state: the latest event of each entity.
@@ -50,7 +50,7 @@ pub struct PipelineOutputs {
     pub instance: Arc<str>,
 }
 
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     out: PipelineOutputs,
     settings: PipelineSettings,
     debouncer: Debouncer,
@@ -60,7 +60,7 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(out: PipelineOutputs, settings: PipelineSettings) -> Pipeline {
+    pub(crate) fn new(out: PipelineOutputs, settings: PipelineSettings) -> Pipeline {
         Pipeline {
             debouncer: Debouncer::new(settings.debounce_window, settings.max_batch_events),
             out,
@@ -70,7 +70,11 @@ impl Pipeline {
         }
     }
 
-    pub async fn run(mut self, mut feed: mpsc::Receiver<FeedItem>, shutdown: CancellationToken) {
+    pub(crate) async fn run(
+        mut self,
+        mut feed: mpsc::Receiver<FeedItem>,
+        shutdown: CancellationToken,
+    ) {
         // Heartbeats are ticks in the hub, sent from here: in order with the frames, so the
         // cursor a heartbeat claims is never ahead of what its connection has written, and no
         // connection keeps a timer of its own.
