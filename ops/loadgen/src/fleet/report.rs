@@ -44,8 +44,11 @@ pub struct FleetReport {
     pub deliveries_expected: u64,
     pub deliveries_received: u64,
     pub lost: u64,
-    /// Of `lost`, deliveries of events published after the client's last `reset` (or to a
-    /// client never reset): lost without the client being told. Must be 0.
+    /// Of `lost`, events after the last one a client received: still on their way when the
+    /// audit was taken (a client behind, or not back), not holes in its stream.
+    pub lost_tail: u64,
+    /// Of `lost`, holes published after the client's last `reset` (or to a client never reset):
+    /// lost without the client being told. Must be 0.
     pub lost_unsignalled: u64,
     /// Clients with at least one unsignalled loss.
     pub clients_lost_unsignalled: usize,
@@ -190,7 +193,8 @@ pub struct FleetRow {
     pub deliveries_received: f64,
     pub deliveries_per_s: f64,
     pub lost: f64,
-    /// Of `lost`, the deliveries no `reset` told of.
+    /// Of `lost`, the tail still on its way at the audit, and the holes no `reset` told of.
+    pub lost_tail: f64,
     pub lost_unsignalled: f64,
     pub duplicates: f64,
     pub out_of_order: f64,
@@ -247,6 +251,7 @@ impl FleetRow {
             deliveries_received: m(&|r| r.deliveries_received as f64),
             deliveries_per_s: m(&|r| r.deliveries_per_s),
             lost: m(&|r| r.lost as f64),
+            lost_tail: m(&|r| r.lost_tail as f64),
             lost_unsignalled: m(&|r| r.lost_unsignalled as f64),
             duplicates: m(&|r| r.duplicates as f64),
             out_of_order: m(&|r| r.out_of_order as f64),
@@ -510,7 +515,12 @@ fn row_line(row: &FleetRow) -> String {
         count(row.deliveries_received),
         count(row.deliveries_per_s),
         if row.lost > 0.0 {
-            format!("{} ({} untold)", count(row.lost), count(row.lost_unsignalled))
+            format!(
+                "{} ({} not arrived yet, {} holes untold)",
+                count(row.lost),
+                count(row.lost_tail),
+                count(row.lost_unsignalled)
+            )
         } else {
             count(row.lost)
         },

@@ -331,6 +331,7 @@ fn fill_audit(report: &mut FleetReport, workers: &[WorkerReport], untouched: &[u
     report.deliveries_expected = all.expected;
     report.deliveries_received = all.received;
     report.lost = all.lost;
+    report.lost_tail = all.lost_tail;
     report.lost_unsignalled = all.lost_unsignalled;
     report.clients_lost_unsignalled = all.clients_lost_unsignalled;
     report.duplicates = all.duplicates;

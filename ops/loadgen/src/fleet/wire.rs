@@ -138,8 +138,11 @@ pub struct Audit {
     /// Distinct expected events delivered.
     pub received: u64,
     pub lost: u64,
-    /// Of `lost`, the events published after the client's last `reset` (or with no reset at
-    /// all): lost without the client being told. Must be 0.
+    /// Of `lost`, the events after the last one the client received: still on their way (a
+    /// client behind, or not reconnected) when the audit was taken, not holes in its stream.
+    pub lost_tail: u64,
+    /// Of `lost`, holes (a later event arrived) that were published after the client's last
+    /// `reset`, or to a client never reset: lost without the client being told. Must be 0.
     pub lost_unsignalled: u64,
     /// Clients with at least one such loss.
     pub clients_lost_unsignalled: usize,
@@ -155,6 +158,7 @@ impl Audit {
         self.expected += other.expected;
         self.received += other.received;
         self.lost += other.lost;
+        self.lost_tail += other.lost_tail;
         self.lost_unsignalled += other.lost_unsignalled;
         self.clients_lost_unsignalled += other.clients_lost_unsignalled;
         self.duplicates += other.duplicates;

@@ -445,13 +445,19 @@ fn back_after(sessions: &[SessionInfo], since_us: u64, gateway: usize) -> Option
     })
 }
 
-/// Adds one client's deliveries of events `0..expected` to `audit`; a missing event published
-/// (`published_us`) after the client's last `reset`, or by a client never reset, is counted as
-/// lost unsignalled.
+/// Adds one client's deliveries of events `0..expected` to `audit`. Events reach a client in
+/// the order they were published, so a missing event is either a hole (a later one arrived) or
+/// the tail (none later arrived yet). A hole published (`published_us`) after the client's last
+/// `reset`, or in the stream of a client never reset, is lost unsignalled.
 fn audit_client(audit: &mut Audit, tally: &Tally, expected: u64, published_us: &[u64]) {
     let received = (0..expected).filter(|n| tally.marks.contains(n)).count() as u64;
     let told_before = tally.last_reset_us.unwrap_or(0);
-    let unsignalled = (0..expected)
+    let after_last = (0..expected)
+        .rev()
+        .find(|n| tally.marks.contains(n))
+        .map_or(0, |last| last + 1);
+    audit.lost_tail += expected - after_last;
+    let unsignalled = (0..after_last)
         .filter(|n| !tally.marks.contains(n))
         .filter(|n| {
             // Unknown publish time (an older coordinator): counted as untold.
@@ -666,10 +672,13 @@ mod tests {
         tally.record_typed_frame("ORDER_RECEIVED", &[event(10, 0), event(11, 1)], 2, 2_000);
         tally.last_reset_us = Some(5_000);
         tally.record_typed_frame("ORDER_RECEIVED", &[event(20, 4)], 1, 7_000);
-        // Events 2 and 3 never arrived: 2 was published before the reset (told of), 3 after.
+        // Events 2 and 3 never arrived: 2 was published before the reset (told of), 3 after;
+        // 5 and 6 are still on their way (nothing after them arrived): the tail, not holes.
         let mut audit = Audit::default();
-        audit_client(&mut audit, &tally, 5, &[1_000, 1_500, 4_000, 6_000, 6_500]);
-        assert_eq!(audit.lost, 2);
+        let published = [1_000, 1_500, 4_000, 6_000, 6_500, 7_000, 7_500];
+        audit_client(&mut audit, &tally, 7, &published);
+        assert_eq!(audit.lost, 4);
+        assert_eq!(audit.lost_tail, 2);
         assert_eq!(audit.lost_unsignalled, 1);
         assert_eq!(audit.clients_lost_unsignalled, 1);
         let mut told = Audit::default();
