@@ -4,11 +4,9 @@
 //! paths, a client that leaves is let go at once, and every other request still reaches the
 //! router, however slowly its bytes arrive.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -1,11 +1,9 @@
 //! What sockets that never authenticate cost a running gateway binary: memory within the head
 //! limit each, and no CPU while they wait (nothing polls).
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 

@@ -3,18 +3,16 @@
 //! (`source_gap`) after the last event it got before the loss. With two bridges, restarting one
 //! loses nothing and resets nobody.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::*;
 use rakuda_loadgen::client::{self, lock, SharedTally};
 use rakuda_loadgen::publish::LoadEvents;
 use rakuda_loadgen::{Target, Transport};
 use rakuda_schema::EventType;
 use rakuda_testkit::{free_port, NatsServer, RedisServer, Service};
-use support::*;
 use tokio_util::sync::CancellationToken;
 
 const EVENTS: u64 = 1200;

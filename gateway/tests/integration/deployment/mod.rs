@@ -7,9 +7,7 @@
 //! writing into the stream or deleting it, a bridge speaking for the gateways, a worker forging
 //! a bridge beacon, a token reaching nginx's access log.
 
-#[path = "deployment/clients.rs"]
 mod clients;
-#[path = "deployment/history.rs"]
 mod history;
 
 use std::collections::BTreeMap;

@@ -2,13 +2,11 @@
 //! channels, tokens minting tokens, the realtime switch; and a plain EventSource-style request
 //! with a valid token.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use rakuda_schema::EventType;
 use serde_json::Value;
-use support::*;
 
 async fn call(
     method: reqwest::Method,

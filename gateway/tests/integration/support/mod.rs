@@ -1,8 +1,6 @@
 //! Shared helpers for the gateway's integration tests: real Redis and NATS, the bridge and
 //! gateways running in-process on ephemeral ports, and an SSE client that reads the wire.
 
-#![allow(dead_code, unused_imports)]
-
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

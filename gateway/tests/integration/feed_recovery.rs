@@ -2,12 +2,10 @@
 //! reads again as soon as the client reconnects, and its retry delay starts short again once it
 //! reads the stream.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use rakuda_schema::EventType;
-use support::*;
 
 /// Long enough for several failed attempts, so a retry delay that is never reset grows to its
 /// cap (5 s) by the third outage.

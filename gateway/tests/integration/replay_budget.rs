@@ -2,11 +2,9 @@
 //! reading hold at most the replay budget, and the ones that do not fit get
 //! `reset` (`replay_budget`).
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const EVENTS: usize = 1000;
