@@ -20,6 +20,7 @@
 //! - [`in_process`] — a bridge or gateway running inside the test, with its metrics.
 //! - [`wait`] — bounded waits and reading Prometheus samples.
 //! - [`redis_client`] — publishing as the workers do, waiting for subscribers.
+//! - [`sockets`] — the bytes waiting in this host's TCP connections, to wait on.
 
 mod process;
 
@@ -33,6 +34,7 @@ pub mod redis_client;
 pub mod secrets;
 pub mod service;
 pub mod shipped;
+pub mod sockets;
 pub mod tls;
 pub mod wait;
 
