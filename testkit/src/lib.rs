@@ -14,7 +14,7 @@
 //! - [`nginx`] — [`Nginx`] from `ops/nginx/nginx.conf` (HTTPS, HTTP/2).
 //! - [`shipped`] — the example secrets the repository ships, read from its files.
 //! - [`secrets`] — the CA, certificates, nkeys, passwords and env files (`rakuda-certs`).
-//! - [`tls`] — HTTPS/HTTP/2, WebSocket-over-TLS and probe clients that trust that CA.
+//! - [`tls`] — TLS (for a WebSocket too), HTTPS/HTTP/2 and probe clients that trust that CA.
 //! - [`service`] — a bridge or gateway process ([`Service`]).
 //! - [`fleet`] — a whole secured deployment of real processes ([`Fleet`]).
 //! - [`in_process`] — a bridge or gateway running inside the test, with its metrics.

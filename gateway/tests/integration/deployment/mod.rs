@@ -6,8 +6,11 @@
 //! shows what the security stops: a NATS client without a key or without the CA, a gateway
 //! writing into the stream or deleting it, a bridge speaking for the gateways, a worker forging
 //! a bridge beacon, a token reaching nginx's access log.
+//!
+//! The subscribers are the load generator's (`rakuda_loadgen::client`), reaching nginx as
+//! browsers do: SSE over HTTPS with HTTP/2, WebSocket over TLS, trusting only the fleet's CA;
+//! each reconnects with its cursor like the browser client and records what it saw.
 
-mod clients;
 mod history;
 
 use std::collections::BTreeMap;
@@ -16,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rakuda_loadgen::client::{lock, SharedTally};
+use rakuda_loadgen::client::{self, lock, SharedTally, Target};
 use rakuda_loadgen::publish::LoadEvents;
 use rakuda_loadgen::Transport;
 use rakuda_schema::EventType;
@@ -31,6 +34,9 @@ const EVENTS: u64 = 2_000;
 const DRAIN_EVENTS: u64 = 500;
 const DRAIN_WINDOW: Duration = Duration::from_secs(4);
 const DEGRADED_AFTER: Duration = Duration::from_secs(3);
+/// With no frame for this long a subscriber presumes its connection dead and reopens it
+/// (heartbeats come every second here).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Subscriber {
     transport: Transport,
@@ -377,14 +383,12 @@ async fn a_fleet_behind_nginx_delivers_every_event_through_crashes_drains_and_ou
             } else {
                 Transport::Ws
             };
-            let target = clients::Target {
-                tls: tls.clone(),
-                addr: fleet.nginx.addr(),
-                api_key: fleet.api_key.clone(),
-                transport,
-            };
+            let mut target = Target::new(&format!("https://{}", fleet.nginx.addr()), transport)
+                .with_api_key(&fleet.api_key)
+                .with_tls(tls.clone());
+            target.idle_timeout = IDLE_TIMEOUT;
             let tally = SharedTally::default();
-            tokio::spawn(clients::run(target, tally.clone(), stop.clone()));
+            tokio::spawn(client::run(Arc::new(target), tally.clone(), stop.clone()));
             Subscriber { transport, tally }
         })
         .collect();
