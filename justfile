@@ -43,9 +43,10 @@ check-ops:
     ./ops/check-ops.sh
 
 # Only the fleet test: 3 NATS nodes, 2 bridges, 2 gateways, nginx, all with TLS and credentials,
-# broken piece by piece.
+# broken piece by piece (the `deployment` module of the gateway's one integration-test binary).
 test-fleet:
-    cargo nextest run -p rakuda-gateway --test deployment --no-capture
+    cargo build -q -p rakuda-bridge
+    cargo nextest run -p rakuda-gateway --test integration -E 'test(/^deployment::/)' --no-capture
 
 # A whole fleet for a demo: Redis, 3 NATS nodes, 2 bridges, 2 gateways and nginx on
 # 127.0.0.1:8088, with simulated traffic and the dashboard. Ctrl-C stops it.

@@ -4,7 +4,7 @@
 # redis-server (loads ops/redis/*.conf and tries each ACL user), systemd-analyze verify. The
 # certificates, nkeys and passwords they need are made by rakuda-certs in a temp dir.
 # Run by `just check-ops`, part of `just test`. The Grafana dashboard's queries and the metric
-# names in every file are checked by gateway/tests/ops_files.rs against running processes.
+# names in every file are checked by gateway/tests/integration/ops_files.rs against running processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -78,7 +78,8 @@ async fn events_at_the_size_limit_are_stored_and_one_byte_over_goes_to_the_dlq()
     );
     assert_eq!(dlq[0].payload.as_ref(), &oversized.as_bytes()[..LIMIT]);
 
-    // Past the duplicate window, a retried publish would be stored again: nothing may be.
+    // Past the duplicate window, a retried publish would be stored again: nothing may be. The
+    // wait is the test (a retry would land in it), not a way to let something finish.
     tokio::time::sleep(DUPLICATE_WINDOW * 4).await;
     let last = event_json(EventType::OrderReceived, "last");
     publish(&mut redis, ORDERS, &last).await;
@@ -156,6 +157,7 @@ async fn an_event_the_stream_refuses_goes_to_the_dlq_and_the_rest_flow_at_once()
         )
         .await;
 
+    // As above: a retried publish would be stored again past the duplicate window.
     tokio::time::sleep(DUPLICATE_WINDOW * 4).await;
     let last = event_json(EventType::OrderReceived, "last");
     publish(&mut redis, ORDERS, &last).await;

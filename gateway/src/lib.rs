@@ -64,11 +64,13 @@ use tokio_util::sync::CancellationToken;
 pub use config::{Config, ConfigError};
 pub use gateway::Error;
 
-/// The parts the benchmarks (`benches/hot_paths.rs`) and the hostile-input tests drive
-/// directly, without a running gateway. Nothing else inside the crate is public: the gateway is
+/// The parts the benchmarks (`benches/hot_paths.rs`), the hostile-input tests and the token
+/// expiry test (a token signed as the gateway signs, already expired) drive directly, without a
+/// running gateway. Nothing else inside the crate is public: the gateway is
 /// run through [`run`] with a [`Config`], and everything it serves is tested through its sockets.
 pub mod parts {
     pub use crate::channels::{ChannelSet, UnknownChannel};
+    pub use crate::edge::token::{Scope, TokenSigner};
     pub use crate::event::StreamEvent;
     pub use crate::fanout::coalesce::Folded;
     pub use crate::fanout::cursor::{Cursor, MalformedCursor};

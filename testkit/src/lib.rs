@@ -14,12 +14,13 @@
 //! - [`nginx`] — [`Nginx`] from `ops/nginx/nginx.conf` (HTTPS, HTTP/2).
 //! - [`shipped`] — the example secrets the repository ships, read from its files.
 //! - [`secrets`] — the CA, certificates, nkeys, passwords and env files (`rakuda-certs`).
-//! - [`tls`] — HTTPS/HTTP/2, WebSocket-over-TLS and probe clients that trust that CA.
+//! - [`tls`] — TLS (for a WebSocket too), HTTPS/HTTP/2 and probe clients that trust that CA.
 //! - [`service`] — a bridge or gateway process ([`Service`]).
 //! - [`fleet`] — a whole secured deployment of real processes ([`Fleet`]).
 //! - [`in_process`] — a bridge or gateway running inside the test, with its metrics.
 //! - [`wait`] — bounded waits and reading Prometheus samples.
 //! - [`redis_client`] — publishing as the workers do, waiting for subscribers.
+//! - [`sockets`] — the bytes waiting in this host's TCP connections, to wait on.
 
 mod process;
 
@@ -33,6 +34,7 @@ pub mod redis_client;
 pub mod secrets;
 pub mod service;
 pub mod shipped;
+pub mod sockets;
 pub mod tls;
 pub mod wait;
 

@@ -1,6 +1,8 @@
-//! Clients for the secured fleet: TLS that trusts only the fleet's CA, HTTP/2 requests through
-//! nginx (an SSE stream read as it arrives), a WebSocket over TLS, and a blocking probe for
-//! "does this TLS server answer yet".
+//! Clients for the secured fleet: TLS that trusts only the fleet's CA (over a connection of its
+//! own or one already open, e.g. for a WebSocket), HTTP/2 requests through nginx (an SSE stream
+//! read as it arrives), and a blocking probe for "does this TLS server answer yet". The load
+//! generator's subscribers (`rakuda_loadgen::client`) speak SSE over HTTP/2 and WebSocket over
+//! TLS with these.
 //!
 //! TLS is rustls on ring, set up here explicitly, so nothing depends on a process-wide default
 //! provider.
@@ -15,9 +17,6 @@ use bytes::Bytes;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::client::TlsStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::WebSocketStream;
 
 /// How long connecting and the TLS handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -36,8 +35,6 @@ pub enum TlsError {
     H2(#[from] h2::Error),
     #[error("bad request: {0}")]
     Request(String),
-    #[error("WebSocket: {0}")]
-    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
 }
 
 /// Which application protocol to offer in the TLS handshake.
@@ -54,6 +51,12 @@ pub enum Alpn {
 pub struct TlsClient {
     h2: Arc<rustls::ClientConfig>,
     http1: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsClient")
+    }
 }
 
 impl TlsClient {
@@ -97,19 +100,29 @@ impl TlsClient {
         addr: SocketAddr,
         alpn: Alpn,
     ) -> Result<TlsStream<tokio::net::TcpStream>, TlsError> {
-        let connector = tokio_rustls::TlsConnector::from(self.config(alpn));
         let connect = async {
             let tcp = tokio::net::TcpStream::connect(addr).await?;
             tcp.set_nodelay(true)?;
-            Ok::<_, TlsError>(
-                connector
-                    .connect(ServerName::IpAddress(addr.ip().into()), tcp)
-                    .await?,
-            )
+            self.handshake(tcp, alpn).await
         };
         tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
             .map_err(|_| TlsError::Timeout)?
+    }
+
+    /// TLS over a connection already open (from a chosen source address, say), the server's
+    /// certificate checked for the IP address it is connected to.
+    pub async fn handshake(
+        &self,
+        tcp: tokio::net::TcpStream,
+        alpn: Alpn,
+    ) -> Result<TlsStream<tokio::net::TcpStream>, TlsError> {
+        let server = ServerName::IpAddress(tcp.peer_addr()?.ip().into());
+        let connector = tokio_rustls::TlsConnector::from(self.config(alpn));
+        tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(server, tcp))
+            .await
+            .map_err(|_| TlsError::Timeout)?
+            .map_err(TlsError::from)
     }
 
     /// Blocking: writes `request` over TLS to `addr` and returns the first bytes of the answer,
@@ -133,6 +146,7 @@ impl TlsClient {
 /// An HTTP/2 response whose body is read as it arrives.
 pub struct H2Response {
     pub status: u16,
+    pub headers: http::HeaderMap,
     body: h2::RecvStream,
 }
 
@@ -190,6 +204,16 @@ pub async fn h2_post(
     .await
 }
 
+/// `GET https://<peer><path_and_query>` over HTTP/2 on `stream` (a TLS connection made with
+/// [`Alpn::H2`], closed when the response is dropped), with `headers`.
+pub async fn h2_get_over(
+    stream: TlsStream<tokio::net::TcpStream>,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+) -> Result<H2Response, TlsError> {
+    h2_exchange(stream, http::Method::GET, path_and_query, headers, None).await
+}
+
 async fn h2_request(
     tls: &TlsClient,
     addr: SocketAddr,
@@ -199,6 +223,17 @@ async fn h2_request(
     body: Option<Bytes>,
 ) -> Result<H2Response, TlsError> {
     let stream = tls.connect(addr, Alpn::H2).await?;
+    h2_exchange(stream, method, path_and_query, headers, body).await
+}
+
+async fn h2_exchange(
+    stream: TlsStream<tokio::net::TcpStream>,
+    method: http::Method,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: Option<Bytes>,
+) -> Result<H2Response, TlsError> {
+    let addr = stream.get_ref().0.peer_addr()?;
     let (client, connection) = h2::client::handshake(stream).await?;
     // The connection is driven by its own task; it ends when the client side and every stream
     // of it are dropped.
@@ -220,29 +255,10 @@ async fn h2_request(
         send.send_data(body, true)?;
     }
     let response = response.await?;
-    let status = response.status().as_u16();
+    let (head, body) = response.into_parts();
     Ok(H2Response {
-        status,
-        body: response.into_body(),
+        status: head.status.as_u16(),
+        headers: head.headers,
+        body,
     })
-}
-
-/// A WebSocket to `wss://<addr><path_and_query>` over TLS (HTTP/1.1 upgrade), with `headers`.
-pub async fn websocket(
-    tls: &TlsClient,
-    addr: SocketAddr,
-    path_and_query: &str,
-    headers: &[(&str, &str)],
-) -> Result<WebSocketStream<TlsStream<tokio::net::TcpStream>>, TlsError> {
-    let mut request = format!("wss://{addr}{path_and_query}").into_client_request()?;
-    for (name, value) in headers {
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| TlsError::Request(format!("{name} is not a header value")))?;
-        let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| TlsError::Request(format!("{name} is not a header name")))?;
-        request.headers_mut().insert(name, value);
-    }
-    let stream = tls.connect(addr, Alpn::Http1).await?;
-    let (socket, _) = tokio_tungstenite::client_async(request, stream).await?;
-    Ok(socket)
 }

@@ -25,7 +25,7 @@ const CLOCK_SKEW: Duration = Duration::from_secs(60);
 /// Bytes of a random secret in dev mode.
 const DEV_SECRET_BYTES: usize = 32;
 
-pub(crate) struct TokenSigner {
+pub struct TokenSigner {
     /// Signs, and verifies.
     signing: Vec<u8>,
     /// Verify too: the secrets being rotated out.
@@ -36,7 +36,7 @@ pub(crate) struct TokenSigner {
 /// What a token may be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum Scope {
+pub enum Scope {
     /// The streams (`/events`, `/ws`) only: what a browser needs.
     #[default]
     Stream,
@@ -81,7 +81,7 @@ pub(crate) enum TokenError {
 
 impl TokenSigner {
     /// Signs with `signing`.
-    pub(crate) fn new(signing: &[u8], ttl: Duration) -> TokenSigner {
+    pub fn new(signing: &[u8], ttl: Duration) -> TokenSigner {
         TokenSigner {
             signing: signing.to_vec(),
             older: Vec::new(),
@@ -112,7 +112,7 @@ impl TokenSigner {
     }
 
     /// Mints a token for the key `subject`, limited to `channels` and `scope`.
-    pub(crate) fn issue(
+    pub fn issue(
         &self,
         subject: &str,
         channels: ChannelSet,

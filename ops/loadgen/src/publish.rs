@@ -1,6 +1,7 @@
 //! Publishing numbered load events to Redis exactly as the workers do, at a steady rate or as
 //! one burst.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rakuda_schema::{Action, Channel, EventType, RealTimeEvent, CHANNELS};
@@ -134,6 +135,21 @@ impl LoadEvents {
         count: u64,
         per_second: f64,
     ) -> Result<Published, PublishError> {
+        self.paced_counting(redis, first, count, per_second, &AtomicU64::new(0))
+            .await
+    }
+
+    /// As [`LoadEvents::paced`], adding to `published` the events Redis has taken as each
+    /// pipeline is answered: a test can act at a point of the run (while events flow, after so
+    /// many more) instead of at a guessed time.
+    pub async fn paced_counting(
+        &self,
+        redis: &mut MultiplexedConnection,
+        first: u64,
+        count: u64,
+        per_second: f64,
+        published: &AtomicU64,
+    ) -> Result<Published, PublishError> {
         let started = Instant::now();
         let mut sent = 0u64;
         let mut receivers = None;
@@ -146,6 +162,7 @@ impl LoadEvents {
                 let end = due.min(sent + PIPELINE as u64);
                 let got = self.send(redis, first + sent..first + end).await?;
                 receivers.get_or_insert(got);
+                published.fetch_add(end - sent, Ordering::Relaxed);
                 sent = end;
             }
         }

@@ -211,3 +211,256 @@ proptest! {
         });
     }
 }
+
+/// The pipeline as the gateway runs it: its own task, fed through the channel the feed writes
+/// to, its debounce deadlines and heartbeat ticks on tokio's clock. Under a paused clock every
+/// timer fires at exactly its instant once nothing else can run, so the instant a hub message
+/// arrives at is the instant the pipeline sent it.
+struct Running {
+    feed: mpsc::Sender<FeedItem>,
+    hub: Arc<Hub>,
+    messages: broadcast::Receiver<HubMessage>,
+    /// The clock when the pipeline started (its heartbeat interval counts from here).
+    start: Instant,
+    next_seq: u64,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+/// What the hub sent, and when (ms after [`Running::start`]).
+#[derive(Debug, PartialEq, Eq)]
+enum Sent {
+    /// A frame: the sequences it lists and the cursor it carries.
+    Frame {
+        at_ms: u64,
+        seqs: Vec<u64>,
+        cursor: u64,
+    },
+    Tick {
+        at_ms: u64,
+        cursor: u64,
+    },
+}
+
+impl Running {
+    async fn start(window_ms: u64, heartbeat_ms: u64) -> Running {
+        let metrics = GatewayMetrics::new();
+        let hub = Arc::new(Hub::new(1 << 10));
+        let messages = hub.tap().messages;
+        let out = PipelineOutputs {
+            hub: hub.clone(),
+            ring: Arc::new(Ring::new(1_000)),
+            latest: Arc::new(crate::history::latest::Latest::new(metrics.history.clone())),
+            metrics: metrics.ingest.clone(),
+            reading: Reading::default(),
+            canary: Arc::new(Canary::new(Duration::ZERO, Duration::from_secs(1))),
+            instance: "test".into(),
+        };
+        let pipeline = Pipeline::new(
+            out,
+            PipelineSettings {
+                debounce_window: Duration::from_millis(window_ms),
+                max_batch_events: 1_000,
+                heartbeat_interval: Duration::from_millis(heartbeat_ms),
+            },
+        );
+        let (feed, items) = mpsc::channel(16);
+        let shutdown = CancellationToken::new();
+        let start = Instant::now();
+        tokio::spawn(pipeline.run(items, shutdown.clone()));
+        feed.send(FeedItem::Start {
+            epoch: 7,
+            last_seq: 0,
+        })
+        .await
+        .expect("the pipeline runs");
+        Running {
+            feed,
+            hub,
+            messages,
+            start,
+            next_seq: 1,
+            _stop: shutdown.drop_guard(),
+        }
+    }
+
+    /// Moves the paused clock to `at_ms`; whatever falls due before then runs first, at its
+    /// own instant.
+    async fn clock_at(&self, at_ms: u64) {
+        tokio::time::sleep_until(self.start + Duration::from_millis(at_ms)).await;
+    }
+
+    /// Feeds the next stream message at `at_ms`: a client event of `event_type`, or (`valid`
+    /// false) a message no client sees. Returns its sequence.
+    async fn message(&mut self, at_ms: u64, event_type: EventType, valid: bool) -> u64 {
+        self.clock_at(at_ms).await;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let payload = if valid {
+            format!(
+                r#"{{"type":"{event_type}","payload":{{"id":"e{seq}","action":"updated"}},"timestamp":"2026-11-22T10:00:00.000Z"}}"#
+            )
+        } else {
+            "not an event".to_owned()
+        };
+        self.feed
+            .send(FeedItem::Message {
+                seq,
+                subject: Channel::of(event_type).entity_subject(&format!("e{seq}")),
+                payload: Bytes::from(payload),
+            })
+            .await
+            .expect("the pipeline runs");
+        seq
+    }
+
+    /// The next message the hub sends, and the clock's reading when it came: the instant the
+    /// pipeline sent it, when nothing was waiting unread.
+    async fn next(&mut self) -> Sent {
+        let message = self.messages.recv().await.expect("the hub is open");
+        let at_ms = u64::try_from((Instant::now() - self.start).as_millis()).unwrap_or(u64::MAX);
+        match message {
+            HubMessage::Frame(frame) => Sent::Frame {
+                at_ms,
+                seqs: match &frame.folded {
+                    Some(Folded::Single(event)) => vec![event.seq],
+                    Some(Folded::Batch(batch)) => batch.seqs.clone(),
+                    None => Vec::new(),
+                },
+                cursor: frame.cursor.seq,
+            },
+            HubMessage::Tick { cursor, .. } => Sent::Tick {
+                at_ms,
+                cursor: cursor.seq,
+            },
+            HubMessage::Drain => panic!("nothing drains the hub here"),
+        }
+    }
+}
+
+/// Deadlines: an event held in a window goes out when the window ends, with no later message
+/// to push it; each type's window ends on its own; a window that held events opens the next
+/// one at once, and one that held nothing closes, so the next event goes out at once.
+#[tokio::test(start_paused = true)]
+async fn held_events_go_out_at_their_windows_end_without_a_message_to_push_them() {
+    // Heartbeats far apart, so every message below is a frame.
+    let mut pipeline = Running::start(500, 60_000).await;
+    let order = EventType::OrderReceived;
+    let price = EventType::PriceChange;
+
+    // 1 opens the orders' window (0-500), 3 the prices' (200-700).
+    pipeline.message(0, order, true).await;
+    let sent = |at_ms, seqs: &[u64], cursor| Sent::Frame {
+        at_ms,
+        seqs: seqs.to_vec(),
+        cursor,
+    };
+    assert_eq!(pipeline.next().await, sent(0, &[1], 1));
+    pipeline.message(100, order, true).await;
+    pipeline.message(200, price, true).await;
+    assert_eq!(pipeline.next().await, sent(200, &[3], 1), "2 is held");
+    pipeline.message(300, price, true).await;
+    // The orders' window ends first; its batch may now claim 3, which went out.
+    assert_eq!(pipeline.next().await, sent(500, &[2], 3));
+    assert_eq!(pipeline.next().await, sent(700, &[4], 4));
+
+    // The orders' window that held 2 opened the next one (500-1000): 5 waits for its end.
+    pipeline.message(800, order, true).await;
+    assert_eq!(pipeline.next().await, sent(1_000, &[5], 5));
+    // That window (1000-1500) holds nothing and closes: 6, after it, goes out at once.
+    pipeline.message(1_600, order, true).await;
+    assert_eq!(pipeline.next().await, sent(1_600, &[6], 6));
+    assert_eq!(pipeline.hub.watermark(), 6);
+}
+
+/// Ticks: a heartbeat tick goes through the hub every interval from the start (not at once),
+/// whether or not events flow, each carrying the cursor of what went out before it.
+#[tokio::test(start_paused = true)]
+async fn heartbeat_ticks_come_every_interval_from_the_start_in_order_with_the_frames() {
+    let mut pipeline = Running::start(0, 1_000).await;
+    let order = EventType::OrderReceived;
+    assert_eq!(
+        pipeline.next().await,
+        Sent::Tick {
+            at_ms: 1_000,
+            cursor: 0
+        }
+    );
+    // Debounce is off: each event goes out on its own, at once.
+    for (at_ms, seq) in [(1_200, 1), (1_500, 2)] {
+        pipeline.message(at_ms, order, true).await;
+        assert_eq!(
+            pipeline.next().await,
+            Sent::Frame {
+                at_ms,
+                seqs: vec![seq],
+                cursor: seq
+            }
+        );
+    }
+    for at_ms in [2_000, 3_000, 4_000] {
+        assert_eq!(pipeline.next().await, Sent::Tick { at_ms, cursor: 2 });
+    }
+}
+
+/// The watermark: messages no client sees (invalid ones here) move it with no frame; an event
+/// held back holds it below itself, whatever is read after it, and ticks claim no more; once
+/// the held event goes out the watermark covers everything read.
+#[tokio::test(start_paused = true)]
+async fn the_watermark_stops_below_a_held_event_and_catches_up_when_it_goes_out() {
+    let mut pipeline = Running::start(500, 100).await;
+    let order = EventType::OrderReceived;
+
+    pipeline.message(50, order, false).await;
+    assert_eq!(
+        pipeline.next().await,
+        Sent::Tick {
+            at_ms: 100,
+            cursor: 1
+        }
+    );
+    assert_eq!(pipeline.hub.watermark(), 1);
+
+    pipeline.message(150, order, true).await;
+    assert_eq!(
+        pipeline.next().await,
+        Sent::Frame {
+            at_ms: 150,
+            seqs: vec![2],
+            cursor: 2
+        }
+    );
+    // 3 is held until 650; 4 (invalid) and 5 (another type, sent at once) are read after it.
+    pipeline.message(160, order, true).await;
+    pipeline.message(170, order, false).await;
+    pipeline.message(180, EventType::PriceChange, true).await;
+    assert_eq!(
+        pipeline.next().await,
+        Sent::Frame {
+            at_ms: 180,
+            seqs: vec![5],
+            cursor: 2
+        },
+        "5 went out, but 3 is held: the cursor stays at 2"
+    );
+    for at_ms in (200..=600).step_by(100) {
+        assert_eq!(pipeline.next().await, Sent::Tick { at_ms, cursor: 2 });
+        assert_eq!(pipeline.hub.watermark(), 2);
+    }
+    assert_eq!(
+        pipeline.next().await,
+        Sent::Frame {
+            at_ms: 650,
+            seqs: vec![3],
+            cursor: 5
+        },
+        "with 3 out, everything read is covered"
+    );
+    assert_eq!(
+        pipeline.next().await,
+        Sent::Tick {
+            at_ms: 700,
+            cursor: 5
+        }
+    );
+    assert_eq!(pipeline.hub.watermark(), 5);
+}

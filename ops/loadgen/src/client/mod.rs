@@ -2,9 +2,13 @@
 //! with its last cursor (`Last-Event-ID` / `lastEventId`), as the browser client does, and
 //! tallies every frame.
 //!
-//! - `sse` — one SSE connection on a plain socket, read in place.
+//! - `sse` — one SSE connection on a plain socket, read in place; or over HTTPS with HTTP/2.
 //! - `chunked` — `Transfer-Encoding: chunked` decoded incrementally, for `sse`.
-//! - `ws` — one WebSocket connection.
+//! - `ws` — one WebSocket connection, plain or over TLS.
+//!
+//! An `https://` target (a secured deployment behind nginx, as browsers reach it) is trusted
+//! with the CA in [`Target::tls`] (`rakuda_testkit::tls`): SSE then goes over HTTP/2 and the
+//! WebSocket over TLS. The fleet test (gateway/tests/integration/deployment/) connects so.
 
 mod chunked;
 pub mod http;
@@ -15,6 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use rakuda_testkit::tls::TlsClient;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -136,6 +141,8 @@ pub struct Target {
     /// Over [`Target::gateways`]: which gateway each attempt tries first, and next. Without
     /// one, a client that lost its gateway tries another at random.
     pub balancer: Option<Arc<Balancer>>,
+    /// The CA an `https://` base URL is trusted with; `None` for plain `http://`.
+    pub tls: Option<TlsClient>,
 }
 
 impl Target {
@@ -153,11 +160,18 @@ impl Target {
             backoff: Backoff::Fast,
             on_reset: None,
             balancer: None,
+            tls: None,
         }
     }
 
     pub fn with_api_key(mut self, key: &str) -> Target {
         self.api_key = Some(key.to_owned());
+        self
+    }
+
+    /// Trusts `tls`'s CA for an `https://` base URL.
+    pub fn with_tls(mut self, tls: TlsClient) -> Target {
+        self.tls = Some(tls);
         self
     }
 

@@ -1,5 +1,6 @@
 //! One SSE connection on a plain socket: the request written by hand, the chunked body decoded
-//! and the records parsed in place.
+//! and the records parsed in place. Or, to an `https://` target, one SSE stream over HTTP/2 on
+//! TLS, its records parsed the same way.
 
 use std::time::Duration;
 
@@ -7,6 +8,8 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
+
+use rakuda_testkit::tls::{h2_get_over, Alpn};
 
 use super::chunked::{ChunkError, ChunkedBody};
 use super::{
@@ -16,21 +19,39 @@ use super::{
 use crate::marker::now_us;
 use crate::tally::Tally;
 
-/// A base URL the hand-written SSE client cannot connect to.
+/// A base URL the client cannot connect to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
     #[error("SSE load needs an http:// URL, not {0}")]
     NotHttp(String),
+    #[error("a subscriber needs an http:// or https:// URL, not {0}")]
+    NotHttpOrHttps(String),
+    #[error("{0} is HTTPS: the client needs the CA to trust (`Target::tls`)")]
+    NoCa(String),
 }
 
 /// `host:port` and the path prefix of an `http://` base URL.
 pub(crate) fn host_and_prefix(base_url: &str) -> Result<(&str, &str), UrlError> {
-    let rest = base_url
-        .strip_prefix("http://")
-        .ok_or_else(|| UrlError::NotHttp(base_url.to_owned()))?;
+    match split_base(base_url) {
+        Ok((false, host, prefix)) => Ok((host, prefix)),
+        _ => Err(UrlError::NotHttp(base_url.to_owned())),
+    }
+}
+
+/// Whether a base URL is `https://`, its `host:port` and its path prefix.
+pub(crate) fn split_base(base_url: &str) -> Result<(bool, &str, &str), UrlError> {
+    let (tls, rest) = match base_url.strip_prefix("https://") {
+        Some(rest) => (true, rest),
+        None => (
+            false,
+            base_url
+                .strip_prefix("http://")
+                .ok_or_else(|| UrlError::NotHttpOrHttps(base_url.to_owned()))?,
+        ),
+    };
     Ok(match rest.find('/') {
-        Some(slash) => (&rest[..slash], &rest[slash..]),
-        None => (rest, ""),
+        Some(slash) => (tls, &rest[..slash], &rest[slash..]),
+        None => (tls, rest, ""),
     })
 }
 
@@ -48,8 +69,11 @@ pub(super) async fn session(
     tally: &SharedTally,
     stop: &CancellationToken,
 ) -> SessionEnd {
-    let (host, prefix) = match host_and_prefix(url) {
-        Ok(parts) => parts,
+    let (host, prefix) = match split_base(url) {
+        Ok((true, host, prefix)) => {
+            return h2_session(target, (url, host, prefix), gateway, tally, stop).await
+        }
+        Ok((false, host, prefix)) => (host, prefix),
         Err(error) => return SessionEnd::failed(error.to_string()),
     };
     let cursor = lock(tally).cursor.clone();
@@ -150,6 +174,92 @@ pub(super) async fn session(
             Read::Bytes => {}
             Read::Ended(why) => return SessionEnd::Ended(why),
         }
+    }
+}
+
+/// One SSE stream over HTTPS with HTTP/2, as browsers reach a deployment behind nginx: the TLS
+/// handshake offers only `h2`, so a stream that opens is an HTTP/2 one. `base` is the base URL,
+/// its `host:port` and its path prefix.
+async fn h2_session(
+    target: &Target,
+    base: (&str, &str, &str),
+    gateway: usize,
+    tally: &SharedTally,
+    stop: &CancellationToken,
+) -> SessionEnd {
+    let (url, host, prefix) = base;
+    let Some(tls) = &target.tls else {
+        return SessionEnd::failed(UrlError::NoCa(url.to_owned()).to_string());
+    };
+    let cursor = lock(tally).cursor.clone();
+    let path = format!("{prefix}/api/realtime/events{}", query(target, None));
+    let mut headers = vec![("accept", "text/event-stream")];
+    if let Some(key) = &target.api_key {
+        headers.push(("x-api-key", key.as_str()));
+    }
+    if let Some(cursor) = &cursor {
+        headers.push(("last-event-id", cursor.as_str()));
+    }
+    let open = async {
+        let stream = connect_tcp(host, target.source, target.idle_timeout)
+            .await
+            .map_err(|error| SessionEnd::unreachable(format!("connect: {error}")))?;
+        let _ = stream.set_nodelay(true);
+        let stream = tls
+            .handshake(stream, Alpn::H2)
+            .await
+            .map_err(|error| SessionEnd::unreachable(format!("TLS: {error}")))?;
+        match tokio::time::timeout(target.idle_timeout, h2_get_over(stream, &path, &headers)).await
+        {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => Err(SessionEnd::unreachable(format!("request: {error}"))),
+            Err(_) => Err(SessionEnd::unreachable("no response in time".into())),
+        }
+    };
+    let mut response = tokio::select! {
+        _ = stop.cancelled() => return SessionEnd::Stopped,
+        response = open => match response {
+            Ok(response) => response,
+            Err(end) => return end,
+        },
+    };
+    if response.status != 200 {
+        // An error: its (small) body says why.
+        let status = response.status;
+        let wait = response
+            .headers
+            .get("retry-after")
+            .and_then(|value| retry_after(value.as_bytes()));
+        let body = tokio::time::timeout(Duration::from_secs(2), response.text())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        lock(tally).refused(&refusal_name(status, body.as_bytes()));
+        return SessionEnd::refused(status, format!("HTTP {status}: {body}"), wait);
+    }
+
+    let mut resets_seen = {
+        let mut tally = lock(tally);
+        tally.connected_to(gateway, cursor.is_some());
+        tally.resets.len()
+    };
+    let mut input = BytesMut::with_capacity(16 * 1024);
+    loop {
+        let chunk = tokio::select! {
+            _ = stop.cancelled() => return SessionEnd::Stopped,
+            chunk = tokio::time::timeout(target.idle_timeout, response.chunk()) => chunk,
+        };
+        match chunk {
+            Err(_) => return SessionEnd::Ended("idle timeout".into()),
+            Ok(None) => return SessionEnd::Ended("closed by server".into()),
+            Ok(Some(Err(error))) => return SessionEnd::Ended(format!("read: {error}")),
+            Ok(Some(Ok(bytes))) => input.extend_from_slice(&bytes),
+        }
+        // One clock reading and one lock per chunk, as on the plain path.
+        let handled = handle_records_in(&mut lock(tally), &input, now_us());
+        input.advance(handled);
+        after_frames(target, url, tally, &mut resets_seen);
     }
 }
 
@@ -349,5 +459,14 @@ mod tests {
             Ok(("127.0.0.1:8088", "/edge"))
         );
         assert!(host_and_prefix("https://x").is_err());
+        assert_eq!(
+            split_base("https://127.0.0.1:8443/edge"),
+            Ok((true, "127.0.0.1:8443", "/edge"))
+        );
+        assert_eq!(
+            split_base("http://127.0.0.1:8088"),
+            Ok((false, "127.0.0.1:8088", ""))
+        );
+        assert!(split_base("ws://x").is_err());
     }
 }

@@ -1,14 +1,20 @@
-//! One WebSocket connection, its frames read without a JSON parse where the gateway's shape
-//! allows.
+//! One WebSocket connection, plain or over TLS (to an `https://` target), its frames read
+//! without a JSON parse where the gateway's shape allows.
+
+use std::future::Future;
 
 use futures::{SinkExt, StreamExt};
+use rakuda_testkit::tls::Alpn;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Response;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use super::sse::host_and_prefix;
+use super::sse::{host_and_prefix, split_base, UrlError};
 use super::{
     after_frames, connect_tcp, handle, lock, query, refusal_name, retry_after, SessionEnd,
     SharedTally, Target,
@@ -62,6 +68,27 @@ pub(super) async fn session(
     let config = WebSocketConfig::default()
         .read_buffer_size(16 * 1024)
         .write_buffer_size(0);
+    if base_url.starts_with("https://") {
+        // Over TLS: the socket opened here (from the source address if there is one), TLS on
+        // it offering HTTP/1.1 for the upgrade, the handshake on that.
+        let Some(tls) = &target.tls else {
+            return SessionEnd::failed(UrlError::NoCa(base_url.to_owned()).to_string());
+        };
+        let connect = async {
+            let (_, host, _) =
+                split_base(base_url).map_err(|error| Failure::Connect(error.to_string()))?;
+            let stream = connect_tcp(host, target.source, target.idle_timeout)
+                .await
+                .map_err(|error| Failure::Connect(error.to_string()))?;
+            let _ = stream.set_nodelay(true);
+            let stream = tls
+                .handshake(stream, Alpn::Http1)
+                .await
+                .map_err(|error| Failure::Connect(format!("TLS: {error}")))?;
+            upgrade(target, request, stream, config).await
+        };
+        return frames(connect, target, base_url, gateway, cursor, tally, stop).await;
+    }
     let connect = async {
         match target.source {
             None => tokio_tungstenite::connect_async_with_config(request, Some(config), true)
@@ -76,18 +103,43 @@ pub(super) async fn session(
                     .await
                     .map_err(|error| Failure::Connect(error.to_string()))?;
                 let _ = stream.set_nodelay(true);
-                let handshake = tokio_tungstenite::client_async_with_config(
+                upgrade(
+                    target,
                     request,
                     tokio_tungstenite::MaybeTlsStream::Plain(stream),
-                    Some(config),
-                );
-                match tokio::time::timeout(target.idle_timeout, handshake).await {
-                    Ok(result) => result.map_err(Failure::Handshake),
-                    Err(_) => Err(Failure::Connect("no handshake answer in time".into())),
-                }
+                    config,
+                )
+                .await
             }
         }
     };
+    frames(connect, target, base_url, gateway, cursor, tally, stop).await
+}
+
+/// The WebSocket handshake on an open connection, within the target's idle timeout.
+async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
+    target: &Target,
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    stream: S,
+    config: WebSocketConfig,
+) -> Result<(WebSocketStream<S>, Response), Failure> {
+    let handshake = tokio_tungstenite::client_async_with_config(request, stream, Some(config));
+    match tokio::time::timeout(target.idle_timeout, handshake).await {
+        Ok(result) => result.map_err(Failure::Handshake),
+        Err(_) => Err(Failure::Connect("no handshake answer in time".into())),
+    }
+}
+
+/// Opens the WebSocket with `connect`, then reads its frames until it ends or `stop`.
+async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
+    connect: impl Future<Output = Result<(WebSocketStream<S>, Response), Failure>>,
+    target: &Target,
+    base_url: &str,
+    gateway: usize,
+    cursor: Option<String>,
+    tally: &SharedTally,
+    stop: &CancellationToken,
+) -> SessionEnd {
     let socket = tokio::select! {
         _ = stop.cancelled() => return SessionEnd::Stopped,
         socket = connect => socket,

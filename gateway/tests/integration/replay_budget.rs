@@ -2,11 +2,7 @@
 //! reading hold at most the replay budget, and the ones that do not fit get
 //! `reset` (`replay_budget`).
 
-mod support;
-
-use std::time::Duration;
-
-use support::*;
+use crate::support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const EVENTS: usize = 1000;
@@ -94,8 +90,9 @@ async fn non_reading_resumes_stay_within_the_budget_and_the_rest_are_reset() {
         let text = read_until_more(&mut refused, text, "replay_budget").await;
         assert!(text.contains(r#"{"reason":"replay_budget"}"#), "{text}");
     }
-    // Give the stuck replays time to fill what they can.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Measured once the stuck replays have filled what they can: each one's writes wait on a
+    // client that does not read.
+    wait_writes_backed_up(&stuck).await;
     let held = metric_url(&gateway.url, "gateway_replay_bytes_in_flight").await;
     assert!(held <= BUDGET as f64, "{held} bytes held, over the budget");
     let grown = gateway.rss_kib().saturating_sub(before);

@@ -1,10 +1,8 @@
 //! Resume after a reconnect, on another instance: every missed event arrives, coalesced, and
 //! nothing from before the cursor; cursors that cannot be honoured get `event: reset`.
 
-mod support;
-
+use crate::support::*;
 use rakuda_schema::EventType;
-use support::*;
 
 /// Connects with `Last-Event-ID: cursor` and skips the `retry:` record.
 async fn resume(gateway: &RunningGateway, cursor: &str) -> SseClient {

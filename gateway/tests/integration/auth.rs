@@ -2,13 +2,14 @@
 //! channels, tokens minting tokens, the realtime switch; and a plain EventSource-style request
 //! with a valid token.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use rakuda_schema::EventType;
 use serde_json::Value;
-use support::*;
+
+/// The gateway's `TOKEN_TTL` in the test of bad credentials.
+const TOKEN_TTL: Duration = Duration::from_secs(60);
 
 async fn call(
     method: reqwest::Method,
@@ -43,11 +44,48 @@ async fn mint(gateway: &RunningGateway, body: Option<&str>) -> String {
     json["token"].as_str().expect("token").to_owned()
 }
 
+/// A token's claims (`base64url(claims JSON)` before the signature's dot).
+fn token_claims(token: &str) -> Value {
+    use base64::Engine;
+    let (claims, _) = token.split_once('.').expect("claims.signature");
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(claims)
+        .expect("base64url claims");
+    serde_json::from_slice(&json).expect("JSON claims")
+}
+
+/// The token a gateway with `TOKEN_SECRET` and `ttl` would have minted for `claims`' key,
+/// channels and scope `2 × ttl` before them: it expired before they were issued.
+fn already_expired(claims: &Value, ttl: Duration) -> String {
+    use rakuda_gateway::parts::{ChannelSet, Scope, TokenSigner};
+    let channels: Vec<&str> = claims["ch"]
+        .as_array()
+        .expect("ch")
+        .iter()
+        .map(|name| name.as_str().expect("a channel name"))
+        .collect();
+    let channels = ChannelSet::parse(&channels.join(",")).expect("the token's channels");
+    let scope: Scope = serde_json::from_value(claims["scope"].clone()).expect("scope");
+    let issued_at = time::OffsetDateTime::from_unix_timestamp(claims["iat"].as_i64().expect("iat"))
+        .expect("iat is a time");
+    let signer = TokenSigner::new(TOKEN_SECRET.as_bytes(), ttl);
+    let (token, expires_at) = signer.issue(
+        claims["sub"].as_str().expect("sub"),
+        channels,
+        scope,
+        issued_at - ttl * 2,
+    );
+    assert!(expires_at < time::OffsetDateTime::now_utc());
+    token
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_credential_gets_a_specific_json_error() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.token_ttl = Duration::from_secs(1);
+    // Long enough that no token below expires while the test runs on a loaded machine: expiry
+    // is shown with a token that expired before the test began.
+    config.token_ttl = TOKEN_TTL;
     let gateway = start_gateway(config).await;
     let events = format!("{}/api/realtime/events", gateway.url);
     let get = reqwest::Method::GET;
@@ -139,8 +177,15 @@ async fn every_bad_credential_gets_a_specific_json_error() {
         (400, Some("unknown_channel"))
     );
 
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    let (status, body) = call(get.clone(), &format!("{events}?token={token}"), &[], None).await;
+    // Expiry, without waiting for it: the gateway's token lives TOKEN_TTL from its issue, and
+    // the very token it would have minted two TTLs earlier (same secret, key, channels, scope
+    // and TTL, made by the gateway's own signer) has expired by now.
+    let claims = token_claims(&token);
+    let issued_at = claims["iat"].as_i64().expect("iat");
+    let ttl = i64::try_from(TOKEN_TTL.as_secs()).expect("a TTL in seconds");
+    assert_eq!(claims["exp"].as_i64(), Some(issued_at + ttl), "{claims}");
+    let expired = already_expired(&claims, TOKEN_TTL);
+    let (status, body) = call(get.clone(), &format!("{events}?token={expired}"), &[], None).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (401, Some("token_expired"))

@@ -2,11 +2,9 @@
 //! instance, auth before the upgrade, error frames and the limits that close a connection,
 //! and a client that stops answering pings.
 
-mod support;
-
+use crate::support::*;
 use rakuda_schema::EventType;
 use serde_json::json;
-use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_type_arrives_as_the_documented_frame() {

@@ -1,13 +1,11 @@
 //! What a fleet of gateways needs: a drain spread over a window, connection limits, stats
 //! gathered from every instance, and a canary that proves events flow end to end.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use rakuda_schema::EventType;
 use serde_json::Value;
-use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_sse_and_websocket_clients_spread_over_the_window() {

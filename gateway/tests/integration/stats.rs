@@ -1,10 +1,8 @@
 //! `/stats` reports the very values `/metrics` exports; `/status` follows connections.
 
-mod support;
-
+use crate::support::*;
 use rakuda_schema::EventType;
 use serde_json::Value;
-use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_agree_with_metrics_and_status_tracks_connections() {

@@ -3,11 +3,9 @@
 //! too), outlive its token, read what an admin reads, open a WebSocket from a foreign page,
 //! read files next to the dashboard, and spoof other gateways' cluster messages.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

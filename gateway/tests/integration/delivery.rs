@@ -1,10 +1,8 @@
 //! Events published on Redis reach SSE clients: the right `event:`, `id:` and JSON for each
 //! type; channel filters; heartbeats; the `retry:` hint; proxy-friendly headers.
 
-mod support;
-
+use crate::support::*;
 use rakuda_schema::EventType;
-use support::*;
 
 const TYPES: [EventType; 4] = EventType::CLIENT;
 

@@ -3,11 +3,9 @@
 //! newest first with their reason, channel and first bytes (escaped, capped), counts them per
 //! reason, pages with `before`, and is for administrators only.
 
-mod support;
-
+use crate::support::*;
 use rakuda_schema::EventType;
 use serde_json::Value;
-use support::*;
 
 /// Waits until the DLQ stream holds `count` messages.
 async fn wait_for_dlq(stack: &Stack, count: u64) {

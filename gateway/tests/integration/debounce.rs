@@ -2,12 +2,10 @@
 //! batch; latest-per-id for state-like types, every order kept; window 0 passes all singly;
 //! types never wait for each other.
 
-mod support;
-
 use std::time::Instant;
 
+use crate::support::*;
 use rakuda_schema::EventType;
-use support::*;
 
 /// Long enough that a pipelined burst lands inside one window even on a loaded machine.
 const WINDOW_MS: u64 = 3000;

@@ -3,12 +3,10 @@
 //! to some channels gets the last N of those channels, however far behind the busy ones they
 //! lie; a replay over large events is split into frames, and what it holds counts.
 
-mod support;
-
+use crate::support::*;
 use rakuda_schema::{Action, EventType};
 use rakuda_testkit::redis_client::publish_all;
 use serde_json::Value;
-use support::*;
 
 /// Publishes `events` and waits until the stream holds them; their sequences.
 async fn publish_and_store(stack: &Stack, events: &[(String, String)]) -> Vec<u64> {

@@ -3,11 +3,9 @@
 //! by name (503 `history_budget`), every answer takes one of the credential's connection slots,
 //! and a snapshot answer holds no consumer at all (it is answered from memory).
 
-mod support;
-
+use crate::support::*;
 use rakuda_schema::{Action, EventType, RealTimeEvent};
 use serde_json::Value;
-use support::*;
 use tokio::io::AsyncWriteExt;
 
 const ENTITIES: usize = 600;

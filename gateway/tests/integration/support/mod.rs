@@ -1,8 +1,6 @@
 //! Shared helpers for the gateway's integration tests: real Redis and NATS, the bridge and
 //! gateways running in-process on ephemeral ports, and an SSE client that reads the wire.
 
-#![allow(dead_code, unused_imports)]
-
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,6 +9,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use rakuda_gateway::Config;
 use rakuda_schema::{Action, Channel, EventType, RealTimeEvent};
+use rakuda_testkit::sockets::TcpSocket;
 use rakuda_testkit::{NatsServer, RedisServer};
 use serde_json::Value;
 
@@ -427,6 +426,82 @@ pub async fn wait_for_stream_seq(jetstream: &async_nats::jetstream::Context, seq
         let stream = jetstream.get_stream("RAKUDA_REALTIME").await.ok()?;
         (stream.cached_info().state.last_sequence >= seq).then_some(())
     })
+    .await
+}
+
+/// The port of `http://127.0.0.1:<port>`.
+pub fn port_of(url: &str) -> u16 {
+    url.rsplit_once(':')
+        .and_then(|(_, port)| port.trim_end_matches('/').parse().ok())
+        .expect("a URL with a port")
+}
+
+/// Waits until the server at `url` holds at least `connections` connections and has read every
+/// byte sent on them: none waits in its sockets' receive queues, none in the clients' send
+/// queues on the way to it.
+pub async fn wait_all_read(url: &str, connections: usize) {
+    let port = port_of(url);
+    eventually(
+        &format!("the server on port {port} to read what {connections} connections sent"),
+        || async {
+            let sockets = rakuda_testkit::sockets::established_on(port).ok()?;
+            let (server, clients): (Vec<TcpSocket>, Vec<TcpSocket>) = sockets
+                .into_iter()
+                .partition(|socket| socket.local.port() == port);
+            (server.len() >= connections
+                && server.iter().all(|socket| socket.rx_queue == 0)
+                && clients.iter().all(|socket| socket.tx_queue == 0))
+            .then_some(())
+        },
+    )
+    .await
+}
+
+/// Both ends of `stream` as `/proc/net/tcp` lists them: (this end, the server's end).
+fn tcp_ends(stream: &tokio::net::TcpStream) -> Option<(TcpSocket, TcpSocket)> {
+    let (std::net::SocketAddr::V4(local), std::net::SocketAddr::V4(peer)) =
+        (stream.local_addr().ok()?, stream.peer_addr().ok()?)
+    else {
+        return None;
+    };
+    let sockets = rakuda_testkit::sockets::established_on(peer.port()).ok()?;
+    let ours = sockets
+        .iter()
+        .find(|socket| socket.local == local && socket.remote == peer)?;
+    let theirs = sockets
+        .iter()
+        .find(|socket| socket.local == peer && socket.remote == local)?;
+    Some((*ours, *theirs))
+}
+
+/// Waits until the server has read everything written on `stream` so far (an IPv4 loopback
+/// connection): what is written next reaches it in a read of its own.
+pub async fn wait_read_by_server(stream: &tokio::net::TcpStream) {
+    eventually("the server to read what was written", || async {
+        let (ours, theirs) = tcp_ends(stream)?;
+        (ours.tx_queue == 0 && theirs.rx_queue == 0).then_some(())
+    })
+    .await
+}
+
+/// Waits until the server's writes to each of `streams` (clients that do not read) are backed
+/// up: bytes wait in the server's send queue of each, and no more are added between two looks.
+pub async fn wait_writes_backed_up(streams: &[tokio::net::TcpStream]) {
+    let mut last: Vec<u64> = Vec::new();
+    eventually(
+        "the server's writes to every non-reading client to back up",
+        || {
+            let queued: Option<Vec<u64>> = streams
+                .iter()
+                .map(|stream| tcp_ends(stream).map(|(_, theirs)| theirs.tx_queue))
+                .collect();
+            let settled = queued
+                .as_ref()
+                .is_some_and(|queued| queued.iter().all(|bytes| *bytes > 0) && *queued == last);
+            last = queued.unwrap_or_default();
+            async move { settled.then_some(()) }
+        },
+    )
     .await
 }
 

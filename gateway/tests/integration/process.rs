@@ -2,12 +2,10 @@
 //! streams and exits 0, and one client that stops reading is reset without slowing anyone
 //! else or growing the gateway's memory.
 
-mod support;
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 use tokio::io::AsyncReadExt;
 
 #[test]

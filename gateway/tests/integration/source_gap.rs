@@ -3,23 +3,37 @@
 //! (`source_gap`) after the last event it got before the loss. With two bridges, restarting one
 //! loses nothing and resets nobody.
 
-mod support;
-
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::*;
 use rakuda_loadgen::client::{self, lock, SharedTally};
 use rakuda_loadgen::publish::LoadEvents;
 use rakuda_loadgen::{Target, Transport};
 use rakuda_schema::EventType;
 use rakuda_testkit::{free_port, NatsServer, RedisServer, Service};
-use support::*;
 use tokio_util::sync::CancellationToken;
 
 const EVENTS: u64 = 1200;
 const PER_SECOND: f64 = 300.0;
 const CLIENTS: usize = 6;
+/// Events every subscriber has before the fault (a second's worth).
+const FLOWING: u64 = 300;
+/// Events published while a bridge is away (0.3 s' worth).
+const OUTAGE_EVENTS: u64 = 90;
+
+/// A bridge's outage: until [`OUTAGE_EVENTS`] more events were published (or all of them were),
+/// counted by the publisher rather than guessed from the clock.
+async fn outage(published: &AtomicU64) {
+    let until = (published.load(Ordering::Relaxed) + OUTAGE_EVENTS).min(EVENTS);
+    eventually(
+        &format!("event {until} published while a bridge is away"),
+        || async { (published.load(Ordering::Relaxed) >= until).then_some(()) },
+    )
+    .await
+}
 
 fn bin_dir() -> PathBuf {
     Path::new(BINARY)
@@ -140,16 +154,32 @@ async fn wait_connected(gateway: &RunningGateway) {
     .await;
 }
 
-/// Publishes `EVENTS` at `PER_SECOND` while `fault` runs after a second.
-async fn publish_through(backbone: &Backbone, fault: impl std::future::Future<Output = ()>) {
+/// Publishes `EVENTS` at `PER_SECOND`, counted in `published`, and runs `fault` once every
+/// subscriber has received [`FLOWING`] of them, while the rest flow.
+async fn publish_through(
+    backbone: &Backbone,
+    subscribers: &[Subscriber],
+    published: &Arc<AtomicU64>,
+    fault: impl std::future::Future<Output = ()>,
+) {
     let events = LoadEvents {
         types: EventType::CLIENT.to_vec(),
         ..LoadEvents::default()
     };
     let mut redis = backbone_redis(backbone).await;
-    let publisher =
-        tokio::spawn(async move { events.paced(&mut redis, 0, EVENTS, PER_SECOND).await });
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let counter = published.clone();
+    let publisher = tokio::spawn(async move {
+        events
+            .paced_counting(&mut redis, 0, EVENTS, PER_SECOND, &counter)
+            .await
+    });
+    eventually("events flowing to every subscriber", || async {
+        subscribers
+            .iter()
+            .all(|subscriber| lock(&subscriber.tally).marks.len() as u64 >= FLOWING)
+            .then_some(())
+    })
+    .await;
     fault.await;
     bounded("the publisher", publisher)
         .await
@@ -238,7 +268,8 @@ async fn only_bridge_restarted(kill: bool) {
     let subscribers = subscribe(&gateway, &stop);
     wait_connected(&gateway).await;
 
-    publish_through(&backbone, async {
+    let published = Arc::new(AtomicU64::new(0));
+    publish_through(&backbone, &subscribers, &published, async {
         if kill {
             bridge.kill();
         } else {
@@ -248,7 +279,7 @@ async fn only_bridge_restarted(kill: bool) {
                 .await
                 .expect("the bridge exits after its drain");
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        outage(&published).await;
         bridge.start().await.expect("restart the bridge");
     })
     .await;
@@ -281,7 +312,8 @@ async fn one_of_two_bridges_restarted(kill: bool) {
     let subscribers = subscribe(&gateway, &stop);
     wait_connected(&gateway).await;
 
-    publish_through(&backbone, async {
+    let published = Arc::new(AtomicU64::new(0));
+    publish_through(&backbone, &subscribers, &published, async {
         if kill {
             second.kill();
         } else {
@@ -291,7 +323,7 @@ async fn one_of_two_bridges_restarted(kill: bool) {
                 .await
                 .expect("bridge-2 exits after its drain");
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        outage(&published).await;
         second.start().await.expect("restart bridge-2");
     })
     .await;

@@ -4,11 +4,7 @@
 //! paths, a client that leaves is let go at once, and every other request still reaches the
 //! router, however slowly its bytes arrive.
 
-mod support;
-
-use std::time::Duration;
-
-use support::*;
+use crate::support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -63,7 +59,8 @@ async fn a_request_line_sent_in_pieces_is_still_served_by_the_right_path() {
         format!("ents HTTP/1.1\r\nHost: x\r\nX-API-Key: {API_KEY}\r\n\r\n"),
     ] {
         sse.write_all(piece.as_bytes()).await.expect("write");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Read before the next piece is written: each reaches the gateway on its own.
+        wait_read_by_server(&sse).await;
     }
     let head = read_until(&mut sse, "event: heartbeat").await;
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
@@ -77,7 +74,7 @@ async fn a_request_line_sent_in_pieces_is_still_served_by_the_right_path() {
         .write_all(b"GET /api/realtime/ev")
         .await
         .expect("write");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    wait_read_by_server(&status).await;
     status
         .write_all(
             format!(

@@ -4,15 +4,13 @@
 //! deleted and recreated. A herd of snapshot requests makes no JetStream consumer; a herd of
 //! identical summaries, or of identical backfills, makes the consumers of one computation.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use futures::StreamExt;
 use rakuda_schema::{Action, Channel, EventType, RealTimeEvent};
 use serde_json::Value;
-use support::*;
 
 const LATEST: &str = "RAKUDA_REALTIME_LATEST";
 

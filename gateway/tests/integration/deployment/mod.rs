@@ -6,17 +6,20 @@
 //! shows what the security stops: a NATS client without a key or without the CA, a gateway
 //! writing into the stream or deleting it, a bridge speaking for the gateways, a worker forging
 //! a bridge beacon, a token reaching nginx's access log.
+//!
+//! The subscribers are the load generator's (`rakuda_loadgen::client`), reaching nginx as
+//! browsers do: SSE over HTTPS with HTTP/2, WebSocket over TLS, trusting only the fleet's CA;
+//! each reconnects with its cursor like the browser client and records what it saw.
 
-#[path = "deployment/clients.rs"]
-mod clients;
-#[path = "deployment/history.rs"]
 mod history;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rakuda_loadgen::client::{lock, SharedTally};
+use rakuda_loadgen::client::{self, lock, SharedTally, Target};
 use rakuda_loadgen::publish::LoadEvents;
 use rakuda_loadgen::Transport;
 use rakuda_schema::EventType;
@@ -31,6 +34,9 @@ const EVENTS: u64 = 2_000;
 const DRAIN_EVENTS: u64 = 500;
 const DRAIN_WINDOW: Duration = Duration::from_secs(4);
 const DEGRADED_AFTER: Duration = Duration::from_secs(3);
+/// With no frame for this long a subscriber presumes its connection dead and reopens it
+/// (heartbeats come every second here).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Subscriber {
     transport: Transport,
@@ -118,6 +124,15 @@ async fn wait_all_live(subscribers: &[Subscriber]) -> BTreeMap<String, usize> {
             *by_instance.entry(tally.instance()?.to_owned()).or_insert(0) += 1;
         }
         Some(by_instance)
+    })
+    .await
+}
+
+/// Waits until the publisher has published `count` events (by `published`): the faults fall
+/// at fixed points of a paced run, while events flow, rather than at guessed times.
+async fn published_through(published: &AtomicU64, count: u64) {
+    eventually(&format!("{count} events published"), || async {
+        (published.load(Ordering::Relaxed) >= count).then_some(())
     })
     .await
 }
@@ -368,14 +383,12 @@ async fn a_fleet_behind_nginx_delivers_every_event_through_crashes_drains_and_ou
             } else {
                 Transport::Ws
             };
-            let target = clients::Target {
-                tls: tls.clone(),
-                addr: fleet.nginx.addr(),
-                api_key: fleet.api_key.clone(),
-                transport,
-            };
+            let mut target = Target::new(&format!("https://{}", fleet.nginx.addr()), transport)
+                .with_api_key(&fleet.api_key)
+                .with_tls(tls.clone());
+            target.idle_timeout = IDLE_TIMEOUT;
             let tally = SharedTally::default();
-            tokio::spawn(clients::run(target, tally.clone(), stop.clone()));
+            tokio::spawn(client::run(Arc::new(target), tally.clone(), stop.clone()));
             Subscriber { transport, tally }
         })
         .collect();
@@ -391,17 +404,24 @@ async fn a_fleet_behind_nginx_delivers_every_event_through_crashes_drains_and_ou
         types: EventType::CLIENT.to_vec(),
         ..LoadEvents::default()
     };
+    let published = Arc::new(AtomicU64::new(0));
     let publisher = {
         let events = events.clone();
         let mut redis = redis.clone();
-        tokio::spawn(async move { events.paced(&mut redis, 0, EVENTS, 200.0).await })
+        let published = published.clone();
+        tokio::spawn(async move {
+            events
+                .paced_counting(&mut redis, 0, EVENTS, 200.0, &published)
+                .await
+        })
     };
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Two seconds' worth of events between faults.
+    published_through(&published, 400).await;
     fleet.bridges[0].kill();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    published_through(&published, 800).await;
     let killed_at = Instant::now();
     fleet.gateways[0].kill();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    published_through(&published, 1_200).await;
     fleet.nats.stop_node(0);
     bounded("the publisher", publisher)
         .await
@@ -435,12 +455,19 @@ async fn a_fleet_behind_nginx_delivers_every_event_through_crashes_drains_and_ou
     // Phase 2: the killed gateway comes back; the other one is drained with SIGTERM while
     // events flow. Its subscribers move over through nginx, spread over the drain window.
     fleet.gateways[0].start().await.expect("restart gateway-1");
+    let published = Arc::new(AtomicU64::new(0));
     let publisher = {
         let events = events.clone();
         let mut redis = redis.clone();
-        tokio::spawn(async move { events.paced(&mut redis, EVENTS, DRAIN_EVENTS, 100.0).await })
+        let published = published.clone();
+        tokio::spawn(async move {
+            events
+                .paced_counting(&mut redis, EVENTS, DRAIN_EVENTS, 100.0, &published)
+                .await
+        })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Half a second's worth of events flowing before the drain.
+    published_through(&published, 50).await;
     let signalled = Instant::now();
     fleet.gateways[1].signal("TERM").expect("SIGTERM");
     let status = fleet.gateways[1]

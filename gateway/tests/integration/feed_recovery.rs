@@ -2,12 +2,10 @@
 //! reads again as soon as the client reconnects, and its retry delay starts short again once it
 //! reads the stream.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use rakuda_schema::EventType;
-use support::*;
 
 /// Long enough for several failed attempts, so a retry delay that is never reset grows to its
 /// cap (5 s) by the third outage.
@@ -39,6 +37,7 @@ async fn the_third_nats_outage_is_recovered_from_as_quickly_as_the_first() {
     for outage in 0..3 {
         stack.nats.stop();
         gateway.wait_for_metric("gateway_nats_connected", 0.0).await;
+        // The outage itself, the thing under test: its length is what grows a retry delay.
         tokio::time::sleep(OUTAGE).await;
         stack.nats.restart().expect("restart nats");
         let back = Instant::now();
@@ -83,6 +82,7 @@ async fn the_third_stream_outage_is_recovered_from_as_quickly_as_the_first() {
             (gateway.metric("gateway_feed_failures_total").await > failures).then_some(())
         })
         .await;
+        // The outage itself, the thing under test (see STREAM_OUTAGE).
         tokio::time::sleep(STREAM_OUTAGE).await;
         let back = Instant::now();
         publish_event(

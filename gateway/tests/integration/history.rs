@@ -2,15 +2,13 @@
 //! (`?backfill=`, `?since=`), today's totals (`/summary`), the latest state of every entity
 //! (`/snapshot`), and heartbeats that say whether the gateway can be trusted (`degraded`).
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use crate::support::*;
 use rakuda_schema::EventType;
 use rakuda_testkit::redis_client::publish_all;
 use serde_json::Value;
-use support::*;
 
 /// Publishes `count` orders and waits until the stream holds them; their sequences.
 async fn publish_orders(stack: &Stack, count: usize, tag: &str) -> Vec<u64> {

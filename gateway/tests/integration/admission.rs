@@ -3,12 +3,10 @@
 //! `CONNECTION_RATE_RETRY_MAX`, counted, holding nothing; requests that are not streams are
 //! not counted; and streams that come back with a cursor are counted as reconnects.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 /// A stream attempt: admitted (kept open), or the refusal as the client saw it.
 enum Attempt {
