@@ -5,7 +5,7 @@
 // (messages.ts). The listener surface comes from listeners.ts. See docs/PROTOCOL.md for the
 // wire format.
 import type { Heartbeat, SequencedEvent } from "../generated/schema";
-import { RealtimeListeners } from "./listeners";
+import { StreamView } from "./streamView";
 import { RecentSeqs, cursorSeq, isPublicEventType, resetCauseOf, toFrame, toHeartbeat } from "./messages";
 import { reconnectDelay, retryAfterOf } from "./spread";
 import { openEventSource } from "./sseTransport";
@@ -38,12 +38,7 @@ function trimTrailingSlash(url: string): string {
  * One gateway connection, kept open: `start()`, then listen with `on(type)`, `onFrame`,
  * `onReset`, `onState` and `onHeartbeat` (each returns its unsubscribe); `stop()` ends it.
  */
-export class RealtimeClient extends RealtimeListeners implements RealtimeClientApi {
-  private _state: ConnectionState = "closed";
-  private _lastEvent: SequencedEvent | null = null;
-  private _lastEventAt: Date | null = null;
-  private _lastHeartbeat: Heartbeat | null = null;
-  private _instance: string | null = null;
+export class RealtimeClient extends StreamView implements RealtimeClientApi {
   private _lastError: string | null = null;
 
   private readonly baseUrl: string;
@@ -88,21 +83,6 @@ export class RealtimeClient extends RealtimeListeners implements RealtimeClientA
     this.tokens = new TokenSource(options, this.baseUrl);
   }
 
-  get state(): ConnectionState {
-    return this._state;
-  }
-  get lastEvent(): SequencedEvent | null {
-    return this._lastEvent;
-  }
-  get lastEventAt(): Date | null {
-    return this._lastEventAt;
-  }
-  get lastHeartbeat(): Heartbeat | null {
-    return this._lastHeartbeat;
-  }
-  get instance(): string | null {
-    return this._instance;
-  }
   /** The resume cursor: every event up to it has been delivered (or left out by the channels). */
   get cursor(): string | null {
     return this._cursor;
@@ -318,12 +298,6 @@ export class RealtimeClient extends RealtimeListeners implements RealtimeClientA
     }
   }
 
-  private setState(state: ConnectionState): void {
-    if (state === this._state) return;
-    this._state = state;
-    this.notifyState(state);
-  }
-
   // ---- messages ----
 
   private handleMessage(message: IncomingMessage): void {
@@ -348,10 +322,8 @@ export class RealtimeClient extends RealtimeListeners implements RealtimeClientA
     const heartbeat = toHeartbeat(data);
     if (heartbeat === null) return;
     this.live = true;
-    this._lastHeartbeat = heartbeat;
-    this._instance = heartbeat.instance;
     this.markHealthy();
-    this.notifyHeartbeat(heartbeat);
+    this.recordHeartbeat(heartbeat);
   }
 
   private handleReset(data: unknown): void {
@@ -370,12 +342,7 @@ export class RealtimeClient extends RealtimeListeners implements RealtimeClientA
   }
 
   private deliver(frame: RealtimeFrame): void {
-    for (const event of frame.events) {
-      this._lastEvent = event;
-      this._lastEventAt = new Date();
-      this.notifyEvent(event);
-    }
-    this.notifyFrame(frame);
+    this.deliverEvents(frame.events, frame);
   }
 
   /** The connection has carried real traffic: the next failure starts the backoff afresh. */

@@ -8,9 +8,10 @@
 // goes, the next tab to get the lock resumes from there: the gateway replays what came after
 // it, and each tab drops by seq what it had already delivered.
 import type { Heartbeat, SequencedEvent } from "../generated/schema";
-import { ListenerSet, RealtimeListeners } from "./listeners";
+import { ListenerSet } from "./listeners";
 import { RecentSeqs } from "./messages";
 import { RealtimeClient } from "./RealtimeClient";
+import { StreamView } from "./streamView";
 import { backoffDelay } from "./spread";
 import { groupName, verifyCredential, type ChannelLike, type LockManagerLike, type Message, type Verdict } from "./tabSharing";
 import type {
@@ -54,13 +55,8 @@ export type LeaderClient = RealtimeClientApi & {
   readonly lastError?: string | null;
 };
 
-export class SharedRealtimeClient extends RealtimeListeners implements RealtimeClientApi {
-  private _state: ConnectionState = "closed";
+export class SharedRealtimeClient extends StreamView implements RealtimeClientApi {
   private _role: TabRole = "waiting";
-  private _lastEvent: SequencedEvent | null = null;
-  private _lastEventAt: Date | null = null;
-  private _lastHeartbeat: Heartbeat | null = null;
-  private _instance: string | null = null;
   /** The last cursor heard from any leader: where the next leader resumes. */
   private cursor: string | null;
 
@@ -88,23 +84,8 @@ export class SharedRealtimeClient extends RealtimeListeners implements RealtimeC
     this.cursor = options.lastEventId ?? null;
   }
 
-  get state(): ConnectionState {
-    return this._state;
-  }
   get role(): TabRole {
     return this._role;
-  }
-  get lastEvent(): SequencedEvent | null {
-    return this._lastEvent;
-  }
-  get lastEventAt(): Date | null {
-    return this._lastEventAt;
-  }
-  get lastHeartbeat(): Heartbeat | null {
-    return this._lastHeartbeat;
-  }
-  get instance(): string | null {
-    return this._instance;
   }
   /** Why this tab has no stream: its own credential check, or the leader's last failure. */
   get lastError(): string | null {
@@ -326,12 +307,7 @@ export class SharedRealtimeClient extends RealtimeListeners implements RealtimeC
     if (fresh.count === 0) return;
     this.recent.push(fresh);
     if (this.recent.length > RECENT_FRAMES) this.recent.splice(0, this.recent.length - RECENT_FRAMES);
-    for (const event of events) {
-      this._lastEvent = event;
-      this._lastEventAt = new Date();
-      this.notifyEvent(event);
-    }
-    this.notifyFrame(fresh);
+    this.deliverEvents(events, fresh);
   }
 
   private deliverReset(reason: ResetCause): void {
@@ -341,15 +317,7 @@ export class SharedRealtimeClient extends RealtimeListeners implements RealtimeC
   }
 
   private deliverHeartbeat(heartbeat: Heartbeat): void {
-    this._lastHeartbeat = heartbeat;
-    this._instance = heartbeat.instance;
-    this.notifyHeartbeat(heartbeat);
-  }
-
-  private setState(state: ConnectionState): void {
-    if (state === this._state) return;
-    this._state = state;
-    this.notifyState(state);
+    this.recordHeartbeat(heartbeat);
   }
 
   private setRole(role: TabRole): void {
