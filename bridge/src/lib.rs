@@ -124,8 +124,8 @@ pub async fn run_with(
     if let Some(listener) = publish_listener {
         // Its own context: HTTP publishes never take places in the Redis path's ack window.
         let context = jetstream_context(nats.clone(), config.bridge_max_in_flight);
-        let api = publish_api::PublishApi::new(context, &config, metrics.clone())
-            .map_err(config::CheckError::from)?;
+        let settings = config.publish_api().map_err(config::CheckError::from)?;
+        let api = publish_api::PublishApi::new(context, settings, metrics.clone());
         tasks.spawn(publish_api::serve(
             listener,
             Arc::new(api),
@@ -163,8 +163,9 @@ pub async fn run_with(
     // The reader stops on this token: on shutdown, or when the publisher died unexpectedly.
     let stop_reading = shutdown.child_token();
     let mut reader = tokio::spawn(subscriber.run(stop_reading.clone()));
-    let mut publisher =
-        tokio::spawn(Publisher::new(jetstream, config, metrics.clone(), coverage).run(queued));
+    let mut publisher = tokio::spawn(
+        Publisher::new(jetstream, config.publisher(), metrics.clone(), coverage).run(queued),
+    );
 
     let (mut reader_done, mut publisher_done) = (false, false);
     let outcome = tokio::select! {
