@@ -14,6 +14,9 @@ use rakuda_service::nats::NatsAuth;
 use rakuda_service::settings::{self, PlaceholderSecret, Secret};
 
 use crate::publish_api::settings::{PublishKeyError, PublishSettings};
+use crate::publish_api::ApiSettings;
+use crate::publisher::PublisherSettings;
+use crate::streams::StreamSettings;
 
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
@@ -202,6 +205,45 @@ impl Config {
     /// The Redis pattern the bridge subscribes to.
     pub fn redis_pattern(&self) -> String {
         format!("{}*", self.redis_channel_prefix)
+    }
+
+    // What each part reads of the settings is handed out here, and only that: the parts never
+    // hold the whole `Config`, with the Redis URL's password and the NATS credentials in it.
+
+    /// The streams' names and limits.
+    pub fn streams(&self) -> StreamSettings {
+        StreamSettings {
+            name: self.stream_name.clone(),
+            dlq_name: self.dlq_stream_name.clone(),
+            max_age: self.stream_max_age,
+            max_messages: self.stream_max_messages,
+            max_message_bytes: self.stream_max_message_bytes(),
+            replicas: self.stream_replicas,
+            duplicate_window: self.stream_duplicate_window,
+            latest_max_entities: self.latest_max_entities,
+        }
+    }
+
+    /// What the publisher reads.
+    pub fn publisher(&self) -> PublisherSettings {
+        PublisherSettings {
+            streams: self.streams(),
+            max_in_flight: self.bridge_max_in_flight,
+            event_max_bytes: self.event_max_bytes,
+        }
+    }
+
+    /// What the publish API reads, its keys checked.
+    pub fn publish_api(&self) -> Result<ApiSettings, PublishKeyError> {
+        Ok(ApiSettings {
+            keys: self.publish.keys()?,
+            redis_channel_prefix: self.redis_channel_prefix.clone(),
+            event_max_bytes: self.event_max_bytes,
+            max_body_bytes: self.publish.publish_max_body_bytes,
+            max_batch: self.publish.publish_max_batch,
+            max_concurrent: self.publish.publish_max_concurrent,
+            timeout: self.publish.publish_timeout,
+        })
     }
 }
 

@@ -32,12 +32,11 @@ use futures::StreamExt;
 use rakuda_schema::{Reject, RejectReason};
 use tokio::sync::mpsc;
 
-use crate::config::Config;
 use crate::coverage::{Checkpoint, Coverage};
 use crate::metrics::BridgeMetrics;
 use crate::reject_log::{RejectLog, REJECT_LOG_INTERVAL};
 use crate::route::{reroute_to_dlq, Outgoing, Verdict};
-use crate::streams;
+use crate::streams::{self, StreamSettings};
 use rakuda_service::backoff::Backoff;
 
 /// A publish's ack; `None` for a checkpoint, which needs none.
@@ -50,9 +49,21 @@ pub enum Queued {
     Checkpoint(Checkpoint),
 }
 
+/// What the publisher reads of the bridge's settings, taken from them by
+/// [`crate::Config::publisher`]: no server addresses, no credentials.
+#[derive(Debug, Clone)]
+pub struct PublisherSettings {
+    /// The streams it makes sure exist, at start and when a retry finds one gone.
+    pub streams: StreamSettings,
+    /// `BRIDGE_MAX_IN_FLIGHT`: publishes awaiting their ack at once.
+    pub max_in_flight: usize,
+    /// `EVENT_MAX_BYTES`: how much of a refused message its DLQ copy keeps.
+    pub event_max_bytes: usize,
+}
+
 pub struct Publisher {
     jetstream: jetstream::Context,
-    config: Config,
+    settings: PublisherSettings,
     metrics: Arc<BridgeMetrics>,
     coverage: Arc<Coverage>,
     refusals: RejectLog,
@@ -104,13 +115,13 @@ enum Sent {
 impl Publisher {
     pub fn new(
         jetstream: jetstream::Context,
-        config: Config,
+        settings: PublisherSettings,
         metrics: Arc<BridgeMetrics>,
         coverage: Arc<Coverage>,
     ) -> Publisher {
         Publisher {
             jetstream,
-            config,
+            settings,
             metrics,
             coverage,
             refusals: RejectLog::new(REJECT_LOG_INTERVAL),
@@ -122,7 +133,7 @@ impl Publisher {
         let mut backoff = Backoff::new();
         let mut warned = false;
         loop {
-            match streams::ensure(&self.jetstream, &self.config).await {
+            match streams::ensure(&self.jetstream, &self.settings.streams).await {
                 Ok(info) => {
                     tracing::info!(
                         stream = %info.config.name,
@@ -134,7 +145,7 @@ impl Publisher {
                 }
                 Err(error) => {
                     if !warned {
-                        tracing::warn!(%error, stream = %self.config.stream_name, "cannot create or update the stream; retrying with backoff");
+                        tracing::warn!(%error, stream = %self.settings.streams.name, "cannot create or update the stream; retrying with backoff");
                         warned = true;
                     }
                     tokio::time::sleep(backoff.next_delay()).await;
@@ -146,7 +157,7 @@ impl Publisher {
     /// Publishes until `queue` is closed and empty and every ack is in.
     pub async fn run(mut self, mut queue: mpsc::Receiver<Queued>) {
         self.ensure_streams().await;
-        let max_in_flight = self.config.bridge_max_in_flight;
+        let max_in_flight = self.settings.max_in_flight;
         let mut window = Window {
             sent: VecDeque::with_capacity(max_in_flight),
             acks: FuturesOrdered::new(),
@@ -162,7 +173,7 @@ impl Publisher {
             if !retry.is_empty() && window.sent.is_empty() {
                 tokio::time::sleep(backoff.next_delay()).await;
                 // The stream may be gone (a NATS without its store); recreate it quietly.
-                let _ = streams::ensure(&self.jetstream, &self.config).await;
+                let _ = streams::ensure(&self.jetstream, &self.settings.streams).await;
                 while let Some(outgoing) = retry.pop_front() {
                     self.metrics.publish_retries.increment(1);
                     if let Sent::Retry(outgoing, error) = self.send(outgoing, &mut window).await {
@@ -312,7 +323,7 @@ impl Publisher {
         Some(reroute_to_dlq(
             outgoing,
             reject,
-            self.config.event_max_bytes,
+            self.settings.event_max_bytes,
         ))
     }
 

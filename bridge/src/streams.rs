@@ -8,25 +8,41 @@ use rakuda_schema::channel::{
     latest_stream_name, DLQ_STREAM_SUBJECTS, ENTITY_SUBJECTS, STREAM_SUBJECTS,
 };
 
-use crate::config::Config;
+/// What the streams are made from: names and limits, taken from the settings by
+/// [`crate::Config::streams`].
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    /// `STREAM_NAME`; the latest-state stream is named after it.
+    pub name: String,
+    /// `DLQ_STREAM_NAME`.
+    pub dlq_name: String,
+    pub max_age: Duration,
+    pub max_messages: u64,
+    /// `max_message_size` of the event and latest-state streams: an event at `EVENT_MAX_BYTES`
+    /// plus the bridge's headers.
+    pub max_message_bytes: usize,
+    pub replicas: usize,
+    pub duplicate_window: Duration,
+    pub latest_max_entities: u64,
+}
 
 /// How long the DLQ keeps rejected messages, and how many.
 const DLQ_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 const DLQ_MAX_MESSAGES: i64 = 100_000;
 
 /// The event stream: the backbone every gateway reads, its sequence the global event id.
-pub fn event_stream(config: &Config) -> stream::Config {
+pub fn event_stream(settings: &StreamSettings) -> stream::Config {
     stream::Config {
-        name: config.stream_name.clone(),
+        name: settings.name.clone(),
         description: Some("RAKUDA real-time events mirrored from Redis by rakuda-bridge".into()),
         subjects: vec![STREAM_SUBJECTS.into()],
-        max_age: config.stream_max_age,
+        max_age: settings.max_age,
         // Bounded by `STREAM_MAX_MESSAGES` (validated to fit an i64).
-        max_messages: i64::try_from(config.stream_max_messages).unwrap_or(i64::MAX),
+        max_messages: i64::try_from(settings.max_messages).unwrap_or(i64::MAX),
         // From EVENT_MAX_BYTES, so the validator and the stream agree on what fits.
-        max_message_size: i32::try_from(config.stream_max_message_bytes()).unwrap_or(i32::MAX),
-        num_replicas: config.stream_replicas,
-        duplicate_window: config.stream_duplicate_window,
+        max_message_size: i32::try_from(settings.max_message_bytes).unwrap_or(i32::MAX),
+        num_replicas: settings.replicas,
+        duplicate_window: settings.duplicate_window,
         storage: stream::StorageType::File,
         discard: stream::DiscardPolicy::Old,
         retention: stream::RetentionPolicy::Limits,
@@ -35,17 +51,17 @@ pub fn event_stream(config: &Config) -> stream::Config {
 }
 
 /// The stream that keeps rejected messages for inspection.
-pub fn dlq_stream(config: &Config) -> stream::Config {
+pub fn dlq_stream(settings: &StreamSettings) -> stream::Config {
     stream::Config {
-        name: config.dlq_stream_name.clone(),
+        name: settings.dlq_name.clone(),
         description: Some(
             "Messages rakuda-bridge rejected, with a Rakuda-Reject-Reason header".into(),
         ),
         subjects: vec![DLQ_STREAM_SUBJECTS.into()],
         max_age: DLQ_MAX_AGE,
         max_messages: DLQ_MAX_MESSAGES,
-        num_replicas: config.stream_replicas,
-        duplicate_window: config.stream_duplicate_window,
+        num_replicas: settings.replicas,
+        duplicate_window: settings.duplicate_window,
         storage: stream::StorageType::File,
         discard: stream::DiscardPolicy::Old,
         ..Default::default()
@@ -59,19 +75,19 @@ pub fn dlq_stream(config: &Config) -> stream::Config {
 /// No age limit: a product out of stock for a week is still out of stock.
 /// `LATEST_MAX_ENTITIES` bounds it; past it the least recently changed entity goes, and
 /// gateways answer the snapshot `partial`.
-pub fn latest_stream(config: &Config) -> stream::Config {
+pub fn latest_stream(settings: &StreamSettings) -> stream::Config {
     stream::Config {
-        name: latest_stream_name(&config.stream_name),
+        name: latest_stream_name(&settings.name),
         description: Some("The latest RAKUDA real-time event of every entity".into()),
         sources: Some(vec![stream::Source {
-            name: config.stream_name.clone(),
+            name: settings.name.clone(),
             filter_subject: Some(ENTITY_SUBJECTS.into()),
             ..Default::default()
         }]),
         max_messages_per_subject: 1,
-        max_messages: i64::try_from(config.latest_max_entities).unwrap_or(i64::MAX),
-        max_message_size: i32::try_from(config.stream_max_message_bytes()).unwrap_or(i32::MAX),
-        num_replicas: config.stream_replicas,
+        max_messages: i64::try_from(settings.latest_max_entities).unwrap_or(i64::MAX),
+        max_message_size: i32::try_from(settings.max_message_bytes).unwrap_or(i32::MAX),
+        num_replicas: settings.replicas,
         storage: stream::StorageType::File,
         discard: stream::DiscardPolicy::Old,
         retention: stream::RetentionPolicy::Limits,
@@ -86,16 +102,16 @@ pub fn latest_stream(config: &Config) -> stream::Config {
 /// the caller.
 pub async fn ensure(
     jetstream: &jetstream::Context,
-    config: &Config,
+    settings: &StreamSettings,
 ) -> Result<stream::Info, jetstream::context::CreateStreamError> {
     let info = jetstream
-        .create_or_update_stream(event_stream(config))
+        .create_or_update_stream(event_stream(settings))
         .await?;
     jetstream
-        .create_or_update_stream(dlq_stream(config))
+        .create_or_update_stream(dlq_stream(settings))
         .await?;
     let latest = jetstream
-        .create_or_update_stream(latest_stream(config))
+        .create_or_update_stream(latest_stream(settings))
         .await?;
     if is_full(&latest) {
         tracing::warn!(

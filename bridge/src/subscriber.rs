@@ -77,6 +77,13 @@ impl Subscriber {
         }
     }
 
+    /// The longest [`Subscriber::run`] may take to return once told to stop: a keepalive ping
+    /// may be awaiting its reply (at most the keepalive interval) or a message room in a full
+    /// queue (at most `QUEUE_FULL_WAIT`); every other wait gives way to the stop at once.
+    pub fn longest_stop(&self) -> Duration {
+        self.keepalive.max(QUEUE_FULL_WAIT)
+    }
+
     /// Subscribes and forwards until `shutdown`; dropping `self` closes the queue, which tells
     /// the publisher that no more messages come.
     pub async fn run(mut self, shutdown: CancellationToken) {

@@ -156,3 +156,34 @@ async fn a_frozen_redis_is_noticed_and_the_bridge_recovers_when_it_thaws() {
     wait_for_stream_len(&jetstream, "RAKUDA_REALTIME", 1).await;
     bridge.stop().await;
 }
+
+/// NATS gone when the bridge is told to stop: every step of the drain that waits on NATS (the
+/// in-flight acks, the final flush) gives up at its deadline, and the bridge exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_gone_at_shutdown_the_bridge_still_exits() {
+    let mut backbone = Backbone::start();
+    let mut config = backbone.config();
+    config.bridge_drain_timeout = std::time::Duration::from_millis(500);
+    let bridge = start_bridge(config).await;
+    let mut redis = backbone.redis().await;
+    wait_for_subscribers(&mut redis, 1).await;
+    bridge.wait_for_metric("bridge_nats_connected", 1.0).await;
+    let json = event_json(EventType::PriceChange, "stored");
+    publish(&mut redis, "rakuda:realtime:pricing", &json).await;
+    {
+        let jetstream = backbone.jetstream().await;
+        wait_for_stream_len(&jetstream, "RAKUDA_REALTIME", 1).await;
+    }
+
+    backbone.nats.stop();
+    bridge.wait_for_metric("bridge_nats_connected", 0.0).await;
+    // Read from Redis but never acknowledged: the publisher is still retrying it at shutdown.
+    let json = event_json(EventType::PriceChange, "unacknowledged");
+    publish(&mut redis, "rakuda:realtime:pricing", &json).await;
+    bridge
+        .wait_for_metric("bridge_events_received_total", 2.0)
+        .await;
+
+    // `stop` waits at most the test kit's bound: a drain step without a deadline never ends.
+    bridge.stop().await;
+}

@@ -11,6 +11,7 @@ pub mod settings;
 mod store;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_nats::jetstream;
 use axum::body::Body;
@@ -28,12 +29,11 @@ use tokio::sync::Semaphore;
 use tokio::time::timeout_at;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
 use crate::metrics::BridgeMetrics;
 use crate::reject_log::{RejectLog, REJECT_LOG_INTERVAL};
 use crate::route::route_posted;
 use body::{BatchAnswer, BodyError, Outcome};
-use settings::{PublishKeyError, PublishKeys, PublishSettings};
+use settings::PublishKeys;
 
 pub const PUBLISH_PATH: &str = "/api/realtime/publish";
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -41,12 +41,33 @@ pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// gateway's DLQ page reads it as `producer`).
 pub use rakuda_schema::dlq::PRODUCER_HEADER;
 
+/// What the publish API reads of the bridge's settings, taken from them by
+/// [`crate::Config::publish_api`]: its keys (checked), its limits and the channel prefix; no
+/// server addresses, no Redis or NATS credentials.
+pub struct ApiSettings {
+    pub keys: PublishKeys,
+    /// `REDIS_CHANNEL_PREFIX`: a posted event goes where the same event read on Redis would.
+    pub redis_channel_prefix: String,
+    /// `EVENT_MAX_BYTES`, as on the Redis path.
+    pub event_max_bytes: usize,
+    /// `PUBLISH_MAX_BODY_BYTES`.
+    pub max_body_bytes: usize,
+    /// `PUBLISH_MAX_BATCH`.
+    pub max_batch: usize,
+    /// `PUBLISH_MAX_CONCURRENT`.
+    pub max_concurrent: usize,
+    /// `PUBLISH_TIMEOUT`: for the body to arrive and JetStream to acknowledge its events.
+    pub timeout: Duration,
+}
+
 pub struct PublishApi {
     jetstream: jetstream::Context,
     validator: Validator,
     prefix: String,
     keys: PublishKeys,
-    settings: PublishSettings,
+    max_body_bytes: usize,
+    max_batch: usize,
+    timeout: Duration,
     metrics: Arc<BridgeMetrics>,
     permits: Arc<Semaphore>,
     logs: Mutex<(RejectLog, RejectLog<&'static str>)>,
@@ -55,22 +76,24 @@ pub struct PublishApi {
 impl PublishApi {
     pub fn new(
         jetstream: jetstream::Context,
-        config: &Config,
+        settings: ApiSettings,
         metrics: Arc<BridgeMetrics>,
-    ) -> Result<PublishApi, PublishKeyError> {
-        Ok(PublishApi {
+    ) -> PublishApi {
+        PublishApi {
             jetstream,
-            validator: Validator::new(config.event_max_bytes),
-            prefix: config.redis_channel_prefix.clone(),
-            keys: config.publish.keys()?,
-            settings: config.publish.clone(),
+            validator: Validator::new(settings.event_max_bytes),
+            prefix: settings.redis_channel_prefix,
+            keys: settings.keys,
+            max_body_bytes: settings.max_body_bytes,
+            max_batch: settings.max_batch,
+            timeout: settings.timeout,
             metrics,
-            permits: Arc::new(Semaphore::new(config.publish.publish_max_concurrent)),
+            permits: Arc::new(Semaphore::new(settings.max_concurrent)),
             logs: Mutex::new((
                 RejectLog::new(REJECT_LOG_INTERVAL),
                 RejectLog::new(REJECT_LOG_INTERVAL),
             )),
-        })
+        }
     }
 }
 
@@ -141,7 +164,7 @@ impl PublishApi {
                 "too many publish requests at once (PUBLISH_MAX_CONCURRENT); retry after a second",
             )
         })?;
-        let deadline = tokio::time::Instant::now() + self.settings.publish_timeout;
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let bytes = self.read_body(body, deadline).await?;
         let header_key = match parts.headers.get(IDEMPOTENCY_KEY_HEADER) {
             Some(value) => Some(value.to_str().map_err(|_| {
@@ -154,17 +177,15 @@ impl PublishApi {
             None => None,
         };
         let parsed =
-            body::parse(&bytes, header_key, self.settings.publish_max_batch).map_err(|error| {
-                match error {
-                    BodyError::Malformed(message) => {
-                        refusal(StatusCode::BAD_REQUEST, "malformed", message)
-                    }
-                    BodyError::TooManyItems { .. } => refusal(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "too_many_items",
-                        error.to_string(),
-                    ),
+            body::parse(&bytes, header_key, self.max_batch).map_err(|error| match error {
+                BodyError::Malformed(message) => {
+                    refusal(StatusCode::BAD_REQUEST, "malformed", message)
                 }
+                BodyError::TooManyItems { .. } => refusal(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_many_items",
+                    error.to_string(),
+                ),
             })?;
         let routed = parsed
             .events
@@ -253,7 +274,7 @@ impl PublishApi {
         body: Body,
         deadline: tokio::time::Instant,
     ) -> Result<Bytes, Refusal> {
-        let max = self.settings.publish_max_body_bytes;
+        let max = self.max_body_bytes;
         let too_large = || {
             refusal(
                 StatusCode::PAYLOAD_TOO_LARGE,
