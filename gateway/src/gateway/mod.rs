@@ -110,6 +110,7 @@ impl Gateway {
     ) -> Result<Gateway, Error> {
         config.check()?;
         let instance: Arc<str> = config
+            .fleet
             .gateway_instance_id
             .clone()
             .unwrap_or_else(|| format!("gw-{:06x}", rand::random::<u32>() & 0xff_ffff))
@@ -118,12 +119,12 @@ impl Gateway {
         metrics
             .fleet
             .max_connections
-            .set(config.max_connections as f64);
+            .set(config.limits.max_connections as f64);
         // The NATS client lives on the ingest thread: its connection task reads the stream there.
         let thread = IngestThread::start().map_err(Error::Ingest)?;
         let nats = thread
             .spawn({
-                let (servers, auth) = (config.nats_url.clone(), config.nats_auth.clone());
+                let (servers, auth) = (config.nats.nats_url.clone(), config.nats.nats_auth.clone());
                 let name = format!("rakuda-gateway {instance}");
                 async move {
                     let inbox = rakuda_service::nats::GATEWAY_INBOX_PREFIX;
@@ -136,27 +137,27 @@ impl Gateway {
             .timeout(rakuda_service::nats::REQUEST_TIMEOUT)
             .build(nats.clone());
         let connected = watch::channel(false);
-        let hub = Arc::new(Hub::new(config.client_queue_capacity));
-        let ring = Arc::new(Ring::new(config.replay_ring_capacity));
+        let hub = Arc::new(Hub::new(config.streams.client_queue_capacity));
+        let ring = Arc::new(Ring::new(config.resume.replay_ring_capacity));
         let latest = Arc::new(Latest::new(metrics.history.clone()));
         let canary = Arc::new(Canary::new(
-            config.canary_interval,
-            config.canary_degraded_after,
+            config.fleet.canary_interval,
+            config.fleet.canary_degraded_after,
         ));
         let reading = Reading::default();
         let refusals = Refusals::new(metrics.edge.clone());
-        let drain = DrainSignal::new(shutdown.clone(), config.gateway_drain_window);
+        let drain = DrainSignal::new(shutdown.clone(), config.fleet.gateway_drain_window);
         let tokens = Arc::new(token_signer(&config));
         let cluster = Arc::new(Cluster::new(
             nats.clone(),
             instance.clone(),
             metrics.clone(),
-            config.cluster_stats_timeout,
+            config.fleet.cluster_stats_timeout,
         ));
 
         let feed = Feed {
             jetstream: jetstream.clone(),
-            stream_name: config.stream_name.clone(),
+            stream_name: config.nats.stream_name.clone(),
             connected: connected.1.clone(),
             failures: metrics.ingest.feed_failures.clone(),
         };
@@ -171,51 +172,54 @@ impl Gateway {
                 instance: instance.clone(),
             },
             PipelineSettings {
-                debounce_window: config.debounce_window(),
-                max_batch_events: config.debounce_max_batch_events,
-                heartbeat_interval: config.heartbeat_interval(),
+                debounce_window: config.streams.debounce_window(),
+                max_batch_events: config.streams.debounce_max_batch_events,
+                heartbeat_interval: config.streams.heartbeat_interval(),
             },
         );
         // Streams and history answers take their slots from the same limits.
-        let connections = Connections::new(config.max_connections, config.max_connections_per_key);
+        let connections = Connections::new(
+            config.limits.max_connections,
+            config.limits.max_connections_per_key,
+        );
         let streams = Arc::new(Streams::new(
             Resumer {
                 hub: hub.clone(),
                 ring: ring.clone(),
                 stream: StreamReader {
                     jetstream: jetstream.clone(),
-                    name: config.stream_name.clone(),
+                    name: config.nats.stream_name.clone(),
                 },
                 budget: ReplayBudget::new(
-                    config.replay_budget_bytes,
-                    config.replay_connection_max_bytes,
+                    config.resume.replay_budget_bytes,
+                    config.resume.replay_connection_max_bytes,
                     metrics.connections.replay_bytes_in_flight.clone(),
                 ),
                 metrics: metrics.connections.clone(),
                 limits: ResumeLimits {
-                    max_batch_events: config.debounce_max_batch_events,
-                    max_events: config.resume_max_events,
-                    backfill_max_events: config.backfill_max_events,
-                    backfill_max_age: config.backfill_max_age,
+                    max_batch_events: config.streams.debounce_max_batch_events,
+                    max_events: config.resume.resume_max_events,
+                    backfill_max_events: config.resume.backfill_max_events,
+                    backfill_max_age: config.resume.backfill_max_age,
                 },
                 counts: BackfillCounts::new(&metrics.history),
             },
             connections.clone(),
             ConnectionRate::new(
-                config.connection_rate_limit,
-                config.connection_rate_burst,
-                config.connection_rate_retry_max,
+                config.limits.connection_rate_limit,
+                config.limits.connection_rate_burst,
+                config.limits.connection_rate_retry_max,
             ),
             drain.clone(),
             refusals.clone(),
             metrics.connections.clone(),
             instance.clone(),
             StreamSettings {
-                sse_retry_ms: config.sse_retry,
-                ws_max_frame_bytes: config.ws_max_frame_bytes,
-                ws_max_bad_frames: config.ws_max_bad_frames,
+                sse_retry_ms: config.streams.sse_retry,
+                ws_max_frame_bytes: config.streams.ws_max_frame_bytes,
+                ws_max_bad_frames: config.streams.ws_max_bad_frames,
             },
-            AllowedOrigins::new(config.cors_origins.clone()),
+            AllowedOrigins::new(config.auth.cors_origins.clone()),
         ));
         let status = Arc::new(StatusSources {
             instance: instance.clone(),
@@ -231,14 +235,14 @@ impl Gateway {
             settings: shown_settings(&config),
         });
         let auth = Arc::new(Auth {
-            keys: ApiKeys::from(config.api_keys()?),
+            keys: ApiKeys::from(config.auth.api_keys()?),
             tokens: tokens.clone(),
             refusals: refusals.clone(),
             failures: AuthFailures::new(
-                std::num::NonZeroU32::new(config.auth_failures_per_minute)
+                std::num::NonZeroU32::new(config.auth.auth_failures_per_minute)
                     .unwrap_or(std::num::NonZeroU32::MIN),
             ),
-            proxies: TrustedProxies::new(config.trusted_proxies.clone()),
+            proxies: TrustedProxies::new(config.auth.trusted_proxies.clone()),
             enabled: config.realtime_enabled,
         });
         let minting = Arc::new(Minting {
@@ -247,13 +251,13 @@ impl Gateway {
         });
         let warm_reader = StreamReader {
             jetstream: jetstream.clone(),
-            name: config.stream_name.clone(),
+            name: config.nats.stream_name.clone(),
         };
         let filler = Filler {
             latest: latest.clone(),
             jetstream: jetstream.clone(),
-            stream_name: rakuda_schema::channel::latest_stream_name(&config.stream_name),
-            event_stream: config.stream_name.clone(),
+            stream_name: rakuda_schema::channel::latest_stream_name(&config.nats.stream_name),
+            event_stream: config.nats.stream_name.clone(),
             metrics: metrics.history.clone(),
         };
         let history = Arc::new(router::history(
@@ -273,13 +277,14 @@ impl Gateway {
         };
         let router = router(&config, parts, refusals.clone());
         let redis = rakuda_service::redis::client(
-            config.redis_url.expose(),
-            config.redis_tls_ca.as_deref(),
+            config.fleet.redis_url.expose(),
+            config.fleet.redis_tls_ca.as_deref(),
         )?;
         Ok(Gateway {
             canary: CanaryTask {
                 redis,
-                channel: Channel::of(EventType::Canary).redis_channel(&config.redis_channel_prefix),
+                channel: Channel::of(EventType::Canary)
+                    .redis_channel(&config.fleet.redis_channel_prefix),
                 instance: instance.clone(),
                 canary,
                 metrics: metrics.fleet.clone(),
@@ -287,21 +292,21 @@ impl Gateway {
             listener: Listener {
                 router,
                 limits: HeadLimits {
-                    max_uri_bytes: config.max_uri_bytes,
-                    max_header_bytes: config.max_header_bytes,
+                    max_uri_bytes: config.limits.max_uri_bytes,
+                    max_header_bytes: config.limits.max_header_bytes,
                 },
-                read_timeout: config.request_read_timeout,
+                read_timeout: config.limits.request_read_timeout,
                 unauthenticated: Unauthenticated::new(
-                    config.max_unauthenticated_connections,
-                    config.max_unauthenticated_per_address,
-                    TrustedProxies::new(config.trusted_proxies.clone()),
+                    config.limits.max_unauthenticated_connections,
+                    config.limits.max_unauthenticated_per_address,
+                    TrustedProxies::new(config.auth.trusted_proxies.clone()),
                     metrics.edge.unauthenticated.clone(),
                 ),
                 refusals,
-                stall_timeout: config.client_stall_timeout,
+                stall_timeout: config.limits.client_stall_timeout,
                 connections: TaskTracker::new(),
             },
-            drain_timeout: config.gateway_drain_timeout,
+            drain_timeout: config.fleet.gateway_drain_timeout,
             instance,
             thread,
             nats,

@@ -40,30 +40,30 @@ pub(super) fn history(
 ) -> Result<History, crate::config::ConfigError> {
     let summaries = Summaries::new(
         jetstream.clone(),
-        config.stream_name.clone(),
-        &config.summary_timezone,
-        config.summary_cache_ttl,
+        config.nats.stream_name.clone(),
+        &config.history.summary_timezone,
+        config.history.summary_cache_ttl,
         metrics,
     )
-    .map_err(|_| crate::config::ConfigError::Timezone(config.summary_timezone.clone()))?;
+    .map_err(|_| crate::config::ConfigError::Timezone(config.history.summary_timezone.clone()))?;
     Ok(History {
         summaries,
         rejected: Rejected {
             jetstream,
-            stream_name: config.dlq_stream_name.clone(),
+            stream_name: config.nats.dlq_stream_name.clone(),
             metrics: metrics.clone(),
         },
         snapshots: Snapshots {
             latest,
-            max_limit: config.snapshot_max_limit,
+            max_limit: config.history.snapshot_max_limit,
             metrics: metrics.clone(),
-            stall_timeout: config.client_stall_timeout,
+            stall_timeout: config.limits.client_stall_timeout,
         },
         refusals,
         connections,
         budget: AnswerBudget::new(
-            config.history_budget_bytes,
-            config.history_request_max_bytes,
+            config.history.history_budget_bytes,
+            config.history.history_request_max_bytes,
             metrics.bytes_reserved.clone(),
             metrics.bytes_in_flight.clone(),
         ),
@@ -90,7 +90,7 @@ pub(super) fn router(config: &Config, parts: RouteParts, refusals: Refusals) -> 
         .merge(realtime)
         .merge(status::public_routes(status));
     let router = routes::with_fallback(router, config.gateway_dashboard_dir.as_ref(), refusals);
-    match routes::cors(&config.cors_origins) {
+    match routes::cors(&config.auth.cors_origins) {
         Some(cors) => router.layer(cors),
         None => router,
     }
@@ -99,14 +99,18 @@ pub(super) fn router(config: &Config, parts: RouteParts, refusals: Refusals) -> 
 /// Signs with the first `TOKEN_SECRET`, accepts the others; in dev mode without one, a secret
 /// of this process alone.
 pub(super) fn token_signer(config: &Config) -> TokenSigner {
-    let mut secrets = config.token_secret.iter().map(|s| s.expose().as_bytes());
+    let mut secrets = config
+        .auth
+        .token_secret
+        .iter()
+        .map(|s| s.expose().as_bytes());
     match secrets.next() {
-        Some(signing) => TokenSigner::new(signing, config.token_ttl).also_accepting(secrets),
+        Some(signing) => TokenSigner::new(signing, config.auth.token_ttl).also_accepting(secrets),
         None => {
             tracing::warn!(
                 "GATEWAY_DEV_MODE without TOKEN_SECRET: tokens work on this instance only"
             );
-            TokenSigner::random(config.token_ttl)
+            TokenSigner::random(config.auth.token_ttl)
         }
     }
 }
@@ -114,14 +118,14 @@ pub(super) fn token_signer(config: &Config) -> TokenSigner {
 pub(super) fn shown_settings(config: &Config) -> ShownSettings {
     ShownSettings {
         enabled: config.realtime_enabled,
-        stream_name: config.stream_name.clone(),
-        debounce_window_ms: config.sse_debounce_window,
-        debounce_max_batch_events: config.debounce_max_batch_events,
-        heartbeat_interval_ms: config.sse_heartbeat_interval,
-        retry_ms: config.sse_retry,
-        client_queue_capacity: config.client_queue_capacity,
-        replay_ring_capacity: config.replay_ring_capacity,
-        token_ttl_seconds: config.token_ttl.as_secs(),
-        readyz_fail_when_degraded: config.readyz_fail_when_degraded,
+        stream_name: config.nats.stream_name.clone(),
+        debounce_window_ms: config.streams.sse_debounce_window,
+        debounce_max_batch_events: config.streams.debounce_max_batch_events,
+        heartbeat_interval_ms: config.streams.sse_heartbeat_interval,
+        retry_ms: config.streams.sse_retry,
+        client_queue_capacity: config.streams.client_queue_capacity,
+        replay_ring_capacity: config.resume.replay_ring_capacity,
+        token_ttl_seconds: config.auth.token_ttl.as_secs(),
+        readyz_fail_when_degraded: config.fleet.readyz_fail_when_degraded,
     }
 }
