@@ -1,4 +1,4 @@
-//! The settings of each component, one clap group each, flattened into [`Config`](super::Config).
+//! The settings of each component, one clap group each, flattened into [`Config`].
 //! Every field keeps the name of its variable (`SSE_DEBOUNCE_WINDOW` is
 //! `streams.sse_debounce_window`): clap makes the flag and the value placeholder that errors
 //! show from the field's name. Each group's [`Default`] is what clap applies when nothing is set
