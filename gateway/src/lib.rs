@@ -61,7 +61,10 @@ mod transport;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{Config, ConfigError};
+pub use config::{
+    AuthConfig, Config, ConfigError, FleetConfig, HistoryConfig, LimitsConfig, NatsConfig,
+    ResumeConfig, StreamsConfig,
+};
 pub use gateway::Error;
 
 /// The parts the benchmarks (`benches/hot_paths.rs`), the hostile-input tests and the token

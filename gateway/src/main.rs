@@ -31,9 +31,9 @@ async fn main() -> ExitCode {
     };
     tracing::info!(
         addr = %config.gateway_addr,
-        stream = %config.stream_name,
-        debounce_ms = config.sse_debounce_window,
-        heartbeat_ms = config.sse_heartbeat_interval,
+        stream = %config.nats.stream_name,
+        debounce_ms = config.streams.sse_debounce_window,
+        heartbeat_ms = config.streams.sse_heartbeat_interval,
         "starting rakuda-gateway"
     );
 

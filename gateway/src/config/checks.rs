@@ -11,7 +11,9 @@ use rakuda_service::settings::{PlaceholderSecret, Secret};
 
 use std::time::Duration;
 
-use super::{Config, MAX_CONNECTION_RATE_RETRY_MAX, MIN_API_KEY_LEN, MIN_TOKEN_SECRET_LEN};
+use super::{
+    AuthConfig, Config, MAX_CONNECTION_RATE_RETRY_MAX, MIN_API_KEY_LEN, MIN_TOKEN_SECRET_LEN,
+};
 
 /// Why the gateway's settings cannot be used. The message names the setting and what a good
 /// value looks like; it never repeats a secret.
@@ -59,7 +61,7 @@ pub enum ConfigError {
     Nats(#[from] NatsAuthError),
 }
 
-impl Config {
+impl AuthConfig {
     /// `API_KEY`'s entries (`id:key` or a bare key) as the key set the edge checks requests
     /// against: each key at least [`MIN_API_KEY_LEN`] long, each id once.
     pub fn api_keys(&self) -> Result<KeySet, ConfigError> {
@@ -68,29 +70,32 @@ impl Config {
             KeyError::IdRepeated(id) => ConfigError::ApiKeyIdRepeated(id),
         })
     }
+}
 
+impl Config {
     /// Everything clap could not check. The gateway calls it before it builds anything;
     /// `main` calls it first, to exit with the message and status 2.
     pub fn check(&self) -> Result<(), ConfigError> {
-        if !self.gateway_dev_mode {
+        let (auth, fleet, limits) = (&self.auth, &self.fleet, &self.limits);
+        if !auth.gateway_dev_mode {
             self.check_placeholders()?;
         }
-        self.api_keys()?;
-        if self.token_secret.is_empty() && !self.gateway_dev_mode {
+        auth.api_keys()?;
+        if auth.token_secret.is_empty() && !auth.gateway_dev_mode {
             return Err(ConfigError::NoTokenSecret);
         }
-        for (index, secret) in self.token_secret.iter().enumerate() {
+        for (index, secret) in auth.token_secret.iter().enumerate() {
             if secret.expose().len() < MIN_TOKEN_SECRET_LEN {
                 return Err(ConfigError::TokenSecretTooShort {
                     position: index + 1,
                 });
             }
         }
-        rakuda_service::redis::client(self.redis_url.expose(), self.redis_tls_ca.as_deref())?;
-        self.nats_auth.check()?;
-        jiff::tz::TimeZone::get(&self.summary_timezone)
-            .map_err(|_| ConfigError::Timezone(self.summary_timezone.clone()))?;
-        if self.connection_rate_limit == 0 && self.connection_rate_burst.is_some() {
+        rakuda_service::redis::client(fleet.redis_url.expose(), fleet.redis_tls_ca.as_deref())?;
+        self.nats.nats_auth.check()?;
+        let timezone = &self.history.summary_timezone;
+        jiff::tz::TimeZone::get(timezone).map_err(|_| ConfigError::Timezone(timezone.clone()))?;
+        if limits.connection_rate_limit == 0 && limits.connection_rate_burst.is_some() {
             return Err(ConfigError::ConnectionRateBurstWithoutLimit);
         }
         Ok(())
@@ -127,20 +132,20 @@ impl Config {
             Some(_) => Err(refuse(variable, String::new(), remedy)),
             None => Ok(()),
         };
-        several(&self.api_key, "API_KEY", "key", API_KEY_REMEDY)?;
+        several(&self.auth.api_key, "API_KEY", "key", API_KEY_REMEDY)?;
         several(
-            &self.token_secret,
+            &self.auth.token_secret,
             "TOKEN_SECRET",
             "secret",
             TOKEN_SECRET_REMEDY,
         )?;
         several(
-            std::slice::from_ref(&self.redis_url),
+            std::slice::from_ref(&self.fleet.redis_url),
             "REDIS_URL",
             "",
             REDIS_URL_REMEDY,
         )?;
-        let nats_password = self.nats_auth.nats_password.as_slice();
+        let nats_password = self.nats.nats_auth.nats_password.as_slice();
         several(nats_password, "NATS_PASSWORD", "", NATS_PASSWORD_REMEDY)
     }
 }

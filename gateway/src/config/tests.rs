@@ -109,7 +109,7 @@ fn secrets_are_checked_after_parsing_without_being_repeated() {
         "--token-secret",
         &format!("{secret},{secret}"),
     ]);
-    assert_eq!(rotating.expect("parse").token_secret.len(), 2);
+    assert_eq!(rotating.expect("parse").auth.token_secret.len(), 2);
 }
 
 #[test]
@@ -157,12 +157,12 @@ fn shipped_example_secrets_are_refused_outside_dev_mode() {
             parse(&["--api-key", "a-real-key-81", "--token-secret", real_secret]).expect("parse");
         let value = example.value.as_str();
         match example.setting {
-            "API_KEY" => config.api_key = vec!["a-real-key-81".into(), value.into()],
-            "TOKEN_SECRET" => config.token_secret = vec![value.into()],
-            "REDIS_URL" => config.redis_url = value.into(),
+            "API_KEY" => config.auth.api_key = vec!["a-real-key-81".into(), value.into()],
+            "TOKEN_SECRET" => config.auth.token_secret = vec![value.into()],
+            "REDIS_URL" => config.fleet.redis_url = value.into(),
             "NATS_PASSWORD" => {
-                config.nats_auth.nats_user = Some("rakuda-gateway".into());
-                config.nats_auth.nats_password = Some(value.into());
+                config.nats.nats_auth.nats_user = Some("rakuda-gateway".into());
+                config.nats.nats_auth.nats_password = Some(value.into());
             }
             other => panic!("no such secret setting: {other}"),
         }
@@ -182,7 +182,7 @@ fn shipped_example_secrets_are_refused_outside_dev_mode() {
         if example.setting == "API_KEY" {
             assert!(error.contains("key 2"), "{context}");
         }
-        config.gateway_dev_mode = true;
+        config.auth.gateway_dev_mode = true;
         assert!(
             !matches!(config.check(), Err(ConfigError::Placeholder(_))),
             "dev mode accepts the examples: {context}"
@@ -216,7 +216,10 @@ fn the_connection_rate_settings_refuse_what_cannot_work_and_say_why() {
         "2s",
     ])
     .expect("whole seconds");
-    assert_eq!(parsed.connection_rate_retry_max, Duration::from_secs(2));
+    assert_eq!(
+        parsed.limits.connection_rate_retry_max,
+        Duration::from_secs(2)
+    );
 
     let secret = "0123456789abcdef0123456789abcdef";
     let burst_without_limit = parse(&[
@@ -256,14 +259,14 @@ fn short_api_keys_and_repeated_ids_are_refused_without_showing_the_key() {
         vec![DEFAULT_NATS_URL.parse().expect("url")],
         vec!["long-enough-key".into(), "tiny".into()],
     );
-    let error = config.api_keys().err().map(|e| e.to_string());
+    let error = config.auth.api_keys().err().map(|e| e.to_string());
     let error = error.unwrap_or_default();
     assert!(
         error.contains("API_KEY") && error.contains("key 2"),
         "{error}"
     );
     assert!(!error.contains("tiny"), "{error}");
-    config.api_key = vec!["a:long-enough-1".into(), "a:long-enough-2".into()];
-    let error = config.api_keys().err();
+    config.auth.api_key = vec!["a:long-enough-1".into(), "a:long-enough-2".into()];
+    let error = config.auth.api_keys().err();
     assert!(matches!(error, Some(ConfigError::ApiKeyIdRepeated(id)) if id == "a"));
 }

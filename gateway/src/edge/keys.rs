@@ -8,7 +8,7 @@
 
 use rakuda_service::keys::KeySet;
 
-/// `API_KEY`'s keys, as [`crate::config::Config::api_keys`] read them (the rules for a good key
+/// `API_KEY`'s keys, as [`crate::config::AuthConfig::api_keys`] read them (the rules for a good key
 /// are settings rules, and live with the other settings).
 pub(crate) struct ApiKeys(KeySet);
 

@@ -1,9 +1,15 @@
 //! The gateway's parts put together, in three steps: [`Gateway::build`] makes every component
-//! and hands each the few handles it uses; [`Gateway::spawn`] starts them; [`Running::drain`]
-//! stops them in order once the shutdown token is cancelled.
+//! from its group of settings and the handles it uses; [`Gateway::spawn`] starts them;
+//! [`Running::drain`] stops them in order once the shutdown token is cancelled.
+//!
+//! Each component's build is a small function in the file named after the folder it comes
+//! from (`ingest.rs`, `streams.rs`, `edge.rs`, `history.rs`, `fleet.rs`; the routes and what
+//! `/status` reads in `router.rs`); the handles several of them hold are made once, in
+//! `shared.rs`. The components themselves never see [`Config`]. Inside this module `ingest`,
+//! `edge`… are those files: the crate's folders are `crate::ingest`, `crate::edge`….
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -11,40 +17,30 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+mod edge;
+mod fleet;
+mod history;
+mod ingest;
 mod router;
+mod shared;
+mod streams;
 
 use crate::config::{Config, ConfigError};
-use crate::edge::auth::Auth;
-use crate::edge::auth_failures::AuthFailures;
-use crate::edge::client_addr::TrustedProxies;
-use crate::edge::connection_rate::ConnectionRate;
-use crate::edge::limits::Connections;
-use crate::edge::origin::AllowedOrigins;
 use crate::edge::routes::Minting;
-use crate::edge::unauthenticated::Unauthenticated;
-use crate::edge::ApiKeys;
-use crate::edge::Refusals;
 use crate::fanout::Hub;
-use crate::fleet::canary::{Canary, CanaryTask};
+use crate::fleet::canary::CanaryTask;
 use crate::fleet::cluster::Cluster;
-use crate::fleet::drain::{self, DrainSignal};
+use crate::fleet::drain;
 use crate::history::fill::Filler;
-use crate::history::latest::Latest;
-use crate::ingest::pipeline::{Pipeline, PipelineOutputs, PipelineSettings};
+use crate::ingest::pipeline::Pipeline;
 use crate::ingest::thread::IngestThread;
-use crate::ingest::{self, Reading};
 use crate::metrics::GatewayMetrics;
-use crate::resume::budget::ReplayBudget;
 use crate::resume::ring::Ring;
-use crate::resume::{BackfillCounts, ResumeLimits, Resumer};
-use crate::server::head::HeadLimits;
 use crate::server::listener::Listener;
-use crate::status::StatusSources;
 use crate::store::feed::Feed;
 use crate::store::stream::StreamReader;
-use crate::transport::{StreamSettings, Streams};
-use rakuda_schema::{Channel, EventType};
-use router::{router, shown_settings, token_signer, RouteParts};
+use router::RouteParts;
+use shared::Shared;
 
 /// After the drain, how long the connections still open get to finish.
 const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -102,217 +98,68 @@ pub(crate) struct Running {
 }
 
 impl Gateway {
-    /// Connects to NATS (on the ingest thread) and makes every component. `shutdown` is the
-    /// drain signal: cancelled on SIGTERM.
+    /// Connects to NATS (on the ingest thread) and makes every component, each from its group
+    /// of settings and the handles it uses. `shutdown` is the drain signal: cancelled on SIGTERM.
     pub(crate) async fn build(
         config: Config,
         shutdown: &CancellationToken,
     ) -> Result<Gateway, Error> {
         config.check()?;
-        let instance: Arc<str> = config
-            .gateway_instance_id
-            .clone()
-            .unwrap_or_else(|| format!("gw-{:06x}", rand::random::<u32>() & 0xff_ffff))
-            .into();
-        let metrics = Arc::new(GatewayMetrics::new());
-        metrics
-            .fleet
-            .max_connections
-            .set(config.max_connections as f64);
-        // The NATS client lives on the ingest thread: its connection task reads the stream there.
-        let thread = IngestThread::start().map_err(Error::Ingest)?;
-        let nats = thread
-            .spawn({
-                let (servers, auth) = (config.nats_url.clone(), config.nats_auth.clone());
-                let name = format!("rakuda-gateway {instance}");
-                async move {
-                    let inbox = rakuda_service::nats::GATEWAY_INBOX_PREFIX;
-                    rakuda_service::nats::connect(name, servers, &auth, inbox).await
-                }
-            })
-            .await
-            .map_err(|_| Error::IngestStopped)??;
-        let jetstream = async_nats::jetstream::context::ContextBuilder::new()
-            .timeout(rakuda_service::nats::REQUEST_TIMEOUT)
-            .build(nats.clone());
+        let instance = fleet::instance_name(&config.fleet);
+        let (thread, nats) = ingest::connect(&config.nats, &instance).await?;
         let connected = watch::channel(false);
-        let hub = Arc::new(Hub::new(config.client_queue_capacity));
-        let ring = Arc::new(Ring::new(config.replay_ring_capacity));
-        let latest = Arc::new(Latest::new(metrics.history.clone()));
-        let canary = Arc::new(Canary::new(
-            config.canary_interval,
-            config.canary_degraded_after,
-        ));
-        let reading = Reading::default();
-        let refusals = Refusals::new(metrics.edge.clone());
-        let drain = DrainSignal::new(shutdown.clone(), config.gateway_drain_window);
-        let tokens = Arc::new(token_signer(&config));
-        let cluster = Arc::new(Cluster::new(
-            nats.clone(),
-            instance.clone(),
-            metrics.clone(),
-            config.cluster_stats_timeout,
-        ));
-
-        let feed = Feed {
-            jetstream: jetstream.clone(),
-            stream_name: config.stream_name.clone(),
-            connected: connected.1.clone(),
-            failures: metrics.ingest.feed_failures.clone(),
-        };
-        let pipeline = Pipeline::new(
-            PipelineOutputs {
-                hub: hub.clone(),
-                ring: ring.clone(),
-                latest: latest.clone(),
-                metrics: metrics.ingest.clone(),
-                reading: reading.clone(),
-                canary: canary.clone(),
-                instance: instance.clone(),
-            },
-            PipelineSettings {
-                debounce_window: config.debounce_window(),
-                max_batch_events: config.debounce_max_batch_events,
-                heartbeat_interval: config.heartbeat_interval(),
-            },
-        );
-        // Streams and history answers take their slots from the same limits.
-        let connections = Connections::new(config.max_connections, config.max_connections_per_key);
-        let streams = Arc::new(Streams::new(
-            Resumer {
-                hub: hub.clone(),
-                ring: ring.clone(),
-                stream: StreamReader {
-                    jetstream: jetstream.clone(),
-                    name: config.stream_name.clone(),
-                },
-                budget: ReplayBudget::new(
-                    config.replay_budget_bytes,
-                    config.replay_connection_max_bytes,
-                    metrics.connections.replay_bytes_in_flight.clone(),
-                ),
-                metrics: metrics.connections.clone(),
-                limits: ResumeLimits {
-                    max_batch_events: config.debounce_max_batch_events,
-                    max_events: config.resume_max_events,
-                    backfill_max_events: config.backfill_max_events,
-                    backfill_max_age: config.backfill_max_age,
-                },
-                counts: BackfillCounts::new(&metrics.history),
-            },
-            connections.clone(),
-            ConnectionRate::new(
-                config.connection_rate_limit,
-                config.connection_rate_burst,
-                config.connection_rate_retry_max,
-            ),
-            drain.clone(),
-            refusals.clone(),
-            metrics.connections.clone(),
-            instance.clone(),
-            StreamSettings {
-                sse_retry_ms: config.sse_retry,
-                ws_max_frame_bytes: config.ws_max_frame_bytes,
-                ws_max_bad_frames: config.ws_max_bad_frames,
-            },
-            AllowedOrigins::new(config.cors_origins.clone()),
-        ));
-        let status = Arc::new(StatusSources {
-            instance: instance.clone(),
-            started: Instant::now(),
-            metrics: metrics.clone(),
-            hub: hub.clone(),
-            reading,
-            nats_connected: connected.1.clone(),
-            canary: canary.clone(),
-            drain,
-            cluster: cluster.clone(),
-            refusals: refusals.clone(),
-            settings: shown_settings(&config),
-        });
-        let auth = Arc::new(Auth {
-            keys: ApiKeys::from(config.api_keys()?),
-            tokens: tokens.clone(),
-            refusals: refusals.clone(),
-            failures: AuthFailures::new(
-                std::num::NonZeroU32::new(config.auth_failures_per_minute)
-                    .unwrap_or(std::num::NonZeroU32::MIN),
-            ),
-            proxies: TrustedProxies::new(config.trusted_proxies.clone()),
-            enabled: config.realtime_enabled,
-        });
-        let minting = Arc::new(Minting {
-            tokens,
-            refusals: refusals.clone(),
-        });
-        let warm_reader = StreamReader {
-            jetstream: jetstream.clone(),
-            name: config.stream_name.clone(),
-        };
-        let filler = Filler {
-            latest: latest.clone(),
-            jetstream: jetstream.clone(),
-            stream_name: rakuda_schema::channel::latest_stream_name(&config.stream_name),
-            event_stream: config.stream_name.clone(),
-            metrics: metrics.history.clone(),
-        };
-        let history = Arc::new(router::history(
-            &config,
-            jetstream,
-            latest,
-            refusals.clone(),
-            &metrics.history,
-            connections,
-        )?);
+        let shared = Shared::new(&config, instance, &nats, connected.1.clone(), shutdown);
+        let cluster = fleet::cluster(&config.fleet, nats.clone(), &shared);
+        let connections = edge::connections(&config.limits, &shared);
+        let resumer = streams::resumer(&config.resume, &config.streams, &config.nats, &shared);
+        let tokens = Arc::new(edge::token_signer(&config.auth));
         let parts = RouteParts {
-            streams,
-            status,
-            minting,
-            auth,
-            history,
+            streams: Arc::new(streams::streams(
+                &config.streams,
+                &config.limits,
+                &config.auth,
+                resumer,
+                connections.clone(),
+                &shared,
+            )),
+            status: Arc::new(router::status(&config, &shared, cluster.clone())),
+            minting: Arc::new(Minting {
+                tokens: tokens.clone(),
+                refusals: shared.refusals.clone(),
+            }),
+            auth: Arc::new(edge::auth(
+                &config.auth,
+                config.realtime_enabled,
+                tokens,
+                &shared,
+            )?),
+            history: Arc::new(history::history(
+                &config.history,
+                &config.nats,
+                &config.limits,
+                connections,
+                &shared,
+            )?),
         };
-        let router = router(&config, parts, refusals.clone());
-        let redis = rakuda_service::redis::client(
-            config.redis_url.expose(),
-            config.redis_tls_ca.as_deref(),
-        )?;
+        let router = router::router(&config, parts, &shared);
         Ok(Gateway {
-            canary: CanaryTask {
-                redis,
-                channel: Channel::of(EventType::Canary).redis_channel(&config.redis_channel_prefix),
-                instance: instance.clone(),
-                canary,
-                metrics: metrics.fleet.clone(),
-            },
-            listener: Listener {
-                router,
-                limits: HeadLimits {
-                    max_uri_bytes: config.max_uri_bytes,
-                    max_header_bytes: config.max_header_bytes,
-                },
-                read_timeout: config.request_read_timeout,
-                unauthenticated: Unauthenticated::new(
-                    config.max_unauthenticated_connections,
-                    config.max_unauthenticated_per_address,
-                    TrustedProxies::new(config.trusted_proxies.clone()),
-                    metrics.edge.unauthenticated.clone(),
-                ),
-                refusals,
-                stall_timeout: config.client_stall_timeout,
-                connections: TaskTracker::new(),
-            },
-            drain_timeout: config.gateway_drain_timeout,
-            instance,
+            feed: ingest::feed(&config.nats, &shared),
+            pipeline: ingest::pipeline(&config.streams, &shared),
+            canary: fleet::canary_task(&config.fleet, &shared)?,
+            filler: history::filler(&config.nats, &shared),
+            ring_warmer: (
+                shared.ring.clone(),
+                ingest::stream_reader(&config.nats, &shared),
+            ),
+            listener: edge::listener(&config.limits, &config.auth, router, &shared),
+            drain_timeout: config.fleet.gateway_drain_timeout,
+            cluster,
             thread,
             nats,
-            metrics,
-            hub,
             connected,
-            feed,
-            pipeline,
-            cluster,
-            filler,
-            ring_warmer: (ring, warm_reader),
+            instance: shared.instance,
+            metrics: shared.metrics,
+            hub: shared.hub,
         })
     }
 
@@ -320,7 +167,7 @@ impl Gateway {
     pub(crate) fn spawn(self, listener: TcpListener) -> Running {
         let background = CancellationToken::new();
         let tasks = TaskTracker::new();
-        ingest::spawn(&self.thread, &tasks, self.feed, self.pipeline, &background);
+        crate::ingest::spawn(&self.thread, &tasks, self.feed, self.pipeline, &background);
         let (connected, _) = self.connected;
         let gauge = self.metrics.fleet.clone();
         tasks.spawn(rakuda_service::nats::watch_connection(

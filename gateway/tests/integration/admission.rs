@@ -87,9 +87,9 @@ async fn streams_past_the_connection_rate_are_refused_with_a_spread_retry_after_
     const REFUSALS: usize = 12;
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.connection_rate_limit = 1;
-    config.connection_rate_burst = Some(BURST as u32);
-    config.connection_rate_retry_max = Duration::from_secs(RETRY_MAX);
+    config.limits.connection_rate_limit = 1;
+    config.limits.connection_rate_burst = Some(BURST as u32);
+    config.limits.connection_rate_retry_max = Duration::from_secs(RETRY_MAX);
     let gateway = start_gateway(config).await;
 
     // Within the burst: every stream, SSE and WebSocket, is admitted.
@@ -214,10 +214,10 @@ async fn a_stream_refused_for_the_rate_gives_its_connection_slot_back() {
     let mut config = stack.gateway_config();
     // Room for two streams. Had the refused attempts kept the slots they took before the rate
     // was checked, the instance would be full long before the bucket refills.
-    config.max_connections = 2;
-    config.connection_rate_limit = 1;
-    config.connection_rate_burst = Some(1);
-    config.connection_rate_retry_max = Duration::from_secs(1);
+    config.limits.max_connections = 2;
+    config.limits.connection_rate_limit = 1;
+    config.limits.connection_rate_burst = Some(1);
+    config.limits.connection_rate_retry_max = Duration::from_secs(1);
     let gateway = start_gateway(config).await;
 
     let first = attempt(&gateway, 0).await;
@@ -331,7 +331,7 @@ async fn streams_opened_with_a_cursor_count_as_reconnects_by_transport() {
 async fn a_gateway_not_reading_the_stream_yet_refuses_streams_as_starting() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.stream_name = "RAKUDA_NOT_CREATED_YET".to_owned();
+    config.nats.stream_name = "RAKUDA_NOT_CREATED_YET".to_owned();
     let gateway =
         RunningGateway::start(|listener, shutdown| rakuda_gateway::run(config, listener, shutdown))
             .await;

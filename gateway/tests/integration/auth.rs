@@ -85,7 +85,7 @@ async fn every_bad_credential_gets_a_specific_json_error() {
     let mut config = stack.gateway_config();
     // Long enough that no token below expires while the test runs on a loaded machine: expiry
     // is shown with a token that expired before the test began.
-    config.token_ttl = TOKEN_TTL;
+    config.auth.token_ttl = TOKEN_TTL;
     let gateway = start_gateway(config).await;
     let events = format!("{}/api/realtime/events", gateway.url);
     let get = reqwest::Method::GET;
@@ -276,7 +276,7 @@ async fn realtime_disabled_answers_503_with_a_reason() {
 async fn cors_allows_only_the_configured_origins() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.cors_origins = vec!["https://ops.rakuda.example".into()];
+    config.auth.cors_origins = vec!["https://ops.rakuda.example".into()];
     let gateway = start_gateway(config).await;
     let preflight = |origin: &'static str| {
         let url = format!("{}/api/realtime/token", gateway.url);

@@ -13,8 +13,8 @@ const WINDOW_MS: u64 = 3000;
 async fn setup(window_ms: u64) -> (Stack, RunningGateway, SseClient) {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.sse_debounce_window = window_ms;
-    config.sse_heartbeat_interval = 600_000;
+    config.streams.sse_debounce_window = window_ms;
+    config.streams.sse_heartbeat_interval = 600_000;
     let gateway = start_gateway(config).await;
     let mut client = SseClient::connect(&format!("{}/api/realtime/events", gateway.url)).await;
     let _retry = client.next().await.expect("retry record");

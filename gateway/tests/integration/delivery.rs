@@ -108,8 +108,8 @@ async fn a_channel_filter_delivers_only_the_chosen_channels() {
 async fn heartbeats_arrive_at_the_set_interval() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.sse_heartbeat_interval = 200;
-    config.gateway_instance_id = Some("gw-test".into());
+    config.streams.sse_heartbeat_interval = 200;
+    config.fleet.gateway_instance_id = Some("gw-test".into());
     let gateway = start_gateway(config).await;
     let mut client = SseClient::connect(&format!("{}/api/realtime/events", gateway.url)).await;
     let mut redis = stack.redis_connection().await;
@@ -143,7 +143,7 @@ async fn heartbeats_arrive_at_the_set_interval() {
 async fn a_heartbeat_claims_the_events_the_client_filtered_out() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.sse_heartbeat_interval = 200;
+    config.streams.sse_heartbeat_interval = 200;
     let gateway = start_gateway(config).await;
     let mut client = SseClient::connect(&format!(
         "{}/api/realtime/events?channels=orders",
@@ -179,7 +179,7 @@ async fn a_heartbeat_claims_the_events_the_client_filtered_out() {
 async fn the_latency_probe_gets_every_probe_back() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.sse_debounce_window = 0;
+    config.streams.sse_debounce_window = 0;
     let gateway = start_gateway(config).await;
     let mut redis = stack.redis_connection().await;
     let probe = rakuda_simulator::probe::Probe {
@@ -249,7 +249,7 @@ async fn a_dashboard_directory_is_served_at_the_root() {
 async fn the_workers_bytes_reach_sse_and_websocket_clients_unchanged() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.sse_debounce_window = 0;
+    config.streams.sse_debounce_window = 0;
     let gateway = start_gateway(config).await;
     let mut sse = SseClient::connect(&format!("{}/api/realtime/events", gateway.url)).await;
     let mut ws = ws_connect(&gateway, "", &[("X-API-Key", API_KEY)])

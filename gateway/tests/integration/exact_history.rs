@@ -65,12 +65,12 @@ fn seqs(records: &[SseEvent]) -> Vec<u64> {
 async fn a_client_resuming_inside_a_batch_gets_only_the_events_above_its_cursor() {
     let stack = Stack::start().await;
     let mut eager = stack.gateway_config();
-    eager.sse_debounce_window = 0;
+    eager.streams.sse_debounce_window = 0;
     let a = start_gateway(eager).await;
     let mut patient = stack.gateway_config();
     // Long enough that the resume below lands inside the window even on a loaded machine; if
     // it does not, the client gets the same events and the test still holds.
-    patient.sse_debounce_window = 8_000;
+    patient.streams.sse_debounce_window = 8_000;
     let b = start_gateway(patient).await;
 
     let mut on_a =
@@ -117,8 +117,8 @@ async fn a_client_resuming_inside_a_batch_gets_only_the_events_above_its_cursor(
 async fn a_channel_restricted_backfill_gets_the_last_n_of_its_channels() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.replay_ring_capacity = 50;
-    config.backfill_max_events = 25;
+    config.resume.replay_ring_capacity = 50;
+    config.resume.backfill_max_events = 25;
     let gateway = start_gateway(config).await;
     // 300 events, every 10th an order.
     let mut events = Vec::new();
@@ -155,9 +155,9 @@ async fn a_channel_restricted_backfill_gets_the_last_n_of_its_channels() {
 async fn a_quiet_channel_is_backfilled_from_far_behind_the_busy_ones() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.replay_ring_capacity = 100;
-    config.resume_max_events = 500;
-    config.backfill_max_events = 1000;
+    config.resume.replay_ring_capacity = 100;
+    config.resume.resume_max_events = 500;
+    config.resume.backfill_max_events = 1000;
     let gateway = start_gateway(config).await;
     let inventory =
         publish_and_store(&stack, &burst(EventType::InventoryChange, 120, 120, "inv")).await;
@@ -209,7 +209,7 @@ async fn a_ring_replay_over_large_events_is_sent_in_bounded_frames() {
 async fn a_ring_replay_counts_every_event_it_holds() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.replay_connection_max_bytes = 1024 * 1024;
+    config.resume.replay_connection_max_bytes = 1024 * 1024;
     let gateway = start_gateway(config).await;
     let mut events = Vec::new();
     for (event_type, tag) in [

@@ -28,7 +28,7 @@ async fn until_event(client: &mut SseClient, id: &str) {
 async fn the_third_nats_outage_is_recovered_from_as_quickly_as_the_first() {
     let mut stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.sse_debounce_window = 0;
+    config.streams.sse_debounce_window = 0;
     let gateway = start_gateway(config).await;
     let mut client = SseClient::connect(&format!("{}/api/realtime/events", gateway.url)).await;
     let mut redis = stack.redis_connection().await;
@@ -65,7 +65,7 @@ async fn the_third_nats_outage_is_recovered_from_as_quickly_as_the_first() {
 async fn the_third_stream_outage_is_recovered_from_as_quickly_as_the_first() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.sse_debounce_window = 0;
+    config.streams.sse_debounce_window = 0;
     let gateway = start_gateway(config).await;
     let mut client = SseClient::connect(&format!("{}/api/realtime/events", gateway.url)).await;
     let mut redis = stack.redis_connection().await;

@@ -174,11 +174,11 @@ impl RunningGatewayUrl {
 async fn connection_and_request_limits_refuse_with_a_reason() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.api_key = vec![API_KEY.into(), "second-key-0002".into()];
-    config.max_connections = 3;
-    config.max_connections_per_key = 2;
-    config.max_uri_bytes = 512;
-    config.max_header_bytes = 2048;
+    config.auth.api_key = vec![API_KEY.into(), "second-key-0002".into()];
+    config.limits.max_connections = 3;
+    config.limits.max_connections_per_key = 2;
+    config.limits.max_uri_bytes = 512;
+    config.limits.max_header_bytes = 2048;
     let gateway = start_gateway(config).await;
     let url = format!("{}/api/realtime/events", gateway.url);
 
@@ -326,10 +326,10 @@ async fn cluster_stats_list_every_instance_and_name_a_frozen_one() {
 async fn the_canary_proves_the_path_and_never_reaches_clients() {
     let mut stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.canary_interval = Duration::from_millis(200);
-    config.canary_degraded_after = Duration::from_millis(1500);
-    config.sse_debounce_window = 0;
-    config.gateway_instance_id = Some("gw-canary".into());
+    config.fleet.canary_interval = Duration::from_millis(200);
+    config.fleet.canary_degraded_after = Duration::from_millis(1500);
+    config.streams.sse_debounce_window = 0;
+    config.fleet.gateway_instance_id = Some("gw-canary".into());
     let gateway = start_gateway(config).await;
     let mut client = SseClient::connect(&format!("{}/api/realtime/events", gateway.url)).await;
 

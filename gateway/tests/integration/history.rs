@@ -52,7 +52,7 @@ async fn history_of(client: &mut SseClient) -> Vec<u64> {
 async fn a_new_connection_can_ask_for_recent_events_first() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.backfill_max_events = 25;
+    config.resume.backfill_max_events = 25;
     let gateway = start_gateway(config).await;
     let published = publish_orders(&stack, 40, "bf").await;
     wait_for_watermark(&gateway, published[39]).await;
@@ -100,7 +100,7 @@ async fn backfill_comes_from_jetstream_when_the_gateway_started_later() {
     // This gateway's ring, warmed at start with what the stream held before it, is shorter
     // than the backfill.
     let mut config = stack.gateway_config();
-    config.replay_ring_capacity = 2;
+    config.resume.replay_ring_capacity = 2;
     let gateway = start_gateway(config).await;
     wait_for_watermark(&gateway, published[11]).await;
     let mut client =
@@ -139,7 +139,7 @@ async fn backfill_counts_client_events_not_canary_probes() {
     // From JetStream, for a gateway started after them (its ring, warmed at start, is shorter
     // than the backfill): the stream is counted, not read.
     let mut late_config = stack.gateway_config();
-    late_config.replay_ring_capacity = 2;
+    late_config.resume.replay_ring_capacity = 2;
     let late = start_gateway(late_config).await;
     wait_for_watermark(&late, orders[5] + 40).await;
     let mut client =
@@ -155,8 +155,8 @@ async fn backfill_counts_client_events_not_canary_probes() {
 async fn the_summary_counts_todays_events_per_type_without_reading_them() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.summary_timezone = "Asia/Tokyo".into();
-    config.summary_cache_ttl = Duration::from_millis(300);
+    config.history.summary_timezone = "Asia/Tokyo".into();
+    config.history.summary_cache_ttl = Duration::from_millis(300);
     let gateway = start_gateway(config).await;
     let mut redis = stack.redis_connection().await;
     let mut messages = burst(EventType::OrderReceived, 7, 7, "s");
@@ -334,9 +334,9 @@ async fn get_text(gateway: &RunningGateway, path: &str) -> String {
 async fn heartbeats_say_when_the_gateway_is_degraded() {
     let mut stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.canary_interval = Duration::from_millis(200);
-    config.canary_degraded_after = Duration::from_millis(1500);
-    config.sse_heartbeat_interval = 300;
+    config.fleet.canary_interval = Duration::from_millis(200);
+    config.fleet.canary_degraded_after = Duration::from_millis(1500);
+    config.streams.sse_heartbeat_interval = 300;
     let gateway = start_gateway(config).await;
     let mut client = SseClient::connect(&format!("{}/api/realtime/events", gateway.url)).await;
     heartbeat_saying(&mut client, false).await;

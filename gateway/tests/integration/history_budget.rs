@@ -66,8 +66,8 @@ async fn latest_consumers(jetstream: &async_nats::jetstream::Context) -> usize {
 async fn unread_snapshots_stay_within_the_budget_the_rest_are_refused_and_hold_no_consumer() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.history_budget_bytes = BUDGET;
-    config.history_request_max_bytes = WINDOW;
+    config.history.history_budget_bytes = BUDGET;
+    config.history.history_request_max_bytes = WINDOW;
     let gateway = start_gateway(config).await;
     let mut redis = stack.redis_connection().await;
     publish_all(&mut redis, &padded_products()).await;
@@ -158,7 +158,7 @@ async fn unread_snapshots_stay_within_the_budget_the_rest_are_refused_and_hold_n
 async fn history_requests_count_against_the_credentials_connections() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.max_connections_per_key = 1;
+    config.limits.max_connections_per_key = 1;
     let gateway = start_gateway(config).await;
     let (status, _) = get_json(&gateway, "/api/realtime/summary").await;
     assert_eq!(status, 200, "a slot while answering, given back after");

@@ -377,9 +377,9 @@ impl ConsumerCreates {
 /// Settings for a herd from one address: every request fits.
 fn herd_config(stack: &Stack) -> rakuda_gateway::Config {
     let mut config = stack.gateway_config();
-    config.max_unauthenticated_connections = 4_096;
-    config.max_unauthenticated_per_address = 4_096;
-    config.history_request_max_bytes = 64 * 1024;
+    config.limits.max_unauthenticated_connections = 4_096;
+    config.limits.max_unauthenticated_per_address = 4_096;
+    config.history.history_request_max_bytes = 64 * 1024;
     config
 }
 
@@ -433,7 +433,7 @@ async fn a_herd_of_identical_summaries_runs_one_computation() {
     publish_and_store(&stack, &burst_over_entities(10, 1, "sum")).await;
     let mut config = herd_config(&stack);
     // Long enough that the whole herd falls within one computation and its cache.
-    config.summary_cache_ttl = Duration::from_secs(120);
+    config.history.summary_cache_ttl = Duration::from_secs(120);
     let gateway = start_gateway(config).await;
     let mut creates = ConsumerCreates::watch(&stack).await;
 
@@ -490,7 +490,7 @@ async fn a_herd_of_identical_backfills_counts_once() {
     // ring, warmed at start, holds fewer than the backfill asks for.
     publish_and_store(&stack, &burst(EventType::OrderReceived, 300, 300, "bf")).await;
     let mut config = herd_config(&stack);
-    config.replay_ring_capacity = 10;
+    config.resume.replay_ring_capacity = 10;
     let gateway = start_gateway(config).await;
     let jetstream = stack.jetstream().await;
     let last = stream_last_seq(&jetstream).await;

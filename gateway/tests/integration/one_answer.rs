@@ -170,7 +170,7 @@ async fn answer(gateway: &RunningGateway, request: &str) -> (String, String) {
 async fn the_same_request_gets_the_same_status_and_body_on_both_paths() {
     let stack = Stack::start().await;
     let config = stack.gateway_config();
-    let (max_uri, max_headers) = (config.max_uri_bytes, config.max_header_bytes);
+    let (max_uri, max_headers) = (config.limits.max_uri_bytes, config.limits.max_header_bytes);
     let gateway = start_gateway(config).await;
 
     // `{path}` is the SSE stream (the socket path) or another endpoint behind the same auth

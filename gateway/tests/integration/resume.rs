@@ -152,7 +152,7 @@ async fn an_instance_started_later_resumes_from_before_its_start_out_of_its_ring
 async fn a_cursor_older_than_the_ring_is_served_from_the_stream() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.replay_ring_capacity = 5;
+    config.resume.replay_ring_capacity = 5;
     let gateway = start_gateway(config).await;
     let mut redis = stack.redis_connection().await;
     publish_all(&mut redis, &burst(EventType::OrderReceived, 40, 40, "o")).await;
@@ -173,7 +173,7 @@ async fn cursors_that_cannot_be_honoured_get_reset() {
     let stack = Stack::start_with(|bridge| bridge.stream_max_messages = 20).await;
     let mut config = stack.gateway_config();
     // A ring that still held them would rightly serve even events the stream dropped.
-    config.replay_ring_capacity = 5;
+    config.resume.replay_ring_capacity = 5;
     let gateway = start_gateway(config).await;
     let mut redis = stack.redis_connection().await;
     publish_all(&mut redis, &burst(EventType::PriceChange, 50, 50, "p")).await;

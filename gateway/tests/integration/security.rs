@@ -87,7 +87,7 @@ async fn mint(gateway: &RunningGateway, body: &str) -> String {
 async fn silent_trickling_and_idle_sockets_are_answered_408_and_closed() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.request_read_timeout = Duration::from_millis(700);
+    config.limits.request_read_timeout = Duration::from_millis(700);
     let gateway = start_gateway(config).await;
 
     // Nothing at all.
@@ -139,7 +139,7 @@ async fn silent_trickling_and_idle_sockets_are_answered_408_and_closed() {
 async fn unauthenticated_sockets_are_capped_counted_and_released_by_authentication() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.max_unauthenticated_connections = 6;
+    config.limits.max_unauthenticated_connections = 6;
     let gateway = start_gateway(config).await;
 
     // An authenticated stream holds no unauthenticated slot. Reading /metrics takes one
@@ -228,10 +228,10 @@ async fn a_flood_from_one_address_leaves_other_addresses_and_health_checks_serve
     const FLOOD: usize = 12;
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.max_unauthenticated_connections = TOTAL;
-    config.max_unauthenticated_per_address = PER_ADDRESS;
+    config.limits.max_unauthenticated_connections = TOTAL;
+    config.limits.max_unauthenticated_per_address = PER_ADDRESS;
     // No silent socket times out while the test runs.
-    config.request_read_timeout = Duration::from_secs(300);
+    config.limits.request_read_timeout = Duration::from_secs(300);
     let gateway = start_gateway(config).await;
 
     let mut flood = Vec::new();
@@ -284,8 +284,8 @@ async fn a_flood_from_one_address_leaves_other_addresses_and_health_checks_serve
 async fn wrong_credentials_are_limited_per_client_and_proxies_only_speak_when_trusted() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.auth_failures_per_minute = 5;
-    config.trusted_proxies = vec!["127.0.0.2/32".parse().expect("net")];
+    config.auth.auth_failures_per_minute = 5;
+    config.auth.trusted_proxies = vec!["127.0.0.2/32".parse().expect("net")];
     let gateway = start_gateway(config).await;
     let guess = |extra: &str| {
         format!("GET /api/realtime/status HTTP/1.1\r\nHost: x\r\nX-API-Key: guess-000000\r\n{extra}\r\n")
@@ -339,7 +339,7 @@ async fn wrong_credentials_are_limited_per_client_and_proxies_only_speak_when_tr
 async fn a_stream_ends_when_its_token_expires() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.token_ttl = Duration::from_secs(2);
+    config.auth.token_ttl = Duration::from_secs(2);
     let gateway = start_gateway(config).await;
 
     let token = mint(&gateway, "{}").await;
@@ -407,7 +407,7 @@ async fn status_and_stats_need_the_key_or_an_admin_token() {
 async fn a_websocket_from_a_page_not_in_cors_origins_is_refused() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.cors_origins = vec!["https://ops.example.com".into()];
+    config.auth.cors_origins = vec!["https://ops.example.com".into()];
     let gateway = start_gateway(config).await;
     let key = ("X-API-Key", API_KEY);
 

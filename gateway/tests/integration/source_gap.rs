@@ -86,10 +86,10 @@ impl Backbone {
             vec![self.nats.url().parse().expect("nats url")],
             vec![API_KEY.into()],
         );
-        config.redis_url = self.redis.url().into();
-        config.token_secret = vec![TOKEN_SECRET.into()];
-        config.canary_interval = Duration::ZERO;
-        config.sse_debounce_window = 0;
+        config.fleet.redis_url = self.redis.url().into();
+        config.auth.token_secret = vec![TOKEN_SECRET.into()];
+        config.fleet.canary_interval = Duration::ZERO;
+        config.streams.sse_debounce_window = 0;
         config
     }
 }

@@ -8,8 +8,8 @@ use serde_json::Value;
 async fn stats_agree_with_metrics_and_status_tracks_connections() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.sse_debounce_window = 2000;
-    config.gateway_instance_id = Some("gw-stats".into());
+    config.streams.sse_debounce_window = 2000;
+    config.fleet.gateway_instance_id = Some("gw-stats".into());
     let gateway = start_gateway(config).await;
     let url = format!("{}/api/realtime/events", gateway.url);
 

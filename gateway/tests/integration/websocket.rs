@@ -43,7 +43,7 @@ async fn every_type_arrives_as_the_documented_frame() {
 async fn subscribe_and_unsubscribe_change_what_arrives() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.sse_debounce_window = 0;
+    config.streams.sse_debounce_window = 0;
     let gateway = start_gateway(config).await;
     let mut socket = ws_connect(&gateway, "?channels=orders", &[("X-API-Key", API_KEY)])
         .await
@@ -103,7 +103,7 @@ async fn subscribe_and_unsubscribe_change_what_arrives() {
 async fn resume_with_last_event_id_on_another_instance() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.sse_debounce_window = 0;
+    config.streams.sse_debounce_window = 0;
     let first = start_gateway(config.clone()).await;
     let second = start_gateway(config).await;
     let mut redis = stack.redis_connection().await;
@@ -192,7 +192,7 @@ async fn missing_or_wrong_key_is_refused_before_the_upgrade() {
 async fn malformed_frames_get_error_frames_then_a_policy_close() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.ws_max_bad_frames = 2;
+    config.streams.ws_max_bad_frames = 2;
     let gateway = start_gateway(config).await;
     let mut socket = ws_connect(&gateway, "", &[("X-API-Key", API_KEY)])
         .await
@@ -237,7 +237,7 @@ async fn malformed_frames_get_error_frames_then_a_policy_close() {
 async fn an_oversized_frame_closes_with_1009() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.ws_max_frame_bytes = 1024;
+    config.streams.ws_max_frame_bytes = 1024;
     let gateway = start_gateway(config).await;
     let mut socket = ws_connect(&gateway, "", &[("X-API-Key", API_KEY)])
         .await
@@ -261,7 +261,7 @@ async fn an_oversized_frame_closes_with_1009() {
 async fn a_client_that_stops_answering_pings_is_closed() {
     let stack = Stack::start().await;
     let mut config = stack.gateway_config();
-    config.sse_heartbeat_interval = 200;
+    config.streams.sse_heartbeat_interval = 200;
     let gateway = start_gateway(config).await;
     // Never read: the client library answers pings only while it reads, so this one is silent.
     let socket = ws_connect(&gateway, "", &[("X-API-Key", API_KEY)])

@@ -97,12 +97,12 @@ impl Stack {
             vec![self.nats.url().parse().expect("nats url")],
             vec![API_KEY.into()],
         );
-        config.redis_url = self.redis.url().into();
-        config.token_secret = vec![TOKEN_SECRET.into()];
-        config.canary_interval = Duration::ZERO;
+        config.fleet.redis_url = self.redis.url().into();
+        config.auth.token_secret = vec![TOKEN_SECRET.into()];
+        config.fleet.canary_interval = Duration::ZERO;
         // Streams close within 200 ms of a stop rather than up to 5 s: a test's stop stays far
         // inside its deadline on a loaded machine. The drain tests set their own window.
-        config.gateway_drain_window = Duration::from_millis(200);
+        config.fleet.gateway_drain_window = Duration::from_millis(200);
         config
     }
 
