@@ -267,13 +267,8 @@ pub fn machine() -> String {
         .count();
     let memory_gib = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|line| line.strip_prefix("MemTotal:"))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|kib| kib.parse::<f64>().ok())
-        })
-        .map(|kib| kib / 1024.0 / 1024.0)
+        .and_then(|text| crate::procstat::kib_field(&text, "MemTotal:"))
+        .map(|kib| kib as f64 / 1024.0 / 1024.0)
         .unwrap_or(0.0);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .unwrap_or_default()
