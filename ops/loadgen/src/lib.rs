@@ -17,6 +17,8 @@
 //!   addresses, the four fleet scenarios (`fleet-56k`, `storm-kill`, `rolling-deploy`,
 //!   `reset-herd`) and their coordinator.
 //! - [`report`] — tables, medians and the generated part of docs/BENCHMARKS.md.
+//! - [`figures`] — how both tables write a figure, take a median over runs and note failed
+//!   runs.
 //! - [`loopback`] — the guard that keeps the command line's load on this machine.
 //! - [`cli`] — the `rakuda-loadgen` command line.
 //! - [`commands`] — what each subcommand does: `subscribe`, `publish`, `scenario`, `bench`,
@@ -26,6 +28,7 @@ pub mod calibrate;
 pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod figures;
 pub mod fleet;
 pub mod loopback;
 pub mod marker;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::cli::StackArgs;
 use crate::client::Transport;
-use crate::fleet::report::FleetRow;
+use crate::fleet::rows::FleetRow;
 use crate::fleet::{self, FleetError, FleetOptions, FleetReport, FleetScenario};
 use crate::report::{self, Row};
 use crate::scenario::{self, Report, RunError, RunOptions, Scenario};
@@ -271,7 +271,7 @@ fn print_fleet_report(run: usize, report: &FleetReport) {
     );
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{json}");
-    let _ = writeln!(out, "{}", fleet::report::table(&[row]));
+    let _ = writeln!(out, "{}", fleet::rows::table(&[row]));
 }
 
 /// The stack flags as the runner takes them. Pinning needs `taskset`: without it the gateway

@@ -17,13 +17,17 @@
 //! - `monitor` — JetStream consumers, each gateway's history consumers and NATS's memory,
 //!   sampled every 100 ms.
 //! - `run` — one scenario run on a fresh fleet stack, one [`FleetReport`].
-//! - [`report`] — the run's JSON line and the rows of docs/BENCHMARKS.md.
+//! - [`report`] — the run's JSON line.
+//! - [`rows`] — the medians of several runs as rows of docs/BENCHMARKS.md; `targets` — what
+//!   each scenario's medians must meet.
 
 mod coordinator;
 pub mod histogram;
 mod monitor;
 pub mod report;
+pub mod rows;
 mod run;
+mod targets;
 pub mod wire;
 pub mod worker;
 
