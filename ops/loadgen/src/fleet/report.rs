@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::histogram::Histogram;
+use super::wire::{Audit, WorkerReport};
+
 /// CPU seconds each kind of process used from the start of the load to its end.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct FleetCpu {
@@ -170,6 +173,69 @@ pub struct FleetReport {
     pub bridge_subscriptions_ended: BTreeMap<String, u64>,
     pub history_last_error: Option<String>,
     pub last_error: Option<String>,
+}
+
+/// Fills the audit, latency and client figures from the workers' reports.
+pub(super) fn fill_audit(report: &mut FleetReport, workers: &[WorkerReport], untouched: &[usize]) {
+    let mut total = WorkerReport::default();
+    for worker in workers {
+        total.add(worker);
+    }
+    let mut all = Audit::default();
+    let mut untouched_latency = Histogram::default();
+    for (gateway, audit) in total.by_gateway.iter().enumerate() {
+        all.add(audit);
+        if untouched.contains(&gateway) {
+            untouched_latency.add(&audit.latency);
+        }
+    }
+    report.sse = total.sse;
+    report.ws = total.ws;
+    report.deliveries_expected = all.expected;
+    report.deliveries_received = all.received;
+    report.lost = all.lost;
+    report.lost_tail = all.lost_tail;
+    report.lost_unsignalled = all.lost_unsignalled;
+    report.clients_lost_unsignalled = all.clients_lost_unsignalled;
+    report.duplicates = all.duplicates;
+    report.out_of_order = all.out_of_order;
+    report.late_clients = all.late;
+    report.p50_ms = all.latency.quantile_ms(0.5);
+    report.p99_ms = all.latency.quantile_ms(0.99);
+    report.max_ms = all.latency.quantile_ms(1.0);
+    if untouched.len() < total.by_gateway.len() {
+        report.untouched_p50_ms = untouched_latency.quantile_ms(0.5);
+        report.untouched_p99_ms = untouched_latency.quantile_ms(0.99);
+    }
+    report.clients_reset = total.clients_reset;
+    report.resets = total.resets.clone();
+    report.refused_503 = total
+        .refusals
+        .iter()
+        .filter(|(what, _)| what.starts_with("503"))
+        .map(|(_, count)| count)
+        .sum();
+    report.refusals = total.refusals.clone();
+    report.failed_connects = total.failed_connects;
+    report.passed_on = total.passed_on;
+    report.last_error.clone_from(&total.last_error);
+    report.reconnects = total.reconnects;
+    report.max_reconnects_per_s_by_gateway = total.max_reconnects_per_second(report.gateways);
+    report.session_ends = total.session_ends.clone();
+    let history = &total.history;
+    if history.refetches_started > 0 {
+        report.history_requests = Some(history.requests);
+        report.history_non_2xx = Some(history.non_2xx.values().sum());
+        report.history_refusals = history.non_2xx.clone();
+        report.history_errors = Some(history.errors);
+        report.history_p50_ms = history.answer.quantile_ms(0.5);
+        report.history_p99_ms = history.answer.quantile_ms(0.99);
+        report.history_max_ms = history.answer.quantile_ms(1.0);
+        report.refetches_done = Some(history.refetches_done);
+        report.refetches_failed = Some(history.refetches_failed);
+        report.refetch_p99_ms = history.refetch.quantile_ms(0.99);
+        report.history_last_error.clone_from(&history.last_error);
+    }
 }
 
 #[cfg(test)]
