@@ -42,3 +42,13 @@ pub mod tally;
 
 pub use client::{Target, Transport};
 pub use tally::Tally;
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks `mutex` even if a task panicked while holding it: what was counted before the panic
+/// (a tally, a worker's history figures, the monitor's peaks) is still worth reporting.
+pub(crate) fn unpoisoned<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -52,7 +52,5 @@ pub type SharedTally = Arc<Mutex<Tally>>;
 
 /// Locks a tally; a panic elsewhere does not hide what was recorded.
 pub fn lock(tally: &SharedTally) -> MutexGuard<'_, Tally> {
-    tally
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    crate::unpoisoned(tally)
 }

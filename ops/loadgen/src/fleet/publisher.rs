@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::run::FleetError;
 use crate::marker::now_us;
 use crate::publish::LoadEvents;
+use crate::unpoisoned;
 
 /// The load, running.
 pub(super) struct Publisher {
@@ -87,11 +88,7 @@ impl Publisher {
                 })
             }
         };
-        let at_us = self
-            .published_at
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
+        let at_us = unpoisoned(&self.published_at).clone();
         Ok(Published {
             events,
             unheard,
@@ -134,10 +131,7 @@ async fn publish_load(
         if published == 0 {
             first_published_us.store(now, Ordering::SeqCst);
         }
-        published_at
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(now);
+        unpoisoned(&published_at).push(now);
         let receivers: i64 = redis::cmd("PUBLISH")
             .arg(channel)
             .arg(json)

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::refetcher::stats;
 use super::Client;
 use crate::client::lock;
 use crate::fleet::wire::{Audit, HistoryStats, WorkerConfig, WorkerReport};
 use crate::tally::{SessionInfo, Tally};
+use crate::unpoisoned;
 
 /// What every client of a worker saw, audited against events `0..expected` published from
 /// `first_published_us` on (`published_us`: when each was): by the gateway each started on,
@@ -79,7 +79,7 @@ pub(super) fn report(
     for audit in &mut report.by_gateway {
         audit.latency.compact();
     }
-    let mut history = stats(history).clone();
+    let mut history = unpoisoned(history).clone();
     history.answer.compact();
     history.refetch.compact();
     report.history = history;

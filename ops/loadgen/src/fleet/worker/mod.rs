@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::wire::{Command, HistoryStats, Reply, WorkerConfig};
 use crate::client::{self, lock, Backoff, Balancer, SharedTally, Target, Transport};
 use audit::back_after;
-use refetcher::{stats, Refetcher};
+use refetcher::Refetcher;
 
 /// How often a wait looks at the clients again.
 const POLL: Duration = Duration::from_millis(50);
@@ -346,7 +346,7 @@ impl Worker {
                 return Reply::Resets {
                     reset,
                     refetched,
-                    last_refetch_us: stats(&self.history).last_done_us,
+                    last_refetch_us: crate::unpoisoned(&self.history).last_done_us,
                 };
             }
             tokio::time::sleep(POLL).await;

@@ -3,7 +3,7 @@
 //! `Retry-After`) or a failure, as the dashboard does, so that a reset herd meets the gateways'
 //! history budget as real pages would.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
@@ -12,18 +12,12 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{self, http, lock, ResetHook, SharedTally};
 use crate::fleet::wire::{HistoryStats, RefetchConfig};
 use crate::marker::now_us;
+use crate::unpoisoned;
 
 /// One summary or snapshot request, from its connect to its whole answer.
 const REQUEST_LIMIT: Duration = Duration::from_secs(30);
 /// The largest answer read (a snapshot page of 1,000 entities is well under this).
 const MAX_BODY: usize = 64 * 1024 * 1024;
-
-/// Locks a worker's history figures; a panic elsewhere does not hide what was counted.
-pub(super) fn stats(history: &Mutex<HistoryStats>) -> MutexGuard<'_, HistoryStats> {
-    history
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// Refetches a dashboard's state after a `reset`: the summary, then every snapshot page.
 #[derive(Clone)]
@@ -54,7 +48,7 @@ impl Refetcher {
 
     async fn refetch(self, tally: SharedTally, url: String) {
         let started = Instant::now();
-        stats(&self.stats).refetches_started += 1;
+        unpoisoned(&self.stats).refetches_started += 1;
         let jitter = Duration::from_millis(self.config.jitter_ms).mul_f64(rand::random::<f64>());
         let limit = Duration::from_millis(self.config.limit_ms);
         let work = async {
@@ -73,7 +67,7 @@ impl Refetcher {
                     Ok(Page { next: Some(next) }) if next > after => after = next,
                     Ok(_) => return true,
                     Err(_) => {
-                        let mut stats = stats(&self.stats);
+                        let mut stats = unpoisoned(&self.stats);
                         stats.errors += 1;
                         stats.last_error = Some("a snapshot page that is not JSON".into());
                         return false;
@@ -85,7 +79,7 @@ impl Refetcher {
             _ = self.stop.cancelled() => return,
             finished = tokio::time::timeout(limit, work) => finished,
         };
-        let mut stats = stats(&self.stats);
+        let mut stats = unpoisoned(&self.stats);
         if finished == Ok(true) {
             stats.refetches_done += 1;
             stats.refetch.record(started.elapsed().as_micros() as u64);
@@ -123,7 +117,7 @@ impl Refetcher {
                 (answer, sent.elapsed())
             };
             let wait = {
-                let mut stats = stats(&self.stats);
+                let mut stats = unpoisoned(&self.stats);
                 match answer {
                     (Ok(response), took) => {
                         stats.requests += 1;
