@@ -17,6 +17,8 @@
 //!   addresses, the four fleet scenarios (`fleet-56k`, `storm-kill`, `rolling-deploy`,
 //!   `reset-herd`) and their coordinator.
 //! - [`report`] — tables, medians and the generated part of docs/BENCHMARKS.md.
+//! - [`figures`] — how both tables write a figure, take a median over runs and note failed
+//!   runs.
 //! - [`loopback`] — the guard that keeps the command line's load on this machine.
 //! - [`cli`] — the `rakuda-loadgen` command line.
 //! - [`commands`] — what each subcommand does: `subscribe`, `publish`, `scenario`, `bench`,
@@ -26,6 +28,7 @@ pub mod calibrate;
 pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod figures;
 pub mod fleet;
 pub mod loopback;
 pub mod marker;
@@ -39,3 +42,13 @@ pub mod tally;
 
 pub use client::{Target, Transport};
 pub use tally::Tally;
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks `mutex` even if a task panicked while holding it: what was counted before the panic
+/// (a tally, a worker's history figures, the monitor's peaks) is still worth reporting.
+pub(crate) fn unpoisoned<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -15,11 +15,7 @@ pub struct Reading {
 /// Reads `/proc/<pid>`; `None` if the process is gone.
 pub fn read(pid: u32) -> Option<Reading> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kib = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())?;
+    let rss_kib = kib_field(&status, "VmRSS:")?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     Some(Reading {
         rss_kib,
@@ -52,12 +48,7 @@ pub fn machine() -> Option<MachineTimes> {
 
 fn machine_times(stat: &str) -> Option<MachineTimes> {
     let line = stat.lines().find(|line| line.starts_with("cpu "))?;
-    let ticks: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .map(|field| field.parse().ok())
-        .collect::<Option<_>>()?;
+    let ticks = cpu_line_ticks(line)?;
     // Kernels before 2.6.11 have no steal field: count none.
     Some(MachineTimes {
         total: ticks.iter().sum(),
@@ -106,18 +97,33 @@ fn per_cpu_times(stat: &str) -> Vec<CpuTimes> {
                 .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
         })
         .filter_map(|line| {
-            let ticks: Vec<u64> = line
-                .split_whitespace()
-                .skip(1)
-                .take(8)
-                .map(|field| field.parse().ok())
-                .collect::<Option<_>>()?;
+            let ticks = cpu_line_ticks(line)?;
             Some(CpuTimes {
                 total: ticks.iter().sum(),
                 idle: ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0),
             })
         })
         .collect()
+}
+
+/// The first eight tick counts of a `cpu` or `cpuN` line of `/proc/stat` (user, nice, system,
+/// idle, iowait, irq, softirq, steal; fewer on kernels without them). `None` if one is not a
+/// number.
+fn cpu_line_ticks(line: &str) -> Option<Vec<u64>> {
+    line.split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|field| field.parse().ok())
+        .collect()
+}
+
+/// The KiB of a `Name:   1234 kB` line of a /proc file (`VmRSS:` of `/proc/<pid>/status`,
+/// `MemTotal:` of `/proc/meminfo`); `None` without one.
+pub(crate) fn kib_field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|value| value.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
 }
 
 /// utime + stime from a `/proc/<pid>/stat` line. The command name (field 2) may hold spaces
@@ -193,6 +199,17 @@ mod tests {
             idle: 860,
         };
         assert_eq!(later.busy_percent_since(&earlier[0]), Some(50.0));
+    }
+
+    #[test]
+    fn a_kib_field_is_found_by_its_name() {
+        let status = "Name:\tx\nVmHWM:\t  9000 kB\nVmRSS:\t  1234 kB\n";
+        assert_eq!(kib_field(status, "VmRSS:"), Some(1234));
+        assert_eq!(
+            kib_field("MemTotal:       16318540 kB\n", "MemTotal:"),
+            Some(16_318_540)
+        );
+        assert_eq!(kib_field(status, "VmSwap:"), None);
     }
 
     #[test]

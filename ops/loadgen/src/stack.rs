@@ -51,6 +51,11 @@ pub enum StackError {
     Io(#[from] std::io::Error),
 }
 
+/// The reading of the process `pid`; one not running (no pid, or gone) reads as zero.
+fn reading_of(pid: Option<u32>) -> Reading {
+    pid.and_then(procstat::read).unwrap_or_default()
+}
+
 /// What the bridge and every gateway share: where Redis and NATS are, the key, the log level.
 fn common_env(redis: &RedisServer, nats: &NatsServer) -> Vec<(String, String)> {
     vec![
@@ -175,13 +180,12 @@ impl Stack {
     }
 
     pub fn reading(&self) -> StackReading {
-        let of = |pid: Option<u32>| pid.and_then(procstat::read).unwrap_or_default();
         StackReading {
-            gateway: of(self.gateway.pid()),
-            bridge: of(self.bridge.pid()),
-            redis: of(self.redis.pid()),
-            nats: of(self.nats.pid()),
-            loadgen: of(Some(std::process::id())),
+            gateway: reading_of(self.gateway.pid()),
+            bridge: reading_of(self.bridge.pid()),
+            redis: reading_of(self.redis.pid()),
+            nats: reading_of(self.nats.pid()),
+            loadgen: reading_of(Some(std::process::id())),
         }
     }
 }
@@ -265,17 +269,16 @@ impl FleetStack {
     pub fn gateway_readings(&self) -> Vec<Reading> {
         self.gateways
             .iter()
-            .map(|gateway| gateway.pid().and_then(procstat::read).unwrap_or_default())
+            .map(|gateway| reading_of(gateway.pid()))
             .collect()
     }
 
     /// The bridge's, NATS's and Redis's readings.
     pub fn servers(&self) -> (Reading, Reading, Reading) {
-        let of = |pid: Option<u32>| pid.and_then(procstat::read).unwrap_or_default();
         (
-            of(self.bridge.pid()),
-            of(self.nats.pid()),
-            of(self.redis.pid()),
+            reading_of(self.bridge.pid()),
+            reading_of(self.nats.pid()),
+            reading_of(self.redis.pid()),
         )
     }
 }

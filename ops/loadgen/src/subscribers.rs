@@ -24,12 +24,6 @@ pub struct Subscribers {
     tasks: JoinSet<()>,
 }
 
-/// A subscriber is ready once its first heartbeat arrived: the gateway subscribed it to the
-/// live feed before sending that, so nothing published afterwards can be missed.
-fn ready(tally: &Tally) -> bool {
-    tally.is_live() && tally.instance().is_some()
-}
-
 impl Subscribers {
     /// Opens `count` connections to `target`, in waves, and waits until they are ready (or a
     /// wave times out: `ready_count` tells how many made it).
@@ -60,7 +54,7 @@ impl Subscribers {
             while Instant::now() < deadline
                 && !subscribers.tallies[first..]
                     .iter()
-                    .all(|tally| ready(&lock(tally)))
+                    .all(|tally| lock(tally).is_ready())
             {
                 tokio::time::sleep(POLL).await;
             }
@@ -72,7 +66,7 @@ impl Subscribers {
     pub fn ready_count(&self) -> usize {
         self.tallies
             .iter()
-            .filter(|tally| ready(&lock(tally)))
+            .filter(|tally| lock(tally).is_ready())
             .count()
     }
 
@@ -140,7 +134,7 @@ impl Subscribers {
         loop {
             let back = self.tallies.iter().all(|tally| {
                 let tally = lock(tally);
-                ready(&tally)
+                tally.is_ready()
                     && tally
                         .sessions
                         .last()

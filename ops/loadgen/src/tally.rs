@@ -274,6 +274,13 @@ impl Tally {
             .is_some_and(|session| session.ended_at.is_none())
     }
 
+    /// Is the latest session open, and did its first heartbeat arrive? The gateway subscribed
+    /// the client to the live feed before sending that, so nothing published afterwards can be
+    /// missed.
+    pub fn is_ready(&self) -> bool {
+        self.is_live() && self.instance().is_some()
+    }
+
     /// The instance of the latest session, once its first heartbeat arrived.
     pub fn instance(&self) -> Option<&str> {
         self.sessions

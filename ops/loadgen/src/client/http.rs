@@ -6,15 +6,13 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::chunked::ChunkedBody;
-use super::sse::host_and_prefix;
-use super::{connect_tcp, retry_after};
-
-/// Most bytes of a response head.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
+use super::head::{get_request, HeadError, ResponseHead};
+use super::target::host_and_prefix;
+use super::tcp::connect_tcp;
 
 /// A whole answer.
 #[derive(Debug, Clone)]
@@ -29,7 +27,7 @@ pub struct Response {
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error("{0}")]
-    Url(#[from] super::sse::UrlError),
+    Url(#[from] super::target::UrlError),
     #[error("connect: {0}")]
     Connect(std::io::Error),
     #[error("I/O: {0}")]
@@ -79,50 +77,29 @@ async fn exchange(
     let mut stream = connect_tcp(host, source, limit)
         .await
         .map_err(HttpError::Connect)?;
-    let mut request =
-        format!("GET {prefix}{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    let mut headers = vec![("Connection", "close")];
     if let Some(key) = api_key {
-        request.push_str(&format!("X-API-Key: {key}\r\n"));
+        headers.push(("X-API-Key", key));
     }
-    request.push_str("\r\n");
+    let request = get_request(&format!("{prefix}{path}"), host, &headers);
     stream.write_all(request.as_bytes()).await?;
 
     let mut input = BytesMut::with_capacity(8 * 1024);
-    let (status, wait, chunked, length) = loop {
+    let head = loop {
         if stream.read_buf(&mut input).await? == 0 {
             return Err(HttpError::Cut);
         }
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut response = httparse::Response::new(&mut headers);
-        match response.parse(&input) {
-            Ok(httparse::Status::Complete(head)) => {
-                let header = |name: &str| {
-                    response
-                        .headers
-                        .iter()
-                        .find(|h| h.name.eq_ignore_ascii_case(name))
-                        .map(|h| h.value)
-                };
-                let chunked = header("transfer-encoding")
-                    .is_some_and(|v| v.to_ascii_lowercase().windows(7).any(|w| w == b"chunked"));
-                let length = header("content-length")
-                    .and_then(|v| std::str::from_utf8(v).ok())
-                    .and_then(|v| v.trim().parse::<usize>().ok());
-                let wait = header("retry-after").and_then(retry_after);
-                let status = response.code.unwrap_or(0);
-                input.advance(head);
-                break (status, wait, chunked, length);
-            }
-            Ok(httparse::Status::Partial) if input.len() < MAX_HEAD_BYTES => continue,
-            Ok(httparse::Status::Partial) => {
-                return Err(HttpError::Head("over 64 KiB".into()));
-            }
-            Err(error) => return Err(HttpError::Head(error.to_string())),
+        match ResponseHead::take(&mut input) {
+            Ok(Some(head)) => break head,
+            Ok(None) => {}
+            Err(HeadError::TooLarge) => return Err(HttpError::Head("over 64 KiB".into())),
+            Err(HeadError::Malformed(error)) => return Err(HttpError::Head(error.to_string())),
         }
     };
+    let length = head.length;
 
     let mut body = BytesMut::new();
-    if chunked {
+    if head.chunked {
         let mut decoder = ChunkedBody::new(true);
         loop {
             if decoder.decode(&mut input, &mut body)? {
@@ -158,8 +135,8 @@ async fn exchange(
         }
     }
     Ok(Response {
-        status,
-        retry_after: wait,
+        status: head.status,
+        retry_after: head.retry_after,
         body: body.to_vec(),
     })
 }

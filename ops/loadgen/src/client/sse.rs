@@ -12,51 +12,20 @@ use tokio_util::sync::CancellationToken;
 use rakuda_testkit::tls::{h2_get_over, Alpn};
 
 use super::chunked::{ChunkError, ChunkedBody};
-use super::{
-    after_frames, connect_tcp, handle, lock, query, refusal_name, retry_after, SessionEnd,
-    SharedTally, Target,
-};
+use super::frames::{after_frames, handle, opened};
+use super::head::{get_request, HeadError, ResponseHead, MAX_HEAD_BYTES};
+use super::reconnect::SessionEnd;
+use super::refusal::{refused, retry_after};
+use super::target::{query, split_base, UrlError};
+use super::tcp::connect_tcp;
+use super::{lock, SharedTally, Target};
 use crate::marker::now_us;
 use crate::tally::Tally;
 
-/// A base URL the client cannot connect to.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UrlError {
-    #[error("SSE load needs an http:// URL, not {0}")]
-    NotHttp(String),
-    #[error("a subscriber needs an http:// or https:// URL, not {0}")]
-    NotHttpOrHttps(String),
-    #[error("{0} is HTTPS: the client needs the CA to trust (`Target::tls`)")]
-    NoCa(String),
+/// The path of the SSE stream under a base URL's `prefix`, with the target's query.
+fn events_path(target: &Target, prefix: &str) -> String {
+    format!("{prefix}/api/realtime/events{}", query(target, None))
 }
-
-/// `host:port` and the path prefix of an `http://` base URL.
-pub(crate) fn host_and_prefix(base_url: &str) -> Result<(&str, &str), UrlError> {
-    match split_base(base_url) {
-        Ok((false, host, prefix)) => Ok((host, prefix)),
-        _ => Err(UrlError::NotHttp(base_url.to_owned())),
-    }
-}
-
-/// Whether a base URL is `https://`, its `host:port` and its path prefix.
-pub(crate) fn split_base(base_url: &str) -> Result<(bool, &str, &str), UrlError> {
-    let (tls, rest) = match base_url.strip_prefix("https://") {
-        Some(rest) => (true, rest),
-        None => (
-            false,
-            base_url
-                .strip_prefix("http://")
-                .ok_or_else(|| UrlError::NotHttpOrHttps(base_url.to_owned()))?,
-        ),
-    };
-    Ok(match rest.find('/') {
-        Some(slash) => (tls, &rest[..slash], &rest[slash..]),
-        None => (tls, rest, ""),
-    })
-}
-
-/// Most bytes of a response head (and of an error body) read before giving up.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// One SSE connection on a plain socket: the request written by hand, the chunked body decoded
 /// and the records parsed in place. reqwest's per-chunk and per-record allocations cost more
@@ -85,23 +54,20 @@ pub(super) async fn session(
         },
     };
     let _ = stream.set_nodelay(true);
-    let mut request = format!(
-        "GET {prefix}/api/realtime/events{} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n",
-        query(target, None)
-    );
+    let mut headers = vec![("Accept", "text/event-stream")];
     if let Some(key) = &target.api_key {
-        request.push_str(&format!("X-API-Key: {key}\r\n"));
+        headers.push(("X-API-Key", key.as_str()));
     }
     if let Some(cursor) = &cursor {
-        request.push_str(&format!("Last-Event-ID: {cursor}\r\n"));
+        headers.push(("Last-Event-ID", cursor.as_str()));
     }
-    request.push_str("\r\n");
+    let request = get_request(&events_path(target, prefix), host, &headers);
     if let Err(error) = stream.write_all(request.as_bytes()).await {
         return SessionEnd::unreachable(format!("send request: {error}"));
     }
 
     let mut input = BytesMut::with_capacity(16 * 1024);
-    let (status, chunked, length, wait) = loop {
+    let head = loop {
         match read_more(&mut stream, &mut input, target.idle_timeout, stop).await {
             Read::Stopped => return SessionEnd::Stopped,
             Read::Bytes => {}
@@ -109,38 +75,20 @@ pub(super) async fn session(
                 return SessionEnd::unreachable(format!("before the response: {why}"))
             }
         }
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut response = httparse::Response::new(&mut headers);
-        match response.parse(&input) {
-            Ok(httparse::Status::Complete(head)) => {
-                let header = |name: &str| {
-                    response
-                        .headers
-                        .iter()
-                        .find(|h| h.name.eq_ignore_ascii_case(name))
-                        .map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase())
-                };
-                let chunked = header("transfer-encoding").is_some_and(|v| v.contains("chunked"));
-                let length = header("content-length").and_then(|v| v.trim().parse::<usize>().ok());
-                let wait = response
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("retry-after"))
-                    .and_then(|h| retry_after(h.value));
-                let status = response.code.unwrap_or(0);
-                input.advance(head);
-                break (status, chunked, length, wait);
-            }
-            Ok(httparse::Status::Partial) if input.len() < MAX_HEAD_BYTES => continue,
-            Ok(httparse::Status::Partial) => {
+        match ResponseHead::take(&mut input) {
+            Ok(Some(head)) => break head,
+            Ok(None) => {}
+            Err(HeadError::TooLarge) => {
                 return SessionEnd::failed("response head too large".into())
             }
-            Err(error) => return SessionEnd::failed(format!("bad response head: {error}")),
+            Err(HeadError::Malformed(error)) => {
+                return SessionEnd::failed(format!("bad response head: {error}"))
+            }
         }
     };
-    if status != 200 {
+    if head.status != 200 {
         // An error: its (small) body says why.
-        let want = length.unwrap_or(MAX_HEAD_BYTES).min(MAX_HEAD_BYTES);
+        let want = head.length.unwrap_or(MAX_HEAD_BYTES).min(MAX_HEAD_BYTES);
         while input.len() < want {
             match read_more(&mut stream, &mut input, Duration::from_secs(2), stop).await {
                 Read::Bytes => {}
@@ -148,17 +96,11 @@ pub(super) async fn session(
             }
         }
         let body = &input[..input.len().min(want)];
-        lock(tally).refused(&refusal_name(status, body));
-        let body = String::from_utf8_lossy(body).into_owned();
-        return SessionEnd::refused(status, format!("HTTP {status}: {body}"), wait);
+        return refused(tally, head.status, body, head.retry_after);
     }
 
-    let mut resets_seen = {
-        let mut tally = lock(tally);
-        tally.connected_to(gateway, cursor.is_some());
-        tally.resets.len()
-    };
-    let mut body = ChunkedBody::new(chunked);
+    let mut resets_seen = opened(tally, gateway, cursor.is_some());
+    let mut body = ChunkedBody::new(head.chunked);
     let mut payload = BytesMut::with_capacity(16 * 1024);
     loop {
         let ended = match consume(&mut body, &mut input, &mut payload, tally) {
@@ -192,7 +134,7 @@ async fn h2_session(
         return SessionEnd::failed(UrlError::NoCa(url.to_owned()).to_string());
     };
     let cursor = lock(tally).cursor.clone();
-    let path = format!("{prefix}/api/realtime/events{}", query(target, None));
+    let path = events_path(target, prefix);
     let mut headers = vec![("accept", "text/event-stream")];
     if let Some(key) = &target.api_key {
         headers.push(("x-api-key", key.as_str()));
@@ -235,15 +177,10 @@ async fn h2_session(
             .ok()
             .and_then(Result::ok)
             .unwrap_or_default();
-        lock(tally).refused(&refusal_name(status, body.as_bytes()));
-        return SessionEnd::refused(status, format!("HTTP {status}: {body}"), wait);
+        return refused(tally, status, body.as_bytes(), wait);
     }
 
-    let mut resets_seen = {
-        let mut tally = lock(tally);
-        tally.connected_to(gateway, cursor.is_some());
-        tally.resets.len()
-    };
+    let mut resets_seen = opened(tally, gateway, cursor.is_some());
     let mut input = BytesMut::with_capacity(16 * 1024);
     loop {
         let chunk = tokio::select! {
@@ -446,27 +383,5 @@ mod tests {
             assert_eq!(tally.cursor.as_deref(), Some("1-3"), "split at {split}");
             assert!(payload.is_empty(), "split at {split}");
         }
-    }
-
-    #[test]
-    fn base_urls_split_into_host_and_prefix() {
-        assert_eq!(
-            host_and_prefix("http://127.0.0.1:8088"),
-            Ok(("127.0.0.1:8088", ""))
-        );
-        assert_eq!(
-            host_and_prefix("http://127.0.0.1:8088/edge"),
-            Ok(("127.0.0.1:8088", "/edge"))
-        );
-        assert!(host_and_prefix("https://x").is_err());
-        assert_eq!(
-            split_base("https://127.0.0.1:8443/edge"),
-            Ok((true, "127.0.0.1:8443", "/edge"))
-        );
-        assert_eq!(
-            split_base("http://127.0.0.1:8088"),
-            Ok((false, "127.0.0.1:8088", ""))
-        );
-        assert!(split_base("ws://x").is_err());
     }
 }

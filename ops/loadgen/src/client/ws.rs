@@ -14,11 +14,12 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use super::sse::{host_and_prefix, split_base, UrlError};
-use super::{
-    after_frames, connect_tcp, handle, lock, query, refusal_name, retry_after, SessionEnd,
-    SharedTally, Target,
-};
+use super::frames::{after_frames, handle, opened};
+use super::reconnect::SessionEnd;
+use super::refusal::{refused, retry_after};
+use super::target::{host_and_prefix, query, split_base, UrlError};
+use super::tcp::connect_tcp;
+use super::{lock, SharedTally, Target};
 use crate::marker::now_us;
 
 /// `{"id":"<id>","event":"<event>","data":<data>}`, the shape the gateway writes every event
@@ -156,22 +157,13 @@ async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
                 .get("retry-after")
                 .and_then(|value| retry_after(value.as_bytes()));
             let body = response.body().as_deref().unwrap_or_default();
-            lock(tally).refused(&refusal_name(status, body));
-            return SessionEnd::refused(
-                status,
-                format!("HTTP {status}: {}", String::from_utf8_lossy(body)),
-                wait,
-            );
+            return refused(tally, status, body, wait);
         }
         Err(Failure::Handshake(error)) => {
             return SessionEnd::unreachable(format!("handshake: {error}"))
         }
     };
-    let mut resets_seen = {
-        let mut tally = lock(tally);
-        tally.connected_to(gateway, cursor.is_some());
-        tally.resets.len()
-    };
+    let mut resets_seen = opened(tally, gateway, cursor.is_some());
     #[derive(serde::Deserialize)]
     struct WsFrame<'a> {
         #[serde(borrow)]

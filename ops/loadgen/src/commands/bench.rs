@@ -2,12 +2,13 @@
 //! stacks, each run printed as a JSON line and a table; `bench` runs them all and writes the
 //! medians into the generated part of docs/BENCHMARKS.md.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::StackArgs;
 use crate::client::Transport;
-use crate::fleet::report::FleetRow;
+use crate::fleet::rows::FleetRow;
 use crate::fleet::{self, FleetError, FleetOptions, FleetReport, FleetScenario};
 use crate::report::{self, Row};
 use crate::scenario::{self, Report, RunError, RunOptions, Scenario};
@@ -129,27 +130,13 @@ pub async fn bench(out: &Path, only: &[String], stack: &StackArgs) -> Result<(),
     let mut saturation = Vec::new();
     let mut failed_runs = 0;
     for scenario in &scenarios {
-        let mut reports = Vec::new();
-        let mut failures = Vec::new();
-        for run in 1..=stack.runs.max(1) {
-            eprintln!(
-                "rakuda-loadgen: {} run {run}/{}",
-                scenario.label(),
-                stack.runs
-            );
-            // A failed run is reported and the bench goes on: one bad run (a timeout on a
-            // saturated machine) should not throw away an hour of measurements.
-            match run_within_limit(scenario, &options).await {
-                Ok(report) => {
-                    print_report(scenario, run, &report);
-                    reports.push(report);
-                }
-                Err(failure) => {
-                    eprintln!("rakuda-loadgen: run {run} failed: {failure}");
-                    failures.push(failure.to_string());
-                }
-            }
-        }
+        let (reports, failures) = every_run(
+            &scenario.label(),
+            stack.runs,
+            || run_within_limit(scenario, &options),
+            |run, report| print_report(scenario, run, report),
+        )
+        .await;
         failed_runs += failures.len();
         if scenario.name == "saturation" {
             saturation = reports.clone();
@@ -160,21 +147,13 @@ pub async fn bench(out: &Path, only: &[String], stack: &StackArgs) -> Result<(),
     if !fleet_scenarios.is_empty() {
         let fleet_options = fleet_options(stack)?;
         for scenario in &fleet_scenarios {
-            let mut reports = Vec::new();
-            let mut failures = Vec::new();
-            for run in 1..=stack.runs.max(1) {
-                eprintln!("rakuda-loadgen: {} run {run}/{}", scenario.name, stack.runs);
-                match run_fleet_within_limit(scenario, &fleet_options).await {
-                    Ok(report) => {
-                        print_fleet_report(run, &report);
-                        reports.push(report);
-                    }
-                    Err(failure) => {
-                        eprintln!("rakuda-loadgen: run {run} failed: {failure}");
-                        failures.push(failure.to_string());
-                    }
-                }
-            }
+            let (reports, failures) = every_run(
+                &scenario.name,
+                stack.runs,
+                || run_fleet_within_limit(scenario, &fleet_options),
+                print_fleet_report,
+            )
+            .await;
             failed_runs += failures.len();
             fleet_rows.push(FleetRow::of(&scenario.name, &reports, &failures));
         }
@@ -205,6 +184,37 @@ pub async fn bench(out: &Path, only: &[String], stack: &StackArgs) -> Result<(),
     Ok(())
 }
 
+/// Runs one scenario (`label`) `runs` times (at least once), printing each report as it comes:
+/// the reports, and why each failed run failed. A failed run is reported and the bench goes
+/// on: one bad run (a timeout on a saturated machine) should not throw away an hour of
+/// measurements.
+async fn every_run<R, F>(
+    label: &str,
+    runs: usize,
+    mut run_once: impl FnMut() -> F,
+    print: impl Fn(usize, &R),
+) -> (Vec<R>, Vec<String>)
+where
+    F: Future<Output = Result<R, RunFailure>>,
+{
+    let mut reports = Vec::new();
+    let mut failures = Vec::new();
+    for run in 1..=runs.max(1) {
+        eprintln!("rakuda-loadgen: {label} run {run}/{runs}");
+        match run_once().await {
+            Ok(report) => {
+                print(run, &report);
+                reports.push(report);
+            }
+            Err(failure) => {
+                eprintln!("rakuda-loadgen: run {run} failed: {failure}");
+                failures.push(failure.to_string());
+            }
+        }
+    }
+    (reports, failures)
+}
+
 /// How the table was made, for its `Command:` line.
 fn command_line(stack: &StackArgs, options: &RunOptions) -> String {
     let mut command = format!("just bench (rakuda-loadgen bench --runs {}", stack.runs);
@@ -220,16 +230,13 @@ fn command_line(stack: &StackArgs, options: &RunOptions) -> String {
 
 /// One run of `scenario`, given at most [`RUN_LIMIT`].
 async fn run_within_limit(scenario: &Scenario, options: &RunOptions) -> Result<Report, RunFailure> {
-    match tokio::time::timeout(RUN_LIMIT, scenario::run(scenario, options)).await {
-        Ok(result) => result.map_err(|source| RunFailure::Failed {
-            label: scenario.label(),
-            source,
-        }),
-        Err(_) => Err(RunFailure::TimedOut {
-            label: scenario.label(),
-            limit: RUN_LIMIT,
-        }),
-    }
+    within(
+        RUN_LIMIT,
+        scenario.label(),
+        scenario::run(scenario, options),
+        |label, source| RunFailure::Failed { label, source },
+    )
+    .await
 }
 
 /// One run of a fleet scenario, given at most [`FLEET_RUN_LIMIT`].
@@ -237,15 +244,26 @@ async fn run_fleet_within_limit(
     scenario: &FleetScenario,
     options: &FleetOptions,
 ) -> Result<FleetReport, RunFailure> {
-    match tokio::time::timeout(FLEET_RUN_LIMIT, fleet::run(scenario, options)).await {
-        Ok(result) => result.map_err(|source| RunFailure::FleetFailed {
-            label: scenario.name.clone(),
-            source,
-        }),
-        Err(_) => Err(RunFailure::TimedOut {
-            label: scenario.name.clone(),
-            limit: FLEET_RUN_LIMIT,
-        }),
+    within(
+        FLEET_RUN_LIMIT,
+        scenario.name.clone(),
+        fleet::run(scenario, options),
+        |label, source| RunFailure::FleetFailed { label, source },
+    )
+    .await
+}
+
+/// `run` (of the scenario `label`) given at most `limit`; its error made a [`RunFailure`] by
+/// `failed`.
+async fn within<R, E>(
+    limit: Duration,
+    label: String,
+    run: impl Future<Output = Result<R, E>>,
+    failed: impl FnOnce(String, E) -> RunFailure,
+) -> Result<R, RunFailure> {
+    match tokio::time::timeout(limit, run).await {
+        Ok(result) => result.map_err(|source| failed(label, source)),
+        Err(_) => Err(RunFailure::TimedOut { label, limit }),
     }
 }
 
@@ -262,16 +280,12 @@ fn fleet_options(stack: &StackArgs) -> Result<FleetOptions, BenchError> {
 
 /// A fleet run's JSON line and its one-row table, on stdout.
 fn print_fleet_report(run: usize, report: &FleetReport) {
-    use std::io::Write as _;
-    let json = serde_json::to_string(report).unwrap_or_default();
     let row = FleetRow::of(
         &format!("{} (run {run})", report.scenario),
         std::slice::from_ref(report),
         &[],
     );
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{json}");
-    let _ = writeln!(out, "{}", fleet::report::table(&[row]));
+    print_run(report, &fleet::rows::table(&[row]));
 }
 
 /// The stack flags as the runner takes them. Pinning needs `taskset`: without it the gateway
@@ -292,19 +306,24 @@ fn run_options(stack: &StackArgs) -> RunOptions {
     }
 }
 
-/// A JSON line for machines and a one-row table for people, both on stdout.
+/// A standard run's JSON line and its one-row table, on stdout.
 fn print_report(scenario: &Scenario, run: usize, report: &Report) {
-    use std::io::Write as _;
-    // Serializing our own plain-data report cannot fail.
-    let json = serde_json::to_string(report).unwrap_or_default();
     let row = Row::of(
         &format!("{} (run {run})", scenario.label()),
         std::slice::from_ref(report),
     );
+    print_run(report, &report::table(&[row]));
+}
+
+/// A JSON line for machines and a one-row table for people, both on stdout.
+fn print_run(report: &impl serde::Serialize, table: &str) {
+    use std::io::Write as _;
+    // Serializing our own plain-data report cannot fail.
+    let json = serde_json::to_string(report).unwrap_or_default();
     let mut out = std::io::stdout().lock();
     // A closed stdout (`| head`) must not end a bench that is still measuring.
     let _ = writeln!(out, "{json}");
-    let _ = writeln!(out, "{}", report::table(&[row]));
+    let _ = writeln!(out, "{table}");
 }
 
 #[cfg(test)]

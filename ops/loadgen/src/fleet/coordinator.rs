@@ -1,8 +1,10 @@
 //! The coordinator's side of its workers: each a child process of this binary
 //! (`rakuda-loadgen fleet-worker`), given its settings and then one command at a time on
 //! stdin, answering each with one line on stdout. Killed when dropped, so a coordinator that
-//! fails leaves no worker behind (and a worker whose stdin closes ends by itself anyway).
+//! fails leaves no worker behind (and a worker whose stdin closes ends by itself anyway). What
+//! each worker is told first (`worker_configs`) is worked out here too.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -10,7 +12,59 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
-use super::wire::{Command, Reply, WorkerConfig};
+use super::wire::{Command, RefetchConfig, Reply, WorkerConfig};
+use super::{Disruption, FleetScenario, REFETCH_RETRY, SNAPSHOT_PAGE};
+use crate::stack::API_KEY;
+
+/// History requests one worker has open at once: with its ~15,000 streams, under the
+/// open-files limit.
+const HISTORY_CONCURRENCY: usize = 2_000;
+
+/// `127.0.0.{2 + index % count}`: the source address of worker `index`.
+fn source_address(index: usize, count: usize) -> IpAddr {
+    let last = 2 + (index % count.max(1)) as u8;
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
+}
+
+/// What each worker of `scenario` is told: its share of the clients, its source address,
+/// every gateway, the backoff, whether it refetches after a reset, and when to stop by itself
+/// (`deadline` after it started).
+pub(super) fn worker_configs(
+    scenario: &FleetScenario,
+    urls: &[String],
+    deadline: Duration,
+) -> Vec<WorkerConfig> {
+    let per_worker = scenario.per_worker();
+    let refetch = (scenario.disruption == Disruption::RestartBridge).then(|| RefetchConfig {
+        jitter_ms: scenario.refetch_jitter.as_millis() as u64,
+        snapshot_channels: "inventory".into(),
+        page_limit: SNAPSHOT_PAGE,
+        retry_ms: REFETCH_RETRY.as_millis() as u64,
+        concurrency: HISTORY_CONCURRENCY,
+        limit_ms: scenario.phase_limit.as_millis() as u64,
+    });
+    (0..scenario.workers)
+        .map(|worker| {
+            let first_client = worker * per_worker;
+            WorkerConfig {
+                worker,
+                source: source_address(worker, scenario.sources),
+                gateways: urls.to_vec(),
+                api_key: API_KEY.to_owned(),
+                clients: per_worker.min(scenario.connections.saturating_sub(first_client)),
+                first_client,
+                ws_every: scenario.ws_every,
+                wave: scenario.wave,
+                backoff_initial_ms: scenario.backoff_initial.as_millis() as u64,
+                backoff_max_ms: scenario.backoff_max.as_millis() as u64,
+                // The browser client's watchdog: two heartbeat intervals (30 s by default).
+                idle_timeout_ms: 60_000,
+                refetch: refetch.clone(),
+                deadline_s: deadline.as_secs(),
+            }
+        })
+        .collect()
+}
 
 /// Why talking to a worker failed.
 #[derive(Debug, thiserror::Error)]
@@ -179,5 +233,38 @@ impl Workers {
                 let _ = worker.child.kill().await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_take_addresses_in_turn_and_share_the_clients() {
+        let scenario = super::super::find("fleet-56k").expect("defined");
+        let urls: Vec<String> = (0..4)
+            .map(|i| format!("http://127.0.0.1:{}", 9000 + i))
+            .collect();
+        let configs = worker_configs(&scenario, &urls, Duration::from_secs(600));
+        assert_eq!(configs.len(), 4);
+        assert_eq!(configs.iter().map(|c| c.clients).sum::<usize>(), 56_000);
+        let sources: Vec<String> = configs.iter().map(|c| c.source.to_string()).collect();
+        assert_eq!(
+            sources,
+            ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
+        );
+        assert_eq!(configs[3].first_client, 42_000);
+        assert!(configs.iter().all(|c| c.refetch.is_none()));
+        let small = super::super::find("reset-herd")
+            .expect("defined")
+            .scaled_down(200);
+        let configs = worker_configs(&small, &urls, Duration::from_secs(60));
+        let sources: Vec<String> = configs.iter().map(|c| c.source.to_string()).collect();
+        assert_eq!(
+            sources,
+            ["127.0.0.2", "127.0.0.3", "127.0.0.2", "127.0.0.3"]
+        );
+        assert!(configs.iter().all(|c| c.refetch.is_some()));
     }
 }

@@ -12,18 +12,30 @@
 //!
 //! - [`wire`] — the coordinator's commands and the workers' replies.
 //! - [`worker`] — a worker process.
-//! - `coordinator` — spawning the workers and talking to them.
+//! - `coordinator` — what each worker is told, spawning the workers and talking to them.
+//! - `ask` — each command asked of every worker, its replies checked and added up.
 //! - [`histogram`] — latencies added up across processes.
 //! - `monitor` — JetStream consumers, each gateway's history consumers and NATS's memory,
 //!   sampled every 100 ms.
-//! - `run` — one scenario run on a fresh fleet stack, one [`FleetReport`].
-//! - [`report`] — the run's JSON line and the rows of docs/BENCHMARKS.md.
+//! - `run` — one scenario run on a fresh fleet stack, phase by phase, one [`FleetReport`].
+//! - `publisher` — the load, published until stopped, held back while the bridge restarts.
+//! - `disruptions` — a gateway killed, a rolling deploy, the bridge restarted.
+//! - `readings` — every process of the run read at one moment, and the CPU between two.
+//! - [`report`] — the run's JSON line.
+//! - [`rows`] — the medians of several runs as rows of docs/BENCHMARKS.md; `targets` — what
+//!   each scenario's medians must meet.
 
+mod ask;
 mod coordinator;
+mod disruptions;
 pub mod histogram;
 mod monitor;
+mod publisher;
+mod readings;
 pub mod report;
+pub mod rows;
 mod run;
+mod targets;
 pub mod wire;
 pub mod worker;
 

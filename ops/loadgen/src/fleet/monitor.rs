@@ -2,7 +2,7 @@
 //! in total (NATS's `/jsz`), each gateway's history consumers (`gateway_history_consumers` on
 //! its `/metrics`, when asked: scraping costs the gateways CPU), and NATS's memory.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::http;
 use crate::procstat;
+use crate::unpoisoned;
 
 /// One sample's request may take this long before it counts as failed.
 const SAMPLE_LIMIT: Duration = Duration::from_secs(1);
@@ -38,12 +39,6 @@ pub struct Monitor {
     peaks: Arc<Mutex<Peaks>>,
     stop: CancellationToken,
     task: JoinHandle<()>,
-}
-
-fn lock(peaks: &Mutex<Peaks>) -> MutexGuard<'_, Peaks> {
-    peaks
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// `consumers` of a `/jsz` answer.
@@ -101,7 +96,7 @@ impl Monitor {
                         }));
                     }
                     let rss = nats_pid.and_then(procstat::read).map(|r| r.rss_kib);
-                    let mut peaks = lock(&peaks);
+                    let mut peaks = unpoisoned(&peaks);
                     peaks.samples += 1;
                     match consumers {
                         Some(consumers) => {
@@ -124,7 +119,7 @@ impl Monitor {
 
     /// Forgets the peaks so far: the next ones are of what comes now.
     pub fn reset(&self) {
-        let mut peaks = lock(&self.peaks);
+        let mut peaks = unpoisoned(&self.peaks);
         let gateways = peaks.history_consumers_by_gateway.len();
         *peaks = Peaks {
             history_consumers_by_gateway: vec![None; gateways],
@@ -136,7 +131,7 @@ impl Monitor {
     pub async fn stop(self) -> Peaks {
         self.stop.cancel();
         let _ = self.task.await;
-        lock(&self.peaks).clone()
+        unpoisoned(&self.peaks).clone()
     }
 }
 

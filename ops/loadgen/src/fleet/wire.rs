@@ -38,6 +38,15 @@ pub struct WorkerConfig {
     pub deadline_s: u64,
 }
 
+impl WorkerConfig {
+    /// Whether this worker's client `index` speaks WebSocket: every `ws_every`-th client of the
+    /// fleet (by its fleet-wide number) does.
+    pub fn speaks_ws(&self, index: usize) -> bool {
+        let fleet_index = self.first_client + index;
+        self.ws_every > 0 && fleet_index % self.ws_every == self.ws_every - 1
+    }
+}
+
 /// What a client fetches after a `reset`, as the dashboard does (web/dashboard/useOpeningState.ts).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RefetchConfig {

@@ -4,12 +4,14 @@
 use std::time::{Duration, Instant};
 
 use rakuda_schema::EventType;
+use redis::aio::MultiplexedConnection;
+use tokio::task::JoinHandle;
 
 use super::measure::{growth_kib_per_min, median, CpuSeconds, Quantiles, Report, Step};
 use super::{Scenario, Workload};
 use crate::client::{lock, Target};
 use crate::procstat;
-use crate::publish::LoadEvents;
+use crate::publish::{LoadEvents, PublishError, Published};
 use crate::stack::{Stack, StackConfig, StackError, StackReading, API_KEY};
 use crate::subscribers::Subscribers;
 
@@ -80,6 +82,31 @@ async fn settle_flow(report: &mut Report, subscribers: &Subscribers, count: u64,
     report.duplicates = duplicates;
     report.deliveries_per_sec = deliveries as f64 / (done - started).as_secs_f64().max(1e-9);
     report.latency_ms = Quantiles::of(&mut latencies);
+}
+
+/// Publishes events `0..count` at `rate` on a task of its own, so that the run can act while
+/// they flow (kick every subscriber, read memory).
+fn publish_in_background(
+    events: &LoadEvents,
+    redis: &MultiplexedConnection,
+    count: u64,
+    rate: f64,
+) -> JoinHandle<Result<Published, PublishError>> {
+    let events = events.clone();
+    let mut redis = redis.clone();
+    tokio::spawn(async move { events.paced(&mut redis, 0, count, rate).await })
+}
+
+/// Waits for a background publisher to finish; its error, if it failed. One that panicked is
+/// said on stderr and the run goes on to count what arrived.
+async fn published(publisher: JoinHandle<Result<Published, PublishError>>) -> Result<(), RunError> {
+    match publisher.await {
+        Ok(result) => {
+            result?;
+        }
+        Err(_) => eprintln!("rakuda-loadgen: the publisher task panicked"),
+    }
+    Ok(())
 }
 
 /// Runs one scenario on a fresh stack.
@@ -205,12 +232,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Ru
             kick_after_seconds,
         } => {
             let count = (rate * seconds) as u64;
-            let publisher = {
-                let events = events.clone();
-                let mut redis = redis.clone();
-                let rate = *rate;
-                tokio::spawn(async move { events.paced(&mut redis, 0, count, rate).await })
-            };
+            let publisher = publish_in_background(&events, &redis, count, *rate);
             tokio::time::sleep(Duration::from_secs_f64(*kick_after_seconds)).await;
             let kicked = Instant::now();
             subscribers.kick_all();
@@ -218,12 +240,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Ru
                 .wait_all_back(kicked, DRAIN_LIMIT)
                 .await
                 .map(|took| took.as_secs_f64() * 1000.0);
-            match publisher.await {
-                Ok(result) => {
-                    result?;
-                }
-                Err(_) => eprintln!("rakuda-loadgen: the publisher task panicked"),
-            }
+            published(publisher).await?;
             settle_flow(&mut report, &subscribers, count, workload_started).await;
         }
         Workload::Soak {
@@ -232,12 +249,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Ru
             sample_seconds,
         } => {
             let count = (rate * seconds) as u64;
-            let publisher = {
-                let events = events.clone();
-                let mut redis = redis.clone();
-                let rate = *rate;
-                tokio::spawn(async move { events.paced(&mut redis, 0, count, rate).await })
-            };
+            let publisher = publish_in_background(&events, &redis, count, *rate);
             let mut gateway = Vec::new();
             let mut bridge = Vec::new();
             while !publisher.is_finished() {
@@ -247,12 +259,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Ru
                 bridge.push((at, reading.bridge.rss_kib));
                 tokio::time::sleep(Duration::from_secs_f64(*sample_seconds)).await;
             }
-            match publisher.await {
-                Ok(result) => {
-                    result?;
-                }
-                Err(_) => eprintln!("rakuda-loadgen: the publisher task panicked"),
-            }
+            published(publisher).await?;
             settle_flow(&mut report, &subscribers, count, workload_started).await;
             report.gateway_growth_kib_per_min = growth_kib_per_min(&gateway);
             report.bridge_growth_kib_per_min = growth_kib_per_min(&bridge);
