@@ -7,9 +7,12 @@
 //! round. The counts are one consumer started an hour ago that delivers headers only (the
 //! reason is a header; the server cannot filter on it): the server says how many there are,
 //! and the newest [`DLQ_COUNT_MAX_MESSAGES`] of them are read. Both consumers are deleted
-//! however the request ends ([`super::consumer`]); every batch is read inside the answer's
+//! however the request ends ([`crate::store::consumer`]); every batch is read inside the answer's
 //! window of `HISTORY_REQUEST_MAX_BYTES` ([`super::budget`]); the whole answer has
 //! [`DLQ_TIMEOUT`].
+//!
+//! Which consumers (where they start, what they deliver) is this reader's choice and stays
+//! here; the guard that deletes them is `crate::store`'s, with every other JetStream read.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

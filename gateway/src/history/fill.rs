@@ -12,6 +12,10 @@
 //! [`LATEST_CHECK_INTERVAL`]: a stream recreated, or purged (it holds clearly fewer entries
 //! than this state), is read again; a changed `LATEST_MAX_ENTITIES` is applied to the state as
 //! the stream applied it.
+//!
+//! Which consumers (where they start, what they filter) is the fill's choice and stays here;
+//! reading one whole and the guard that deletes it are `crate::store`'s
+//! ([`crate::store::latest`], [`crate::store::consumer`]).
 
 use std::sync::Arc;
 use std::time::Duration;

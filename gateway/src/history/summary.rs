@@ -4,7 +4,7 @@
 //! many messages it has pending. That is 2 windows × 4 channels = 8 consumers created and
 //! deleted, two stream infos read, per counting attempt. One computation serves every request
 //! that arrives while it runs (they join it, a failure included) and, once done, every request
-//! for `SUMMARY_CACHE_TTL` ([`super::flight`]): a thousand dashboards opening at once cost the
+//! for `SUMMARY_CACHE_TTL` ([`crate::store::flight`]): a thousand dashboards opening at once cost the
 //! consumers of one summary.
 //!
 //! `throughSeq` is the stream's last sequence when the counts were taken: a client adds the live

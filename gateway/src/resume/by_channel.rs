@@ -2,7 +2,7 @@
 //! channels may lie far back when other channels are busy, so they are counted and read with
 //! filtered consumers, one per subject filter (NATS 2.9 takes one filter per consumer), and the
 //! server skips the other channels. A resume reads every channel by sequence instead (see
-//! [`super::stream`]), because it must also see source gap markers in order.
+//! [`crate::store::stream`]), because it must also see source gap markers in order.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -10,10 +10,10 @@
 //! - [`backfill`] — where a first connection's history starts.
 //! - [`by_channel`] — counting and reading only a connection's channels, for backfill.
 //! - [`ring`] — recent events (and source gap markers) in memory.
-//! - [`stream`] — missed events read back from JetStream.
+//! - missed events are read back from JetStream through [`crate::store::stream`].
 //! - [`warm`] — the ring filled with the events before each start of the feed.
 //! - [`budget`] — the memory replays may hold, per connection and in all.
-//! - [`replay`] — what a connection sends before going live.
+//! - [`replay`](mod@replay) — what a connection sends before going live.
 
 pub(crate) mod backfill;
 pub(crate) mod budget;
