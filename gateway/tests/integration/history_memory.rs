@@ -396,20 +396,7 @@ async fn a_herd_of_snapshot_requests_makes_no_consumer() {
     .await;
     let mut creates = ConsumerCreates::watch(&stack).await;
 
-    let client = reqwest::Client::new();
-    let answers = futures::future::join_all((0..HERD).map(|_| {
-        let request = client
-            .get(format!("{}/api/realtime/snapshot?limit=1000", gateway.url))
-            .header("X-API-Key", API_KEY);
-        async move {
-            let response = request.send().await.expect("GET");
-            (
-                response.status().as_u16(),
-                response.json::<Value>().await.expect("json"),
-            )
-        }
-    }))
-    .await;
+    let answers = get_all(&gateway, "/api/realtime/snapshot?limit=1000", HERD).await;
     for (status, page) in &answers {
         assert_eq!(*status, 200, "{page}");
         assert_eq!(page["events"].as_array().map(Vec::len), Some(3 * 40));
@@ -437,20 +424,7 @@ async fn a_herd_of_identical_summaries_runs_one_computation() {
     let gateway = start_gateway(config).await;
     let mut creates = ConsumerCreates::watch(&stack).await;
 
-    let client = reqwest::Client::new();
-    let answers = futures::future::join_all((0..HERD).map(|_| {
-        let request = client
-            .get(format!("{}/api/realtime/summary", gateway.url))
-            .header("X-API-Key", API_KEY);
-        async move {
-            let response = request.send().await.expect("GET");
-            (
-                response.status().as_u16(),
-                response.json::<Value>().await.expect("json"),
-            )
-        }
-    }))
-    .await;
+    let answers = get_all(&gateway, "/api/realtime/summary", HERD).await;
     for (status, summary) in &answers {
         assert_eq!(*status, 200, "{summary}");
         assert_eq!(
@@ -588,4 +562,22 @@ async fn until_the_state_is_filled_snapshots_are_refused_by_name_with_a_retry_af
     let (status, page) = get_json(&gateway, "/api/realtime/snapshot").await;
     assert_eq!(status, 200, "{page}");
     gateway.stop().await;
+}
+
+/// `count` identical GETs of `path` at once, each with the API key: every status and JSON body.
+async fn get_all(gateway: &RunningGateway, path: &str, count: usize) -> Vec<(u16, Value)> {
+    let client = reqwest::Client::new();
+    futures::future::join_all((0..count).map(|_| {
+        let request = client
+            .get(format!("{}{path}", gateway.url))
+            .header("X-API-Key", API_KEY);
+        async move {
+            let response = request.send().await.expect("GET");
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.expect("json"),
+            )
+        }
+    }))
+    .await
 }

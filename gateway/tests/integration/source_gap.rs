@@ -253,6 +253,19 @@ async fn every_loss_is_told(subscribers: &[Subscriber]) -> (u64, usize) {
     (missed, reset)
 }
 
+/// Stops `bridge` with `kill -9`, or with SIGTERM and waits for the end of its drain.
+async fn stop_bridge(bridge: &mut Service, kill: bool) {
+    if kill {
+        bridge.kill();
+    } else {
+        bridge.signal("TERM").expect("SIGTERM");
+        bridge
+            .wait_exit(Duration::from_secs(15))
+            .await
+            .expect("the bridge exits after its drain");
+    }
+}
+
 async fn only_bridge_restarted(kill: bool) {
     let backbone = Backbone::start();
     let mut bridge = backbone.bridge("bridge");
@@ -270,15 +283,7 @@ async fn only_bridge_restarted(kill: bool) {
 
     let published = Arc::new(AtomicU64::new(0));
     publish_through(&backbone, &subscribers, &published, async {
-        if kill {
-            bridge.kill();
-        } else {
-            bridge.signal("TERM").expect("SIGTERM");
-            bridge
-                .wait_exit(Duration::from_secs(15))
-                .await
-                .expect("the bridge exits after its drain");
-        }
+        stop_bridge(&mut bridge, kill).await;
         outage(&published).await;
         bridge.start().await.expect("restart the bridge");
     })
@@ -314,15 +319,7 @@ async fn one_of_two_bridges_restarted(kill: bool) {
 
     let published = Arc::new(AtomicU64::new(0));
     publish_through(&backbone, &subscribers, &published, async {
-        if kill {
-            second.kill();
-        } else {
-            second.signal("TERM").expect("SIGTERM");
-            second
-                .wait_exit(Duration::from_secs(15))
-                .await
-                .expect("bridge-2 exits after its drain");
-        }
+        stop_bridge(&mut second, kill).await;
         outage(&published).await;
         second.start().await.expect("restart bridge-2");
     })
