@@ -21,7 +21,6 @@ use crate::unpoisoned;
 pub(super) struct Publisher {
     gate: Arc<tokio::sync::Mutex<()>>,
     stop: CancellationToken,
-    first_published_us: Arc<AtomicU64>,
     published: Arc<AtomicU64>,
     published_at: Arc<std::sync::Mutex<Vec<u64>>>,
     task: JoinHandle<Result<(u64, u64), FleetError>>,
@@ -44,7 +43,6 @@ impl Publisher {
     pub(super) fn start(redis: MultiplexedConnection, rate: f64) -> Publisher {
         let gate = Arc::new(tokio::sync::Mutex::new(()));
         let stop = CancellationToken::new();
-        let first_published_us = Arc::new(AtomicU64::new(u64::MAX));
         let published_at = Arc::new(std::sync::Mutex::new(Vec::new()));
         let published = Arc::new(AtomicU64::new(0));
         let task = tokio::spawn(publish_load(
@@ -52,14 +50,12 @@ impl Publisher {
             rate,
             gate.clone(),
             stop.clone(),
-            first_published_us.clone(),
             published.clone(),
             published_at.clone(),
         ));
         Publisher {
             gate,
             stop,
-            first_published_us,
             published,
             published_at,
             task,
@@ -92,7 +88,7 @@ impl Publisher {
         Ok(Published {
             events,
             unheard,
-            first_us: self.first_published_us.load(Ordering::SeqCst),
+            first_us: at_us.first().copied().unwrap_or(u64::MAX),
             at_us,
         })
     }
@@ -106,7 +102,6 @@ async fn publish_load(
     rate: f64,
     gate: Arc<tokio::sync::Mutex<()>>,
     stop: CancellationToken,
-    first_published_us: Arc<AtomicU64>,
     counter: Arc<AtomicU64>,
     published_at: Arc<std::sync::Mutex<Vec<u64>>>,
 ) -> Result<(u64, u64), FleetError> {
@@ -127,11 +122,7 @@ async fn publish_load(
             return Ok((published, unheard));
         }
         let (channel, json) = events.event(published)?;
-        let now = now_us();
-        if published == 0 {
-            first_published_us.store(now, Ordering::SeqCst);
-        }
-        unpoisoned(&published_at).push(now);
+        unpoisoned(&published_at).push(now_us());
         let receivers: i64 = redis::cmd("PUBLISH")
             .arg(channel)
             .arg(json)
